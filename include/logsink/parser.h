@@ -1,0 +1,31 @@
+/*
+ * parser: one framed message -> the columns of a record (RFC 5424,
+ * RFC 3164/BSD, JSON lines, plain text).  Pure: no I/O, no logging, no
+ * globals.  It never rejects a message: what does not parse is a plain
+ * message.
+ */
+#ifndef LOGSINK_PARSER_H
+#define LOGSINK_PARSER_H
+
+#include <stddef.h>
+
+#include "logsink/buf.h"
+#include "logsink/record.h"
+
+enum parser_format {
+	PARSER_AUTO, /* detect syslog / JSON / plain per message */
+	PARSER_RAW,  /* message only, no parsing */
+};
+
+/*
+ * Fills the parsed columns of rec (received_us and peer are left alone;
+ * received_us is used to resolve year-less timestamps).  The fields point
+ * into msg or into scratch, which the parser may reset and grow; they stay
+ * valid until the next call with the same scratch.  Returns 0 on success,
+ * -1 only if scratch could not grow (rec then holds the plain message).
+ */
+int parser_parse(struct record *rec, const char *msg, size_t len,
+    enum parser_format fmt, struct buf *scratch)
+    __attribute__((warn_unused_result));
+
+#endif
