@@ -117,9 +117,9 @@ def test_config_file_drives_daemon(pg, daemon, tmp_path):
 def test_command_line_overrides_config_file(pg, daemon, tmp_path):
     """A key given on the command line wins over the config file."""
     pg.truncate()
-    cfg = write(tmp_path / "small.conf", "max-line-bytes = 10\n")
+    cfg = write(tmp_path / "small.conf", "max-line-bytes = 50\n")
     d = daemon("-c", cfg, "--max-line-bytes", 20, db=pg.conninfo)
-    send_lines(d.port, ["a" * 30])
+    send_lines(d.port, ["a" * 80])
     wait_for(lambda: pg.count() >= 1, TIMEOUT, "1 row")
     assert d.stop() == 0
     assert pg.messages() == ["a" * 20]
