@@ -1,5 +1,5 @@
 # Turns the files in FILES into a C array of {name, text} for --init-db.
-set(body "/* Generated from sql/*.sql by scripts/embed_sql.cmake. */\n")
+set(body "/* Generated from the files in sql/ by scripts/embed_sql.cmake. */\n")
 string(APPEND body "#include <stddef.h>\n#include \"logsink/schema.h\"\n\n")
 set(index 0)
 set(table "")

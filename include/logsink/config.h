@@ -1,0 +1,64 @@
+/*
+ * config: the daemon's settings.  One static table drives parsing,
+ * defaults, range checks, --help and the docs.  Leaf module: it reports
+ * errors through (err, errlen) and never logs or exits.
+ */
+#ifndef LOGSINK_CONFIG_H
+#define LOGSINK_CONFIG_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#define CONFIG_DEFAULT_LISTEN "127.0.0.1:5140"
+
+/* Owned by main; strings and the listen array freed by config_free(). */
+struct config {
+	char **listen; /* "HOST:PORT" strings */
+	size_t nlisten;
+	char *db;    /* libpq conninfo; NULL: PG* environment */
+	char *table; /* "schema.table" */
+	int log_level;
+	size_t max_line_bytes;
+	size_t queue_bytes;
+	int queue_resume_percent;
+	int db_connections;
+	int batch_lines;
+	size_t batch_bytes;
+	int flush_interval_ms;
+	int shutdown_timeout_ms;
+	int reconnect_min_ms;
+	int reconnect_max_ms;
+	int stats_interval_ms;
+};
+
+void config_init(struct config *cfg);
+void config_free(struct config *cfg);
+
+/* Sets one key from text; "listen" appends.  -1 with a message in err. */
+int config_set(struct config *cfg, const char *key, const char *value,
+    char *err, size_t errlen) __attribute__((warn_unused_result));
+
+/* Reads "key = value" lines; errors name the file and line. */
+int config_load_file(struct config *cfg, const char *path, char *err,
+    size_t errlen) __attribute__((warn_unused_result));
+
+/* Drops the listen addresses (the command line replaces the file's). */
+void config_clear_listen(struct config *cfg);
+
+/* Cross-key checks and defaults that depend on other keys. */
+int config_finish(struct config *cfg, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/* True if key names a setting (for the command line parser). */
+int config_is_key(const char *key);
+
+/* Splits "HOST:PORT" / "[HOST]:PORT" into host and port. */
+int config_split_hostport(const char *s, char *host, size_t hostlen,
+    char *port, size_t portlen) __attribute__((warn_unused_result));
+
+/* Prints every key with its default and meaning. */
+void config_print_keys(FILE *fp);
+/* Prints the effective settings (db masked) as a config file. */
+void config_dump(const struct config *cfg, FILE *fp);
+
+#endif

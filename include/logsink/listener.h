@@ -1,0 +1,38 @@
+/*
+ * listener: TCP listeners and client connections.  Reads with libevent
+ * bufferevents, frames each connection's bytes into messages and appends
+ * them to the queue; stops reading from every client while the queue is
+ * full (TCP back-pressure reaches the senders) and resumes below the
+ * queue's resume level.  Knows libevent, not libpq.
+ */
+#ifndef LOGSINK_LISTENER_H
+#define LOGSINK_LISTENER_H
+
+#include <stddef.h>
+
+#include <event2/event.h>
+
+#include "logsink/queue.h"
+
+struct listener_settings {
+	size_t max_line_bytes;
+};
+
+struct listeners;
+
+struct listeners *listeners_new(struct event_base *base, struct queue *q,
+    const struct listener_settings *set);
+/* Binds and listens on "HOST:PORT"; -1 with a message in err. */
+int listeners_add(struct listeners *ls, const char *hostport, char *err,
+    size_t errlen) __attribute__((warn_unused_result));
+/* The queue has room again: resume reading from clients. */
+void listeners_resume(struct listeners *ls);
+/*
+ * Shutdown: close the listening sockets, read what the kernel already
+ * holds for each client (while the queue has room), frame it, close the
+ * clients.  Returns the number of clients closed.
+ */
+size_t listeners_shutdown(struct listeners *ls);
+void listeners_free(struct listeners *ls);
+
+#endif

@@ -1,0 +1,47 @@
+/*
+ * pgpool: N asynchronous libpq connections that move batches from the
+ * queue into PostgreSQL with COPY.  Each connection is an explicit state
+ * machine driven by libevent on its PQsocket(); nothing here ever blocks
+ * the event loop.
+ */
+#ifndef LOGSINK_PGPOOL_H
+#define LOGSINK_PGPOOL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <event2/event.h>
+
+#include "logsink/queue.h"
+
+struct pgpool_settings {
+	const char *conninfo; /* NULL: libpq's PG* environment */
+	const char *table;    /* "schema.name" */
+	int connections;
+	int flush_interval_ms;
+	int reconnect_min_ms;
+	int reconnect_max_ms;
+};
+
+struct pgpool;
+
+/* Validates the settings (conninfo syntax included); NULL with err set. */
+struct pgpool *pgpool_new(struct event_base *base, struct queue *q,
+    const struct pgpool_settings *set, char *err, size_t errlen);
+void pgpool_free(struct pgpool *pool);
+
+/* Starts connecting. */
+void pgpool_start(struct pgpool *pool);
+/* New work may be waiting in the queue: wake idle connections. */
+void pgpool_kick(struct pgpool *pool);
+/* Shutting down: send partial batches at once, no flush interval. */
+void pgpool_drain(struct pgpool *pool);
+/* Run-time tunables (SIGHUP). */
+void pgpool_set_flush_interval(struct pgpool *pool, int ms);
+
+/* Connections currently able to take a batch or writing one. */
+int pgpool_connected(const struct pgpool *pool);
+/* Text like "host=db port=5432 dbname=logs user=logsink" (no password). */
+const char *pgpool_target(const struct pgpool *pool);
+
+#endif

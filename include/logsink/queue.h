@@ -1,0 +1,80 @@
+/*
+ * queue: the bounded in-memory queue between the listeners and the
+ * database writers.  Records are encoded into COPY rows as they arrive and
+ * gathered into batches: the open batch fills until it has batch_lines
+ * lines or batch_bytes bytes, then it is sealed and waits for a writer.
+ *
+ * Every byte the queue holds counts against its limit, including batches a
+ * writer has taken but not yet committed: a batch leaves the queue only
+ * through queue_done().  Once the limit is reached the queue reports full
+ * until it drains below the resume level; its owner stops reading from
+ * clients meanwhile.
+ */
+#ifndef LOGSINK_QUEUE_H
+#define LOGSINK_QUEUE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "logsink/buf.h"
+#include "logsink/record.h"
+
+/* A run of encoded rows; owned by the queue, or by a writer in between
+ * queue_take() and queue_done()/queue_return(). */
+struct batch {
+	struct batch *next;
+	struct buf rows; /* COPY text, one row per line */
+	uint32_t lines;
+	size_t charged; /* bytes counted against the queue limit */
+};
+
+struct queue;
+
+/*
+ * Called when a sealed batch becomes available or the open batch receives
+ * its first line (data), and when the queue drops below its resume level
+ * after having been full (space).
+ */
+typedef void (*queue_cb)(void *arg);
+
+struct queue *queue_new(size_t limit_bytes, int resume_percent,
+    uint32_t batch_lines, size_t batch_bytes);
+void queue_free(struct queue *q);
+void queue_set_callbacks(struct queue *q, queue_cb on_data, queue_cb on_space,
+    void *arg);
+void queue_set_batch_limits(struct queue *q, uint32_t batch_lines,
+    size_t batch_bytes);
+
+/*
+ * Encodes rec into the open batch.  *replaced gets the number of bytes
+ * replaced by U+FFFD.  -1 (ENOMEM) if memory ran out; the record is then
+ * not queued.  A full queue still accepts records (the caller stops
+ * reading); the overshoot is bounded by what one read delivers.
+ */
+int queue_append(struct queue *q, const struct record *rec, size_t *replaced)
+    __attribute__((warn_unused_result));
+
+/*
+ * The oldest sealed batch, or NULL.  With flush set, an open batch that
+ * holds lines is sealed and returned when nothing older waits.
+ */
+struct batch *queue_take(struct queue *q, bool flush);
+/* The batch is committed: release its memory. */
+void queue_done(struct queue *q, struct batch *b);
+/* The batch failed: it goes back to the head of the queue. */
+void queue_return(struct queue *q, struct batch *b);
+
+bool queue_full(const struct queue *q);
+bool queue_has_sealed(const struct queue *q);
+/* Lines in the open batch, and when (monotonic ms) the first arrived. */
+uint32_t queue_open_lines(const struct queue *q);
+int64_t queue_open_since_ms(const struct queue *q);
+
+/* Everything held: sealed, open and taken-but-uncommitted. */
+size_t queue_bytes(const struct queue *q);
+uint64_t queue_lines(const struct queue *q);
+
+int64_t queue_now_ms(void);
+
+#endif

@@ -1,0 +1,495 @@
+/*
+ * config: settings table, value parsing and the config file reader.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <syslog.h>
+
+#include "logsink/config.h"
+#include "logsink/log.h"
+
+enum cf_type {
+	CF_LISTEN,   /* repeatable HOST:PORT */
+	CF_STRING,   /* free text */
+	CF_TABLE,    /* [schema.]table identifier */
+	CF_LEVEL,    /* log level name */
+	CF_INT,      /* plain integer */
+	CF_SIZE,     /* bytes, with optional KiB/MiB/GiB suffix */
+	CF_MS,       /* duration in ms; a bare number means ms */
+	CF_SECONDS,  /* duration in ms; a bare number means seconds */
+};
+
+struct cf_key {
+	const char *name;
+	enum cf_type type;
+	size_t offset;
+	const char *def;
+	long long min, max;
+	const char *help;
+};
+
+#define OFF(f) offsetof(struct config, f)
+
+static const struct cf_key cf_keys[] = {
+	{ "listen", CF_LISTEN, OFF(listen), CONFIG_DEFAULT_LISTEN, 0, 0,
+	    "address to accept TCP clients on (repeatable)" },
+	{ "db", CF_STRING, OFF(db), NULL, 0, 0,
+	    "libpq conninfo or postgresql:// URI (default: PG* environment)" },
+	{ "table", CF_TABLE, OFF(table), "public.logs", 0, 0,
+	    "table the lines are written to" },
+	{ "log-level", CF_LEVEL, OFF(log_level), "info", 0, 0,
+	    "debug, info, notice, warning or error" },
+	{ "max-line-bytes", CF_SIZE, OFF(max_line_bytes), "64KiB", 16,
+	    1LL << 30, "longer lines are truncated (counted, logged)" },
+	{ "queue-bytes", CF_SIZE, OFF(queue_bytes), "64MiB", 64 * 1024,
+	    1LL << 40, "memory for lines not yet committed; full = stop reading" },
+	{ "queue-resume-percent", CF_INT, OFF(queue_resume_percent), "75", 1,
+	    99, "reading resumes when the queue drops below this fill level" },
+	{ "db-connections", CF_INT, OFF(db_connections), "2", 1, 64,
+	    "PostgreSQL connections writing in parallel" },
+	{ "batch-lines", CF_INT, OFF(batch_lines), "5000", 1, 10000000,
+	    "most lines in one COPY" },
+	{ "batch-bytes", CF_SIZE, OFF(batch_bytes), "16MiB", 4096, 1LL << 32,
+	    "a batch is closed once its encoded rows reach this size" },
+	{ "flush-interval-ms", CF_MS, OFF(flush_interval_ms), "100", 1, 60000,
+	    "longest a line waits before its batch is sent" },
+	{ "shutdown-timeout", CF_SECONDS, OFF(shutdown_timeout_ms), "30s", 0,
+	    3600000, "time allowed to flush the queue on SIGTERM" },
+	{ "reconnect-min-ms", CF_MS, OFF(reconnect_min_ms), "100", 1, 3600000,
+	    "first reconnect delay after a database error" },
+	{ "reconnect-max-ms", CF_MS, OFF(reconnect_max_ms), "30000", 1,
+	    3600000, "reconnect delays double up to this" },
+	{ "stats-interval", CF_SECONDS, OFF(stats_interval_ms), "60s", 0,
+	    86400000, "period of the \"stats:\" log line (0: never)" },
+};
+
+#define NKEYS (sizeof(cf_keys) / sizeof(cf_keys[0]))
+
+static int
+cf_error(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int
+cf_error(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+static const struct cf_key *
+cf_find(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < NKEYS; i++)
+		if (strcmp(cf_keys[i].name, name) == 0)
+			return &cf_keys[i];
+	return NULL;
+}
+
+int
+config_is_key(const char *key)
+{
+	return cf_find(key) != NULL;
+}
+
+/* Parses a number followed by an optional unit from units[]. */
+struct unit {
+	const char *suffix;
+	long long mult;
+};
+
+static const struct unit size_units[] = {
+	{ "", 1 }, { "b", 1 }, { "k", 1024 }, { "kb", 1024 }, { "kib", 1024 },
+	{ "m", 1 << 20 }, { "mb", 1 << 20 }, { "mib", 1 << 20 },
+	{ "g", 1 << 30 }, { "gb", 1 << 30 }, { "gib", 1 << 30 },
+	{ "t", 1LL << 40 }, { "tb", 1LL << 40 }, { "tib", 1LL << 40 },
+	{ NULL, 0 },
+};
+static const struct unit ms_units[] = {
+	{ "", 1 }, { "ms", 1 }, { "s", 1000 }, { "m", 60000 },
+	{ "min", 60000 }, { "h", 3600000 }, { NULL, 0 },
+};
+static const struct unit sec_units[] = {
+	{ "", 1000 }, { "ms", 1 }, { "s", 1000 }, { "m", 60000 },
+	{ "min", 60000 }, { "h", 3600000 }, { NULL, 0 },
+};
+
+static int
+parse_number(const char *s, const struct unit *units, long long *out)
+{
+	const struct unit *u;
+	char *end;
+	long long v;
+
+	if (!isdigit((unsigned char)*s))
+		return -1;
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno != 0)
+		return -1;
+	while (*end == ' ')
+		end++;
+	for (u = units; u->suffix != NULL; u++) {
+		if (strcasecmp(end, u->suffix) != 0)
+			continue;
+		if (v > LLONG_MAX / u->mult)
+			return -1;
+		*out = v * u->mult;
+		return 0;
+	}
+	return -1;
+}
+
+static const char *
+type_hint(enum cf_type t)
+{
+	switch (t) {
+	case CF_SIZE:
+		return "a size in bytes, optionally with KiB, MiB or GiB";
+	case CF_MS:
+		return "milliseconds, or a number with ms, s, m or h";
+	case CF_SECONDS:
+		return "seconds, or a number with ms, s, m or h";
+	default:
+		return "a whole number";
+	}
+}
+
+static const struct unit int_units[] = {
+	{ "", 1 }, { NULL, 0 },
+};
+
+static int
+set_number(struct config *cfg, const struct cf_key *k, const char *value,
+    char *err, size_t errlen)
+{
+	const struct unit *units = int_units;
+	char *p = (char *)cfg + k->offset;
+	long long v;
+
+	if (k->type == CF_SIZE)
+		units = size_units;
+	else if (k->type == CF_MS)
+		units = ms_units;
+	else if (k->type == CF_SECONDS)
+		units = sec_units;
+	if (parse_number(value, units, &v) != 0)
+		return cf_error(err, errlen, "%s: '%s' is not %s", k->name,
+		    value, type_hint(k->type));
+	if (v < k->min || v > k->max)
+		return cf_error(err, errlen,
+		    "%s: %s is out of range (%lld to %lld%s)", k->name, value,
+		    k->min, k->max,
+		    k->type == CF_SIZE ? " bytes" :
+		    k->type == CF_INT  ? "" :
+					 " ms");
+	if (k->type == CF_SIZE)
+		*(size_t *)(void *)p = (size_t)v;
+	else
+		*(int *)(void *)p = (int)v;
+	return 0;
+}
+
+int
+config_split_hostport(const char *s, char *host, size_t hostlen, char *port,
+    size_t portlen)
+{
+	const char *colon, *h = s;
+	size_t n;
+	char *end;
+	long v;
+
+	if (*s == '[') {
+		if ((colon = strstr(s, "]:")) == NULL)
+			return -1;
+		h = s + 1;
+		n = (size_t)(colon - h);
+		colon++;
+	} else {
+		if ((colon = strrchr(s, ':')) == NULL ||
+		    memchr(s, ':', (size_t)(colon - s)) != NULL)
+			return -1;
+		n = (size_t)(colon - s);
+	}
+	if (n == 0 || n >= hostlen)
+		return -1;
+	errno = 0;
+	v = strtol(colon + 1, &end, 10);
+	if (errno != 0 || *end != '\0' || end == colon + 1 || v < 1 ||
+	    v > 65535)
+		return -1;
+	memcpy(host, h, n);
+	host[n] = '\0';
+	snprintf(port, portlen, "%ld", v);
+	return 0;
+}
+
+static int
+valid_ident(const char *s, size_t n)
+{
+	size_t i;
+
+	if (n == 0 || n > 63 || !(isalpha((unsigned char)s[0]) || s[0] == '_'))
+		return 0;
+	for (i = 1; i < n; i++)
+		if (!isalnum((unsigned char)s[i]) && s[i] != '_' && s[i] != '$')
+			return 0;
+	return 1;
+}
+
+static int
+set_table(struct config *cfg, const char *value, char *err, size_t errlen)
+{
+	const char *dot = strchr(value, '.');
+	char *copy;
+
+	if (dot == NULL ? !valid_ident(value, strlen(value)) :
+			  !valid_ident(value, (size_t)(dot - value)) ||
+		    !valid_ident(dot + 1, strlen(dot + 1)))
+		return cf_error(err, errlen,
+		    "table: '%s' is not [schema.]name made of letters, digits "
+		    "and '_' (at most 63 each, not starting with a digit)",
+		    value);
+	if (dot == NULL) {
+		if (asprintf(&copy, "public.%s", value) == -1)
+			return cf_error(err, errlen, "out of memory");
+	} else if ((copy = strdup(value)) == NULL)
+		return cf_error(err, errlen, "out of memory");
+	free(cfg->table);
+	cfg->table = copy;
+	return 0;
+}
+
+static int
+add_listen(struct config *cfg, const char *value, char *err, size_t errlen)
+{
+	char host[256], port[8];
+	char **l, *copy;
+
+	if (config_split_hostport(value, host, sizeof(host), port,
+		sizeof(port)) == -1)
+		return cf_error(err, errlen,
+		    "listen: '%s' is not HOST:PORT or [IPV6]:PORT with a port "
+		    "from 1 to 65535",
+		    value);
+	l = reallocarray(cfg->listen, cfg->nlisten + 1, sizeof(*l));
+	if (l == NULL || (copy = strdup(value)) == NULL) {
+		if (l != NULL)
+			cfg->listen = l;
+		return cf_error(err, errlen, "out of memory");
+	}
+	cfg->listen = l;
+	cfg->listen[cfg->nlisten++] = copy;
+	return 0;
+}
+
+int
+config_set(struct config *cfg, const char *key, const char *value, char *err,
+    size_t errlen)
+{
+	const struct cf_key *k = cf_find(key);
+	char **sp;
+	int lvl;
+
+	if (k == NULL)
+		return cf_error(err, errlen,
+		    "unknown key '%s' (see logsinkd --help for the keys)", key);
+	switch (k->type) {
+	case CF_LISTEN:
+		return add_listen(cfg, value, err, errlen);
+	case CF_STRING:
+		sp = (char **)(void *)((char *)cfg + k->offset);
+		free(*sp);
+		if ((*sp = strdup(value)) == NULL)
+			return cf_error(err, errlen, "out of memory");
+		return 0;
+	case CF_TABLE:
+		return set_table(cfg, value, err, errlen);
+	case CF_LEVEL:
+		if ((lvl = log_level_parse(value)) == -1 || lvl < LOG_ERR)
+			return cf_error(err, errlen,
+			    "log-level: '%s' is not one of debug, info, "
+			    "notice, warning, error",
+			    value);
+		cfg->log_level = lvl;
+		return 0;
+	default:
+		return set_number(cfg, k, value, err, errlen);
+	}
+}
+
+void
+config_init(struct config *cfg)
+{
+	char err[256];
+	size_t i;
+
+	memset(cfg, 0, sizeof(*cfg));
+	for (i = 0; i < NKEYS; i++) {
+		if (cf_keys[i].def == NULL || cf_keys[i].type == CF_LISTEN)
+			continue;
+		if (config_set(cfg, cf_keys[i].name, cf_keys[i].def, err,
+			sizeof(err)) == -1)
+			abort(); /* a default that does not parse is a bug */
+	}
+}
+
+void
+config_clear_listen(struct config *cfg)
+{
+	size_t i;
+
+	for (i = 0; i < cfg->nlisten; i++)
+		free(cfg->listen[i]);
+	free(cfg->listen);
+	cfg->listen = NULL;
+	cfg->nlisten = 0;
+}
+
+void
+config_free(struct config *cfg)
+{
+	config_clear_listen(cfg);
+	free(cfg->db);
+	free(cfg->table);
+	memset(cfg, 0, sizeof(*cfg));
+}
+
+int
+config_finish(struct config *cfg, char *err, size_t errlen)
+{
+	if (cfg->nlisten == 0 &&
+	    add_listen(cfg, CONFIG_DEFAULT_LISTEN, err, errlen) == -1)
+		return -1;
+	if (cfg->reconnect_min_ms > cfg->reconnect_max_ms)
+		return cf_error(err, errlen,
+		    "reconnect-min-ms (%d) is larger than reconnect-max-ms "
+		    "(%d)",
+		    cfg->reconnect_min_ms, cfg->reconnect_max_ms);
+	if (cfg->max_line_bytes * 3 + 4096 > cfg->queue_bytes)
+		return cf_error(err, errlen,
+		    "queue-bytes (%zu) must hold at least one line of "
+		    "max-line-bytes (%zu) after encoding: raise queue-bytes "
+		    "to %zu or more",
+		    cfg->queue_bytes, cfg->max_line_bytes,
+		    cfg->max_line_bytes * 3 + 4096);
+	return 0;
+}
+
+/* Removes surrounding white space and one pair of double quotes. */
+static char *
+trim_value(char *s)
+{
+	char *end;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	end = s + strlen(s);
+	while (end > s && isspace((unsigned char)end[-1]))
+		*--end = '\0';
+	if (end - s >= 2 && *s == '"' && end[-1] == '"') {
+		end[-1] = '\0';
+		s++;
+	}
+	return s;
+}
+
+static int
+load_line(struct config *cfg, char *line, char *err, size_t errlen)
+{
+	char *eq, *key, *value, *hash;
+
+	key = line;
+	while (isspace((unsigned char)*key))
+		key++;
+	if (*key == '\0' || *key == '#')
+		return 0;
+	if ((eq = strchr(key, '=')) == NULL)
+		return cf_error(err, errlen,
+		    "expected 'key = value', got '%.60s'", key);
+	*eq = '\0';
+	value = eq + 1;
+	while (isspace((unsigned char)*value))
+		value++;
+	/* A " #" starts a comment unless the value is quoted. */
+	if (*value != '"' && (hash = strstr(value, " #")) != NULL)
+		*hash = '\0';
+	key = trim_value(key);
+	value = trim_value(value);
+	return config_set(cfg, key, value, err, errlen);
+}
+
+int
+config_load_file(struct config *cfg, const char *path, char *err,
+    size_t errlen)
+{
+	char msg[512], *line = NULL;
+	size_t cap = 0;
+	ssize_t n;
+	int lineno = 0, rc = 0;
+	FILE *fp;
+
+	if ((fp = fopen(path, "r")) == NULL)
+		return cf_error(err, errlen, "%s: %s", path, strerror(errno));
+	while ((n = getline(&line, &cap, fp)) != -1) {
+		lineno++;
+		if (n > 0 && line[n - 1] == '\n')
+			line[n - 1] = '\0';
+		if (load_line(cfg, line, msg, sizeof(msg)) == -1) {
+			rc = cf_error(err, errlen, "%s:%d: %s", path, lineno,
+			    msg);
+			break;
+		}
+	}
+	if (rc == 0 && ferror(fp))
+		rc = cf_error(err, errlen, "%s: %s", path, strerror(errno));
+	free(line);
+	fclose(fp);
+	return rc;
+}
+
+void
+config_print_keys(FILE *fp)
+{
+	size_t i;
+
+	for (i = 0; i < NKEYS; i++)
+		fprintf(fp, "  --%-22s %s (default: %s)\n", cf_keys[i].name,
+		    cf_keys[i].help,
+		    cf_keys[i].def != NULL ? cf_keys[i].def : "unset");
+}
+
+void
+config_dump(const struct config *cfg, FILE *fp)
+{
+	size_t i;
+
+	for (i = 0; i < cfg->nlisten; i++)
+		fprintf(fp, "listen = %s\n", cfg->listen[i]);
+	fprintf(fp, "db = %s\n", cfg->db != NULL ? "(set, not shown)" : "");
+	fprintf(fp, "table = %s\nlog-level = %s\n", cfg->table,
+	    log_level_name(cfg->log_level));
+	fprintf(fp, "max-line-bytes = %zu\nqueue-bytes = %zu\n",
+	    cfg->max_line_bytes, cfg->queue_bytes);
+	fprintf(fp, "queue-resume-percent = %d\ndb-connections = %d\n",
+	    cfg->queue_resume_percent, cfg->db_connections);
+	fprintf(fp, "batch-lines = %d\nbatch-bytes = %zu\n", cfg->batch_lines,
+	    cfg->batch_bytes);
+	fprintf(fp, "flush-interval-ms = %d\nshutdown-timeout = %dms\n",
+	    cfg->flush_interval_ms, cfg->shutdown_timeout_ms);
+	fprintf(fp, "reconnect-min-ms = %d\nreconnect-max-ms = %d\n",
+	    cfg->reconnect_min_ms, cfg->reconnect_max_ms);
+	fprintf(fp, "stats-interval = %dms\n", cfg->stats_interval_ms);
+}

@@ -1,0 +1,561 @@
+/*
+ * listener: accepting TCP clients and reading their lines
+ * (see include/logsink/listener.h).
+ *
+ * Client machine:  READING <-> PAUSED (queue full / room again)
+ *                  READING/PAUSED --EOF or error, input framed--> closed
+ * A client that hit EOF while paused keeps its buffered input until the
+ * queue has room, so no line that reached us is lost to back-pressure.
+ */
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include <netinet/in.h>
+
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "logsink/config.h"
+#include "logsink/framer.h"
+#include "logsink/listener.h"
+#include "logsink/log.h"
+#include "logsink/metrics.h"
+#include "logsink/record.h"
+
+#define LISTEN_BACKLOG 1024
+#define READ_CHUNK_BYTES (64 * 1024)
+#define ACCEPT_RETRY_MS 1000
+
+enum cl_state {
+	CL_READING,
+	CL_PAUSED,
+};
+
+static const char *const cl_state_names[] = { "READING", "PAUSED" };
+
+enum cl_event {
+	CLE_READ,
+	CLE_EOF,
+	CLE_ERROR,
+	CLE_PAUSE,
+	CLE_RESUME,
+};
+
+static const char *const cl_event_names[] = {
+	"READ", "EOF", "ERROR", "PAUSE", "RESUME",
+};
+
+/* One TCP client; owned by its listeners set, freed by client_close(). */
+struct client {
+	struct client *prev, *next;
+	struct listeners *ls;
+	uint64_t id;
+	enum cl_state state;
+	struct bufferevent *bev;
+	struct framer fr;
+	bool eof;	/* peer closed or failed; input may still hold lines */
+	int err;	/* errno of a read error, for the close log line */
+	char addr[NI_MAXHOST]; /* "ip" for the peer column */
+	char name[NI_MAXHOST + 48]; /* "c42 ip:port" for log lines */
+	struct record rec;
+	uint64_t lines, bytes;
+};
+
+struct listen_sock {
+	struct evconnlistener *evl;
+	char name[300];
+};
+
+/* Owned by main; freed by listeners_free(). */
+struct listeners {
+	struct event_base *base;
+	struct queue *q;
+	struct listener_settings set;
+	struct listen_sock *socks;
+	size_t nsocks;
+	struct event *ev_accept_retry;
+	struct client *clients;
+	uint64_t next_id;
+	bool paused;
+	int64_t paused_since_ms;
+};
+
+static void client_dispatch(struct client *c, enum cl_event ev);
+
+static void
+client_set_state(struct client *c, enum cl_state state)
+{
+	log_debug("%s: %s -> %s", c->name, cl_state_names[c->state],
+	    cl_state_names[state]);
+	c->state = state;
+}
+
+static int64_t
+now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* framer callback: one message -> one queued record. */
+static bool
+on_message(void *arg, const char *msg, size_t len, bool truncated)
+{
+	struct client *c = arg;
+	struct queue *q = c->ls->q;
+	size_t replaced;
+
+	record_clear_parsed(&c->rec);
+	c->rec.message.ptr = msg;
+	c->rec.message.len = len;
+	c->lines++;
+	metrics.lines_received++;
+	metrics.bytes_received += len;
+	if (truncated) {
+		metrics.lines_truncated++;
+		if (c->fr.truncated == 1)
+			log_warnx("%s: line longer than max-line-bytes (%zu) "
+				  "truncated; later ones on this connection "
+				  "are only counted",
+			    c->name, c->ls->set.max_line_bytes);
+	}
+	if (queue_append(q, &c->rec, &replaced) == -1) {
+		metrics.lines_dropped_oom++;
+		log_warn("%s: line dropped, out of memory", c->name);
+		return true;
+	}
+	if (replaced > 0) {
+		metrics.lines_sanitized++;
+		metrics.bytes_replaced += replaced;
+	}
+	return !queue_full(q);
+}
+
+/*
+ * Frames what the input buffer holds.  The framer works on contiguous
+ * memory: complete lines are taken from the first chunk in place; a line
+ * that spans chunks is made contiguous with evbuffer_pullup() up to its
+ * end (or all of what is there, when its end has not arrived).
+ */
+static void
+client_frame_input(struct client *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer_iovec v;
+	struct evbuffer_ptr nl;
+	size_t len, used;
+
+	c->rec.received_us = now_us();
+	while (!queue_full(c->ls->q) && (len = evbuffer_get_length(in)) > 0) {
+		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+			break;
+		used = framer_feed(&c->fr, v.iov_base, v.iov_len,
+		    c->eof && v.iov_len == len, on_message, c);
+		if (used > 0) {
+			c->bytes += used;
+			evbuffer_drain(in, used);
+			continue;
+		}
+		if (v.iov_len == len)
+			break; /* the line's end has not arrived */
+		nl = evbuffer_search(in, "\n", 1, NULL);
+		if (evbuffer_pullup(in, nl.pos >= 0 ? (ssize_t)nl.pos + 1 :
+						     -1) == NULL)
+			break;
+	}
+}
+
+static void
+client_close(struct client *c, const char *reason)
+{
+	struct listeners *ls = c->ls;
+	size_t left = evbuffer_get_length(bufferevent_get_input(c->bev));
+
+	if (left > 0)
+		log_warnx("%s: closing with %zu unread bytes (%s)", c->name,
+		    left, reason);
+	log_debug("%s: closed reason=%s lines=%llu bytes=%llu", c->name,
+	    reason, (unsigned long long)c->lines, (unsigned long long)c->bytes);
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		ls->clients = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	bufferevent_free(c->bev);
+	metrics.connections_open--;
+	free(c);
+}
+
+static void
+pause_all(struct listeners *ls)
+{
+	struct client *c;
+
+	if (ls->paused)
+		return;
+	ls->paused = true;
+	ls->paused_since_ms = queue_now_ms();
+	metrics.backpressure_events++;
+	log_notice("queue full (%zu bytes, %llu lines): pausing reads from "
+		   "clients until it drains",
+	    queue_bytes(ls->q), (unsigned long long)queue_lines(ls->q));
+	for (c = ls->clients; c != NULL; c = c->next)
+		client_dispatch(c, CLE_PAUSE);
+}
+
+/* Reading: frame what arrived; at EOF frame the rest and close. */
+static void
+handle_reading_input(struct client *c)
+{
+	client_frame_input(c);
+	if (queue_full(c->ls->q)) {
+		pause_all(c->ls);
+		return;
+	}
+	if (c->eof) {
+		client_close(c, c->err ? strerror(c->err) : "eof");
+		return;
+	}
+}
+
+static void
+client_dispatch(struct client *c, enum cl_event ev)
+{
+	switch (ev) {
+	case CLE_READ:
+		if (c->state != CL_READING)
+			break; /* bytes stay buffered until resumed */
+		handle_reading_input(c);
+		break;
+	case CLE_EOF:
+	case CLE_ERROR:
+		c->eof = true;
+		bufferevent_disable(c->bev, EV_READ);
+		if (c->state == CL_READING)
+			handle_reading_input(c);
+		break;
+	case CLE_PAUSE:
+		if (c->state == CL_READING) {
+			bufferevent_disable(c->bev, EV_READ);
+			client_set_state(c, CL_PAUSED);
+		}
+		break;
+	case CLE_RESUME:
+		if (c->state != CL_PAUSED)
+			fatalx("%s: event %s in state %s", c->name,
+			    cl_event_names[ev], cl_state_names[c->state]);
+		client_set_state(c, CL_READING);
+		if (!c->eof)
+			bufferevent_enable(c->bev, EV_READ);
+		handle_reading_input(c);
+		break;
+	default:
+		fatalx("%s: event %d in state %s", c->name, (int)ev,
+		    cl_state_names[c->state]);
+	}
+}
+
+static void
+client_read_cb(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	client_dispatch(arg, CLE_READ);
+}
+
+static void
+client_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct client *c = arg;
+
+	(void)bev;
+	if (what & BEV_EVENT_ERROR) {
+		c->err = EVUTIL_SOCKET_ERROR();
+		client_dispatch(c, CLE_ERROR);
+	} else if (what & BEV_EVENT_EOF) {
+		client_dispatch(c, CLE_EOF);
+	}
+}
+
+void
+listeners_resume(struct listeners *ls)
+{
+	struct client *c, *next;
+
+	if (!ls->paused)
+		return;
+	ls->paused = false;
+	metrics.backpressure_ms += (uint64_t)(queue_now_ms() -
+	    ls->paused_since_ms);
+	log_notice("queue below resume level (%zu bytes): reading again",
+	    queue_bytes(ls->q));
+	for (c = ls->clients; c != NULL && !ls->paused; c = next) {
+		next = c->next;
+		if (c->state == CL_PAUSED)
+			client_dispatch(c, CLE_RESUME);
+	}
+}
+
+/* Formats the peer for the peer column ("ip") and log lines. */
+static void
+client_name(struct client *c, const struct sockaddr *sa, socklen_t salen)
+{
+	char host[NI_MAXHOST], serv[NI_MAXSERV];
+
+	if (getnameinfo(sa, salen, host, sizeof(host), serv, sizeof(serv),
+		NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
+		snprintf(host, sizeof(host), "unknown");
+		snprintf(serv, sizeof(serv), "0");
+	}
+	snprintf(c->addr, sizeof(c->addr), "%s", host);
+	snprintf(c->name, sizeof(c->name),
+	    sa->sa_family == AF_INET6 ? "c%llu [%s]:%s" : "c%llu %s:%s",
+	    (unsigned long long)c->id, host, serv);
+}
+
+static void
+accept_cb(struct evconnlistener *evl, evutil_socket_t fd,
+    struct sockaddr *sa, int salen, void *arg)
+{
+	struct listeners *ls = arg;
+	struct client *c;
+
+	(void)evl;
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		log_warn("accept: client dropped");
+		close(fd);
+		return;
+	}
+	c->ls = ls;
+	c->id = ++ls->next_id;
+	client_name(c, sa, (socklen_t)salen);
+	c->rec.peer = c->addr;
+	framer_init(&c->fr, ls->set.max_line_bytes);
+	c->bev = bufferevent_socket_new(ls->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (c->bev == NULL) {
+		log_warnx("%s: bufferevent_socket_new failed", c->name);
+		close(fd);
+		free(c);
+		return;
+	}
+	bufferevent_setcb(c->bev, client_read_cb, NULL, client_event_cb, c);
+	/* Room for one whole line, so the framer can always progress. */
+	bufferevent_setwatermark(c->bev, EV_READ, 0,
+	    ls->set.max_line_bytes + READ_CHUNK_BYTES);
+	bufferevent_set_max_single_read(c->bev, READ_CHUNK_BYTES);
+	c->next = ls->clients;
+	if (c->next != NULL)
+		c->next->prev = c;
+	ls->clients = c;
+	metrics.connections_accepted++;
+	metrics.connections_open++;
+	log_debug("%s: accepted", c->name);
+	c->state = ls->paused ? CL_PAUSED : CL_READING;
+	if (c->state == CL_READING)
+		bufferevent_enable(c->bev, EV_READ);
+}
+
+static void
+accept_retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct listeners *ls = arg;
+	size_t i;
+
+	(void)fd;
+	(void)what;
+	for (i = 0; i < ls->nsocks; i++)
+		evconnlistener_enable(ls->socks[i].evl);
+}
+
+/* accept() failed (EMFILE, ENFILE, ENOBUFS...): back off for a moment. */
+static void
+accept_error_cb(struct evconnlistener *evl, void *arg)
+{
+	struct listeners *ls = arg;
+	struct timeval tv = { ACCEPT_RETRY_MS / 1000,
+		(ACCEPT_RETRY_MS % 1000) * 1000 };
+	size_t i;
+
+	(void)evl;
+	metrics.accept_errors++;
+	log_warn("accept (open connections: %llu; raise LimitNOFILE / "
+		 "ulimit -n if this is EMFILE); pausing accepts for %d ms",
+	    (unsigned long long)metrics.connections_open, ACCEPT_RETRY_MS);
+	for (i = 0; i < ls->nsocks; i++)
+		evconnlistener_disable(ls->socks[i].evl);
+	evtimer_add(ls->ev_accept_retry, &tv);
+}
+
+struct listeners *
+listeners_new(struct event_base *base, struct queue *q,
+    const struct listener_settings *set)
+{
+	struct listeners *ls;
+
+	if ((ls = calloc(1, sizeof(*ls))) == NULL)
+		return NULL;
+	ls->base = base;
+	ls->q = q;
+	ls->set = *set;
+	if ((ls->ev_accept_retry = evtimer_new(base, accept_retry_cb, ls)) ==
+	    NULL) {
+		free(ls);
+		return NULL;
+	}
+	return ls;
+}
+
+/* socket + bind + listen for one address; -1 with err set. */
+static int
+bind_one(const struct addrinfo *ai, const char *hostport, char *err,
+    size_t errlen)
+{
+	int fd, on = 1;
+
+	fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK |
+		SOCK_CLOEXEC, ai->ai_protocol);
+	if (fd == -1) {
+		snprintf(err, errlen, "listen %s: socket: %s", hostport,
+		    strerror(errno));
+		return -1;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+	if (ai->ai_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on));
+	if (bind(fd, ai->ai_addr, ai->ai_addrlen) == -1 ||
+	    listen(fd, LISTEN_BACKLOG) == -1) {
+		snprintf(err, errlen, "listen %s: %s%s", hostport,
+		    strerror(errno),
+		    errno == EADDRINUSE ? " (another process, perhaps another "
+					  "logsinkd, has that port)" :
+		    errno == EACCES ? " (ports below 1024 need "
+				      "CAP_NET_BIND_SERVICE or the systemd "
+				      "socket unit)" :
+				      "");
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static int
+add_sock(struct listeners *ls, int fd, const char *hostport, char *err,
+    size_t errlen)
+{
+	struct listen_sock *s;
+
+	s = reallocarray(ls->socks, ls->nsocks + 1, sizeof(*s));
+	if (s == NULL) {
+		close(fd);
+		snprintf(err, errlen, "listen %s: out of memory", hostport);
+		return -1;
+	}
+	ls->socks = s;
+	s = &ls->socks[ls->nsocks];
+	s->evl = evconnlistener_new(ls->base, accept_cb, ls,
+	    LEV_OPT_CLOSE_ON_FREE, -1, fd);
+	if (s->evl == NULL) {
+		close(fd);
+		snprintf(err, errlen, "listen %s: evconnlistener_new failed",
+		    hostport);
+		return -1;
+	}
+	evconnlistener_set_error_cb(s->evl, accept_error_cb);
+	snprintf(s->name, sizeof(s->name), "%s", hostport);
+	ls->nsocks++;
+	return 0;
+}
+
+int
+listeners_add(struct listeners *ls, const char *hostport, char *err,
+    size_t errlen)
+{
+	struct addrinfo hints, *res, *ai;
+	char host[256], port[8];
+	int fd, rc;
+
+	if (config_split_hostport(hostport, host, sizeof(host), port,
+		sizeof(port)) == -1) {
+		snprintf(err, errlen, "listen %s: not HOST:PORT", hostport);
+		return -1;
+	}
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	if ((rc = getaddrinfo(host, port, &hints, &res)) != 0) {
+		snprintf(err, errlen, "listen %s: %s", hostport,
+		    gai_strerror(rc));
+		return -1;
+	}
+	for (ai = res; ai != NULL; ai = ai->ai_next) {
+		if ((fd = bind_one(ai, hostport, err, errlen)) == -1 ||
+		    add_sock(ls, fd, hostport, err, errlen) == -1) {
+			freeaddrinfo(res);
+			return -1;
+		}
+	}
+	freeaddrinfo(res);
+	log_info("listening on %s", hostport);
+	return 0;
+}
+
+/*
+ * One last read of everything the kernel holds for the client, so that
+ * lines that reached this host before the signal are queued too.
+ */
+static void
+client_final_read(struct client *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	int fd = bufferevent_getfd(c->bev);
+
+	while (!queue_full(c->ls->q) && !c->eof) {
+		if (evbuffer_read(in, fd, READ_CHUNK_BYTES) <= 0)
+			break;
+		client_frame_input(c);
+	}
+	c->eof = true;
+	if (!queue_full(c->ls->q))
+		client_frame_input(c);
+}
+
+size_t
+listeners_shutdown(struct listeners *ls)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < ls->nsocks; i++)
+		evconnlistener_free(ls->socks[i].evl);
+	ls->nsocks = 0;
+	evtimer_del(ls->ev_accept_retry);
+	while (ls->clients != NULL) {
+		client_final_read(ls->clients);
+		client_close(ls->clients, "shutdown");
+		n++;
+	}
+	return n;
+}
+
+void
+listeners_free(struct listeners *ls)
+{
+	if (ls == NULL)
+		return;
+	listeners_shutdown(ls);
+	event_free(ls->ev_accept_retry);
+	free(ls->socks);
+	free(ls);
+}

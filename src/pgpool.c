@@ -1,0 +1,745 @@
+/*
+ * pgpool: asynchronous libpq connections writing batches with COPY.
+ *
+ * Each connection runs this machine (libpq manual, "Asynchronous Command
+ * Processing" and "Functions Associated with the COPY Command"):
+ *
+ *   BACKOFF --timer--> CONNECTING --PQconnectPoll OK--> CHECKING
+ *   CHECKING --schema query OK--> IDLE --batch--> COPY_START
+ *   COPY_START --PGRES_COPY_IN--> COPY_SEND --all queued--> COPY_END
+ *   COPY_END --flushed--> AWAIT_RESULT --COMMAND_OK--> IDLE
+ *   any failure: the batch goes back to the queue head, PQfinish, BACKOFF.
+ *
+ * A batch is released from the queue only after its COPY has committed,
+ * so a failure anywhere means at-least-once delivery, never loss.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+#include <libpq-fe.h>
+
+#include "logsink/dbconn.h"
+#include "logsink/log.h"
+#include "logsink/metrics.h"
+#include "logsink/pgpool.h"
+#include "logsink/schema.h"
+
+/* Bytes handed to PQputCopyData at a time; CopyData need not align rows. */
+#define COPY_CHUNK_BYTES (256 * 1024)
+#define CONNECT_TIMEOUT_MS 10000
+#define WARN_INTERVAL_MS 10000
+
+enum pg_state {
+	PG_BACKOFF,
+	PG_CONNECTING,
+	PG_CHECKING,
+	PG_IDLE,
+	PG_COPY_START,
+	PG_COPY_SEND,
+	PG_COPY_END,
+	PG_AWAIT_RESULT,
+};
+
+static const char *const pg_state_names[] = {
+	"BACKOFF", "CONNECTING", "CHECKING", "IDLE", "COPY_START",
+	"COPY_SEND", "COPY_END", "AWAIT_RESULT",
+};
+
+enum pg_event {
+	PGE_TIMER,
+	PGE_READABLE,
+	PGE_WRITABLE,
+	PGE_WORK,
+};
+
+static const char *const pg_event_names[] = {
+	"TIMER", "READABLE", "WRITABLE", "WORK",
+};
+
+/* One pooled connection; owned by its pool, freed by pgpool_free(). */
+struct pg_conn {
+	struct pgpool *pool;
+	int id;
+	enum pg_state state;
+	PGconn *conn;
+	struct event *ev_io;
+	int io_fd;
+	short io_what;
+	struct event *ev_timer;
+	struct batch *batch; /* taken from the queue, not yet committed */
+	size_t sent;	     /* bytes of batch->rows queued in libpq */
+	int backoff_ms;
+	int64_t last_warn_ms;
+	char last_error[256];
+};
+
+/* Owned by main; freed by pgpool_free(). */
+struct pgpool {
+	struct event_base *base;
+	struct queue *q;
+	struct pgpool_settings set;
+	struct dbconn dc;
+	char *copy_sql;
+	char *check_sql;
+	struct pg_conn *conns;
+	struct event *ev_flush;
+	bool draining;
+	bool ever_ready;
+};
+
+static void pg_dispatch(struct pg_conn *pc, enum pg_event ev);
+static void pg_fail(struct pg_conn *pc, const char *what, const char *msg);
+
+static void
+pg_set_state(struct pg_conn *pc, enum pg_state state)
+{
+	log_debug("pg%d: %s -> %s", pc->id, pg_state_names[pc->state],
+	    pg_state_names[state]);
+	pc->state = state;
+}
+
+static void
+io_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	pg_dispatch(arg, (what & EV_WRITE) ? PGE_WRITABLE : PGE_READABLE);
+}
+
+static void
+timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	pg_dispatch(arg, PGE_TIMER);
+}
+
+/* Waits (once) for the libpq socket to become ready for what. */
+static void
+pg_wait(struct pg_conn *pc, short what)
+{
+	int fd = PQsocket(pc->conn);
+
+	if (pc->ev_io != NULL && (pc->io_fd != fd || pc->io_what != what)) {
+		event_free(pc->ev_io);
+		pc->ev_io = NULL;
+	}
+	if (pc->ev_io == NULL) {
+		pc->ev_io = event_new(pc->pool->base, fd, what, io_cb, pc);
+		if (pc->ev_io == NULL)
+			fatalx("pg%d: event_new failed", pc->id);
+		pc->io_fd = fd;
+		pc->io_what = what;
+	}
+	if (event_add(pc->ev_io, NULL) == -1)
+		fatalx("pg%d: event_add failed", pc->id);
+}
+
+static void
+pg_timer(struct pg_conn *pc, int ms)
+{
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+
+	if (evtimer_add(pc->ev_timer, &tv) == -1)
+		fatalx("pg%d: evtimer_add failed", pc->id);
+}
+
+static void
+pg_close(struct pg_conn *pc)
+{
+	if (pc->ev_io != NULL) {
+		event_free(pc->ev_io);
+		pc->ev_io = NULL;
+	}
+	evtimer_del(pc->ev_timer);
+	if (pc->conn != NULL) {
+		PQfinish(pc->conn);
+		pc->conn = NULL;
+	}
+}
+
+static void
+notice_cb(void *arg, const char *message)
+{
+	struct pg_conn *pc = arg;
+	char msg[512];
+
+	log_info("pg%d: server: %s", pc->id,
+	    dbconn_trim(msg, sizeof(msg), message));
+}
+
+/* Starts a non-blocking connection attempt (PQconnectStartParams). */
+static void
+pg_connect_start(struct pg_conn *pc)
+{
+	struct pgpool *pool = pc->pool;
+
+	pc->conn = PQconnectStartParams(pool->dc.keys, pool->dc.vals, 1);
+	if (pc->conn == NULL)
+		fatalx("pg%d: PQconnectStartParams: out of memory", pc->id);
+	if (PQstatus(pc->conn) == CONNECTION_BAD) {
+		pg_fail(pc, "connect", PQerrorMessage(pc->conn));
+		return;
+	}
+	PQsetNoticeProcessor(pc->conn, notice_cb, pc);
+	pg_set_state(pc, PG_CONNECTING);
+	pg_timer(pc, CONNECT_TIMEOUT_MS);
+	pg_wait(pc, EV_WRITE);
+}
+
+static void
+handle_connecting_io(struct pg_conn *pc)
+{
+	switch (PQconnectPoll(pc->conn)) {
+	case PGRES_POLLING_READING:
+		pg_wait(pc, EV_READ);
+		return;
+	case PGRES_POLLING_WRITING:
+		pg_wait(pc, EV_WRITE);
+		return;
+	case PGRES_POLLING_OK:
+		break;
+	default:
+		pg_fail(pc, "connect", PQerrorMessage(pc->conn));
+		return;
+	}
+	evtimer_del(pc->ev_timer);
+	if (PQsetnonblocking(pc->conn, 1) == -1 ||
+	    !PQsendQuery(pc->conn, pc->pool->check_sql)) {
+		pg_fail(pc, "schema check", PQerrorMessage(pc->conn));
+		return;
+	}
+	pg_set_state(pc, PG_CHECKING);
+	pg_wait(pc, EV_READ | EV_WRITE);
+}
+
+/*
+ * Sends what libpq has buffered.  Returns 1 while output remains (the
+ * caller's state waits for read or write readiness, per the libpq manual's
+ * advice for non-blocking PQflush), 0 when all is sent, -1 on failure.
+ */
+static int
+pg_flush(struct pg_conn *pc, enum pg_event ev)
+{
+	int r;
+
+	if (ev == PGE_READABLE && !PQconsumeInput(pc->conn))
+		return -1;
+	if ((r = PQflush(pc->conn)) == 1)
+		pg_wait(pc, EV_READ | EV_WRITE);
+	return r;
+}
+
+/*
+ * Reads results until PQgetResult() returns NULL.  Returns 1 when done
+ * (*status is the worst status seen; an error's text is in pc->last_error),
+ * 0 when more input is needed, -1 when the connection failed.
+ */
+static int
+pg_collect(struct pg_conn *pc, ExecStatusType *status, char *sqlstate)
+{
+	PGresult *res;
+	ExecStatusType st;
+	const char *s;
+
+	if (!PQconsumeInput(pc->conn))
+		return -1;
+	while (!PQisBusy(pc->conn)) {
+		if ((res = PQgetResult(pc->conn)) == NULL)
+			return 1;
+		st = PQresultStatus(res);
+		if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK &&
+		    *status != PGRES_FATAL_ERROR) {
+			*status = st;
+			s = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+			snprintf(sqlstate, 6, "%s", s != NULL ? s : "?????");
+			dbconn_trim(pc->last_error, sizeof(pc->last_error),
+			    PQresultErrorMessage(res));
+		}
+		PQclear(res);
+		if (st == PGRES_COPY_IN || st == PGRES_COPY_OUT)
+			return 1; /* not expected here; treated as an error */
+	}
+	pg_wait(pc, EV_READ);
+	return 0;
+}
+
+/* The table is missing or lacks a column: nothing can be written. */
+static void
+pg_schema_missing(struct pg_conn *pc)
+{
+	struct pgpool *pool = pc->pool;
+
+	if (!pool->ever_ready && queue_lines(pool->q) == 0)
+		fatalx("table %s cannot take rows: %s; create or upgrade it "
+		       "with: logsinkd --init-db (same --db and --table)",
+		    pool->set.table, pc->last_error);
+	log_errx("pg%d: table %s cannot take rows: %s; run logsinkd "
+		 "--init-db; lines stay queued and are retried",
+	    pc->id, pool->set.table, pc->last_error);
+}
+
+static void
+handle_checking_io(struct pg_conn *pc, enum pg_event ev)
+{
+	ExecStatusType status = PGRES_COMMAND_OK;
+	char sqlstate[6] = "";
+	int r;
+
+	if ((r = pg_flush(pc, ev)) == -1) {
+		pg_fail(pc, "schema check", PQerrorMessage(pc->conn));
+		return;
+	}
+	if (PQisBusy(pc->conn)) {
+		if (r == 0)
+			pg_wait(pc, EV_READ);
+		return;
+	}
+	if ((r = pg_collect(pc, &status, sqlstate)) == 0)
+		return;
+	if (r == -1) {
+		pg_fail(pc, "schema check", PQerrorMessage(pc->conn));
+		return;
+	}
+	if (status != PGRES_COMMAND_OK) {
+		if (strcmp(sqlstate, "42P01") == 0 ||
+		    strcmp(sqlstate, "42703") == 0 ||
+		    strcmp(sqlstate, "3F000") == 0)
+			pg_schema_missing(pc);
+		pg_fail(pc, "schema check", pc->last_error);
+		return;
+	}
+	log_info("pg%d: connected to %s (server %d)", pc->id,
+	    pc->pool->dc.target, PQserverVersion(pc->conn));
+	pc->pool->ever_ready = true;
+	pc->backoff_ms = pc->pool->set.reconnect_min_ms;
+	pc->last_error[0] = '\0';
+	pg_set_state(pc, PG_IDLE);
+	pg_dispatch(pc, PGE_WORK);
+}
+
+static bool
+flush_due(const struct pgpool *pool)
+{
+	return pool->draining ||
+	    (queue_open_lines(pool->q) > 0 &&
+		queue_now_ms() - queue_open_since_ms(pool->q) >=
+		    pool->set.flush_interval_ms);
+}
+
+/* Arms the pool's flush timer for the open batch's deadline. */
+static void
+arm_flush_timer(struct pgpool *pool)
+{
+	int64_t wait;
+	struct timeval tv;
+
+	if (queue_open_lines(pool->q) == 0 || evtimer_pending(pool->ev_flush,
+						   NULL))
+		return;
+	wait = queue_open_since_ms(pool->q) + pool->set.flush_interval_ms -
+	    queue_now_ms();
+	if (wait < 0)
+		wait = 0;
+	tv.tv_sec = wait / 1000;
+	tv.tv_usec = (wait % 1000) * 1000;
+	if (evtimer_add(pool->ev_flush, &tv) == -1)
+		fatalx("flush timer: evtimer_add failed");
+}
+
+/* Idle: take the next batch, if one is due, and start its COPY. */
+static void
+handle_idle_work(struct pg_conn *pc)
+{
+	struct pgpool *pool = pc->pool;
+
+	if ((pc->batch = queue_take(pool->q, flush_due(pool))) == NULL) {
+		arm_flush_timer(pool);
+		pg_wait(pc, EV_READ); /* notice a server-side close */
+		return;
+	}
+	pc->sent = 0;
+	if (!PQsendQuery(pc->conn, pool->copy_sql)) {
+		pg_fail(pc, "COPY", PQerrorMessage(pc->conn));
+		return;
+	}
+	pg_set_state(pc, PG_COPY_START);
+	pg_wait(pc, EV_READ | EV_WRITE);
+}
+
+static void
+handle_idle_read(struct pg_conn *pc)
+{
+	PGresult *res;
+
+	if (!PQconsumeInput(pc->conn)) {
+		pg_fail(pc, "idle", PQerrorMessage(pc->conn));
+		return;
+	}
+	while (!PQisBusy(pc->conn) && (res = PQgetResult(pc->conn)) != NULL)
+		PQclear(res);
+	pg_wait(pc, EV_READ);
+}
+
+static void
+handle_copy_start_io(struct pg_conn *pc, enum pg_event ev)
+{
+	ExecStatusType status = PGRES_COMMAND_OK;
+	char sqlstate[6] = "";
+	PGresult *res;
+	int r;
+
+	if ((r = pg_flush(pc, ev)) == -1) {
+		pg_fail(pc, "COPY", PQerrorMessage(pc->conn));
+		return;
+	}
+	if (PQisBusy(pc->conn)) {
+		if (r == 0)
+			pg_wait(pc, EV_READ);
+		return;
+	}
+	res = PQgetResult(pc->conn);
+	if (res != NULL && PQresultStatus(res) == PGRES_COPY_IN) {
+		PQclear(res);
+		pg_set_state(pc, PG_COPY_SEND);
+		pg_dispatch(pc, PGE_WRITABLE);
+		return;
+	}
+	if (res != NULL) {
+		status = PQresultStatus(res);
+		dbconn_trim(pc->last_error, sizeof(pc->last_error),
+		    PQresultErrorMessage(res));
+		PQclear(res);
+	}
+	(void)pg_collect(pc, &status, sqlstate);
+	pg_fail(pc, "COPY", pc->last_error[0] ? pc->last_error :
+						PQerrorMessage(pc->conn));
+}
+
+/* Queues the batch in chunks, waiting for the socket when libpq's
+ * buffer cannot be flushed. */
+static void
+handle_copy_send_write(struct pg_conn *pc)
+{
+	struct batch *b = pc->batch;
+	size_t n;
+	int r;
+
+	for (;;) {
+		if ((r = PQflush(pc->conn)) == 1) {
+			pg_wait(pc, EV_WRITE);
+			return;
+		}
+		if (r == -1)
+			break;
+		if (pc->sent == b->rows.len) {
+			if (PQputCopyEnd(pc->conn, NULL) != 1)
+				break;
+			pg_set_state(pc, PG_COPY_END);
+			pg_dispatch(pc, PGE_WRITABLE);
+			return;
+		}
+		n = b->rows.len - pc->sent;
+		if (n > COPY_CHUNK_BYTES)
+			n = COPY_CHUNK_BYTES;
+		if (PQputCopyData(pc->conn, b->rows.data + pc->sent, (int)n) !=
+		    1)
+			break;
+		pc->sent += n;
+	}
+	pg_fail(pc, "COPY", PQerrorMessage(pc->conn));
+}
+
+static void
+handle_copy_end_io(struct pg_conn *pc, enum pg_event ev)
+{
+	int r = pg_flush(pc, ev);
+
+	if (r == -1) {
+		pg_fail(pc, "COPY", PQerrorMessage(pc->conn));
+		return;
+	}
+	if (r == 0) {
+		pg_set_state(pc, PG_AWAIT_RESULT);
+		pg_dispatch(pc, PGE_READABLE);
+	}
+}
+
+static void
+handle_await_result_read(struct pg_conn *pc)
+{
+	ExecStatusType status = PGRES_COMMAND_OK;
+	struct pgpool *pool = pc->pool;
+	char sqlstate[6] = "";
+	int r;
+
+	if ((r = pg_collect(pc, &status, sqlstate)) == 0)
+		return;
+	if (r == -1 || status != PGRES_COMMAND_OK) {
+		if (r != -1)
+			log_errx("pg%d: COPY of %u lines failed: SQLSTATE %s: "
+				 "%s",
+			    pc->id, pc->batch->lines, sqlstate,
+			    pc->last_error);
+		pg_fail(pc, "COPY",
+		    r == -1 ? PQerrorMessage(pc->conn) : pc->last_error);
+		return;
+	}
+	metrics.lines_committed += pc->batch->lines;
+	metrics.copy_batches++;
+	log_debug("pg%d: committed %u lines", pc->id, pc->batch->lines);
+	queue_done(pool->q, pc->batch);
+	pc->batch = NULL;
+	pg_set_state(pc, PG_IDLE);
+	pg_dispatch(pc, PGE_WORK);
+}
+
+/* Full jitter on the upper half: delay in [backoff/2, backoff]. */
+static int
+jitter(int ms)
+{
+	return ms / 2 + (int)(arc4random_uniform((uint32_t)(ms / 2 + 1)));
+}
+
+/*
+ * Something failed: give the batch back (at the head of the queue, so
+ * order is kept as far as possible), drop the connection and retry later.
+ */
+static void
+pg_fail(struct pg_conn *pc, const char *what, const char *msg)
+{
+	struct pgpool *pool = pc->pool;
+	int64_t now = queue_now_ms();
+	char text[256];
+	int delay;
+
+	dbconn_trim(text, sizeof(text), msg);
+	if (strcmp(text, pc->last_error) != 0 ||
+	    now - pc->last_warn_ms >= WARN_INTERVAL_MS) {
+		log_warnx("pg%d: %s failed (%s): %s; retrying", pc->id, what,
+		    pool->dc.target, text);
+		pc->last_warn_ms = now;
+	}
+	snprintf(pc->last_error, sizeof(pc->last_error), "%s", text);
+	if (pc->batch != NULL) {
+		metrics.copy_failures++;
+		queue_return(pool->q, pc->batch);
+		pc->batch = NULL;
+	}
+	pg_close(pc);
+	metrics.db_reconnects++;
+	delay = jitter(pc->backoff_ms);
+	pc->backoff_ms = pc->backoff_ms * 2 > pool->set.reconnect_max_ms ?
+	    pool->set.reconnect_max_ms :
+	    pc->backoff_ms * 2;
+	pg_set_state(pc, PG_BACKOFF);
+	pg_timer(pc, delay);
+	pgpool_kick(pool); /* another connection may take the batch */
+}
+
+static void
+pg_bad_event(struct pg_conn *pc, enum pg_event ev)
+{
+	fatalx("pg%d: event %s in state %s", pc->id, pg_event_names[ev],
+	    pg_state_names[pc->state]);
+}
+
+static void
+pg_dispatch(struct pg_conn *pc, enum pg_event ev)
+{
+	switch (pc->state) {
+	case PG_BACKOFF:
+		if (ev == PGE_TIMER)
+			pg_connect_start(pc);
+		else if (ev != PGE_WORK)
+			pg_bad_event(pc, ev);
+		break;
+	case PG_CONNECTING:
+		if (ev == PGE_TIMER)
+			pg_fail(pc, "connect", "timed out");
+		else if (ev != PGE_WORK)
+			handle_connecting_io(pc);
+		break;
+	case PG_CHECKING:
+		if (ev == PGE_READABLE || ev == PGE_WRITABLE)
+			handle_checking_io(pc, ev);
+		else if (ev == PGE_TIMER)
+			pg_bad_event(pc, ev);
+		break;
+	case PG_IDLE:
+		if (ev == PGE_WORK)
+			handle_idle_work(pc);
+		else if (ev == PGE_READABLE)
+			handle_idle_read(pc);
+		else
+			pg_bad_event(pc, ev);
+		break;
+	case PG_COPY_START:
+		if (ev != PGE_WORK)
+			handle_copy_start_io(pc, ev);
+		break;
+	case PG_COPY_SEND:
+		if (ev == PGE_WRITABLE)
+			handle_copy_send_write(pc);
+		else if (ev == PGE_TIMER)
+			pg_bad_event(pc, ev);
+		break;
+	case PG_COPY_END:
+		if (ev == PGE_READABLE || ev == PGE_WRITABLE)
+			handle_copy_end_io(pc, ev);
+		break;
+	case PG_AWAIT_RESULT:
+		if (ev == PGE_READABLE)
+			handle_await_result_read(pc);
+		else if (ev == PGE_TIMER)
+			pg_bad_event(pc, ev);
+		break;
+	default:
+		pg_bad_event(pc, ev);
+	}
+}
+
+static void
+flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	pgpool_kick(arg);
+}
+
+/*
+ * Offers waiting batches to idle connections.  The flush timer is armed
+ * only while a connection is idle: with every connection busy or down, a
+ * due batch simply waits for the next one to become idle.
+ */
+void
+pgpool_kick(struct pgpool *pool)
+{
+	bool idle = false;
+	int i;
+
+	for (i = 0; i < pool->set.connections; i++) {
+		if (pool->conns[i].state != PG_IDLE)
+			continue;
+		idle = true;
+		if (!queue_has_sealed(pool->q) && !flush_due(pool))
+			break;
+		pg_dispatch(&pool->conns[i], PGE_WORK);
+	}
+	if (idle)
+		arm_flush_timer(pool);
+}
+
+struct pgpool *
+pgpool_new(struct event_base *base, struct queue *q,
+    const struct pgpool_settings *set, char *err, size_t errlen)
+{
+	struct pgpool *pool;
+	struct pg_conn *pc;
+	int i;
+
+	if ((pool = calloc(1, sizeof(*pool))) == NULL ||
+	    (pool->conns = calloc((size_t)set->connections,
+		 sizeof(*pool->conns))) == NULL) {
+		free(pool);
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	pool->base = base;
+	pool->q = q;
+	pool->set = *set;
+	if (dbconn_init(&pool->dc, set->conninfo, err, errlen) == -1) {
+		pgpool_free(pool);
+		return NULL;
+	}
+	pool->copy_sql = schema_copy_sql(set->table);
+	pool->check_sql = schema_check_sql(set->table);
+	pool->ev_flush = evtimer_new(base, flush_cb, pool);
+	if (pool->copy_sql == NULL || pool->check_sql == NULL ||
+	    pool->ev_flush == NULL) {
+		pgpool_free(pool);
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	for (i = 0; i < set->connections; i++) {
+		pc = &pool->conns[i];
+		pc->pool = pool;
+		pc->id = i + 1;
+		pc->state = PG_BACKOFF;
+		pc->backoff_ms = set->reconnect_min_ms;
+		if ((pc->ev_timer = evtimer_new(base, timer_cb, pc)) == NULL) {
+			pgpool_free(pool);
+			snprintf(err, errlen, "out of memory");
+			return NULL;
+		}
+	}
+	return pool;
+}
+
+void
+pgpool_free(struct pgpool *pool)
+{
+	struct pg_conn *pc;
+	int i;
+
+	if (pool == NULL)
+		return;
+	for (i = 0; pool->conns != NULL && i < pool->set.connections; i++) {
+		pc = &pool->conns[i];
+		if (pc->ev_timer == NULL)
+			continue;
+		pg_close(pc);
+		event_free(pc->ev_timer);
+		if (pc->batch != NULL)
+			queue_return(pool->q, pc->batch);
+	}
+	if (pool->ev_flush != NULL)
+		event_free(pool->ev_flush);
+	free(pool->conns);
+	free(pool->copy_sql);
+	free(pool->check_sql);
+	free(pool);
+}
+
+void
+pgpool_start(struct pgpool *pool)
+{
+	int i;
+
+	log_info("writing to %s, table %s, %d connection(s)", pool->dc.target,
+	    pool->set.table, pool->set.connections);
+	for (i = 0; i < pool->set.connections; i++)
+		pg_connect_start(&pool->conns[i]);
+}
+
+void
+pgpool_drain(struct pgpool *pool)
+{
+	pool->draining = true;
+	pgpool_kick(pool);
+}
+
+void
+pgpool_set_flush_interval(struct pgpool *pool, int ms)
+{
+	pool->set.flush_interval_ms = ms;
+}
+
+int
+pgpool_connected(const struct pgpool *pool)
+{
+	int i, n = 0;
+
+	for (i = 0; i < pool->set.connections; i++)
+		if (pool->conns[i].state >= PG_IDLE)
+			n++;
+	return n;
+}
+
+const char *
+pgpool_target(const struct pgpool *pool)
+{
+	return pool->dc.target;
+}
