@@ -1,0 +1,63 @@
+/*
+ * parser: one framed message -> the columns of a record (see
+ * include/logsink/parser.h).  This file only dispatches: syslog
+ * (parser_syslog.c) first, then JSON lines (parser_json.c), else plain.
+ *
+ * Memory: fields point into the message or into scratch, which is reset
+ * per call and grown with buf_reserve(); nothing else is allocated.
+ * Columns built in scratch are tracked as offsets (struct pctx) and turned
+ * into pointers only once scratch has stopped growing.
+ */
+#include <stddef.h>
+
+#include "logsink/parser.h"
+#include "parser_int.h"
+
+/* Turns the scratch offsets of c into pointers (scratch is final now). */
+static void
+finish_scratch(struct pctx *c)
+{
+	struct record *r = c->rec;
+
+	if (c->message_off != PARSER_NOOFF)
+		r->message.ptr = c->sc->data + c->message_off;
+	if (c->fields_off != PARSER_NOOFF)
+		r->fields.ptr = c->sc->data + c->fields_off;
+	if (c->host_off != PARSER_NOOFF)
+		r->host.ptr = c->sc->data + c->host_off;
+}
+
+/*
+ * Parses msg (len bytes, not NUL-terminated) into rec.  Never rejects:
+ * whatever is not syslog or JSON is a plain message.  Returns -1 only when
+ * scratch could not grow; rec then holds the plain message.
+ */
+int
+parser_parse(struct record *rec, const char *msg, size_t len,
+    enum parser_format fmt, struct buf *scratch)
+{
+	struct pctx c = { rec, scratch, rec->received_us, PARSER_NOOFF,
+		PARSER_NOOFF, PARSER_NOOFF };
+	enum parser_rc rc = PARSER_NOMATCH;
+
+	record_clear_parsed(rec);
+	buf_reset(scratch);
+	if (msg == NULL) {
+		msg = "";
+		len = 0;
+	}
+	if (fmt == PARSER_AUTO && len > 0) {
+		rc = parser_syslog(&c, msg, len);
+		if (rc == PARSER_NOMATCH)
+			rc = parser_json(&c, msg, len);
+	}
+	if (rc == PARSER_OK) {
+		finish_scratch(&c);
+		return 0;
+	}
+	record_clear_parsed(rec);
+	buf_reset(scratch);
+	rec->message.ptr = msg;
+	rec->message.len = len;
+	return rc == PARSER_NOMEM ? -1 : 0;
+}

@@ -1,0 +1,245 @@
+/*
+ * parser_time: timestamps for the parser, by pure arithmetic.
+ *
+ * RFC 3339 timestamps (RFC 5424 section 6.2.3, JSON "time" strings) carry
+ * their own offset.  BSD timestamps (RFC 3164 section 4.1.2) carry neither
+ * a year nor a zone: they are local time of the daemon (TZ) in the year that
+ * puts them closest to the time the message was received.  Converting them
+ * must not call mktime()/localtime() per message (both take a lock and may
+ * stat the zone file), so we use days-from-civil and a UTC offset that is
+ * cached per thread and refreshed when received_us enters a new 15-minute
+ * slot (every zone transition falls on such a boundary).  The offset used
+ * is the one in force when the message was received, so a message stamped
+ * just before a DST change and received after it is off by the DST delta.
+ */
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "parser_int.h"
+
+#define US_PER_S    INT64_C(1000000)
+#define S_PER_DAY   INT64_C(86400)
+#define OFF_SLOT_US (INT64_C(900) * US_PER_S)
+
+/* The only state of the parser: a per-thread cache of the local offset. */
+static _Thread_local struct {
+	int64_t slot; /* received_us / OFF_SLOT_US */
+	int32_t off_s;
+	bool valid;
+} off_cache;
+
+/*
+ * Days since 1970-01-01 of the proleptic Gregorian date y-m-d (m 1..12).
+ * H. Hinnant's days_from_civil: exact for any year, no tables, no libc.
+ */
+int64_t
+parser_days_from_civil(int64_t y, int m, int d)
+{
+	int64_t era, yoe, doy, doe;
+
+	y -= m <= 2;
+	era = (y >= 0 ? y : y - 399) / 400;
+	yoe = y - era * 400;
+	doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + doe - 719468;
+}
+
+/* The year of the day z days after 1970-01-01 (inverse of the above). */
+static int64_t
+year_from_days(int64_t z)
+{
+	int64_t era, doe, yoe, doy, mp;
+
+	z += 719468;
+	era = (z >= 0 ? z : z - 146096) / 146097;
+	doe = z - era * 146097;
+	yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	mp = (5 * doy + 2) / 153;
+	return yoe + era * 400 + (mp >= 10);
+}
+
+static bool
+is_leap(int64_t y)
+{
+	return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+}
+
+/* True if y-m-d exists in the Gregorian calendar (no Feb 30). */
+bool
+parser_valid_date(int y, int m, int d)
+{
+	static const signed char mdays[12] = { 31, 28, 31, 30, 31, 30, 31, 31,
+		30, 31, 30, 31 };
+
+	if (m < 1 || m > 12 || d < 1)
+		return false;
+	if (m == 2 && d == 29)
+		return is_leap(y);
+	return d <= mdays[m - 1];
+}
+
+/* Two ASCII digits at p as 0..99, or -1. */
+static int
+dig2(const char *p)
+{
+	unsigned a = (unsigned char)p[0] - '0', b = (unsigned char)p[1] - '0';
+
+	if (a > 9 || b > 9)
+		return -1;
+	return (int)(a * 10 + b);
+}
+
+/*
+ * Parses an optional ".digits" fraction at *pp (RFC 3339 time-secfrac),
+ * keeping the first 6 digits as microseconds and ignoring the rest (RFC
+ * 5424 allows 6; Go and others send 9).  Returns false on "." without
+ * digits.
+ */
+static bool
+parse_frac(const char **pp, const char *end, int64_t *us)
+{
+	const char *p = *pp;
+	int64_t v = 0;
+	int n = 0;
+
+	*us = 0;
+	if (p == end || *p != '.')
+		return true;
+	for (p++; p < end && (unsigned)(*p - '0') <= 9; p++, n++)
+		if (n < 6)
+			v = v * 10 + (*p - '0');
+	if (n == 0)
+		return false;
+	for (; n < 6; n++)
+		v *= 10;
+	*pp = p;
+	*us = v;
+	return true;
+}
+
+/*
+ * Parses a time-offset (RFC 3339 section 5.6: "Z" / ("+" / "-") hh:mm)
+ * that must end exactly at end; *off_s is seconds east of UTC.
+ */
+static bool
+parse_offset(const char *p, const char *end, int64_t *off_s)
+{
+	int h, m;
+
+	if (end - p == 1 && (*p == 'Z' || *p == 'z')) {
+		*off_s = 0;
+		return true;
+	}
+	if (end - p != 6 || (*p != '+' && *p != '-') || p[3] != ':')
+		return false;
+	if ((h = dig2(p + 1)) < 0 || h > 23 || (m = dig2(p + 4)) < 0 || m > 59)
+		return false;
+	*off_s = (h * 3600 + m * 60) * (*p == '-' ? -1 : 1);
+	return true;
+}
+
+/*
+ * Parses exactly n bytes as an RFC 3339 date-time (RFC 5424 section
+ * 6.2.3): YYYY-MM-DD"T"hh:mm:ss[.frac](Z|+hh:mm|-hh:mm).  "t", "z" and a
+ * space instead of "T" (RFC 3339 section 5.6, NOTE) are accepted.  Field
+ * ranges are checked (no Feb 30, no hour 24); second 60 (a leap second)
+ * is accepted and lands on the next minute.  Stores microseconds since
+ * the epoch, UTC.
+ */
+bool
+parser_rfc3339(const char *s, size_t n, int64_t *us)
+{
+	const char *p = s + 19, *end = s + n;
+	int y1, y2, mo, d, h, mi, sec;
+	int64_t frac, off_s, t;
+
+	if (n < 20 || s[4] != '-' || s[7] != '-' || s[13] != ':' ||
+	    s[16] != ':' || (s[10] != 'T' && s[10] != 't' && s[10] != ' '))
+		return false;
+	if ((y1 = dig2(s)) < 0 || (y2 = dig2(s + 2)) < 0 ||
+	    (mo = dig2(s + 5)) < 0 || (d = dig2(s + 8)) < 0 ||
+	    (h = dig2(s + 11)) < 0 || (mi = dig2(s + 14)) < 0 ||
+	    (sec = dig2(s + 17)) < 0)
+		return false;
+	if (!parser_valid_date(y1 * 100 + y2, mo, d) || h > 23 || mi > 59 ||
+	    sec > 60)
+		return false;
+	if (!parse_frac(&p, end, &frac) || !parse_offset(p, end, &off_s))
+		return false;
+	t = parser_days_from_civil(y1 * 100 + y2, mo, d) * S_PER_DAY +
+	    h * 3600 + mi * 60 + sec - off_s;
+	*us = t * US_PER_S + frac;
+	return true;
+}
+
+/*
+ * Seconds east of UTC of the local zone at received_us, from the cache or
+ * from localtime_r() once per 15-minute slot.  tm_gmtoff is a BSD/GNU
+ * extension (we build with _GNU_SOURCE).
+ */
+static int64_t
+local_offset(int64_t received_us)
+{
+	int64_t slot = received_us / OFF_SLOT_US;
+	time_t t;
+	struct tm tm;
+
+	if (off_cache.valid && off_cache.slot == slot)
+		return off_cache.off_s;
+	t = (time_t)(received_us / US_PER_S);
+	if (localtime_r(&t, &tm) == NULL)
+		tm.tm_gmtoff = 0;
+	off_cache.slot = slot;
+	off_cache.off_s = (int32_t)tm.tm_gmtoff;
+	off_cache.valid = true;
+	return off_cache.off_s;
+}
+
+/* Forgets the cached offset (tests change TZ). */
+void
+parser_time_flush_cache(void)
+{
+	off_cache.valid = false;
+}
+
+/*
+ * Converts a year-less local BSD timestamp (RFC 3164 section 4.1.2) to
+ * microseconds since the epoch, UTC.  Of the years before, of and after
+ * the (local) year of received_us, picks the one that puts the timestamp
+ * closest to received_us: "Dec 31 23:59:59" received on Jan 1 is last
+ * year's, "Jan 1 00:00:01" received on Dec 31 is next year's.  Feb 29
+ * only exists in leap years.  False if no candidate date exists or the
+ * time of day is out of range.
+ */
+bool
+parser_bsd_time(int64_t received_us, int mo, int d, int h, int mi, int s,
+    int frac_us, int64_t *us)
+{
+	int64_t off_s, recv_s, y, cand, best = 0, best_dist = INT64_MAX, dist;
+	int i;
+
+	if (h > 23 || mi > 59 || s > 60)
+		return false;
+	off_s = local_offset(received_us);
+	recv_s = received_us / US_PER_S;
+	y = year_from_days(
+	    (recv_s + off_s) / S_PER_DAY - ((recv_s + off_s) % S_PER_DAY < 0));
+	for (i = -1; i <= 1; i++) {
+		if (!parser_valid_date((int)(y + i), mo, d))
+			continue;
+		cand = parser_days_from_civil(y + i, mo, d) * S_PER_DAY +
+		    h * 3600 + mi * 60 + s - off_s;
+		dist = cand > recv_s ? cand - recv_s : recv_s - cand;
+		if (dist < best_dist) {
+			best_dist = dist;
+			best = cand;
+		}
+	}
+	if (best_dist == INT64_MAX)
+		return false;
+	*us = best * US_PER_S + frac_us;
+	return true;
+}

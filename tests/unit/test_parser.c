@@ -1,0 +1,859 @@
+/*
+ * Unit tests for the parser: tables of real-world and malformed messages
+ * per format with the expected columns, plus generated inputs (huge
+ * structured data, deep JSON nesting), time zone handling and every
+ * prefix of every sample (truncation; run under ASan to catch overreads).
+ *
+ * Each input is copied to a heap block of exactly its length, so reading
+ * one byte past the message is an ASan error.
+ *
+ * LOGSINK_WRITE_CORPUS=dir ./test_parser writes every sample to
+ * dir/parse-NNN (the libFuzzer seed corpus) and exits.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+#include "logsink/buf.h"
+#include "logsink/parser.h"
+#include "logsink/record.h"
+#include "../../src/parser_int.h"
+
+#define RECV_DEFAULT "2026-11-21T12:00:00Z"
+
+/* One sample and the columns it must produce.  NULL strings are SQL NULL. */
+struct pcase {
+	const char *name;
+	const char *in;
+	size_t inlen;
+	enum parser_format fmt;
+	const char *recv; /* received time (UTC); NULL: RECV_DEFAULT */
+	int fac, sev;
+	const char *host, *app, *procid, *msgid;
+	const char *time; /* expected event time (UTC), NULL: none */
+	const char *msg;  /* expected message; never NULL */
+	size_t msglen;    /* 0: strlen(msg) */
+	const char *fields;
+	size_t fieldslen; /* 0: strlen(fields) */
+};
+
+#define IN(s)  .in = (s), .inlen = sizeof(s) - 1
+#define NOPRI  .fac = -1, .sev = -1
+#define PRI(p) .fac = (p) / 8, .sev = (p) % 8
+
+/* RFC 5424, from logger(1), RFC 5424 section 6.5 and broken variants. */
+static const struct pcase rfc5424_cases[] = {
+	{ "logger --rfc5424",
+	    IN("<13>1 2026-11-21T10:00:00.123456+01:00 myhost alice - - "
+	       "[timeQuality tzKnown=\"1\" isSynced=\"1\" "
+	       "syncAccuracy=\"63500\"] hello world"),
+	    PRI(13), .host = "myhost", .app = "alice",
+	    .time = "2026-11-21T09:00:00.123456Z", .msg = "hello world",
+	    .fields = "{\"timeQuality\": {\"tzKnown\": \"1\", \"isSynced\": "
+		      "\"1\", \"syncAccuracy\": \"63500\"}}" },
+	{ "logger --rfc5424 --sd-id zoo@123 --sd-param",
+	    IN("<13>1 2026-11-21T10:00:00.123456+01:00 myhost alice 4242 - "
+	       "[timeQuality tzKnown=\"1\" isSynced=\"0\"][zoo@123 "
+	       "tiger=\"hungry\" zebra=\"running\"] the zoo"),
+	    PRI(13), .host = "myhost", .app = "alice", .procid = "4242",
+	    .time = "2026-11-21T09:00:00.123456Z", .msg = "the zoo",
+	    .fields = "{\"timeQuality\": {\"tzKnown\": \"1\", \"isSynced\": "
+		      "\"0\"}, \"zoo@123\": {\"tiger\": \"hungry\", "
+		      "\"zebra\": \"running\"}}" },
+	{ "RFC 5424 example 1 (BOM)",
+	    IN("<34>1 2003-10-11T22:14:15.003Z mymachine.example.com su - "
+	       "ID47 - \xef\xbb\xbf'su root' failed for lonvick on "
+	       "/dev/pts/8"),
+	    PRI(34), .host = "mymachine.example.com", .app = "su",
+	    .msgid = "ID47", .time = "2003-10-11T22:14:15.003Z",
+	    .msg = "'su root' failed for lonvick on /dev/pts/8" },
+	{ "RFC 5424 example 2 (offset, procid)",
+	    IN("<165>1 2003-08-24T05:14:15.000003-07:00 192.0.2.1 myproc "
+	       "8710 - - %% It's time to make the do-nothing."),
+	    PRI(165), .host = "192.0.2.1", .app = "myproc", .procid = "8710",
+	    .time = "2003-08-24T12:14:15.000003Z",
+	    .msg = "%% It's time to make the do-nothing." },
+	{ "RFC 5424 example 3",
+	    IN("<165>1 2003-10-11T22:14:15.003Z mymachine.example.com "
+	       "evntslog - ID47 [exampleSDID@32473 iut=\"3\" "
+	       "eventSource=\"Application\" eventID=\"1011\"] "
+	       "\xef\xbb\xbf"
+	       "An application event log entry..."),
+	    PRI(165), .host = "mymachine.example.com", .app = "evntslog",
+	    .msgid = "ID47", .time = "2003-10-11T22:14:15.003Z",
+	    .msg = "An application event log entry...",
+	    .fields = "{\"exampleSDID@32473\": {\"iut\": \"3\", "
+		      "\"eventSource\": \"Application\", \"eventID\": "
+		      "\"1011\"}}" },
+	{ "RFC 5424 example 4 (no MSG)",
+	    IN("<165>1 2003-10-11T22:14:15.003Z mymachine.example.com "
+	       "evntslog - ID47 [exampleSDID@32473 iut=\"3\"]"
+	       "[examplePriority@32473 class=\"high\"]"),
+	    PRI(165), .host = "mymachine.example.com", .app = "evntslog",
+	    .msgid = "ID47", .time = "2003-10-11T22:14:15.003Z", .msg = "",
+	    .fields = "{\"exampleSDID@32473\": {\"iut\": \"3\"}, "
+		      "\"examplePriority@32473\": {\"class\": \"high\"}}" },
+	{ "all NILVALUE", IN("<0>1 - - - - - -"), PRI(0), .msg = "" },
+	{ "all NILVALUE, empty MSG", IN("<191>1 - - - - - - "), PRI(191),
+	    .msg = "" },
+	{ "SD escapes",
+	    IN("<13>1 - h a - - [x@1 a=\"q\\\"uo\\\\te\\]x\" "
+	       "b=\"back\\slash\" c=\"\"] m"),
+	    PRI(13), .host = "h", .app = "a", .msg = "m",
+	    .fields = "{\"x@1\": {\"a\": \"q\\\"uo\\\\te]x\", \"b\": "
+		      "\"back\\\\slash\", \"c\": \"\"}}" },
+	{ "SD control chars and NUL",
+	    IN("<13>1 - h a - - [x v=\"t\tn\nz\0e\x1b\"] m"), PRI(13),
+	    .host = "h", .app = "a", .msg = "m",
+	    .fields = "{\"x\": {\"v\": \"t\\tn\\nz\\ufffde\\u001b\"}}" },
+	{ "SD unescaped ] in value, backslash in name",
+	    IN("<13>1 - h a - - [a\\b v=\"x]y\"] m"), PRI(13), .host = "h",
+	    .app = "a", .msg = "m",
+	    .fields = "{\"a\\\\b\": {\"v\": \"x]y\"}}" },
+	{ "SD duplicates kept in order",
+	    IN("<13>1 - h a - - [a x=\"1\" x=\"2\"][a y=\"3\"] m"), PRI(13),
+	    .host = "h", .app = "a", .msg = "m",
+	    .fields = "{\"a\": {\"x\": \"1\", \"x\": \"2\"}, \"a\": {\"y\": "
+		      "\"3\"}}" },
+	{ "SD element without params, extra spaces",
+	    IN("<13>1 - h a - - [meta][b  k=\"v\" ] m"), PRI(13), .host = "h",
+	    .app = "a", .msg = "m",
+	    .fields = "{\"meta\": {}, \"b\": {\"k\": \"v\"}}" },
+	{ "invalid UTF-8 in fields",
+	    IN("<13>1 - h\xff\xfe a\xc3 - - [x v=\"\xff\xc3(\"] \xfe m"),
+	    PRI(13), .host = "h\xff\xfe", .app = "a\xc3", .msg = "\xfe m",
+	    .fields = "{\"x\": {\"v\": \"\xff\xc3(\"}}" },
+	{ "MSG is JSON: stays text",
+	    IN("<14>1 2026-11-21T10:00:00Z h a p id - {\"msg\":\"x\"}"),
+	    PRI(14), .host = "h", .app = "a", .procid = "p", .msgid = "id",
+	    .time = "2026-11-21T10:00:00Z", .msg = "{\"msg\":\"x\"}" },
+	{ "lowercase t and z, 9 fraction digits truncated",
+	    IN("<14>1 2026-11-21t10:00:00.123456789z h a - - - m"), PRI(14),
+	    .host = "h", .app = "a", .time = "2026-11-21T10:00:00.123456Z",
+	    .msg = "m" },
+	{ "leap year Feb 29", IN("<14>1 2028-02-29T23:59:59-00:30 h - - - -"),
+	    PRI(14), .host = "h", .time = "2028-03-01T00:29:59Z", .msg = "" },
+	{ "bad date Feb 30: time NULL, rest kept",
+	    IN("<14>1 2026-02-30T10:00:00Z h a - - - m"), PRI(14), .host = "h",
+	    .app = "a", .msg = "m" },
+	{ "bad date Feb 29 2026", IN("<14>1 2026-02-29T10:00:00Z h a - - - m"),
+	    PRI(14), .host = "h", .app = "a", .msg = "m" },
+	{ "bad hour 25", IN("<14>1 2026-11-21T25:00:00Z h a - - - m"), PRI(14),
+	    .host = "h", .app = "a", .msg = "m" },
+	{ "bad offset +24:00",
+	    IN("<14>1 2026-11-21T10:00:00+24:00 h a - - - m"), PRI(14),
+	    .host = "h", .app = "a", .msg = "m" },
+	{ "no offset", IN("<14>1 2026-11-21T10:00:00 h a - - - m"), PRI(14),
+	    .host = "h", .app = "a", .msg = "m" },
+	{ "empty fraction", IN("<14>1 2026-11-21T10:00:00.Z h a - - - m"),
+	    PRI(14), .host = "h", .app = "a", .msg = "m" },
+	{ "truncated header: PRI kept, rest is message",
+	    IN("<13>1 2026-11-21T10:00:00Z host app"), PRI(13),
+	    .msg = "1 2026-11-21T10:00:00Z host app" },
+	{ "truncated after version", IN("<13>1 "), PRI(13), .msg = "1 " },
+	{ "unterminated SD value", IN("<13>1 - h a - - [x y=\"z] msg"), PRI(13),
+	    .msg = "1 - h a - - [x y=\"z] msg" },
+	{ "unterminated SD element", IN("<13>1 - h a - - [x y=\"z\""), PRI(13),
+	    .msg = "1 - h a - - [x y=\"z\"" },
+	{ "SD param without value", IN("<13>1 - h a - - [x y] m"), PRI(13),
+	    .msg = "1 - h a - - [x y] m" },
+	{ "garbage after SD", IN("<13>1 - h a - - [x]y m"), PRI(13),
+	    .msg = "1 - h a - - [x]y m" },
+	{ "SD neither - nor [", IN("<13>1 - h a - - x m"), PRI(13),
+	    .msg = "1 - h a - - x m" },
+	{ "double space in header", IN("<13>1 -  h a - - - m"), PRI(13),
+	    .msg = "1 -  h a - - - m" },
+};
+
+/* RFC 3164 / BSD, as logger(1), rsyslog, devices and Python send it. */
+static const struct pcase rfc3164_cases[] = {
+	{ "logger --rfc3164", IN("<13>Nov 21 10:00:00 myhost alice: hello"),
+	    PRI(13), .host = "myhost", .app = "alice",
+	    .time = "2026-11-21T10:00:00Z", .msg = "hello" },
+	{ "tag[pid]",
+	    IN("<38>Nov 21 10:00:00 myhost sshd[1234]: Accepted publickey "
+	       "for bob"),
+	    PRI(38), .host = "myhost", .app = "sshd", .procid = "1234",
+	    .time = "2026-11-21T10:00:00Z",
+	    .msg = "Accepted publickey for bob" },
+	{ "no hostname, tag[pid]:", IN("<13>Nov 21 10:00:00 sshd[12]: msg"),
+	    PRI(13), .app = "sshd", .procid = "12",
+	    .time = "2026-11-21T10:00:00Z", .msg = "msg" },
+	{ "no hostname, tag:", IN("<78>Nov 21 10:00:00 CRON: job done"),
+	    PRI(78), .app = "CRON", .time = "2026-11-21T10:00:00Z",
+	    .msg = "job done" },
+	{ "space-padded day", IN("<13>Nov  1 10:00:00 host tag: msg"), PRI(13),
+	    .host = "host", .app = "tag", .time = "2026-11-01T10:00:00Z",
+	    .msg = "msg" },
+	{ "one-digit day", IN("<13>Nov 1 10:00:00 host tag: msg"), PRI(13),
+	    .host = "host", .app = "tag", .time = "2026-11-01T10:00:00Z",
+	    .msg = "msg" },
+	{ "rsyslog RFC3339 template",
+	    IN("<13>2026-11-21T10:00:00.123456+01:00 host tag: msg"), PRI(13),
+	    .host = "host", .app = "tag", .time = "2026-11-21T09:00:00.123456Z",
+	    .msg = "msg" },
+	{ "rsyslog RFC3339, bad date", IN("<13>2026-13-01T10:00:00Z host t: m"),
+	    PRI(13), .host = "host", .app = "t", .msg = "m" },
+	{ "no PRI", IN("Nov 21 10:00:00 host tag: msg"), NOPRI, .host = "host",
+	    .app = "tag", .time = "2026-11-21T10:00:00Z", .msg = "msg" },
+	{ "tag without pid or colon", IN("<13>Nov 21 10:00:00 host tag msg x"),
+	    PRI(13), .host = "host", .app = "tag",
+	    .time = "2026-11-21T10:00:00Z", .msg = "msg x" },
+	{ "tag[pid] without colon", IN("<13>Nov 21 10:00:00 host tag[5] msg"),
+	    PRI(13), .host = "host", .app = "tag", .procid = "5",
+	    .time = "2026-11-21T10:00:00Z", .msg = "msg" },
+	{ "tag:msg without space", IN("<13>Nov 21 10:00:00 host tag:msg"),
+	    PRI(13), .host = "host", .app = "tag",
+	    .time = "2026-11-21T10:00:00Z", .msg = "msg" },
+	{ "unclosed pid: no tag", IN("<13>Nov 21 10:00:00 host tag[5 msg"),
+	    PRI(13), .host = "host", .time = "2026-11-21T10:00:00Z",
+	    .msg = "tag[5 msg" },
+	{ "Cisco fraction",
+	    IN("<189>Nov 21 10:00:00.123 rtr1 %SYS-5-CONFIG_I: Configured"),
+	    PRI(189), .host = "rtr1", .app = "%SYS-5-CONFIG_I",
+	    .time = "2026-11-21T10:00:00.123Z", .msg = "Configured" },
+	{ "timestamp only", IN("<13>Nov 21 10:00:00"), PRI(13),
+	    .time = "2026-11-21T10:00:00Z", .msg = "" },
+	{ "timestamp and host only", IN("<13>Nov 21 10:00:00 host"), PRI(13),
+	    .host = "host", .time = "2026-11-21T10:00:00Z", .msg = "" },
+	{ "Dec 31 received Jan 1 is last year",
+	    IN("<13>Dec 31 23:59:50 h t: m"), .recv = "2027-01-01T00:00:30Z",
+	    PRI(13), .host = "h", .app = "t", .time = "2026-12-31T23:59:50Z",
+	    .msg = "m" },
+	{ "Jan 1 received Dec 31 is next year",
+	    IN("<13>Jan  1 00:00:10 h t: m"), .recv = "2026-12-31T23:59:50Z",
+	    PRI(13), .host = "h", .app = "t", .time = "2027-01-01T00:00:10Z",
+	    .msg = "m" },
+	{ "Feb 29 in a leap year", IN("<13>Feb 29 12:00:00 h t: m"),
+	    .recv = "2028-03-01T00:00:00Z", PRI(13), .host = "h", .app = "t",
+	    .time = "2028-02-29T12:00:00Z", .msg = "m" },
+	{ "Feb 29: nearest leap year", IN("<13>Feb 29 12:00:00 h t: m"),
+	    .recv = "2027-06-01T00:00:00Z", PRI(13), .host = "h", .app = "t",
+	    .time = "2028-02-29T12:00:00Z", .msg = "m" },
+	{ "Feb 30: time NULL, rest kept", IN("<13>Feb 30 10:00:00 h t: m"),
+	    PRI(13), .host = "h", .app = "t", .msg = "m" },
+	{ "hour 25: time NULL, rest kept", IN("<13>Nov 21 25:00:00 h t: m"),
+	    PRI(13), .host = "h", .app = "t", .msg = "m" },
+	{ "lowercase month", IN("<13>nov 21 10:00:00 h t: m"), PRI(13),
+	    .host = "h", .app = "t", .time = "2026-11-21T10:00:00Z",
+	    .msg = "m" },
+	{ "Python SysLogHandler", IN("<14>message text"), PRI(14),
+	    .msg = "message text" },
+	{ "Python SysLogHandler with ident", IN("<14>myapp: message text"),
+	    PRI(14), .app = "myapp", .msg = "message text" },
+	{ "Python SysLogHandler ident[pid]", IN("<11>myapp[42]: oops"), PRI(11),
+	    .app = "myapp", .procid = "42", .msg = "oops" },
+	{ "no timestamp, URL is not a tag", IN("<14>http://x.example/ down"),
+	    PRI(14), .msg = "http://x.example/ down" },
+	{ "PRI only", IN("<14>"), PRI(14), .msg = "" },
+	{ "PRI with leading zero", IN("<013>text"), PRI(13), .msg = "text" },
+	{ "version 2 is not RFC 5424", IN("<13>2 x"), PRI(13), .msg = "2 x" },
+	{ "bad month is not a timestamp", IN("<13>Foo 21 10:00:00 h t: m"),
+	    PRI(13), .msg = "Foo 21 10:00:00 h t: m" },
+};
+
+/* Neither syslog nor JSON, and PARSER_RAW. */
+static const struct pcase plain_cases[] = {
+	{ "plain text", IN("hello world"), NOPRI, .msg = "hello world" },
+	{ "empty", IN(""), NOPRI, .msg = "" },
+	{ "lone <", IN("<"), NOPRI, .msg = "<" },
+	{ "<>", IN("<>"), NOPRI, .msg = "<>" },
+	{ "<12", IN("<12"), NOPRI, .msg = "<12" },
+	{ "<999>", IN("<999>hello"), NOPRI, .msg = "<999>hello" },
+	{ "<192>", IN("<192>Nov 21 10:00:00 h t: m"), NOPRI,
+	    .msg = "<192>Nov 21 10:00:00 h t: m" },
+	{ "<1234>", IN("<1234>x"), NOPRI, .msg = "<1234>x" },
+	{ "<-1>", IN("<-1>x"), NOPRI, .msg = "<-1>x" },
+	{ "<1a>", IN("<1a>x"), NOPRI, .msg = "<1a>x" },
+	{ "no PRI, RFC3339 is plain", IN("2026-11-21T10:00:00Z h t: m"), NOPRI,
+	    .msg = "2026-11-21T10:00:00Z h t: m" },
+	{ "month name but no time", IN("Nov 21 was a Saturday"), NOPRI,
+	    .msg = "Nov 21 was a Saturday" },
+	{ "NUL bytes", IN("a\0b"), NOPRI, .msg = "a\0b", .msglen = 3 },
+	{ "invalid UTF-8", IN("\xff\xfe\xc3"), NOPRI, .msg = "\xff\xfe\xc3" },
+	{ "raw: syslog not parsed", IN("<13>Nov 21 10:00:00 h t: m"),
+	    .fmt = PARSER_RAW, NOPRI, .msg = "<13>Nov 21 10:00:00 h t: m" },
+	{ "raw: JSON not parsed", IN("{\"msg\":\"x\"}"), .fmt = PARSER_RAW,
+	    NOPRI, .msg = "{\"msg\":\"x\"}" },
+};
+
+/* JSON lines from common loggers, and broken JSON. */
+static const struct pcase json_cases[] = {
+	{ "Go zap",
+	    IN("{\"level\":\"info\",\"ts\":1732186800.123,"
+	       "\"caller\":\"main.go:12\",\"msg\":\"hi\"}"),
+	    .fac = -1, .sev = 6, .time = "2024-11-21T11:00:00.123Z",
+	    .msg = "hi",
+	    .fields = "{\"level\":\"info\",\"ts\":1732186800.123,"
+		      "\"caller\":\"main.go:12\",\"msg\":\"hi\"}" },
+	{ "Node pino",
+	    IN("{\"level\":30,\"time\":1732186800123,\"pid\":7,"
+	       "\"hostname\":\"web1\",\"msg\":\"request done\"}"),
+	    .fac = -1, .sev = 6, .host = "web1",
+	    .time = "2024-11-21T11:00:00.123Z", .msg = "request done",
+	    .fields = "{\"level\":30,\"time\":1732186800123,\"pid\":7,"
+		      "\"hostname\":\"web1\",\"msg\":\"request done\"}" },
+	{ "Node bunyan",
+	    IN("{\"name\":\"app\",\"hostname\":\"h\",\"pid\":1,\"level\":50,"
+	       "\"msg\":\"boom\",\"time\":\"2026-11-21T10:00:00.000Z\","
+	       "\"v\":0}"),
+	    .fac = -1, .sev = 3, .host = "h", .time = "2026-11-21T10:00:00Z",
+	    .msg = "boom",
+	    .fields = "{\"name\":\"app\",\"hostname\":\"h\",\"pid\":1,"
+		      "\"level\":50,\"msg\":\"boom\",\"time\":"
+		      "\"2026-11-21T10:00:00.000Z\",\"v\":0}" },
+	{ "Go slog",
+	    IN("{\"time\":\"2026-11-21T10:00:00.123456789+01:00\","
+	       "\"level\":\"WARN\",\"msg\":\"disk\",\"free\":12}"),
+	    .fac = -1, .sev = 4, .time = "2026-11-21T09:00:00.123456Z",
+	    .msg = "disk",
+	    .fields = "{\"time\":\"2026-11-21T10:00:00.123456789+01:00\","
+		      "\"level\":\"WARN\",\"msg\":\"disk\",\"free\":12}" },
+	{ "Go logrus",
+	    IN("{\"level\":\"error\",\"msg\":\"failed\","
+	       "\"time\":\"2026-11-21T10:00:00+01:00\"}"),
+	    .fac = -1, .sev = 3, .time = "2026-11-21T09:00:00Z",
+	    .msg = "failed",
+	    .fields = "{\"level\":\"error\",\"msg\":\"failed\","
+		      "\"time\":\"2026-11-21T10:00:00+01:00\"}" },
+	{ "Python json-logger",
+	    IN("{\"asctime\": \"2026-11-21 10:00:00,123\", \"levelname\": "
+	       "\"INFO\", \"message\": \"started\", \"host\": \"py1\"}"),
+	    NOPRI, .host = "py1", .msg = "started",
+	    .fields = "{\"asctime\": \"2026-11-21 10:00:00,123\", "
+		      "\"levelname\": \"INFO\", \"message\": \"started\", "
+		      "\"host\": \"py1\"}" },
+	{ "Python structlog: no message key, whole line",
+	    IN("{\"event\": \"hi\", \"level\": \"warning\", \"timestamp\": "
+	       "\"2026-11-21T10:00:00.5Z\"}"),
+	    .fac = -1, .sev = 4, .time = "2026-11-21T10:00:00.5Z",
+	    .msg = "{\"event\": \"hi\", \"level\": \"warning\", "
+		   "\"timestamp\": \"2026-11-21T10:00:00.5Z\"}",
+	    .fields = "{\"event\": \"hi\", \"level\": \"warning\", "
+		      "\"timestamp\": \"2026-11-21T10:00:00.5Z\"}" },
+	{ "Logstash @timestamp",
+	    IN("{\"@timestamp\":\"2026-11-21T10:00:00Z\","
+	       "\"log\":\"x\"}"),
+	    NOPRI, .time = "2026-11-21T10:00:00Z", .msg = "x",
+	    .fields = "{\"@timestamp\":\"2026-11-21T10:00:00Z\","
+		      "\"log\":\"x\"}" },
+	{ "surrounding whitespace", IN(" \t{\"msg\": \"x\"} \r\n"), NOPRI,
+	    .msg = "x", .fields = "{\"msg\": \"x\"}" },
+	{ "escapes unescaped into message",
+	    IN("{\"msg\":\"l1\\nl2 \\\"q\\\" \\/ \\u00e9 \\ud83d\\ude00 "
+	       "\\t\"}"),
+	    NOPRI, .msg = "l1\nl2 \"q\" / \xc3\xa9 \xf0\x9f\x98\x80 \t",
+	    .fields = "{\"msg\":\"l1\\nl2 \\\"q\\\" \\/ \\u00e9 "
+		      "\\ud83d\\ude00 \\t\"}" },
+	{ "\\u0000 and lone surrogates rewritten",
+	    IN("{\"msg\":\"a\\u0000b\",\"x\":\"\\ud800\",\"y\":\"\\udc00z\","
+	       "\"\\u0000k\":[\"\\ud800\\u0041\"]}"),
+	    NOPRI,
+	    .msg = "a\xef\xbf\xbd"
+		   "b",
+	    .fields = "{\"msg\":\"a\\ufffdb\",\"x\":\"\\ufffd\",\"y\":"
+		      "\"\\ufffdz\",\"\\ufffdk\":[\"\\ufffd\\u0041\"]}" },
+	{ "valid surrogate pair not rewritten",
+	    IN("{\"k\":\"\\uD83D\\uDE00\"}"), NOPRI,
+	    .msg = "{\"k\":\"\\uD83D\\uDE00\"}",
+	    .fields = "{\"k\":\"\\uD83D\\uDE00\"}" },
+	{ "non-string message is raw JSON",
+	    IN("{\"msg\":{\"a\":[1,2]},\"level\":null}"), NOPRI,
+	    .msg = "{\"a\":[1,2]}",
+	    .fields = "{\"msg\":{\"a\":[1,2]},\"level\":null}" },
+	{ "numeric message", IN("{\"message\":-4.5e+3}"), NOPRI,
+	    .msg = "-4.5e+3", .fields = "{\"message\":-4.5e+3}" },
+	{ "message beats msg beats log",
+	    IN("{\"log\":\"c\",\"msg\":\"b\",\"message\":\"a\"}"), NOPRI,
+	    .msg = "a",
+	    .fields = "{\"log\":\"c\",\"msg\":\"b\",\"message\":\"a\"}" },
+	{ "duplicate key: last wins, as in jsonb",
+	    IN("{\"msg\":\"a\",\"msg\":\"b\"}"), NOPRI, .msg = "b",
+	    .fields = "{\"msg\":\"a\",\"msg\":\"b\"}" },
+	{ "nested keys are not columns",
+	    IN("{\"ctx\":{\"msg\":\"inner\",\"level\":\"error\"}}"), NOPRI,
+	    .msg = "{\"ctx\":{\"msg\":\"inner\",\"level\":\"error\"}}",
+	    .fields = "{\"ctx\":{\"msg\":\"inner\",\"level\":\"error\"}}" },
+	{ "escaped key does not match", IN("{\"m\\u0073g\":\"x\"}"), NOPRI,
+	    .msg = "{\"m\\u0073g\":\"x\"}", .fields = "{\"m\\u0073g\":\"x\"}" },
+	{ "empty object", IN("{}"), NOPRI, .msg = "{}", .fields = "{}" },
+	{ "level number 3", IN("{\"level\":3}"), .fac = -1, .sev = 3,
+	    .msg = "{\"level\":3}", .fields = "{\"level\":3}" },
+	{ "level number 8 unknown", IN("{\"level\":8}"), NOPRI,
+	    .msg = "{\"level\":8}", .fields = "{\"level\":8}" },
+	{ "severity CRITICAL", IN("{\"severity\":\"CRITICAL\"}"), .fac = -1,
+	    .sev = 2, .msg = "{\"severity\":\"CRITICAL\"}",
+	    .fields = "{\"severity\":\"CRITICAL\"}" },
+	{ "level panic", IN("{\"level\":\"Panic\"}"), .fac = -1, .sev = 0,
+	    .msg = "{\"level\":\"Panic\"}", .fields = "{\"level\":\"Panic\"}" },
+	{ "level information", IN("{\"level\":\"information\"}"), .fac = -1,
+	    .sev = 6, .msg = "{\"level\":\"information\"}",
+	    .fields = "{\"level\":\"information\"}" },
+	{ "level trace", IN("{\"level\":\"TRACE\"}"), .fac = -1, .sev = 7,
+	    .msg = "{\"level\":\"TRACE\"}", .fields = "{\"level\":\"TRACE\"}" },
+	{ "level bogus", IN("{\"level\":\"bogus\"}"), NOPRI,
+	    .msg = "{\"level\":\"bogus\"}", .fields = "{\"level\":\"bogus\"}" },
+	{ "level beats severity",
+	    IN("{\"severity\":\"error\",\"level\":\"debug\"}"), .fac = -1,
+	    .sev = 7, .msg = "{\"severity\":\"error\",\"level\":\"debug\"}",
+	    .fields = "{\"severity\":\"error\",\"level\":\"debug\"}" },
+	{ "time in seconds", IN("{\"timestamp\":1732186800}"), NOPRI,
+	    .time = "2024-11-21T11:00:00Z", .msg = "{\"timestamp\":1732186800}",
+	    .fields = "{\"timestamp\":1732186800}" },
+	{ "time in microseconds", IN("{\"ts\":1732186800123456}"), NOPRI,
+	    .time = "2024-11-21T11:00:00.123456Z",
+	    .msg = "{\"ts\":1732186800123456}",
+	    .fields = "{\"ts\":1732186800123456}" },
+	{ "time with exponent ignored", IN("{\"time\":1.7e9}"), NOPRI,
+	    .msg = "{\"time\":1.7e9}", .fields = "{\"time\":1.7e9}" },
+	{ "negative time ignored", IN("{\"time\":-5}"), NOPRI,
+	    .msg = "{\"time\":-5}", .fields = "{\"time\":-5}" },
+	{ "time not a date", IN("{\"time\":\"yesterday\"}"), NOPRI,
+	    .msg = "{\"time\":\"yesterday\"}",
+	    .fields = "{\"time\":\"yesterday\"}" },
+	{ "time Feb 30", IN("{\"time\":\"2026-02-30T10:00:00Z\"}"), NOPRI,
+	    .msg = "{\"time\":\"2026-02-30T10:00:00Z\"}",
+	    .fields = "{\"time\":\"2026-02-30T10:00:00Z\"}" },
+	{ "host with escape", IN("{\"host\":\"h\\u0031\",\"msg\":\"a\\tb\"}"),
+	    NOPRI, .host = "h1", .msg = "a\tb",
+	    .fields = "{\"host\":\"h\\u0031\",\"msg\":\"a\\tb\"}" },
+	{ "host not a string", IN("{\"host\":1}"), NOPRI, .msg = "{\"host\":1}",
+	    .fields = "{\"host\":1}" },
+	{ "invalid UTF-8 in string is kept", IN("{\"msg\":\"\xff\xfe\"}"),
+	    NOPRI, .msg = "\xff\xfe", .fields = "{\"msg\":\"\xff\xfe\"}" },
+	{ "unterminated object", IN("{\"msg\":\"x\""), NOPRI,
+	    .msg = "{\"msg\":\"x\"" },
+	{ "trailing garbage", IN("{\"msg\":\"x\"} y"), NOPRI,
+	    .msg = "{\"msg\":\"x\"} y" },
+	{ "two objects", IN("{}{}"), NOPRI, .msg = "{}{}" },
+	{ "unquoted key", IN("{msg:1}"), NOPRI, .msg = "{msg:1}" },
+	{ "raw tab in string", IN("{\"msg\":\"a\tb\"}"), NOPRI,
+	    .msg = "{\"msg\":\"a\tb\"}" },
+	{ "raw NUL in string", IN("{\"msg\":\"a\0b\"}"), NOPRI,
+	    .msg = "{\"msg\":\"a\0b\"}", .msglen = 13 },
+	{ "bad escape \\x", IN("{\"msg\":\"\\x41\"}"), NOPRI,
+	    .msg = "{\"msg\":\"\\x41\"}" },
+	{ "short \\u escape", IN("{\"msg\":\"\\u12\"}"), NOPRI,
+	    .msg = "{\"msg\":\"\\u12\"}" },
+	{ "leading zero", IN("{\"a\":01}"), NOPRI, .msg = "{\"a\":01}" },
+	{ "dot without digits", IN("{\"a\":1.}"), NOPRI, .msg = "{\"a\":1.}" },
+	{ "lone minus", IN("{\"a\":-}"), NOPRI, .msg = "{\"a\":-}" },
+	{ "bad literal", IN("{\"a\":tru}"), NOPRI, .msg = "{\"a\":tru}" },
+	{ "trailing comma", IN("{\"a\":1,}"), NOPRI, .msg = "{\"a\":1,}" },
+	{ "array trailing comma", IN("{\"a\":[1,]}"), NOPRI,
+	    .msg = "{\"a\":[1,]}" },
+	{ "missing colon", IN("{\"a\" 1}"), NOPRI, .msg = "{\"a\" 1}" },
+	{ "top-level array is plain", IN("[1,2]"), NOPRI, .msg = "[1,2]" },
+	{ "lone {", IN("{"), NOPRI, .msg = "{" },
+};
+
+struct fixture {
+	struct buf sc;
+	char *copy; /* the input, in a block of exactly its length */
+};
+
+static int
+setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+
+	if (f == NULL)
+		return -1;
+	*state = f;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fixture *f = *state;
+
+	buf_free(&f->sc);
+	free(f->copy);
+	free(f);
+	return 0;
+}
+
+/* Sets TZ and forgets the parser's cached offset. */
+static void
+set_tz(const char *tz)
+{
+	setenv("TZ", tz, 1);
+	tzset();
+	parser_time_flush_cache();
+}
+
+/*
+ * Microseconds since the epoch of "YYYY-MM-DDTHH:MM:SS[.f]Z", by timegm()
+ * so the expectation does not share code with the parser.
+ */
+static int64_t
+utc_us(const char *s)
+{
+	struct tm tm = { 0 };
+	char frac[8] = "000000";
+	int n = 0;
+	size_t i;
+
+	if (sscanf(s, "%d-%d-%dT%d:%d:%d%n", &tm.tm_year, &tm.tm_mon,
+		&tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &n) != 6)
+		fail_msg("bad test time %s", s);
+	tm.tm_year -= 1900;
+	tm.tm_mon -= 1;
+	if (s[n] == '.')
+		for (i = 0; i < 6 && s[n + 1 + i] >= '0' && s[n + 1 + i] <= '9';
+		     i++)
+			frac[i] = s[n + 1 + i];
+	return (int64_t)timegm(&tm) * 1000000 + atoi(frac);
+}
+
+/* Parses in (copied to a block of exactly its length) into r. */
+static void
+parse_copy(struct fixture *f, struct record *r, const char *in, size_t len,
+    enum parser_format fmt)
+{
+	free(f->copy);
+	f->copy = malloc(len ? len : 1);
+	assert_non_null(f->copy);
+	memcpy(f->copy, in, len);
+	assert_int_equal(parser_parse(r, f->copy, len, fmt, &f->sc), 0);
+}
+
+/* Fails unless t is NULL when want is, else exactly want (wlen bytes). */
+static void
+check_text(const char *name, const char *col, struct text t, const char *want,
+    size_t wlen)
+{
+	if (want == NULL && t.ptr == NULL)
+		return;
+	if (want == NULL || t.ptr == NULL)
+		fail_msg("%s: %s: got %s%.*s%s, want %s", name, col,
+		    t.ptr ? "'" : "", (int)t.len, t.ptr ? t.ptr : "NULL",
+		    t.ptr ? "'" : "", want ? want : "NULL");
+	if (wlen == 0)
+		wlen = strlen(want);
+	if (t.len != wlen || memcmp(t.ptr, want, wlen) != 0)
+		fail_msg("%s: %s: got '%.*s' (%zu), want '%s' (%zu)", name, col,
+		    (int)t.len, t.ptr, t.len, want, wlen);
+}
+
+/* Parses one table row and checks every column. */
+static void
+check_case(struct fixture *f, const struct pcase *c)
+{
+	struct record r = { 0 };
+
+	r.received_us = utc_us(c->recv ? c->recv : RECV_DEFAULT);
+	r.peer = "192.0.2.9";
+	parse_copy(f, &r, c->in, c->inlen, c->fmt);
+	if (r.facility != c->fac || r.severity != c->sev)
+		fail_msg("%s: facility/severity %d/%d, want %d/%d", c->name,
+		    r.facility, r.severity, c->fac, c->sev);
+	check_text(c->name, "host", r.host, c->host, 0);
+	check_text(c->name, "app", r.app, c->app, 0);
+	check_text(c->name, "procid", r.procid, c->procid, 0);
+	check_text(c->name, "msgid", r.msgid, c->msgid, 0);
+	check_text(c->name, "message", r.message, c->msg, c->msglen);
+	check_text(c->name, "fields", r.fields, c->fields, c->fieldslen);
+	if (r.has_event_time != (c->time != NULL))
+		fail_msg("%s: has_event_time %d", c->name, r.has_event_time);
+	if (c->time != NULL && r.event_us != utc_us(c->time))
+		fail_msg("%s: event_us %lld, want %lld (%s)", c->name,
+		    (long long)r.event_us, (long long)utc_us(c->time), c->time);
+	assert_int_equal(
+	    r.received_us, utc_us(c->recv ? c->recv : RECV_DEFAULT));
+	assert_string_equal(r.peer, "192.0.2.9");
+}
+
+static void
+run_table(void **state, const struct pcase *cases, size_t n)
+{
+	size_t i;
+
+	set_tz("UTC");
+	for (i = 0; i < n; i++)
+		check_case(*state, &cases[i]);
+}
+
+#define RUN_TABLE(t) run_table(state, t, sizeof(t) / sizeof(t[0]))
+
+static void
+test_rfc5424(void **state)
+{
+	RUN_TABLE(rfc5424_cases);
+}
+
+static void
+test_rfc3164(void **state)
+{
+	RUN_TABLE(rfc3164_cases);
+}
+
+static void
+test_plain(void **state)
+{
+	RUN_TABLE(plain_cases);
+}
+
+static void
+test_json(void **state)
+{
+	RUN_TABLE(json_cases);
+}
+
+/* BSD timestamps are local time (TZ), including DST. */
+static void
+test_bsd_local_time(void **state)
+{
+	static const struct pcase winter = { "Berlin, winter",
+		IN("<13>Nov 21 10:00:00 h t: m"), PRI(13), .host = "h",
+		.app = "t", .time = "2026-11-21T09:00:00Z", .msg = "m" };
+	static const struct pcase summer = { "Berlin, summer",
+		IN("<13>Jul  1 10:00:00 h t: m"),
+		.recv = "2026-07-01T09:00:00Z", PRI(13), .host = "h",
+		.app = "t", .time = "2026-07-01T08:00:00Z", .msg = "m" };
+	static const struct pcase newyear = { "Berlin, new year",
+		IN("<13>Jan  1 00:30:00 h t: m"),
+		.recv = "2026-12-31T23:31:00Z", PRI(13), .host = "h",
+		.app = "t", .time = "2026-12-31T23:30:00Z", .msg = "m" };
+
+	set_tz("CET-1CEST,M3.5.0,M10.5.0/3");
+	check_case(*state, &winter);
+	check_case(*state, &summer);
+	check_case(*state, &newyear);
+	set_tz("UTC");
+}
+
+/* Appends s to the test buffer b (test helper, aborts on OOM). */
+static void
+put(struct buf *b, const char *s)
+{
+	assert_int_equal(buf_append(b, s, strlen(s)), 0);
+}
+
+/* The 10000-param SD message and, if want != NULL, its fields text. */
+static void
+huge_sd(struct buf *in, struct buf *want)
+{
+	char tmp[64];
+	int i;
+
+	put(in, "<13>1 - h a - - [big");
+	if (want != NULL)
+		put(want, "{\"big\": {");
+	for (i = 0; i < 10000; i++) {
+		snprintf(tmp, sizeof(tmp), " p%d=\"v\\\"%d\"", i, i);
+		put(in, tmp);
+		snprintf(tmp, sizeof(tmp), "%s\"p%d\": \"v\\\"%d\"",
+		    i ? ", " : "", i, i);
+		if (want != NULL)
+			put(want, tmp);
+	}
+	put(in, "] end");
+	if (want != NULL)
+		assert_int_equal(buf_append(want, "}}", 3), 0); /* with NUL */
+}
+
+/*
+ * 10000 params in one SD element.  Scratch is small from the first parse,
+ * so it grows while the SD is converted (offsets, not pointers, must be
+ * kept while building).
+ */
+static void
+test_huge_sd(void **state)
+{
+	struct fixture *f = *state;
+	struct buf in = { 0 }, want = { 0 };
+	struct record r = { 0 };
+
+	parse_copy(f, &r, "{\"msg\":\"a\\tb\"}", 14, PARSER_AUTO);
+	check_text("small", "message", r.message, "a\tb", 0);
+	huge_sd(&in, &want);
+	parse_copy(f, &r, in.data, in.len, PARSER_AUTO);
+	check_text("huge SD", "fields", r.fields, want.data, want.len - 1);
+	check_text("huge SD", "message", r.message, "end", 0);
+	check_text("huge SD", "host", r.host, "h", 0);
+	assert_true(f->sc.cap > 16 * 1024);
+	buf_free(&in);
+	buf_free(&want);
+}
+
+/* Builds n nested arrays inside an object: {"a":[[...]]}. */
+static void
+nested(struct buf *b, int n)
+{
+	int i;
+
+	buf_reset(b);
+	put(b, "{\"a\":");
+	for (i = 1; i < n; i++)
+		put(b, "[");
+	for (i = 1; i < n; i++)
+		put(b, "]");
+	put(b, "}");
+}
+
+/* 64 levels of nesting are JSON; 65 are plain text. */
+static void
+test_json_depth(void **state)
+{
+	struct fixture *f = *state;
+	struct buf in = { 0 };
+	struct record r = { 0 };
+
+	nested(&in, 64);
+	parse_copy(f, &r, in.data, in.len, PARSER_AUTO);
+	assert_non_null(r.fields.ptr);
+	assert_int_equal(r.fields.len, in.len);
+	nested(&in, 65);
+	parse_copy(f, &r, in.data, in.len, PARSER_AUTO);
+	assert_null(r.fields.ptr);
+	assert_ptr_equal(r.message.ptr, f->copy);
+	nested(&in, 100000);
+	parse_copy(f, &r, in.data, in.len, PARSER_AUTO);
+	assert_null(r.fields.ptr);
+	buf_free(&in);
+}
+
+static const struct {
+	const struct pcase *cases;
+	size_t n;
+} tables[] = {
+	{ rfc5424_cases, sizeof(rfc5424_cases) / sizeof(rfc5424_cases[0]) },
+	{ rfc3164_cases, sizeof(rfc3164_cases) / sizeof(rfc3164_cases[0]) },
+	{ plain_cases, sizeof(plain_cases) / sizeof(plain_cases[0]) },
+	{ json_cases, sizeof(json_cases) / sizeof(json_cases[0]) },
+};
+
+/* True if t points inside [lo, lo + n) (or is empty at its end). */
+static int
+within(struct text t, const char *lo, size_t n)
+{
+	return t.ptr >= lo && t.ptr + t.len <= lo + n;
+}
+
+/* Every column points into the input or scratch; ranges hold. */
+static void
+check_invariants(struct fixture *f, const struct record *r, size_t len)
+{
+	const struct text *cols[] = { &r->host, &r->app, &r->procid, &r->msgid,
+		&r->message, &r->fields };
+	size_t i;
+
+	assert_non_null(r->message.ptr);
+	assert_true(r->facility >= -1 && r->facility <= 23);
+	assert_true(r->severity >= -1 && r->severity <= 7);
+	for (i = 0; i < sizeof(cols) / sizeof(cols[0]); i++) {
+		if (cols[i]->ptr == NULL) {
+			assert_int_equal(cols[i]->len, 0);
+			continue;
+		}
+		assert_true(within(*cols[i], f->copy, len) ||
+		    within(*cols[i], f->sc.data, f->sc.len));
+	}
+}
+
+/* Every prefix of every sample: no crash, no overread, sane columns. */
+static void
+test_prefixes(void **state)
+{
+	struct fixture *f = *state;
+	struct record r = { 0 };
+	const struct pcase *c;
+	size_t t, i, len;
+
+	set_tz("UTC");
+	for (t = 0; t < sizeof(tables) / sizeof(tables[0]); t++) {
+		for (i = 0; i < tables[t].n; i++) {
+			c = &tables[t].cases[i];
+			for (len = 0; len <= c->inlen; len++) {
+				parse_copy(f, &r, c->in, len, PARSER_AUTO);
+				check_invariants(f, &r, len);
+			}
+		}
+	}
+}
+
+/* PARSER_RAW and a NULL message. */
+static void
+test_raw_and_null(void **state)
+{
+	struct fixture *f = *state;
+	struct record r = { 0 };
+
+	assert_int_equal(parser_parse(&r, NULL, 0, PARSER_AUTO, &f->sc), 0);
+	assert_non_null(r.message.ptr);
+	assert_int_equal(r.message.len, 0);
+	assert_null(r.fields.ptr);
+}
+
+/* Writes n bytes to dir/parse-NNN; false on error. */
+static int
+write_sample(const char *dir, size_t num, const char *p, size_t n)
+{
+	char path[4096];
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "%s/parse-%03zu", dir, num);
+	if ((fp = fopen(path, "wb")) == NULL)
+		return 0;
+	if (fwrite(p, 1, n, fp) != n) {
+		fclose(fp);
+		return 0;
+	}
+	return fclose(fp) == 0;
+}
+
+/*
+ * Writes every table sample, the huge SD and the too-deep JSON to
+ * dir/parse-NNN (seed corpus for the fuzzer).  Exit status 0 on success.
+ */
+static int
+write_corpus(const char *dir)
+{
+	struct buf b = { 0 };
+	size_t t, i, n = 0;
+	int ok = 1;
+
+	for (t = 0; t < sizeof(tables) / sizeof(tables[0]); t++)
+		for (i = 0; i < tables[t].n; i++)
+			ok &= write_sample(dir, n++, tables[t].cases[i].in,
+			    tables[t].cases[i].inlen);
+	huge_sd(&b, NULL);
+	ok &= write_sample(dir, n++, b.data, b.len);
+	nested(&b, 65);
+	ok &= write_sample(dir, n++, b.data, b.len);
+	buf_free(&b);
+	return ok ? 0 : 1;
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_rfc5424, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rfc3164, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_plain, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_json, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_bsd_local_time, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_huge_sd, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_json_depth, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_prefixes, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_raw_and_null, setup, teardown),
+	};
+	const char *dir = getenv("LOGSINK_WRITE_CORPUS");
+
+	if (dir != NULL)
+		return write_corpus(dir);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
