@@ -13,6 +13,8 @@
 #include <syslog.h>
 
 #include "logsink/config.h"
+#include "logsink/framer.h"
+#include "logsink/parser.h"
 #include "logsink/log.h"
 
 enum cf_type {
@@ -272,18 +274,80 @@ set_table(struct config *cfg, const char *value, char *err, size_t errlen)
 	return 0;
 }
 
+/* Applies one "key=value" option of a listen value. */
 static int
-add_listen(struct config *cfg, const char *value, char *err, size_t errlen)
+listen_option(struct listen_spec *spec, const char *opt, size_t n, char *err,
+    size_t errlen)
 {
-	char host[256], port[8];
-	char **l, *copy;
+	char buf[64];
+	const char *v;
 
-	if (config_split_hostport(value, host, sizeof(host), port,
-		sizeof(port)) == -1)
+	snprintf(buf, sizeof(buf), "%.*s", (int)n, opt);
+	if ((v = strchr(buf, '=')) == NULL)
+		return cf_error(err, errlen,
+		    "listen: option '%s' is not key=value", buf);
+	v++;
+	if (strncmp(buf, "framing=", 8) == 0) {
+		if ((spec->framing = framer_mode_parse(v)) == -1)
+			return cf_error(err, errlen,
+			    "listen: framing '%s' is not one of auto, lf, "
+			    "nul, octet",
+			    v);
+	} else if (strncmp(buf, "format=", 7) == 0) {
+		if (strcmp(v, "auto") == 0)
+			spec->format = PARSER_AUTO;
+		else if (strcmp(v, "raw") == 0)
+			spec->format = PARSER_RAW;
+		else
+			return cf_error(err, errlen,
+			    "listen: format '%s' is not auto or raw", v);
+	} else {
+		return cf_error(err, errlen,
+		    "listen: unknown option '%s' (known: framing=, format=)",
+		    buf);
+	}
+	return 0;
+}
+
+int
+config_parse_listen(const char *value, struct listen_spec *spec, char *err,
+    size_t errlen)
+{
+	const char *p = value, *end;
+	char addr[300];
+	size_t n;
+
+	memset(spec, 0, sizeof(*spec));
+	spec->framing = FRAMER_AUTO;
+	spec->format = PARSER_AUTO;
+	n = strcspn(p, " \t");
+	snprintf(addr, sizeof(addr), "%.*s", (int)n, p);
+	if (config_split_hostport(addr, spec->host, sizeof(spec->host),
+		spec->port, sizeof(spec->port)) == -1)
 		return cf_error(err, errlen,
 		    "listen: '%s' is not HOST:PORT or [IPV6]:PORT with a port "
 		    "from 1 to 65535",
-		    value);
+		    addr);
+	for (p += n; *p != '\0'; p = end) {
+		p += strspn(p, " \t");
+		if (*p == '\0')
+			break;
+		end = p + strcspn(p, " \t");
+		if (listen_option(spec, p, (size_t)(end - p), err, errlen) ==
+		    -1)
+			return -1;
+	}
+	return 0;
+}
+
+static int
+add_listen(struct config *cfg, const char *value, char *err, size_t errlen)
+{
+	struct listen_spec spec;
+	char **l, *copy;
+
+	if (config_parse_listen(value, &spec, err, errlen) == -1)
+		return -1;
 	l = reallocarray(cfg->listen, cfg->nlisten + 1, sizeof(*l));
 	if (l == NULL || (copy = strdup(value)) == NULL) {
 		if (l != NULL)

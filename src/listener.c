@@ -30,6 +30,7 @@
 #include "logsink/listener.h"
 #include "logsink/log.h"
 #include "logsink/metrics.h"
+#include "logsink/parser.h"
 #include "logsink/record.h"
 
 #define LISTEN_BACKLOG 1024
@@ -67,12 +68,19 @@ struct client {
 	int err;	/* errno of a read error, for the close log line */
 	char addr[NI_MAXHOST]; /* "ip" for the peer column */
 	char name[NI_MAXHOST + 48]; /* "c42 ip:port" for log lines */
+	enum parser_format format;
 	struct record rec;
+	struct buf scratch; /* the parser's, reused for every message */
 	uint64_t lines, bytes;
+	uint64_t bad_frames; /* fr.bad_frames already counted */
 };
 
+/* One bound socket; owned by its listeners set. */
 struct listen_sock {
+	struct listeners *ls;
 	struct evconnlistener *evl;
+	enum framer_mode framing;
+	enum parser_format format;
 	char name[300];
 };
 
@@ -81,7 +89,7 @@ struct listeners {
 	struct event_base *base;
 	struct queue *q;
 	struct listener_settings set;
-	struct listen_sock *socks;
+	struct listen_sock **socks;
 	size_t nsocks;
 	struct event *ev_accept_retry;
 	struct client *clients;
@@ -117,9 +125,9 @@ on_message(void *arg, const char *msg, size_t len, bool truncated)
 	struct queue *q = c->ls->q;
 	size_t replaced;
 
-	record_clear_parsed(&c->rec);
-	c->rec.message.ptr = msg;
-	c->rec.message.len = len;
+	if (parser_parse(&c->rec, msg, len, c->format, &c->scratch) ==
+	    -1)
+		log_warn("%s: parser scratch buffer", c->name);
 	c->lines++;
 	metrics.lines_received++;
 	metrics.bytes_received += len;
@@ -156,6 +164,8 @@ client_frame_input(struct client *c)
 	struct evbuffer_iovec v;
 	struct evbuffer_ptr nl;
 	size_t len, used;
+	ssize_t want;
+	char term;
 
 	c->rec.received_us = now_us();
 	while (!queue_full(c->ls->q) && (len = evbuffer_get_length(in)) > 0) {
@@ -169,11 +179,25 @@ client_frame_input(struct client *c)
 			continue;
 		}
 		if (v.iov_len == len)
-			break; /* the line's end has not arrived */
-		nl = evbuffer_search(in, "\n", 1, NULL);
-		if (evbuffer_pullup(in, nl.pos >= 0 ? (ssize_t)nl.pos + 1 :
-						     -1) == NULL)
+			break; /* the message's end has not arrived */
+		if (c->fr.need > v.iov_len) {
+			want = c->fr.need < len ? (ssize_t)c->fr.need : -1;
+		} else {
+			term = framer_terminator(&c->fr);
+			nl = evbuffer_search(in, &term, 1, NULL);
+			want = nl.pos >= 0 ? (ssize_t)nl.pos + 1 : -1;
+		}
+		if (evbuffer_pullup(in, want) == NULL)
 			break;
+	}
+	if (c->fr.bad_frames != c->bad_frames) {
+		if (c->bad_frames == 0)
+			log_warnx("%s: octet-counting frame without a valid "
+				  "length (or cut off by EOF); continuing with "
+				  "LF framing; later ones are only counted",
+			    c->name);
+		metrics.bad_frames += c->fr.bad_frames - c->bad_frames;
+		c->bad_frames = c->fr.bad_frames;
 	}
 }
 
@@ -195,6 +219,7 @@ client_close(struct client *c, const char *reason)
 	if (c->next != NULL)
 		c->next->prev = c->prev;
 	bufferevent_free(c->bev);
+	buf_free(&c->scratch);
 	metrics.connections_open--;
 	free(c);
 }
@@ -329,7 +354,8 @@ static void
 accept_cb(struct evconnlistener *evl, evutil_socket_t fd,
     struct sockaddr *sa, int salen, void *arg)
 {
-	struct listeners *ls = arg;
+	struct listen_sock *sock = arg;
+	struct listeners *ls = sock->ls;
 	struct client *c;
 
 	(void)evl;
@@ -342,7 +368,8 @@ accept_cb(struct evconnlistener *evl, evutil_socket_t fd,
 	c->id = ++ls->next_id;
 	client_name(c, sa, (socklen_t)salen);
 	c->rec.peer = c->addr;
-	framer_init(&c->fr, ls->set.max_line_bytes);
+	framer_init(&c->fr, ls->set.max_line_bytes, sock->framing);
+	c->format = sock->format;
 	c->bev = bufferevent_socket_new(ls->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (c->bev == NULL) {
 		log_warnx("%s: bufferevent_socket_new failed", c->name);
@@ -376,14 +403,14 @@ accept_retry_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	for (i = 0; i < ls->nsocks; i++)
-		evconnlistener_enable(ls->socks[i].evl);
+		evconnlistener_enable(ls->socks[i]->evl);
 }
 
 /* accept() failed (EMFILE, ENFILE, ENOBUFS...): back off for a moment. */
 static void
 accept_error_cb(struct evconnlistener *evl, void *arg)
 {
-	struct listeners *ls = arg;
+	struct listeners *ls = ((struct listen_sock *)arg)->ls;
 	struct timeval tv = { ACCEPT_RETRY_MS / 1000,
 		(ACCEPT_RETRY_MS % 1000) * 1000 };
 	size_t i;
@@ -394,7 +421,7 @@ accept_error_cb(struct evconnlistener *evl, void *arg)
 		 "ulimit -n if this is EMFILE); pausing accepts for %d ms",
 	    (unsigned long long)metrics.connections_open, ACCEPT_RETRY_MS);
 	for (i = 0; i < ls->nsocks; i++)
-		evconnlistener_disable(ls->socks[i].evl);
+		evconnlistener_disable(ls->socks[i]->evl);
 	evtimer_add(ls->ev_accept_retry, &tv);
 }
 
@@ -451,64 +478,71 @@ bind_one(const struct addrinfo *ai, const char *hostport, char *err,
 }
 
 static int
-add_sock(struct listeners *ls, int fd, const char *hostport, char *err,
-    size_t errlen)
+add_sock(struct listeners *ls, int fd, const char *hostport,
+    const struct listen_spec *spec, char *err, size_t errlen)
 {
-	struct listen_sock *s;
+	struct listen_sock **socks, *s;
 
-	s = reallocarray(ls->socks, ls->nsocks + 1, sizeof(*s));
-	if (s == NULL) {
+	socks = reallocarray(ls->socks, ls->nsocks + 1, sizeof(*socks));
+	if (socks != NULL)
+		ls->socks = socks;
+	if (socks == NULL || (s = calloc(1, sizeof(*s))) == NULL) {
 		close(fd);
 		snprintf(err, errlen, "listen %s: out of memory", hostport);
 		return -1;
 	}
-	ls->socks = s;
-	s = &ls->socks[ls->nsocks];
-	s->evl = evconnlistener_new(ls->base, accept_cb, ls,
+	s->ls = ls;
+	s->framing = (enum framer_mode)spec->framing;
+	s->format = (enum parser_format)spec->format;
+	snprintf(s->name, sizeof(s->name), "%s", hostport);
+	s->evl = evconnlistener_new(ls->base, accept_cb, s,
 	    LEV_OPT_CLOSE_ON_FREE, -1, fd);
 	if (s->evl == NULL) {
 		close(fd);
+		free(s);
 		snprintf(err, errlen, "listen %s: evconnlistener_new failed",
 		    hostport);
 		return -1;
 	}
 	evconnlistener_set_error_cb(s->evl, accept_error_cb);
-	snprintf(s->name, sizeof(s->name), "%s", hostport);
-	ls->nsocks++;
+	ls->socks[ls->nsocks++] = s;
 	return 0;
 }
 
 int
-listeners_add(struct listeners *ls, const char *hostport, char *err,
+listeners_add(struct listeners *ls, const char *value, char *err,
     size_t errlen)
 {
 	struct addrinfo hints, *res, *ai;
-	char host[256], port[8];
+	struct listen_spec spec;
+	char hostport[300];
 	int fd, rc;
 
-	if (config_split_hostport(hostport, host, sizeof(host), port,
-		sizeof(port)) == -1) {
-		snprintf(err, errlen, "listen %s: not HOST:PORT", hostport);
+	if (config_parse_listen(value, &spec, err, errlen) == -1)
 		return -1;
-	}
+	snprintf(hostport, sizeof(hostport),
+	    strchr(spec.host, ':') != NULL ? "[%s]:%s" : "%s:%s", spec.host,
+	    spec.port);
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-	if ((rc = getaddrinfo(host, port, &hints, &res)) != 0) {
+	if ((rc = getaddrinfo(spec.host, spec.port, &hints, &res)) != 0) {
 		snprintf(err, errlen, "listen %s: %s", hostport,
 		    gai_strerror(rc));
 		return -1;
 	}
 	for (ai = res; ai != NULL; ai = ai->ai_next) {
 		if ((fd = bind_one(ai, hostport, err, errlen)) == -1 ||
-		    add_sock(ls, fd, hostport, err, errlen) == -1) {
+		    add_sock(ls, fd, hostport, &spec, err, errlen) == -1) {
 			freeaddrinfo(res);
 			return -1;
 		}
 	}
 	freeaddrinfo(res);
-	log_info("listening on %s", hostport);
+	log_info("listening on %s framing=%s format=%s", hostport,
+	    framer_mode_name((enum framer_mode)spec.framing),
+	    spec.format == PARSER_RAW ? "raw" : "auto");
 	return 0;
 }
 
@@ -537,8 +571,10 @@ listeners_shutdown(struct listeners *ls)
 {
 	size_t i, n = 0;
 
-	for (i = 0; i < ls->nsocks; i++)
-		evconnlistener_free(ls->socks[i].evl);
+	for (i = 0; i < ls->nsocks; i++) {
+		evconnlistener_free(ls->socks[i]->evl);
+		free(ls->socks[i]);
+	}
 	ls->nsocks = 0;
 	evtimer_del(ls->ev_accept_retry);
 	while (ls->clients != NULL) {

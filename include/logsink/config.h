@@ -52,6 +52,17 @@ int config_finish(struct config *cfg, char *err, size_t errlen)
 /* True if key names a setting (for the command line parser). */
 int config_is_key(const char *key);
 
+/* One listen value: "HOST:PORT [framing=auto|lf|nul|octet] [format=auto|raw]". */
+struct listen_spec {
+	char host[256];
+	char port[8];
+	int framing; /* enum framer_mode */
+	int format;  /* enum parser_format */
+};
+
+int config_parse_listen(const char *value, struct listen_spec *spec,
+    char *err, size_t errlen) __attribute__((warn_unused_result));
+
 /* Splits "HOST:PORT" / "[HOST]:PORT" into host and port. */
 int config_split_hostport(const char *s, char *host, size_t hostlen,
     char *port, size_t portlen) __attribute__((warn_unused_result));

@@ -22,7 +22,10 @@ struct listeners;
 
 struct listeners *listeners_new(struct event_base *base, struct queue *q,
     const struct listener_settings *set);
-/* Binds and listens on "HOST:PORT"; -1 with a message in err. */
+/*
+ * Binds and listens on a listen value ("HOST:PORT [framing=..]
+ * [format=..]", see config.h); -1 with a message in err.
+ */
 int listeners_add(struct listeners *ls, const char *hostport, char *err,
     size_t errlen) __attribute__((warn_unused_result));
 /* The queue has room again: resume reading from clients. */

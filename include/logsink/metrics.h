@@ -14,6 +14,7 @@ struct metrics {
 	uint64_t bytes_received;
 	uint64_t lines_committed;
 	uint64_t lines_truncated;
+	uint64_t bad_frames;
 	uint64_t lines_sanitized; /* had bytes replaced by U+FFFD */
 	uint64_t bytes_replaced;
 	uint64_t lines_dropped_oom;
