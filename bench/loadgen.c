@@ -155,6 +155,7 @@ struct conn {
 	char seq[24];       /* next seq to stamp, seq_width digits */
 	uint64_t *ring;     /* send time of line s at ring[s & ring_mask] */
 	uint64_t ring_mask;
+	uint64_t window;       /* max unacked lines, <= ring size */
 	uint64_t wait_since;   /* ack wait or full-window start; 0 = none */
 	char in[ACK_LINE_MAX]; /* unfinished ack line */
 	size_t inlen;
@@ -195,6 +196,11 @@ static atomic_uint errors_shown;  /* caps error output */
 static pthread_barrier_t phase_barrier;
 
 static void usage(FILE *fp);
+static void die(const char *fmt, ...) PRINTFLIKE(1, 2);
+static void worker_fail(struct worker *w, const char *fmt, ...)
+    PRINTFLIKE(2, 3);
+static int conn_fail(struct worker *w, const struct conn *c, const char *fmt,
+    ...) PRINTFLIKE(3, 4);
 
 static uint64_t
 now_ns(void)
@@ -208,7 +214,8 @@ now_ns(void)
 	return (uint64_t)ts.tv_sec * NS_PER_SEC + (uint64_t)ts.tv_nsec;
 }
 
-static void PRINTFLIKE(1, 2) die(const char *fmt, ...)
+static void
+die(const char *fmt, ...)
 {
 	va_list ap;
 
@@ -225,8 +232,10 @@ static void PRINTFLIKE(1, 2) die(const char *fmt, ...)
  * is printed at once (the first MAX_ERRORS_SHOWN of the whole run), so that
  * 10,000 idle connections dying together do not flood the terminal.
  */
-static void PRINTFLIKE(2, 3) worker_fail(struct worker *w, const char *fmt, ...)
+static void
+worker_fail(struct worker *w, const char *fmt, ...)
 {
+	char msg[512];
 	va_list ap;
 	unsigned n;
 
@@ -240,7 +249,6 @@ static void PRINTFLIKE(2, 3) worker_fail(struct worker *w, const char *fmt, ...)
 		return;
 	}
 	va_start(ap, fmt);
-	char msg[512];
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	fprintf(stderr, "loadgen: %s\n", msg);
@@ -251,8 +259,8 @@ static void PRINTFLIKE(2, 3) worker_fail(struct worker *w, const char *fmt, ...)
  * and, for an active one, how many lines it had written (and acked).
  * Always returns -1.
  */
-static int PRINTFLIKE(3, 4)
-    conn_fail(struct worker *w, const struct conn *c, const char *fmt, ...)
+static int
+conn_fail(struct worker *w, const struct conn *c, const char *fmt, ...)
 {
 	char msg[320];
 	va_list ap;
@@ -669,7 +677,10 @@ struct sb {
 	bool overflow;
 };
 
-static void PRINTFLIKE(2, 3) sb_printf(struct sb *b, const char *fmt, ...)
+static void sb_printf(struct sb *b, const char *fmt, ...) PRINTFLIKE(2, 3);
+
+static void
+sb_printf(struct sb *b, const char *fmt, ...)
 {
 	va_list ap;
 	int n;
@@ -969,7 +980,7 @@ conn_close(struct worker *w, struct conn *c)
 {
 	if (c->fd == -1)
 		return;
-	if (close(c->fd) == -1 && opt.verbose)
+	if (close(c->fd) == -1)
 		fprintf(stderr, "loadgen: %c%u: close: %s\n",
 		    c->active ? 'c' : 'i', c->id, strerror(errno));
 	c->fd = -1;
@@ -1146,8 +1157,8 @@ conn_limit(struct worker *w, struct conn *c, uint64_t now, int *timeout_ms)
 				*timeout_ms = ms;
 		}
 	}
-	if (c->ring != NULL && c->acked + c->ring_mask + 1 < limit) {
-		limit = c->acked + c->ring_mask + 1;
+	if (c->ring != NULL && c->acked + c->window < limit) {
+		limit = c->acked + c->window;
 		if (limit <= c->sent && c->wait_since == 0)
 			c->wait_since = now;
 	}
@@ -1362,13 +1373,16 @@ worker_check_acks(struct worker *w, uint64_t now, int *timeout_ms)
 		if ((c->state != CONN_SENDING && c->state != CONN_ACKWAIT) ||
 		    c->wait_since == 0)
 			continue;
-		if (now - c->wait_since >= limit)
-			return conn_fail(w, c, "%s for %" PRIu64 " s",
-			    c->state == CONN_ACKWAIT ? "ack timeout: no full "
-						       "ack"
-						     : "ack window full, no "
-						       "progress",
+		if (now - c->wait_since >= limit && c->state == CONN_ACKWAIT)
+			return conn_fail(w, c,
+			    "ack timeout: lines unacked %" PRIu64
+			    " s after the last was written",
 			    opt.ack_timeout_s);
+		if (now - c->wait_since >= limit)
+			return conn_fail(w, c,
+			    "ack timeout: window of %" PRIu64
+			    " lines full, no ack for %" PRIu64 " s",
+			    c->window, opt.ack_timeout_s);
 		left = (limit - (now - c->wait_since)) / NS_PER_MS + 1;
 		if (left < (uint64_t)*timeout_ms)
 			*timeout_ms = (int)left;
@@ -1475,8 +1489,10 @@ conn_setup_active(struct conn *c, unsigned g)
 	if (conn_build_chunk(c) == -1)
 		return -1;
 	if (opt.ack) {
-		uint64_t n = pow2_ceil(
-		    opt.ack_window < c->total ? opt.ack_window : c->total);
+		uint64_t n;
+		c->window =
+		    opt.ack_window < c->total ? opt.ack_window : c->total;
+		n = pow2_ceil(c->window);
 		if ((c->ring = calloc(n, sizeof(*c->ring))) == NULL)
 			return -1;
 		c->ring_mask = n - 1;

@@ -95,7 +95,12 @@ static volatile sig_atomic_t got_signal;
 static unsigned errors_shown;
 static char rbuf[READ_BYTES];
 
-static void PRINTFLIKE(1, 2) die(const char *fmt, ...)
+static void die(const char *fmt, ...) PRINTFLIKE(1, 2);
+static void conn_warn(const struct sconn *c, const char *fmt, ...)
+    PRINTFLIKE(2, 3);
+
+static void
+die(const char *fmt, ...)
 {
 	va_list ap;
 
@@ -108,8 +113,8 @@ static void PRINTFLIKE(1, 2) die(const char *fmt, ...)
 }
 
 /* Prints a per-connection problem; only the first few of a session. */
-static void PRINTFLIKE(2, 3)
-    conn_warn(const struct sconn *c, const char *fmt, ...)
+static void
+conn_warn(const struct sconn *c, const char *fmt, ...)
 {
 	va_list ap;
 
