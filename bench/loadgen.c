@@ -1151,10 +1151,9 @@ conn_limit(struct worker *w, struct conn *c, uint64_t now, int *timeout_ms)
 		if (paced < limit)
 			limit = paced;
 		if (limit <= c->sent) {
-			double wait = ((double)c->sent - due) / c->rate * 1e3;
-			int ms = (int)wait + 1;
-			if (ms < *timeout_ms)
-				*timeout_ms = ms;
+			double ms = ((double)c->sent - due) / c->rate * 1e3;
+			if (ms + 1 < (double)*timeout_ms)
+				*timeout_ms = (int)ms + 1;
 		}
 	}
 	if (c->ring != NULL && c->acked + c->window < limit) {
