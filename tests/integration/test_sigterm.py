@@ -11,9 +11,10 @@ TIMEOUT = 120
 
 def test_sigterm_flushes_queued_lines(pg, daemon):
     pg.truncate()
-    # Batches far larger than the test and a flush interval far longer
-    # than the test: received lines sit in the queue until shutdown.
-    d = daemon("--batch-lines", 1000000, "--flush-interval-ms", 600000,
+    # Batches far larger than the test and a flush interval (the maximum,
+    # 60 s) far longer than the test: received lines sit in the queue until
+    # shutdown.
+    d = daemon("--batch-lines", 1000000, "--flush-interval-ms", 60000,
                db=pg.conninfo)
 
     # Connection B keeps streaming while the signal arrives.
@@ -64,6 +65,9 @@ def test_sigterm_flushes_queued_lines(pg, daemon):
         assert make_lines("stream", 1, top + 1)[0].startswith(m), \
             "stored a streamed line that was never sent: %r" % m
     assert len(unknown) <= 1, unknown
+    print("known lines stored before SIGTERM: %d of %d; streamed lines: "
+          "%d stored of %d sent" % (queued_before, k, len(b_got),
+                                    len(sent_b)))
     assert known_idx == list(range(top + 1)), (
         "streamed lines missing below the last stored one (%d): %r"
         % (top, sorted(set(range(top + 1)) - set(known_idx))[:10]))
