@@ -23,6 +23,20 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
 	UBSAN_OPTIONS=print_stacktrace=1 \
 	run_suite build-asan -DCMAKE_BUILD_TYPE=Debug -DLOGSINK_SANITIZE=ON
 
+echo "== fuzz: framing + parsing + COPY encoding, 60 s under ASan/UBSan (clang)"
+CC=clang cmake -S . -B build-fuzz -DLOGSINK_FUZZ=ON -DLOGSINK_SANITIZE=ON \
+	-DLOGSINK_WERROR=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
+cmake --build build-fuzz -j"$jobs" --target fuzz_ingest >/dev/null
+fuzzdir=$(mktemp -d)
+trap 'rm -rf "$fuzzdir"' EXIT
+./build-fuzz/fuzz_ingest -max_total_time="${LOGSINK_FUZZ_SECONDS:-60}" \
+	-artifact_prefix="$fuzzdir/" "$fuzzdir" tests/fuzz/corpus 2>"$fuzzdir/log" || {
+	tail -n 40 "$fuzzdir/log"
+	echo "fuzz_ingest found a failure; the input is in the log above" >&2
+	exit 1
+}
+tail -n 1 "$fuzzdir/log"
+
 echo "== clang-format"
 git ls-files '*.c' '*.h' | xargs clang-format --dry-run --Werror
 echo "== all tests passed"

@@ -95,14 +95,19 @@ copyenc_text(struct buf *out, const char *text, size_t len)
 			p++;
 			break;
 		case C_HIGH:
-			if ((n = utf8_seq_len(p, (size_t)(end - p))) != 0) {
+			n = utf8_seq_len(p, (size_t)(end - p));
+			if (n != 0) {
 				memcpy(o, p, n);
 				o += n;
 				p += n;
 				break;
 			}
-			/* FALLTHROUGH */
-		default: /* NUL, or a byte outside well-formed UTF-8 */
+			memcpy(o, replacement, sizeof(replacement));
+			o += sizeof(replacement);
+			replaced++;
+			p++;
+			break;
+		default: /* NUL */
 			memcpy(o, replacement, sizeof(replacement));
 			o += sizeof(replacement);
 			replaced++;

@@ -64,6 +64,10 @@ log_level_name(int level)
 
 static void
 log_vmsg(int pri, const char *fmt, va_list ap, const char *suffix)
+    __attribute__((format(printf, 2, 0)));
+
+static void
+log_vmsg(int pri, const char *fmt, va_list ap, const char *suffix)
 {
 	char stamp[40];
 	struct timespec ts;

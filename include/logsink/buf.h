@@ -36,6 +36,8 @@ buf_put(struct buf *b, const void *p, size_t n)
 static inline int
 buf_append(struct buf *b, const void *p, size_t n)
 {
+	if (n == 0)
+		return 0;
 	if (buf_reserve(b, n) == -1)
 		return -1;
 	buf_put(b, p, n);
