@@ -6,6 +6,7 @@ import collections
 from harness import Streamer, wait_for
 
 TIMEOUT = 120
+RESTARTS = 3
 
 
 def test_pg_restart_mid_stream_loses_nothing(fresh_pg, daemon):
@@ -18,14 +19,17 @@ def test_pg_restart_mid_stream_loses_nothing(fresh_pg, daemon):
     for s in streamers:
         s.start()
     try:
-        # Mid-stream: rows are flowing into the database.
-        wait_for(lambda: pg.count() >= 2000, TIMEOUT,
-                 "the first 2000 rows before the restart")
-        pg.restart("fast")
-        at_restart = pg.count()
+        # Mid-stream: rows are flowing into the database.  Several
+        # restarts make it likely that one hits a COPY in flight.
+        need = 2000
+        for r in range(RESTARTS):
+            wait_for(lambda: pg.count() >= need, TIMEOUT,
+                     "%d rows before restart %d" % (need, r + 1))
+            pg.restart("fast")
+            need = pg.count() + 2000
         # The daemon reconnected and stores lines again.
-        wait_for(lambda: pg.count() >= at_restart + 2000, TIMEOUT,
-                 "2000 more rows after the restart (had %d)" % at_restart)
+        wait_for(lambda: pg.count() >= need, TIMEOUT,
+                 "%d rows after the last restart" % need)
     finally:
         for s in streamers:
             s.stop()
