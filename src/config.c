@@ -20,6 +20,7 @@
 enum cf_type {
 	CF_LISTEN,   /* repeatable HOST:PORT */
 	CF_STRING,   /* free text */
+	CF_HOSTPORT, /* one HOST:PORT */
 	CF_TABLE,    /* [schema.]table identifier */
 	CF_LEVEL,    /* log level name */
 	CF_INT,      /* plain integer */
@@ -70,6 +71,12 @@ static const struct cf_key cf_keys[] = {
 	    3600000, "reconnect delays double up to this" },
 	{ "stats-interval", CF_SECONDS, OFF(stats_interval_ms), "60s", 0,
 	    86400000, "period of the \"stats:\" log line (0: never)" },
+	{ "metrics-listen", CF_HOSTPORT, OFF(metrics_listen), NULL, 0, 0,
+	    "HOST:PORT serving /metrics and /healthz over HTTP (default: off)" },
+	{ "partitions-ahead", CF_INT, OFF(partitions_ahead), "3", 0, 365,
+	    "daily partitions created ahead of today" },
+	{ "retention-days", CF_INT, OFF(retention_days), "0", 0, 1000000,
+	    "partitions older than this many days are dropped (0: keep all)" },
 };
 
 #define NKEYS (sizeof(cf_keys) / sizeof(cf_keys[0]))
@@ -364,6 +371,7 @@ config_set(struct config *cfg, const char *key, const char *value, char *err,
     size_t errlen)
 {
 	const struct cf_key *k = cf_find(key);
+	char host[256], port[8];
 	char **sp;
 	int lvl;
 
@@ -374,6 +382,17 @@ config_set(struct config *cfg, const char *key, const char *value, char *err,
 	case CF_LISTEN:
 		return add_listen(cfg, value, err, errlen);
 	case CF_STRING:
+		sp = (char **)(void *)((char *)cfg + k->offset);
+		free(*sp);
+		if ((*sp = strdup(value)) == NULL)
+			return cf_error(err, errlen, "out of memory");
+		return 0;
+	case CF_HOSTPORT:
+		if (config_split_hostport(value, host, sizeof(host), port,
+			sizeof(port)) == -1)
+			return cf_error(err, errlen,
+			    "%s: '%s' is not HOST:PORT or [IPV6]:PORT", key,
+			    value);
 		sp = (char **)(void *)((char *)cfg + k->offset);
 		free(*sp);
 		if ((*sp = strdup(value)) == NULL)
@@ -428,6 +447,7 @@ config_free(struct config *cfg)
 	config_clear_listen(cfg);
 	free(cfg->db);
 	free(cfg->table);
+	free(cfg->metrics_listen);
 	memset(cfg, 0, sizeof(*cfg));
 }
 
@@ -556,4 +576,8 @@ config_dump(const struct config *cfg, FILE *fp)
 	fprintf(fp, "reconnect-min-ms = %d\nreconnect-max-ms = %d\n",
 	    cfg->reconnect_min_ms, cfg->reconnect_max_ms);
 	fprintf(fp, "stats-interval = %dms\n", cfg->stats_interval_ms);
+	fprintf(fp, "metrics-listen = %s\n",
+	    cfg->metrics_listen != NULL ? cfg->metrics_listen : "");
+	fprintf(fp, "partitions-ahead = %d\nretention-days = %d\n",
+	    cfg->partitions_ahead, cfg->retention_days);
 }

@@ -233,6 +233,7 @@ pause_all(struct listeners *ls)
 		return;
 	ls->paused = true;
 	ls->paused_since_ms = queue_now_ms();
+	metrics.backpressure_since_ms = ls->paused_since_ms;
 	metrics.backpressure_events++;
 	log_notice("queue full (%zu bytes, %llu lines): pausing reads from "
 		   "clients until it drains",
@@ -324,6 +325,7 @@ listeners_resume(struct listeners *ls)
 	ls->paused = false;
 	metrics.backpressure_ms += (uint64_t)(queue_now_ms() -
 	    ls->paused_since_ms);
+	metrics.backpressure_since_ms = 0;
 	log_notice("queue below resume level (%zu bytes): reading again",
 	    queue_bytes(ls->q));
 	for (c = ls->clients; c != NULL && !ls->paused; c = next) {
@@ -542,6 +544,37 @@ listeners_add(struct listeners *ls, const char *value, char *err,
 	freeaddrinfo(res);
 	log_info("listening on %s framing=%s format=%s", hostport,
 	    framer_mode_name((enum framer_mode)spec.framing),
+	    spec.format == PARSER_RAW ? "raw" : "auto");
+	return 0;
+}
+
+int
+listeners_add_fd(struct listeners *ls, int fd, const char *value, char *err,
+    size_t errlen)
+{
+	struct listen_spec spec;
+	struct sockaddr_storage ss;
+	socklen_t sslen = sizeof(ss);
+	char host[NI_MAXHOST], serv[NI_MAXSERV], name[300];
+
+	if (config_parse_listen(value != NULL ? value : "x:1", &spec, err,
+		errlen) == -1)
+		return -1;
+	if (getsockname(fd, (struct sockaddr *)&ss, &sslen) == -1 ||
+	    getnameinfo((struct sockaddr *)&ss, sslen, host, sizeof(host), serv,
+		sizeof(serv), NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
+		snprintf(err, errlen, "passed socket %d: getsockname: %s", fd,
+		    strerror(errno));
+		return -1;
+	}
+	snprintf(name, sizeof(name),
+	    ss.ss_family == AF_INET6 ? "[%s]:%s" : "%s:%s", host, serv);
+	evutil_make_socket_nonblocking(fd);
+	evutil_make_socket_closeonexec(fd);
+	if (add_sock(ls, fd, name, &spec, err, errlen) == -1)
+		return -1;
+	log_info("listening on %s (socket from systemd) framing=%s format=%s",
+	    name, framer_mode_name((enum framer_mode)spec.framing),
 	    spec.format == PARSER_RAW ? "raw" : "auto");
 	return 0;
 }

@@ -2,17 +2,24 @@
  * logsinkd: command line, signals and the event loop; everything else
  * lives in the modules this file wires together.
  */
+#include <sys/socket.h>
+
+#include <netinet/in.h>
+
 #include <errno.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <event2/event.h>
 #include <libpq-fe.h>
+#include <systemd/sd-daemon.h>
 
 #include "logsink/config.h"
 #include "logsink/dbconn.h"
+#include "logsink/httpd.h"
 #include "logsink/listener.h"
 #include "logsink/log.h"
 #include "logsink/metrics.h"
@@ -22,6 +29,7 @@
 
 #define EXIT_USAGE 2
 #define DRAIN_POLL_MS 20
+#define STATUS_INTERVAL_MS 5000
 
 enum action { RUN, INIT_DB, CHECK_CONFIG };
 
@@ -34,6 +42,7 @@ struct options {
 
 /* Owned by main(); the loop's callbacks reach it through their arg. */
 struct daemon {
+	struct options opts;
 	struct config cfg;
 	struct event_base *base;
 	struct queue *q;
@@ -41,6 +50,8 @@ struct daemon {
 	struct listeners *ls;
 	struct event *ev_kick, *ev_resume, *ev_stats, *ev_drain, *ev_deadline;
 	struct event *ev_sig[3];
+	struct event *ev_watchdog, *ev_status;
+	struct httpd *httpd;
 	bool stopping;
 	int exit_code;
 };
@@ -163,17 +174,15 @@ apply_args(struct config *cfg, const struct options *o, char *err,
 }
 
 static int
-load_config(struct config *cfg, const struct options *o)
+load_config(struct config *cfg, const struct options *o, char *err,
+    size_t errlen)
 {
-	char err[1024];
-
 	config_init(cfg);
 	if ((o->config_file != NULL &&
-		config_load_file(cfg, o->config_file, err, sizeof(err)) ==
-		    -1) ||
-	    apply_args(cfg, o, err, sizeof(err)) == -1 ||
-	    config_finish(cfg, err, sizeof(err)) == -1) {
-		fprintf(stderr, "logsinkd: %s\n", err);
+		config_load_file(cfg, o->config_file, err, errlen) == -1) ||
+	    apply_args(cfg, o, err, errlen) == -1 ||
+	    config_finish(cfg, err, errlen) == -1) {
+		config_free(cfg);
 		return -1;
 	}
 	return 0;
@@ -246,6 +255,65 @@ on_queue_space(void *arg)
 	event_active(((struct daemon *)arg)->ev_resume, EV_TIMEOUT, 0);
 }
 
+/* The gauges /metrics and /healthz show, from the modules that own them. */
+static void
+gauges_cb(void *arg, struct metrics_gauges *g)
+{
+	struct daemon *d = arg;
+	int n;
+
+	g->queue_lines = queue_lines(d->q);
+	g->queue_bytes = queue_bytes(d->q);
+	g->queue_limit_bytes = d->cfg.queue_bytes;
+	g->db_writable = pgpool_connected(d->pool);
+	g->db_state_names = pgpool_state_names(&n);
+	g->ndb_states = n;
+	pgpool_state_counts(d->pool, g->db_state_counts);
+}
+
+static void
+notify_status(struct daemon *d)
+{
+	sd_notifyf(0,
+	    "STATUS=%s%llu received, %llu stored, %llu queued, %llu "
+	    "connections, %d/%d database connections ready",
+	    d->stopping ? "stopping: " : "",
+	    (unsigned long long)metrics.lines_received,
+	    (unsigned long long)metrics.lines_committed,
+	    (unsigned long long)queue_lines(d->q),
+	    (unsigned long long)metrics.connections_open,
+	    pgpool_connected(d->pool), d->cfg.db_connections);
+}
+
+static void
+status_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	notify_status(arg);
+}
+
+/* The keep-alive comes from the event loop, so a stuck loop is noticed. */
+static void
+watchdog_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	sd_notify(0, "WATCHDOG=1");
+}
+
+/* Listeners are bound and the database answered (or could not be reached,
+ * in which case lines queue until it can): ready for systemd. */
+static void
+on_db_contact(void *arg)
+{
+	struct daemon *d = arg;
+
+	sd_notify(0, "READY=1");
+	notify_status(d);
+}
+
 static void
 stats_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -289,6 +357,82 @@ deadline_cb(evutil_socket_t fd, short what, void *arg)
 	event_base_loopexit(d->base, NULL);
 }
 
+/* Settings that only a restart can change, for the reload log line. */
+static void
+reload_warn(const struct config *old, const struct config *new)
+{
+	size_t i;
+	bool same = old->nlisten == new->nlisten;
+
+	for (i = 0; same && i < old->nlisten; i++)
+		same = strcmp(old->listen[i], new->listen[i]) == 0;
+	if (!same)
+		log_warnx("SIGHUP: listen changed; restart to apply");
+	if ((old->db == NULL) != (new->db == NULL) ||
+	    (old->db != NULL && strcmp(old->db, new->db) != 0))
+		log_warnx("SIGHUP: db changed; restart to apply");
+	if (strcmp(old->table, new->table) != 0)
+		log_warnx("SIGHUP: table changed; restart to apply");
+	if ((old->metrics_listen == NULL) != (new->metrics_listen == NULL) ||
+	    (old->metrics_listen != NULL &&
+		strcmp(old->metrics_listen, new->metrics_listen) != 0))
+		log_warnx("SIGHUP: metrics-listen changed; restart to apply");
+	if (old->max_line_bytes != new->max_line_bytes ||
+	    old->queue_bytes != new->queue_bytes ||
+	    old->queue_resume_percent != new->queue_resume_percent ||
+	    old->db_connections != new->db_connections ||
+	    old->reconnect_min_ms != new->reconnect_min_ms ||
+	    old->reconnect_max_ms != new->reconnect_max_ms)
+		log_warnx("SIGHUP: max-line-bytes, queue-bytes, "
+			  "queue-resume-percent, db-connections and "
+			  "reconnect-* apply only after a restart");
+}
+
+/*
+ * SIGHUP: re-read the file and the command line into a fresh config and
+ * apply what can change at run time; a bad file keeps the old settings.
+ */
+static void
+reload(struct daemon *d)
+{
+	struct timeval tv;
+	struct config n;
+	char err[1024];
+
+	sd_notify(0, "RELOADING=1");
+	if (load_config(&n, &d->opts, err, sizeof(err)) == -1) {
+		log_errx("SIGHUP: configuration not reloaded, keeping the "
+			 "running one: %s",
+		    err);
+		sd_notify(0, "READY=1");
+		return;
+	}
+	reload_warn(&d->cfg, &n);
+	log_level = d->cfg.log_level = n.log_level;
+	d->cfg.batch_lines = n.batch_lines;
+	d->cfg.batch_bytes = n.batch_bytes;
+	queue_set_batch_limits(d->q, (uint32_t)n.batch_lines, n.batch_bytes);
+	d->cfg.flush_interval_ms = n.flush_interval_ms;
+	pgpool_set_flush_interval(d->pool, n.flush_interval_ms);
+	d->cfg.shutdown_timeout_ms = n.shutdown_timeout_ms;
+	d->cfg.partitions_ahead = n.partitions_ahead;
+	d->cfg.retention_days = n.retention_days;
+	d->cfg.stats_interval_ms = n.stats_interval_ms;
+	event_del(d->ev_stats);
+	if (n.stats_interval_ms > 0) {
+		tv.tv_sec = n.stats_interval_ms / 1000;
+		tv.tv_usec = (n.stats_interval_ms % 1000) * 1000;
+		event_add(d->ev_stats, &tv);
+	}
+	config_free(&n);
+	log_notice("SIGHUP: configuration reloaded (log-level=%s "
+		   "batch-lines=%d batch-bytes=%zu flush-interval-ms=%d "
+		   "shutdown-timeout=%dms)",
+	    log_level_name(log_level), d->cfg.batch_lines, d->cfg.batch_bytes,
+	    d->cfg.flush_interval_ms, d->cfg.shutdown_timeout_ms);
+	sd_notify(0, "READY=1");
+}
+
 static void
 signal_cb(evutil_socket_t sig, short what, void *arg)
 {
@@ -300,8 +444,7 @@ signal_cb(evutil_socket_t sig, short what, void *arg)
 
 	(void)what;
 	if (sig == SIGHUP) {
-		log_notice("SIGHUP: configuration reload is not supported "
-			   "yet; restart to apply changes");
+		reload(d);
 		return;
 	}
 	if (d->stopping) {
@@ -310,6 +453,7 @@ signal_cb(evutil_socket_t sig, short what, void *arg)
 		return;
 	}
 	d->stopping = true;
+	sd_notify(0, "STOPPING=1");
 	n = listeners_shutdown(d->ls);
 	log_notice("%s: stopped listening, closed %zu connections; flushing "
 		   "%llu queued lines (shutdown-timeout %d ms)",
@@ -347,8 +491,28 @@ setup_events(struct daemon *d)
 	    "drain");
 	d->ev_deadline = must_event(evtimer_new(d->base, deadline_cb, d),
 	    "deadline");
+	uint64_t wd_usec;
+
 	if (d->cfg.stats_interval_ms > 0)
 		event_add(d->ev_stats, &tv);
+	d->ev_watchdog = must_event(event_new(d->base, -1, EV_PERSIST,
+					watchdog_cb, d),
+	    "watchdog");
+	d->ev_status = must_event(event_new(d->base, -1, EV_PERSIST,
+				      status_cb, d),
+	    "status");
+	if (sd_watchdog_enabled(0, &wd_usec) > 0) {
+		tv.tv_sec = (time_t)(wd_usec / 2 / 1000000);
+		tv.tv_usec = (suseconds_t)(wd_usec / 2 % 1000000);
+		event_add(d->ev_watchdog, &tv);
+		log_info("systemd watchdog: keep-alive every %llu ms",
+		    (unsigned long long)(wd_usec / 2000));
+	}
+	if (getenv("NOTIFY_SOCKET") != NULL) {
+		tv.tv_sec = STATUS_INTERVAL_MS / 1000;
+		tv.tv_usec = 0;
+		event_add(d->ev_status, &tv);
+	}
 	for (i = 0; i < 3; i++) {
 		d->ev_sig[i] = must_event(evsignal_new(d->base, sigs[i],
 					      signal_cb, d),
@@ -371,10 +535,68 @@ teardown(struct daemon *d)
 	event_free(d->ev_stats);
 	event_free(d->ev_drain);
 	event_free(d->ev_deadline);
+	event_free(d->ev_watchdog);
+	event_free(d->ev_status);
+	httpd_free(d->httpd);
 	for (i = 0; i < 3; i++)
 		event_free(d->ev_sig[i]);
 	event_base_free(d->base);
 	config_free(&d->cfg);
+}
+
+/* The listen setting whose port matches a socket passed by systemd. */
+static const char *
+listen_for_fd(const struct config *cfg, int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	struct listen_spec spec;
+	char err[256], port[8];
+	size_t i;
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) == -1)
+		return NULL;
+	snprintf(port, sizeof(port), "%u",
+	    ntohs(ss.ss_family == AF_INET6 ?
+		    ((struct sockaddr_in6 *)&ss)->sin6_port :
+		    ((struct sockaddr_in *)&ss)->sin_port));
+	for (i = 0; i < cfg->nlisten; i++)
+		if (config_parse_listen(cfg->listen[i], &spec, err,
+			sizeof(err)) == 0 &&
+		    strcmp(spec.port, port) == 0)
+			return cfg->listen[i];
+	return NULL;
+}
+
+/*
+ * Sockets passed by systemd (logsinkd.socket) replace the listen setting;
+ * a listen entry with the same port lends them its options.
+ */
+static void
+open_listeners(struct daemon *d)
+{
+	char err[1024];
+	int i, n, fd;
+	size_t k;
+
+	if ((n = sd_listen_fds(1)) < 0)
+		fatalx("sd_listen_fds: %s", strerror(-n));
+	for (i = 0; i < n; i++) {
+		fd = SD_LISTEN_FDS_START + i;
+		if (sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1) <= 0)
+			fatalx("socket %d from systemd is not a listening TCP "
+			       "socket (ListenStream= in the .socket unit)",
+			    fd);
+		if (listeners_add_fd(d->ls, fd, listen_for_fd(&d->cfg, fd), err,
+			sizeof(err)) == -1)
+			fatalx("%s", err);
+	}
+	if (n > 0)
+		return;
+	for (k = 0; k < d->cfg.nlisten; k++)
+		if (listeners_add(d->ls, d->cfg.listen[k], err, sizeof(err)) ==
+		    -1)
+			fatalx("%s", err);
 }
 
 static int
@@ -385,7 +607,6 @@ run(struct daemon *d)
 		d->cfg.db_connections, d->cfg.flush_interval_ms,
 		d->cfg.reconnect_min_ms, d->cfg.reconnect_max_ms };
 	char err[1024];
-	size_t i;
 
 	if ((d->base = event_base_new()) == NULL)
 		fatalx("event_base_new failed");
@@ -399,11 +620,17 @@ run(struct daemon *d)
 		fatalx("%s", err);
 	if ((d->ls = listeners_new(d->base, d->q, &lset)) == NULL)
 		fatalx("out of memory");
-	for (i = 0; i < d->cfg.nlisten; i++)
-		if (listeners_add(d->ls, d->cfg.listen[i], err, sizeof(err)) ==
-		    -1)
+	open_listeners(d);
+	if (d->cfg.metrics_listen != NULL) {
+		d->httpd = httpd_new(d->base, d->cfg.metrics_listen, gauges_cb,
+		    d, err, sizeof(err));
+		if (d->httpd == NULL)
 			fatalx("%s", err);
+		log_info("metrics on http://%s/metrics and /healthz",
+		    d->cfg.metrics_listen);
+	}
 	setup_events(d);
+	pgpool_on_contact(d->pool, on_db_contact, d);
 	log_notice("logsinkd %s started", LOGSINK_VERSION);
 	pgpool_start(d->pool);
 	if (event_base_dispatch(d->base) == -1)
@@ -416,16 +643,20 @@ int
 main(int argc, char **argv)
 {
 	struct daemon d;
-	struct options o;
+	char err[1024];
 	int rc;
 
 	setvbuf(stderr, NULL, _IOLBF, 0);
 	log_init();
 	memset(&d, 0, sizeof(d));
-	if (parse_args(argc, argv, &o) == -1 || load_config(&d.cfg, &o) == -1)
+	if (parse_args(argc, argv, &d.opts) == -1)
 		return EXIT_USAGE;
+	if (load_config(&d.cfg, &d.opts, err, sizeof(err)) == -1) {
+		fprintf(stderr, "logsinkd: %s\n", err);
+		return EXIT_USAGE;
+	}
 	log_level = d.cfg.log_level;
-	switch (o.action) {
+	switch (d.opts.action) {
 	case CHECK_CONFIG:
 		config_dump(&d.cfg, stdout);
 		printf("# configuration OK\n");

@@ -2,11 +2,56 @@
  * metrics: global counters (see include/logsink/metrics.h).
  */
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "logsink/metrics.h"
 
 struct metrics metrics;
+
+static const double batch_bounds[METRICS_BATCH_BUCKETS] = { 1, 10, 100, 500,
+	1000, 2000, 5000, 10000, 50000, 100000 };
+static const double latency_bounds[METRICS_LATENCY_BUCKETS] = { 0.001, 0.005,
+	0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30 };
+
+static void
+observe(struct histogram *h, const double *bounds, int nb, double v)
+{
+	int i;
+
+	for (i = 0; i < nb && v > bounds[i]; i++)
+		;
+	h->counts[i]++;
+	h->sum += v;
+	h->n++;
+}
+
+void
+metrics_observe_batch(uint32_t lines, double commit_seconds)
+{
+	observe(&metrics.batch_lines, batch_bounds, METRICS_BATCH_BUCKETS,
+	    (double)lines);
+	observe(&metrics.commit_seconds, latency_bounds,
+	    METRICS_LATENCY_BUCKETS, commit_seconds);
+}
+
+void
+metrics_count_sqlstate(const char *sqlstate)
+{
+	int i;
+
+	for (i = 0; i < METRICS_SQLSTATES; i++) {
+		if (metrics.sqlstates[i].code[0] == '\0')
+			snprintf(metrics.sqlstates[i].code,
+			    sizeof(metrics.sqlstates[i].code), "%s", sqlstate);
+		if (strcmp(metrics.sqlstates[i].code, sqlstate) == 0) {
+			metrics.sqlstates[i].n++;
+			return;
+		}
+	}
+	metrics.sqlstate_other++;
+}
 
 void
 metrics_format(char *out, size_t outlen, uint64_t queue_lines,
@@ -15,16 +60,179 @@ metrics_format(char *out, size_t outlen, uint64_t queue_lines,
 	snprintf(out, outlen,
 	    "received=%" PRIu64 " committed=%" PRIu64 " queued=%" PRIu64
 	    " queue_bytes=%zu truncated=%" PRIu64 " bad_frames=%" PRIu64
-	    " sanitized=%" PRIu64
-	    " dropped_oom=%" PRIu64 " conns_open=%" PRIu64
-	    " conns_accepted=%" PRIu64 " batches=%" PRIu64
-	    " copy_failures=%" PRIu64 " reconnects=%" PRIu64
-	    " backpressure_ms=%" PRIu64,
+	    " sanitized=%" PRIu64 " dropped_oom=%" PRIu64
+	    " conns_open=%" PRIu64 " conns_accepted=%" PRIu64
+	    " batches=%" PRIu64 " copy_failures=%" PRIu64
+	    " reconnects=%" PRIu64 " backpressure_ms=%" PRIu64,
 	    metrics.lines_received, metrics.lines_committed, queue_lines,
 	    queue_bytes, metrics.lines_truncated, metrics.bad_frames,
-	    metrics.lines_sanitized,
-	    metrics.lines_dropped_oom, metrics.connections_open,
-	    metrics.connections_accepted, metrics.copy_batches,
-	    metrics.copy_failures, metrics.db_reconnects,
-	    metrics.backpressure_ms);
+	    metrics.lines_sanitized, metrics.lines_dropped_oom,
+	    metrics.connections_open, metrics.connections_accepted,
+	    metrics.copy_batches, metrics.copy_failures,
+	    metrics.db_reconnects, metrics.backpressure_ms);
+}
+
+static int
+put(struct buf *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int
+put(struct buf *out, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	for (;;) {
+		va_start(ap, fmt);
+		n = vsnprintf(out->data + out->len, out->cap - out->len, fmt,
+		    ap);
+		va_end(ap);
+		if (n < 0)
+			return -1;
+		if ((size_t)n < out->cap - out->len) {
+			out->len += (size_t)n;
+			return 0;
+		}
+		if (buf_reserve(out, (size_t)n + 1) == -1)
+			return -1;
+	}
+}
+
+static int
+counter(struct buf *out, const char *name, const char *help, uint64_t v)
+{
+	return put(out, "# HELP logsink_%s %s\n# TYPE logsink_%s counter\n"
+			"logsink_%s %" PRIu64 "\n",
+	    name, help, name, name, v);
+}
+
+static int
+gauge(struct buf *out, const char *name, const char *help, double v)
+{
+	return put(out, "# HELP logsink_%s %s\n# TYPE logsink_%s gauge\n"
+			"logsink_%s %.17g\n",
+	    name, help, name, name, v);
+}
+
+static int
+histogram(struct buf *out, const char *name, const char *help,
+    const struct histogram *h, const double *bounds, int nb)
+{
+	uint64_t cum = 0;
+	int i, rc;
+
+	rc = put(out, "# HELP logsink_%s %s\n# TYPE logsink_%s histogram\n",
+	    name, help, name);
+	for (i = 0; rc == 0 && i < nb; i++) {
+		cum += h->counts[i];
+		rc = put(out, "logsink_%s_bucket{le=\"%g\"} %" PRIu64 "\n",
+		    name, bounds[i], cum);
+	}
+	if (rc == 0)
+		rc = put(out,
+		    "logsink_%s_bucket{le=\"+Inf\"} %" PRIu64 "\n"
+		    "logsink_%s_sum %.17g\nlogsink_%s_count %" PRIu64 "\n",
+		    name, h->n, name, h->sum, name, h->n);
+	return rc;
+}
+
+static int
+render_counters(struct buf *out)
+{
+	const struct metrics *m = &metrics;
+
+	return counter(out, "lines_received_total", "Lines received.",
+		   m->lines_received) |
+	    counter(out, "bytes_received_total", "Message bytes received.",
+		m->bytes_received) |
+	    counter(out, "lines_committed_total",
+		"Lines committed to PostgreSQL.", m->lines_committed) |
+	    counter(out, "lines_truncated_total",
+		"Lines cut to max-line-bytes.", m->lines_truncated) |
+	    counter(out, "lines_sanitized_total",
+		"Lines with bytes replaced by U+FFFD.", m->lines_sanitized) |
+	    counter(out, "bytes_replaced_total",
+		"Bytes replaced by U+FFFD (invalid UTF-8, NUL).",
+		m->bytes_replaced) |
+	    counter(out, "bad_frames_total",
+		"Malformed octet-counting frames.", m->bad_frames) |
+	    counter(out, "lines_dropped_oom_total",
+		"Lines dropped because memory ran out.",
+		m->lines_dropped_oom) |
+	    counter(out, "connections_accepted_total",
+		"Client connections accepted.", m->connections_accepted) |
+	    counter(out, "connections_refused_total",
+		"Client connections refused by limits.",
+		m->connections_refused) |
+	    counter(out, "accept_errors_total", "Failed accept() calls.",
+		m->accept_errors) |
+	    counter(out, "copy_batches_total", "COPY batches committed.",
+		m->copy_batches) |
+	    counter(out, "copy_failures_total",
+		"COPY batches that failed and were requeued.",
+		m->copy_failures) |
+	    counter(out, "db_reconnects_total",
+		"Database connections dropped and retried.",
+		m->db_reconnects) |
+	    counter(out, "backpressure_events_total",
+		"Times reading from clients was paused (queue full).",
+		m->backpressure_events);
+}
+
+static int
+render_sqlstates(struct buf *out)
+{
+	int i, rc;
+
+	rc = put(out, "# HELP logsink_db_errors_total Database errors by "
+		      "SQLSTATE.\n# TYPE logsink_db_errors_total counter\n");
+	for (i = 0; rc == 0 && i < METRICS_SQLSTATES; i++)
+		if (metrics.sqlstates[i].code[0] != '\0')
+			rc = put(out,
+			    "logsink_db_errors_total{sqlstate=\"%s\"} %" PRIu64
+			    "\n",
+			    metrics.sqlstates[i].code, metrics.sqlstates[i].n);
+	if (rc == 0 && metrics.sqlstate_other > 0)
+		rc = put(out,
+		    "logsink_db_errors_total{sqlstate=\"other\"} %" PRIu64 "\n",
+		    metrics.sqlstate_other);
+	return rc;
+}
+
+int
+metrics_render(struct buf *out, const struct metrics_gauges *g)
+{
+	uint64_t bp_ms = metrics.backpressure_ms;
+	int i, rc;
+
+	if (buf_reserve(out, 8192) == -1)
+		return -1;
+	if (metrics.backpressure_since_ms != 0)
+		bp_ms += (uint64_t)(g->now_ms - metrics.backpressure_since_ms);
+	rc = render_counters(out) | render_sqlstates(out) |
+	    counter(out, "backpressure_seconds_total",
+		"Seconds spent with reading paused.", bp_ms / 1000) |
+	    gauge(out, "connections_open", "Client connections open.",
+		(double)metrics.connections_open) |
+	    gauge(out, "queue_lines", "Lines queued, not yet committed.",
+		(double)g->queue_lines) |
+	    gauge(out, "queue_bytes", "Bytes held by the queue.",
+		(double)g->queue_bytes) |
+	    gauge(out, "queue_limit_bytes", "queue-bytes setting.",
+		(double)g->queue_limit_bytes) |
+	    gauge(out, "db_writable",
+		"Database connections ready to write (0: none).",
+		g->db_writable) |
+	    histogram(out, "batch_lines", "Lines per committed COPY batch.",
+		&metrics.batch_lines, batch_bounds, METRICS_BATCH_BUCKETS) |
+	    histogram(out, "commit_seconds",
+		"Seconds from COPY start to commit.", &metrics.commit_seconds,
+		latency_bounds, METRICS_LATENCY_BUCKETS);
+	if (rc == 0)
+		rc = put(out, "# HELP logsink_db_connections Database "
+			      "connections by state.\n# TYPE "
+			      "logsink_db_connections gauge\n");
+	for (i = 0; rc == 0 && i < g->ndb_states; i++)
+		rc = put(out, "logsink_db_connections{state=\"%s\"} %d\n",
+		    g->db_state_names[i], g->db_state_counts[i]);
+	return rc == 0 ? 0 : -1;
 }

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <event2/event.h>
 #include <libpq-fe.h>
@@ -71,6 +72,7 @@ struct pg_conn {
 	struct event *ev_timer;
 	struct batch *batch; /* taken from the queue, not yet committed */
 	size_t sent;	     /* bytes of batch->rows queued in libpq */
+	int64_t copy_start_us;
 	int backoff_ms;
 	int64_t last_warn_ms;
 	char last_error[256];
@@ -88,9 +90,23 @@ struct pgpool {
 	struct event *ev_flush;
 	bool draining;
 	bool ever_ready;
+	bool contacted; /* the first connection attempt has ended */
+	pgpool_cb on_contact;
+	void *contact_arg;
 };
 
 static void pg_dispatch(struct pg_conn *pc, enum pg_event ev);
+
+/* The first connection attempt has ended, well or not: report it once. */
+static void
+pg_contacted(struct pgpool *pool)
+{
+	if (pool->contacted)
+		return;
+	pool->contacted = true;
+	if (pool->on_contact != NULL)
+		pool->on_contact(pool->contact_arg);
+}
 static void pg_fail(struct pg_conn *pc, const char *what, const char *msg);
 
 static void
@@ -99,6 +115,15 @@ pg_set_state(struct pg_conn *pc, enum pg_state state)
 	log_debug("pg%d: %s -> %s", pc->id, pg_state_names[pc->state],
 	    pg_state_names[state]);
 	pc->state = state;
+}
+
+static int64_t
+now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 static void
@@ -255,6 +280,7 @@ pg_collect(struct pg_conn *pc, ExecStatusType *status, char *sqlstate)
 			*status = st;
 			s = PQresultErrorField(res, PG_DIAG_SQLSTATE);
 			snprintf(sqlstate, 6, "%s", s != NULL ? s : "?????");
+			metrics_count_sqlstate(sqlstate);
 			dbconn_trim(pc->last_error, sizeof(pc->last_error),
 			    PQresultErrorMessage(res));
 		}
@@ -314,6 +340,7 @@ handle_checking_io(struct pg_conn *pc, enum pg_event ev)
 	log_info("pg%d: connected to %s (server %d)", pc->id,
 	    pc->pool->dc.target, PQserverVersion(pc->conn));
 	pc->pool->ever_ready = true;
+	pg_contacted(pc->pool);
 	pc->backoff_ms = pc->pool->set.reconnect_min_ms;
 	pc->last_error[0] = '\0';
 	pg_set_state(pc, PG_IDLE);
@@ -361,6 +388,7 @@ handle_idle_work(struct pg_conn *pc)
 		return;
 	}
 	pc->sent = 0;
+	pc->copy_start_us = now_us();
 	if (!PQsendQuery(pc->conn, pool->copy_sql)) {
 		pg_fail(pc, "COPY", PQerrorMessage(pc->conn));
 		return;
@@ -489,6 +517,8 @@ handle_await_result_read(struct pg_conn *pc)
 	}
 	metrics.lines_committed += pc->batch->lines;
 	metrics.copy_batches++;
+	metrics_observe_batch(pc->batch->lines,
+	    (double)(now_us() - pc->copy_start_us) / 1e6);
 	log_debug("pg%d: committed %u lines", pc->id, pc->batch->lines);
 	queue_done(pool->q, pc->batch);
 	pc->batch = NULL;
@@ -529,6 +559,7 @@ pg_fail(struct pg_conn *pc, const char *what, const char *msg)
 		pc->batch = NULL;
 	}
 	pg_close(pc);
+	pg_contacted(pool);
 	metrics.db_reconnects++;
 	delay = jitter(pc->backoff_ms);
 	pc->backoff_ms = pc->backoff_ms * 2 > pool->set.reconnect_max_ms ?
@@ -715,6 +746,13 @@ pgpool_start(struct pgpool *pool)
 }
 
 void
+pgpool_on_contact(struct pgpool *pool, pgpool_cb cb, void *arg)
+{
+	pool->on_contact = cb;
+	pool->contact_arg = arg;
+}
+
+void
 pgpool_drain(struct pgpool *pool)
 {
 	pool->draining = true;
@@ -725,6 +763,24 @@ void
 pgpool_set_flush_interval(struct pgpool *pool, int ms)
 {
 	pool->set.flush_interval_ms = ms;
+}
+
+const char *const *
+pgpool_state_names(int *nstates)
+{
+	*nstates = (int)(sizeof(pg_state_names) / sizeof(pg_state_names[0]));
+	return pg_state_names;
+}
+
+void
+pgpool_state_counts(const struct pgpool *pool, int *counts)
+{
+	int i;
+
+	memset(counts, 0, sizeof(pg_state_names) / sizeof(pg_state_names[0]) *
+		sizeof(*counts));
+	for (i = 0; i < pool->set.connections; i++)
+		counts[pool->conns[i].state]++;
 }
 
 int

@@ -29,6 +29,9 @@ struct config {
 	int reconnect_min_ms;
 	int reconnect_max_ms;
 	int stats_interval_ms;
+	char *metrics_listen; /* "HOST:PORT" or NULL */
+	int partitions_ahead;
+	int retention_days; /* 0: keep forever */
 };
 
 void config_init(struct config *cfg);

@@ -28,6 +28,13 @@ struct listeners *listeners_new(struct event_base *base, struct queue *q,
  */
 int listeners_add(struct listeners *ls, const char *hostport, char *err,
     size_t errlen) __attribute__((warn_unused_result));
+/*
+ * Adopts an already listening socket (systemd socket activation).  value,
+ * if not NULL, is the listen setting whose options (framing=, format=)
+ * apply to it.
+ */
+int listeners_add_fd(struct listeners *ls, int fd, const char *value,
+    char *err, size_t errlen) __attribute__((warn_unused_result));
 /* The queue has room again: resume reading from clients. */
 void listeners_resume(struct listeners *ls);
 /*

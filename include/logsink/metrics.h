@@ -1,13 +1,26 @@
 /*
- * metrics: the daemon's counters.  Plain integers updated on the event
- * loop (single-threaded); the periodic "stats:" log line and, later, the
- * metrics endpoint read them.
+ * metrics: the daemon's counters and histograms.  Plain integers updated
+ * on the event loop (single-threaded); read by the periodic "stats:" log
+ * line and rendered in Prometheus text format for /metrics.  Leaf module.
  */
 #ifndef LOGSINK_METRICS_H
 #define LOGSINK_METRICS_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
-#include <stdio.h>
+
+#include "logsink/buf.h"
+
+#define METRICS_BATCH_BUCKETS 10
+#define METRICS_LATENCY_BUCKETS 13
+#define METRICS_SQLSTATES 32
+
+struct histogram {
+	uint64_t counts[METRICS_LATENCY_BUCKETS + 1]; /* last: +Inf */
+	double sum;
+	uint64_t n;
+};
 
 struct metrics {
 	uint64_t lines_received;
@@ -20,18 +33,46 @@ struct metrics {
 	uint64_t lines_dropped_oom;
 	uint64_t connections_accepted;
 	uint64_t connections_open;
+	uint64_t connections_refused;
 	uint64_t accept_errors;
 	uint64_t copy_batches;
 	uint64_t copy_failures;
 	uint64_t db_reconnects;
 	uint64_t backpressure_events;
-	uint64_t backpressure_ms;
+	uint64_t backpressure_ms;    /* finished pauses */
+	int64_t backpressure_since_ms; /* monotonic start of the current pause, or 0 */
+	struct histogram batch_lines;
+	struct histogram commit_seconds;
+	struct {
+		char code[6];
+		uint64_t n;
+	} sqlstates[METRICS_SQLSTATES];
+	uint64_t sqlstate_other;
 };
 
 extern struct metrics metrics;
 
+/* What other modules know at render time. */
+struct metrics_gauges {
+	uint64_t queue_lines;
+	size_t queue_bytes;
+	size_t queue_limit_bytes;
+	int64_t now_ms; /* monotonic */
+	int db_writable;
+	int ndb_states;
+	const char *const *db_state_names;
+	int *db_state_counts; /* filled by the gauges callback */
+};
+
+void metrics_observe_batch(uint32_t lines, double commit_seconds);
+void metrics_count_sqlstate(const char *sqlstate);
+
 /* One line of key=value pairs, for the periodic stats log line. */
 void metrics_format(char *out, size_t outlen, uint64_t queue_lines,
     size_t queue_bytes);
+
+/* Prometheus text exposition format 0.0.4; -1 if out could not grow. */
+int metrics_render(struct buf *out, const struct metrics_gauges *g)
+    __attribute__((warn_unused_result));
 
 #endif

@@ -25,11 +25,18 @@ struct pgpool_settings {
 
 struct pgpool;
 
+typedef void (*pgpool_cb)(void *arg);
+
 /* Validates the settings (conninfo syntax included); NULL with err set. */
 struct pgpool *pgpool_new(struct event_base *base, struct queue *q,
     const struct pgpool_settings *set, char *err, size_t errlen);
 void pgpool_free(struct pgpool *pool);
 
+/*
+ * cb runs once, when the first connection attempt has ended: connected
+ * with the schema checked, or failed (the pool keeps retrying).
+ */
+void pgpool_on_contact(struct pgpool *pool, pgpool_cb cb, void *arg);
 /* Starts connecting. */
 void pgpool_start(struct pgpool *pool);
 /* New work may be waiting in the queue: wake idle connections. */
@@ -38,6 +45,11 @@ void pgpool_kick(struct pgpool *pool);
 void pgpool_drain(struct pgpool *pool);
 /* Run-time tunables (SIGHUP). */
 void pgpool_set_flush_interval(struct pgpool *pool, int ms);
+
+/* Names of the connection states, for metrics; counts[] per state. */
+const char *const *pgpool_state_names(int *nstates);
+void pgpool_state_counts(const struct pgpool *pool, int *counts);
+#define PGPOOL_MAX_STATES 16
 
 /* Connections currently able to take a batch or writing one. */
 int pgpool_connected(const struct pgpool *pool);
