@@ -165,31 +165,84 @@ digits(const char *p, const char *end)
 	return p;
 }
 
-/* Scans a number (RFC 8259 section 6); NULL if malformed. */
+/* What json_number() learnt about a number, for numeric_fits(). */
+struct jnum {
+	int64_t msd;   /* decimal position of the first nonzero digit */
+	int64_t nfrac; /* digits written after the point */
+	int64_t exp;   /* exponent, clamped to +-1e10 */
+	bool zero;     /* no nonzero digit */
+};
+
+/*
+ * True if PostgreSQL's numeric, and so jsonb, can store the number
+ * (checked against PostgreSQL 15 numeric.c): an exponent below INT_MAX/2,
+ * at most 16383 digits after the point (dscale: written zeros count too)
+ * and, unless it is zero, the first digit at most 131071 places before
+ * the point.  jsonb rejects the whole object otherwise ("value overflows
+ * numeric format"), and one such line must not fail a batch.
+ */
+static bool
+numeric_fits(const struct jnum *n)
+{
+	if (n->exp >= 1073741823 || n->exp <= -1073741823)
+		return false;
+	if (n->nfrac - n->exp > 16383)
+		return false;
+	return n->zero || n->msd + n->exp <= 131071;
+}
+
+/* Parses an exponent's digits at p..q into *exp, clamped to +-1e10. */
+static void
+json_exponent(const char *p, const char *q, bool neg, int64_t *exp)
+{
+	for (*exp = 0; p < q; p++)
+		if (*exp < INT64_C(10000000000))
+			*exp = *exp * 10 + (*p - '0');
+	if (neg)
+		*exp = -*exp;
+}
+
+/*
+ * Scans a number (RFC 8259 section 6).  NULL if malformed, or if jsonb
+ * could not store it (see numeric_fits()).
+ */
 static const char *
 json_number(const char *p, const char *end)
 {
-	const char *q;
+	struct jnum n = { 0, 0, 0, true };
+	const char *q, *z;
+	bool neg;
 
 	if (p < end && *p == '-')
 		p++;
 	if (p == end || (unsigned)(*p - '0') > 9)
 		return NULL;
-	p = *p == '0' ? p + 1 : digits(p, end);
-	if (p < end && *p == '.') {
+	q = *p == '0' ? p + 1 : digits(p, end);
+	if (*p != '0') {
+		n.msd = q - p - 1;
+		n.zero = false;
+	}
+	if ((p = q) < end && *p == '.') {
 		if ((q = digits(p + 1, end)) == p + 1)
 			return NULL;
+		n.nfrac = q - p - 1;
+		for (z = p + 1; n.zero && z < q; z++)
+			if (*z != '0') {
+				n.msd = -(z - p);
+				n.zero = false;
+			}
 		p = q;
 	}
 	if (p < end && (*p == 'e' || *p == 'E')) {
-		p++;
+		neg = ++p < end && *p == '-';
 		if (p < end && (*p == '+' || *p == '-'))
 			p++;
 		if ((q = digits(p, end)) == p)
 			return NULL;
+		json_exponent(p, q, neg, &n.exp);
 		p = q;
 	}
-	return p;
+	return numeric_fits(&n) ? p : NULL;
 }
 
 static const char *

@@ -450,6 +450,32 @@ static const struct pcase json_cases[] = {
 	{ "array trailing comma", IN("{\"a\":[1,]}"), NOPRI,
 	    .msg = "{\"a\":[1,]}" },
 	{ "missing colon", IN("{\"a\" 1}"), NOPRI, .msg = "{\"a\" 1}" },
+	{ "jsonb can store 1e131071", IN("{\"a\":1e131071}"), NOPRI,
+	    .msg = "{\"a\":1e131071}", .fields = "{\"a\":1e131071}" },
+	{ "jsonb cannot store 1e131072", IN("{\"a\":1e131072}"), NOPRI,
+	    .msg = "{\"a\":1e131072}" },
+	{ "jsonb can store 0.01e131073", IN("{\"a\":0.01e131073}"), NOPRI,
+	    .msg = "{\"a\":0.01e131073}", .fields = "{\"a\":0.01e131073}" },
+	{ "jsonb can store 1e-16383", IN("{\"a\":1e-16383}"), NOPRI,
+	    .msg = "{\"a\":1e-16383}", .fields = "{\"a\":1e-16383}" },
+	{ "jsonb cannot store 1e-16384", IN("{\"a\":1e-16384}"), NOPRI,
+	    .msg = "{\"a\":1e-16384}" },
+	{ "jsonb cannot store 0e-16384", IN("{\"a\":0e-16384}"), NOPRI,
+	    .msg = "{\"a\":0e-16384}" },
+	{ "jsonb can store 0e200000", IN("{\"a\":0e200000}"), NOPRI,
+	    .msg = "{\"a\":0e200000}", .fields = "{\"a\":0e200000}" },
+	{ "jsonb cannot store 0.5e-16383", IN("{\"a\":0.5e-16383}"), NOPRI,
+	    .msg = "{\"a\":0.5e-16383}" },
+	{ "jsonb can store -1.5E+3", IN("{\"a\":-1.5E+3}"), NOPRI,
+	    .msg = "{\"a\":-1.5E+3}", .fields = "{\"a\":-1.5E+3}" },
+	{ "jsonb cannot store 1E000000000000000000",
+	    IN("{\"a\":"
+	       "1E0000000000000000000000000000000000000000000016397105841297379"
+	       "212}"),
+	    NOPRI,
+	    .msg = "{\"a\":"
+		   "1E000000000000000000000000000000000000000000001639710584129"
+		   "7379212}" },
 	{ "top-level array is plain", IN("[1,2]"), NOPRI, .msg = "[1,2]" },
 	{ "lone {", IN("{"), NOPRI, .msg = "{" },
 };
