@@ -13,6 +13,15 @@
  * by \ufffd (same length); a single odd client must not make the database
  * reject a whole batch.  Invalid UTF-8 is left to the COPY encoder.
  *
+ * Numbers that PostgreSQL's numeric cannot hold (huge exponents) make the
+ * line plain for the same reason.
+ *
+ * Top-level keys mapped to columns, first present wins:
+ *   message  <- message, msg, log (a string is unescaped; other values
+ *               keep their JSON text; none: the whole line)
+ *   severity <- level, severity (names, 0..7, pino levels 10..60)
+ *   event    <- time, timestamp, @timestamp, ts (RFC 3339 or epoch number)
+ *   host     <- host, hostname (strings only)
  * Keys are matched verbatim (a key written with escapes never matches).
  * With duplicate keys the last one wins, as in jsonb.
  */
@@ -604,8 +613,8 @@ json_epoch(const char *p, size_t n, int64_t *us)
 	int64_t ip = 0, fr = 0;
 	int nd = 0, fd = 0;
 
-	for (; p < end && (unsigned)(*p - '0') <= 9; p++) {
-		if (++nd > 18)
+	for (; p < end && (unsigned)(*p - '0') <= 9; p++, nd++) {
+		if (ip > (INT64_MAX - (*p - '0')) / 10)
 			return false;
 		ip = ip * 10 + (*p - '0');
 	}
@@ -631,7 +640,7 @@ json_epoch(const char *p, size_t n, int64_t *us)
 		*us = ip * 1000 + fr / 1000;
 	else
 		*us = ip * 1000000 + fr;
-	return true;
+	return parser_event_in_range(*us);
 }
 
 /* The first present of the keys in ks[0..n-1], or NULL. */

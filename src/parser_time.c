@@ -22,6 +22,14 @@
 #define S_PER_DAY   INT64_C(86400)
 #define OFF_SLOT_US (INT64_C(900) * US_PER_S)
 
+/*
+ * Event times are kept within 0001-01-01 .. 9999-12-31 UTC, the years
+ * PostgreSQL's timestamp text form takes without "BC" or a fifth digit;
+ * RFC 3339 years 0000 and offsets could otherwise step outside.
+ */
+#define EVENT_MIN_US (INT64_C(-719162) * S_PER_DAY * US_PER_S)
+#define EVENT_MAX_US (INT64_C(2932897) * S_PER_DAY * US_PER_S - 1)
+
 /* The only state of the parser: a per-thread cache of the local offset. */
 static _Thread_local struct {
 	int64_t slot; /* received_us / OFF_SLOT_US */
@@ -79,6 +87,13 @@ parser_valid_date(int y, int m, int d)
 	if (m == 2 && d == 29)
 		return is_leap(y);
 	return d <= mdays[m - 1];
+}
+
+/* True if us is a storable event time (see EVENT_MIN_US). */
+bool
+parser_event_in_range(int64_t us)
+{
+	return us >= EVENT_MIN_US && us <= EVENT_MAX_US;
 }
 
 /* Two ASCII digits at p as 0..99, or -1. */
@@ -147,7 +162,7 @@ parse_offset(const char *p, const char *end, int64_t *off_s)
  * space instead of "T" (RFC 3339 section 5.6, NOTE) are accepted.  Field
  * ranges are checked (no Feb 30, no hour 24); second 60 (a leap second)
  * is accepted and lands on the next minute.  Stores microseconds since
- * the epoch, UTC.
+ * the epoch, UTC; false if that is outside parser_event_in_range().
  */
 bool
 parser_rfc3339(const char *s, size_t n, int64_t *us)
@@ -172,7 +187,7 @@ parser_rfc3339(const char *s, size_t n, int64_t *us)
 	t = parser_days_from_civil(y1 * 100 + y2, mo, d) * S_PER_DAY +
 	    h * 3600 + mi * 60 + sec - off_s;
 	*us = t * US_PER_S + frac;
-	return true;
+	return parser_event_in_range(*us);
 }
 
 /*
