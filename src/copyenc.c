@@ -148,18 +148,27 @@ put_digits(char *o, unsigned v, int width)
 	return o + width;
 }
 
+/* 0001-01-01 and 9999-12-31 23:59:59.999999 UTC, in µs since 1970. */
+#define TS_MIN_US (-62135596800LL * 1000000)
+#define TS_MAX_US (253402300800LL * 1000000 - 1)
+
 void
 copyenc_timestamp(struct buf *out, int64_t us)
 {
-	int64_t secs = us >= 0 ? us / 1000000 : (us - 999999) / 1000000;
-	int64_t days = secs >= 0 ? secs / 86400 : (secs - 86399) / 86400;
-	unsigned sod = (unsigned)(secs - days * 86400);
+	int64_t secs, days;
+	unsigned sod;
 	char *o = out->data + out->len;
 	int y, m, d;
 
+	/* timestamptz text input needs a four-digit year. */
+	if (us < TS_MIN_US)
+		us = TS_MIN_US;
+	else if (us > TS_MAX_US)
+		us = TS_MAX_US;
+	secs = us >= 0 ? us / 1000000 : (us - 999999) / 1000000;
+	days = secs >= 0 ? secs / 86400 : (secs - 86399) / 86400;
+	sod = (unsigned)(secs - days * 86400);
 	civil_from_days(days, &y, &m, &d);
-	if (y < 1 || y > 9999)
-		y = y < 1 ? 1 : 9999; /* outside timestamptz's text range */
 	o = put_digits(o, (unsigned)y, 4);
 	*o++ = '-';
 	o = put_digits(o, (unsigned)m, 2);
