@@ -546,8 +546,8 @@ test_table(void **state)
 	static const char *const bad[] = { "1x", "a.b.c", "x;drop",
 		"x; DROP TABLE y", "", ".logs", "logs.", "a b", "\"logs\"",
 		"$x", "a.1b", "a-b",
-		"a234567890123456789012345678901234567890123456789012345678901"
-		"234" };
+		("a234567890123456789012345678901234567890123456789012345678901"
+		 "234") };
 	struct fx *x = *state;
 	size_t i;
 
