@@ -605,6 +605,29 @@ test_octet_split_trailing_crlf(void **state)
 	check_stream(*state, &s);
 }
 
+/*
+ * AUTO picks the framing when the first message ends, or once max_line + 2
+ * bytes have arrived without a terminator, and then it guesses LF.  A
+ * NUL-framed first message longer than that is framed as NUL when it
+ * arrives in one read but as LF when it arrives in pieces, and in LF
+ * framing every later "<PRI>...\0" message of the connection is part of
+ * one discarded line.
+ */
+static const struct fcase auto_long_nul_first[] = {
+	CUT("<13>AAAAAAAAAAAAAAAAAAAA\0", "<13>AAAAAAAAAAAA"),
+	MSG("<13>b\0", "<13>b"),
+	MSG("<13>c\0", "<13>c"),
+};
+
+static void
+test_auto_long_first_nul_message(void **state)
+{
+	static const struct stream s = { "auto, long first NUL message",
+		TABLE(FRAMER_AUTO, auto_long_nul_first), 0 };
+
+	check_stream(*state, &s);
+}
+
 static void
 test_mode_names(void **state)
 {
@@ -641,6 +664,8 @@ main(void)
 		    test_nul_split_trim_inner, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_octet_split_trailing_crlf, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_auto_long_first_nul_message, setup, teardown),
 		cmocka_unit_test(test_mode_names),
 	};
 
