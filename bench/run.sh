@@ -1,0 +1,615 @@
+#!/usr/bin/env bash
+# bench/run.sh: logsinkd end to end against a direct-COPY ceiling, on one
+# private PostgreSQL cluster with the real schema.  See bench/README.md
+# ("End-to-end benchmark: run.sh") and `bench/run.sh --help`.
+#
+# Per case and run: logsinkd is started fresh on an empty (TRUNCATEd)
+# table, loadgen sends N lines, and the run ends when all N rows are
+# visible.  Throughput = rows / (commit time of the last row - receive time
+# of the first row); both come from the database (received_at and
+# track_commit_timestamp), so the script never polls count(*) during the
+# measured window.  The ceiling: the rows of the case's first run, exported
+# with \copy, split into P files and COPY'd back by P parallel psql streams
+# into the same (TRUNCATEd) table.
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+ALL_CASES=(plain16 rfc5424_16 conn1000 idle10k ack)
+COLS="received_at, peer, host, app, procid, msgid, facility, severity, event_time, message, fields"
+
+usage() {
+	cat <<'EOF'
+usage: bench/run.sh [options]
+
+Measures logsinkd end to end (lines/s, CPU, RSS, lost/duplicated lines)
+and the COPY ceiling of the same rows, on a private PostgreSQL.
+
+  --lines N              lines per run (k/M/G suffixes; default 2M)
+  --runs K               runs per case, medians reported (default 3)
+  --cases LIST           comma-separated: plain16,rfc5424_16,conn1000,
+                         idle10k,ack (default: all)
+  --ceiling-streams P    parallel COPY streams for the ceiling (default 2)
+  --smoke                CI mode: 20k lines, 1 run, plain16 and rfc5424_16,
+                         shared_buffers=128MB; fails (exit 1) on any error
+                         or lost line.  Later options override these.
+  --json FILE            also write the results as JSON
+  --build-dir DIR        where logsinkd and bench/loadgen are (default:
+                         build/ of this checkout; built if missing)
+  --build                (re)build them first (cmake --build)
+  --daemon-args "ARGS"   extra logsinkd settings, e.g. "--db-connections 4"
+  --loadgen-args "ARGS"  extra loadgen options, e.g. "--size 300"
+  --pg-setting K=V       extra/overriding server setting (repeatable)
+  --settle S             give up waiting for rows after S s without
+                         progress (default 20; smoke 10)
+  --keep                 keep the temporary directory (logs, data)
+  -h, --help
+
+Numbers are never asserted.  Exit status: 0 when every case was measured;
+1 when a case could not be measured (or, with --smoke, a line was lost);
+2 on usage errors.  Environment: PG_BINDIR (PostgreSQL server binaries),
+TMPDIR (where the cluster and the ceiling files go; must be reachable by
+the postgres user when run as root).
+EOF
+}
+
+die() {
+	echo "run.sh: $*" >&2
+	exit 2
+}
+log() { echo "run.sh: $*" >&2; }
+
+# Counts with k/M/G suffixes (powers of ten, as loadgen).
+parse_count() {
+	local s=$1 m=1
+	case $s in
+	*[kK]) m=1000 s=${s%?} ;;
+	*M) m=1000000 s=${s%?} ;;
+	*G) m=1000000000 s=${s%?} ;;
+	esac
+	[[ $s =~ ^[0-9]+$ ]] || die "not a count: $1"
+	echo $((s * m))
+}
+
+# ---------------------------------------------------------------- options
+LINES=2000000 RUNS=3 CASES="" STREAMS=2 SMOKE=0 JSON="" BUILD_DIR="$REPO/build"
+FORCE_BUILD=0 KEEP=0 SETTLE="" DAEMON_ARGS=() LOADGEN_ARGS=() PG_EXTRA=()
+lines_set=0 runs_set=0
+while (($#)); do
+	case $1 in
+	--lines) LINES=$(parse_count "${2:?--lines needs a value}") lines_set=1; shift ;;
+	--runs) RUNS=${2:?--runs needs a value} runs_set=1; shift ;;
+	--cases) CASES=${2:?--cases needs a value}; shift ;;
+	--ceiling-streams) STREAMS=${2:?--ceiling-streams needs a value}; shift ;;
+	--smoke) SMOKE=1 ;;
+	--json) JSON=${2:?--json needs a file}; shift ;;
+	--build-dir) BUILD_DIR=${2:?--build-dir needs a directory}; shift ;;
+	--build) FORCE_BUILD=1 ;;
+	--daemon-args) read -r -a DAEMON_ARGS <<<"${2?}"; shift ;;
+	--loadgen-args) read -r -a LOADGEN_ARGS <<<"${2?}"; shift ;;
+	--pg-setting) [[ ${2:-} == *=* ]] || die "--pg-setting needs NAME=VALUE"; PG_EXTRA+=("$2"); shift ;;
+	--settle) SETTLE=${2:?--settle needs seconds}; shift ;;
+	--keep) KEEP=1 ;;
+	-h | --help) usage; exit 0 ;;
+	*) usage >&2; die "unknown option: $1" ;;
+	esac
+	shift
+done
+if ((SMOKE)); then
+	((lines_set)) || LINES=20000
+	((runs_set)) || RUNS=1
+	[[ -n $CASES ]] || CASES=plain16,rfc5424_16
+	[[ -n $SETTLE ]] || SETTLE=10
+fi
+[[ -n $CASES ]] || CASES=$(IFS=,; echo "${ALL_CASES[*]}")
+[[ -n $SETTLE ]] || SETTLE=20
+[[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "--runs: a positive integer"
+[[ $STREAMS =~ ^[1-9][0-9]*$ ]] || die "--ceiling-streams: a positive integer"
+[[ $SETTLE =~ ^[1-9][0-9]*$ ]] || die "--settle: a positive integer"
+((LINES > 0)) || die "--lines must be positive"
+IFS=, read -r -a SEL_CASES <<<"$CASES"
+for c in "${SEL_CASES[@]}"; do
+	[[ " ${ALL_CASES[*]} " == *" $c "* ]] || die "unknown case '$c' (known: ${ALL_CASES[*]})"
+done
+
+# Server settings: the same for the ceiling and for logsinkd.
+PG_SETTINGS=(fsync=off synchronous_commit=off full_page_writes=off
+	shared_buffers=1GB max_wal_size=8GB checkpoint_timeout=30min
+	wal_level=minimal max_wal_senders=0 autovacuum=off
+	track_commit_timestamp=on)
+((SMOKE)) && PG_SETTINGS+=(shared_buffers=128MB max_wal_size=1GB)
+PG_SETTINGS+=("${PG_EXTRA[@]}")
+# Later duplicates win; keep only the effective value of each name.
+declare -A _seen=()
+_eff=()
+for ((i = ${#PG_SETTINGS[@]} - 1; i >= 0; i--)); do
+	k=${PG_SETTINGS[i]%%=*}
+	[[ -n ${_seen[$k]:-} ]] && continue
+	_seen[$k]=1
+	_eff=("${PG_SETTINGS[i]}" "${_eff[@]}")
+done
+PG_SETTINGS=("${_eff[@]}")
+
+# ------------------------------------------------------------ tools
+LOGSINKD=$BUILD_DIR/logsinkd
+LOADGEN=$BUILD_DIR/bench/loadgen
+if ((FORCE_BUILD)) || [[ ! -x $LOGSINKD || ! -x $LOADGEN ]]; then
+	log "building logsinkd and loadgen in $BUILD_DIR"
+	cmake -S "$REPO" -B "$BUILD_DIR" >/dev/null
+	cmake --build "$BUILD_DIR" --target logsinkd loadgen -j"$(nproc 2>/dev/null || echo 2)" >/dev/null
+fi
+[[ -x $LOGSINKD && -x $LOADGEN ]] || die "logsinkd or loadgen missing in $BUILD_DIR"
+
+PG_BIN=${PG_BINDIR:-}
+if [[ -z $PG_BIN ]]; then
+	PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
+	[[ -x $PG_BIN/initdb ]] || PG_BIN=$(pg_config --bindir 2>/dev/null || true)
+	[[ -x $PG_BIN/initdb ]] || PG_BIN=$(dirname "$(command -v initdb 2>/dev/null || echo /nonexistent/initdb)")
+fi
+[[ -x $PG_BIN/initdb && -x $PG_BIN/pg_ctl ]] || die "PostgreSQL server binaries not found (install postgresql or set PG_BINDIR)"
+PSQL=$PG_BIN/psql
+[[ -x $PSQL ]] || PSQL=$(command -v psql) || die "psql not found"
+for t in awk getconf split timeout; do
+	command -v "$t" >/dev/null || die "$t not found"
+done
+CLK_TCK=$(getconf CLK_TCK)
+
+AS_PG=()
+PG_USER=$(id -un)
+if (($(id -u) == 0)); then
+	id postgres >/dev/null 2>&1 || die "as root, PostgreSQL runs as the 'postgres' user, which does not exist"
+	AS_PG=(runuser -u postgres --)
+	PG_USER=postgres
+fi
+
+# Descriptors: idle10k needs ~10,030 in logsinkd and in loadgen.
+NEED_FDS=4096
+[[ ",$CASES," == *,idle10k,* ]] && NEED_FDS=12000
+hard=$(ulimit -Hn)
+if [[ $hard != unlimited ]] && ((hard < NEED_FDS)); then
+	ulimit -Hn "$NEED_FDS" 2>/dev/null || true
+	hard=$(ulimit -Hn)
+fi
+soft=$NEED_FDS
+[[ $hard != unlimited ]] && ((hard < soft)) && soft=$hard
+(($(ulimit -Sn) >= soft)) || ulimit -Sn "$soft"
+NOFILE=$(ulimit -Sn)
+
+# ------------------------------------------------------------ state, cleanup
+WORK="" PG_DIR="" PG_STARTED=0 DPID="" LG_PID="" CEIL_PIDS=() DB=""
+FAILURES=() CASE_FAILED=0
+now() {
+	if [[ -n ${EPOCHREALTIME:-} ]]; then echo "${EPOCHREALTIME/,/.}"; else date +%s.%N; fi
+}
+now_us() { # sets NOW_US (microseconds) without a fork where bash allows
+	if [[ -n ${EPOCHREALTIME:-} ]]; then NOW_US=${EPOCHREALTIME/[.,]/}; else NOW_US=$(date +%s%6N); fi
+}
+
+stop_daemon() { # [MAX_WAIT_S]: SIGTERM, then SIGKILL after MAX_WAIT_S (35)
+	local pid=$DPID i rc=0 max=$((${1:-35} * 20))
+	[[ -n $pid ]] || return 0
+	DPID=""
+	kill -TERM "$pid" 2>/dev/null || true
+	for ((i = 0; i < max; i++)); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.05
+	done
+	if kill -0 "$pid" 2>/dev/null; then
+		log "logsinkd (pid $pid) did not exit ${1:-35} s after SIGTERM; killing it"
+		kill -KILL "$pid" 2>/dev/null || true
+	fi
+	wait "$pid" 2>/dev/null || rc=$?
+	return "$rc"
+}
+
+cleanup() {
+	local rc=$? p
+	trap - EXIT INT TERM
+	[[ -n $LG_PID ]] && kill -TERM "$LG_PID" 2>/dev/null || true
+	for p in "${CEIL_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+	stop_daemon 5 || true
+	if ((PG_STARTED)); then
+		"${AS_PG[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m fast -w stop >/dev/null 2>&1 || true
+	fi
+	if [[ -n $WORK ]]; then
+		if ((KEEP)); then log "kept $WORK"; else rm -rf "$WORK"; fi
+	fi
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# ------------------------------------------------------------ PostgreSQL
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/logsink-bench.XXXXXX")
+chmod 711 "$WORK"
+PG_DIR=$WORK/pg
+mkdir -p "$PG_DIR"
+if ((${#AS_PG[@]})); then
+	chown postgres: "$PG_DIR"
+	"${AS_PG[@]}" test -w "$PG_DIR" ||
+		die "the postgres user cannot reach $PG_DIR; set TMPDIR to a directory it can reach (e.g. /var/tmp)"
+fi
+"${AS_PG[@]}" "$PG_BIN/initdb" -D "$PG_DIR/data" -A trust -U "$PG_USER" -E UTF8 --locale=C -N \
+	>"$PG_DIR/initdb.log" 2>&1 || { cat "$PG_DIR/initdb.log" >&2; die "initdb failed"; }
+pg_opts="-c listen_addresses='' -c unix_socket_directories='$PG_DIR'"
+for s in "${PG_SETTINGS[@]}"; do pg_opts+=" -c $s"; done
+if ! "${AS_PG[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/postgresql.log" -w -t 60 \
+	-o "$pg_opts" start >/dev/null; then
+	tail -n 20 "$PG_DIR/postgresql.log" >&2 || true
+	die "PostgreSQL did not start"
+fi
+PG_STARTED=1
+DB="host=$PG_DIR dbname=postgres user=$PG_USER"
+q() { "$PSQL" "$DB" -X -q -A -t -v ON_ERROR_STOP=1 "$@"; }
+PG_VERSION=$(q -c "show server_version")
+"$LOGSINKD" --db "$DB" --init-db >"$WORK/init-db.log" 2>&1 || { cat "$WORK/init-db.log" >&2; die "logsinkd --init-db failed"; }
+
+# The daemon's effective settings (also validates --daemon-args).
+DAEMON_BASE=(--stats-interval 100ms)
+"$LOGSINKD" --db "$DB" "${DAEMON_BASE[@]}" "${DAEMON_ARGS[@]}" --check-config >"$WORK/check-config.txt" 2>&1 ||
+	{ cat "$WORK/check-config.txt" >&2; die "logsinkd rejects --daemon-args"; }
+DB_CONNS=$(awk -F' = ' '$1 == "db-connections" { print $2 }' "$WORK/check-config.txt")
+DAEMON_SETTINGS=$(awk -F' = ' '$1 ~ /^(db-connections|batch-lines|batch-bytes|flush-interval-ms|queue-bytes)$/ { printf "%s%s=%s", sep, $1, $2; sep=" " }' "$WORK/check-config.txt")
+HAS_ACK=0
+if "$LOGSINKD" --help 2>&1 | grep -Eqi '(^|[^[:alnum:]])acks?([^[:alnum:]]|$)'; then HAS_ACK=1; fi
+
+# ------------------------------------------------------------ helpers
+# utime+stime of a process in clock ticks (fields 14, 15 of /proc/PID/stat).
+cpu_ticks() {
+	local s
+	s=$(cat "/proc/$1/stat" 2>/dev/null) || { echo 0; return; }
+	s=${s##*) }
+	awk '{ print $12 + $13 }' <<<"$s"
+}
+vm_kib() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
+
+# A TCP port on 127.0.0.1 nobody listens on (from /proc/net/tcp*).
+pick_port() {
+	local used p i
+	used=$(awk 'NR > 1 && $4 == "0A" { split($2, a, ":"); print a[2] }' /proc/net/tcp /proc/net/tcp6 2>/dev/null || true)
+	for ((i = 0; i < 100; i++)); do
+		p=$((20000 + RANDOM % 40000))
+		grep -qix "$(printf %04X "$p")" <<<"$used" || { echo "$p"; return 0; }
+	done
+	return 1
+}
+
+last_stat() { # FIELD LOGFILE: FIELD of the last stats: line, or empty
+	{ tail -n 40 "$2" | grep ' stats: ' | tail -n 1 | sed -n "s/.* $1=\([0-9]*\).*/\1/p"; } 2>/dev/null || true
+}
+
+fail_run() { # MESSAGE
+	log "FAIL: $1"
+	FAILURES+=("$1")
+	CASE_FAILED=1
+}
+
+# Starts logsinkd on a fresh port; waits until it listens and all its
+# database connections are up.  Sets DPID, PORT, DLOG.
+start_daemon() {
+	local attempt i n
+	for attempt in 1 2 3; do
+		PORT=$(pick_port) || { fail_run "no free port"; return 1; }
+		: >"$DLOG"
+		"$LOGSINKD" --db "$DB" --listen "127.0.0.1:$PORT" "${DAEMON_BASE[@]}" "${DAEMON_ARGS[@]}" >>"$DLOG" 2>&1 &
+		DPID=$!
+		for ((i = 0; i < 300; i++)); do
+			if ! kill -0 "$DPID" 2>/dev/null; then
+				wait "$DPID" 2>/dev/null || true
+				DPID=""
+				break
+			fi
+			if grep -q ' started$' "$DLOG"; then
+				n=$(q -c "select count(*) from pg_stat_activity where application_name = 'logsinkd'" 2>/dev/null || echo 0)
+				((n >= DB_CONNS)) && return 0
+			fi
+			sleep 0.05
+		done
+		if [[ -n $DPID ]]; then
+			stop_daemon 5 || true
+			fail_run "$CASE run $RUN: logsinkd did not become ready in 15 s (log: $(tail -n 3 "$DLOG" | tr '\n' ' '))"
+			return 1
+		fi
+		grep -qi 'address already in use' "$DLOG" || break
+	done
+	fail_run "$CASE run $RUN: logsinkd did not start: $(tail -n 3 "$DLOG" | tr '\n' ' ')"
+	return 1
+}
+
+truncate_and_checkpoint() { q -c "truncate logs" -c "checkpoint"; }
+
+# One end-to-end run of logsinkd.  Appends a line to $RESULTS.
+daemon_run() { # CASE RUN CONNS IDLE FORMAT ACK
+	local conns=$3 idle=$4 format=$5 ack=$6 run_id lg_rc=0 lg_out sent
+	local c0 c1 pg0 pg1 pgpids rss0 hwm done_ok=0 last_c=-1 c queued t_prog t cnt=-1 last_cnt=-1
+	local stats total distinct t_first t_last secs rate lost dup d_rc=0 err="" conns_max lg_args=()
+	run_id="${1//_/.}.r$2"
+	DLOG=$WORK/logsinkd.$1.$2.log
+	truncate_and_checkpoint
+	if ! start_daemon; then
+		printf 'daemon\t%s\t%s\t0\t0\t0\t0\t0\t0\t0\t0\t0\t0\t0\t0\t0\t0\t-\t-\t%s\n' "$1" "$2" "logsinkd did not start" >>"$RESULTS"
+		return 1
+	fi
+	c0=$(cpu_ticks "$DPID")
+	rss0=$(vm_kib "$DPID" VmRSS)
+	pgpids=$(q -c "select pid from pg_stat_activity where application_name = 'logsinkd'")
+	pg0=0
+	for p in $pgpids; do pg0=$((pg0 + $(cpu_ticks "$p"))); done
+
+	lg_args=(--connect "127.0.0.1:$PORT" --connections "$conns" --lines "$LINES" --format "$format" --run-id "$run_id")
+	((idle > 0)) && lg_args+=(--idle "$idle")
+	((ack)) && lg_args+=(--ack)
+	timeout $((120 + LINES / 2000)) "$LOADGEN" "${lg_args[@]}" "${LOADGEN_ARGS[@]}" \
+		>"$WORK/loadgen.$1.$2.out" 2>"$WORK/loadgen.$1.$2.err" &
+	LG_PID=$!
+	wait "$LG_PID" || lg_rc=$?
+	LG_PID=""
+	lg_out=$(tail -n 1 "$WORK/loadgen.$1.$2.out" 2>/dev/null || true)
+	sent=$(sed -n 's/.*sent=\([0-9]*\).*/\1/p' <<<"$lg_out")
+	if ((lg_rc != 0)); then
+		err="loadgen exit $lg_rc: $(tail -n 2 "$WORK/loadgen.$1.$2.err" | tr '\n' ' ')"
+		[[ -n $sent ]] || sent=$LINES
+	fi
+
+	# Wait until every sent line is visible.  The daemon's stats line
+	# (every 100 ms) is the cheap signal; count(*) only confirms.
+	local line re_c=' committed=([0-9]+)' re_q=' queued=([0-9]+)'
+	now_us
+	t_prog=$NOW_US
+	while :; do
+		if ! kill -0 "$DPID" 2>/dev/null; then
+			err+="${err:+; }logsinkd died during the run"
+			break
+		fi
+		line=$(tail -n 40 "$DLOG" | grep ' stats: ' | tail -n 1 || true)
+		c="" queued=0
+		[[ $line =~ $re_c ]] && c=${BASH_REMATCH[1]}
+		[[ $line =~ $re_q ]] && queued=${BASH_REMATCH[1]}
+		now_us
+		t=$NOW_US
+		if [[ -n $c && $c != "$last_c" ]]; then last_c=$c t_prog=$t; fi
+		if [[ -z $c ]] || ((c >= sent && queued == 0 || t - t_prog > 2000000)); then
+			cnt=$(q -c "select count(*) from logs")
+			if ((cnt >= sent)); then
+				done_ok=1
+				break
+			fi
+			if [[ $cnt != "$last_cnt" ]]; then last_cnt=$cnt t_prog=$t; fi
+			sleep 0.4
+		fi
+		if ((t - t_prog > SETTLE * 1000000)); then
+			err+="${err:+; }rows stopped arriving at ${cnt} of $sent (no progress for ${SETTLE} s; daemon: $(last_stat committed "$DLOG") committed, $(last_stat queued "$DLOG") queued)"
+			break
+		fi
+		sleep 0.1
+	done
+	c1=0 pg1=0 hwm=0
+	if [[ -n $DPID ]] && kill -0 "$DPID" 2>/dev/null; then
+		c1=$(cpu_ticks "$DPID")
+		hwm=$(vm_kib "$DPID" VmHWM)
+	fi
+	for p in $pgpids; do pg1=$((pg1 + $(cpu_ticks "$p"))); done
+	conns_max=$(awk '/ stats: / { for (i = 1; i <= NF; i++) if ($i ~ /^conns_open=/) { split($i, a, "="); if (a[2] + 0 > m) m = a[2] + 0 } } END { print m + 0 }' "$DLOG")
+	if [[ -n $err ]] || ((!done_ok)); then stop_daemon 5 || d_rc=$?; else stop_daemon || d_rc=$?; fi
+	((d_rc == 0)) || err+="${err:+; }logsinkd exit status $d_rc after SIGTERM"
+
+	stats=$(q -F ' ' -c "select count(*), count(distinct substring(message from 'id=(\S+)')),
+		coalesce(extract(epoch from min(received_at)), 0),
+		coalesce(extract(epoch from max(pg_xact_commit_timestamp(xmin))), 0) from logs")
+	read -r total distinct t_first t_last <<<"$stats"
+	secs=$(awk -v a="$t_first" -v b="$t_last" 'BEGIN { printf "%.3f", b - a }')
+	rate=$(awk -v n="$distinct" -v s="$secs" 'BEGIN { printf "%.0f", (s > 0 ? n / s : 0) }')
+	lost=$((sent - distinct))
+	((lost < 0)) && lost=0
+	dup=$((total - distinct))
+	((done_ok)) || [[ -n $err ]] || err="rows incomplete"
+	local cpu_m pg_m
+	cpu_m=$(awk -v a="$c0" -v b="$c1" -v t="$CLK_TCK" -v n="$distinct" 'BEGIN { printf "%.3f", (n > 0 && b > 0 ? (b - a) / t / (n / 1e6) : 0) }')
+	pg_m=$(awk -v a="$pg0" -v b="$pg1" -v t="$CLK_TCK" -v n="$distinct" 'BEGIN { printf "%.3f", (n > 0 ? (b - a) / t / (n / 1e6) : 0) }')
+	local lg_s lg_rate ack50 ack99
+	lg_s=$(sed -n 's/.* seconds=\([0-9.]*\).*/\1/p' <<<"$lg_out")
+	lg_rate=$(sed -n 's/.* lines_per_s=\([0-9.]*\).*/\1/p' <<<"$lg_out")
+	ack50=$(sed -n 's/.* ack_p50_ms=\([0-9.]*\).*/\1/p' <<<"$lg_out")
+	ack99=$(sed -n 's/.* ack_p99_ms=\([0-9.]*\).*/\1/p' <<<"$lg_out")
+	printf 'daemon\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
+		"$1" "$2" "$sent" "$total" "$distinct" "$lost" "$dup" "$secs" "$rate" "$cpu_m" "$pg_m" \
+		"$((hwm / 1024))" "$((rss0 / 1024))" "$conns_max" "${lg_s:-0}" "${lg_rate:-0}" "${ack50:--}" "${ack99:--}" "${err:--}" >>"$RESULTS"
+	log "$1 run $2: ${rate} lines/s (${distinct}/${sent} rows in ${secs} s), daemon CPU ${cpu_m} s/M, PG backends ${pg_m} s/M, peak RSS $((hwm / 1024)) MiB, lost $lost, dup $dup${err:+, ERROR: $err}"
+	if [[ -n $err ]]; then
+		fail_run "$1 run $2: $err"
+		tail -n 5 "$DLOG" | sed 's/^/    logsinkd: /' >&2 || true
+	fi
+	return 0
+}
+
+# Exports the rows of the current table as the ceiling's input, P files.
+export_rows() {
+	rm -f "$WORK"/ceiling.rows "$WORK"/ceiling.part.*
+	q -c "\\copy (select $COLS from logs) to '$WORK/ceiling.rows'"
+	CEIL_ROWS=$(awk 'END { print NR }' "$WORK/ceiling.rows")
+	split -n "l/$STREAMS" -d -a 3 "$WORK/ceiling.rows" "$WORK/ceiling.part."
+	rm -f "$WORK/ceiling.rows"
+}
+
+ceiling_run() { # CASE RUN
+	local t0 t1 rc=0 p n secs rate err=""
+	truncate_and_checkpoint
+	CEIL_PIDS=()
+	t0=$(now)
+	for p in "$WORK"/ceiling.part.*; do
+		"$PSQL" "$DB" -X -q -v ON_ERROR_STOP=1 -c "\\copy logs ($COLS) from '$p'" >>"$WORK/ceiling.log" 2>&1 &
+		CEIL_PIDS+=($!)
+	done
+	for p in "${CEIL_PIDS[@]}"; do wait "$p" || rc=$?; done
+	t1=$(now)
+	CEIL_PIDS=()
+	n=$(q -c "select count(*) from logs")
+	((rc == 0)) || err="a COPY stream failed (exit $rc): $(tail -n 2 "$WORK/ceiling.log" | tr '\n' ' ')"
+	((n == CEIL_ROWS)) || err+="${err:+; }ceiling stored $n of $CEIL_ROWS rows"
+	secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
+	rate=$(awk -v n="$n" -v s="$secs" 'BEGIN { printf "%.0f", (s > 0 ? n / s : 0) }')
+	printf 'ceiling\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$n" "$secs" "$rate" "${err:--}" >>"$RESULTS"
+	log "$1 run $2: ceiling ${rate} rows/s ($n rows, $STREAMS streams, ${secs} s)${err:+, ERROR: $err}"
+	[[ -z $err ]] || fail_run "$1 run $2 ceiling: $err"
+}
+
+# ------------------------------------------------------------ run
+RESULTS=$WORK/results.tsv
+: >"$RESULTS"
+SKIPPED=()
+GIT_REV=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
+if [[ $GIT_REV != unknown ]] && ! git -C "$REPO" diff --quiet HEAD -- src include sql CMakeLists.txt 2>/dev/null; then
+	GIT_REV+=" (source tree modified)"
+fi
+T_START=$(now)
+log "work dir $WORK, PostgreSQL $PG_VERSION, $LINES lines x $RUNS runs, cases $CASES"
+
+for CASE in "${SEL_CASES[@]}"; do
+	conns=16 idle=0 format=plain ack=0
+	case $CASE in
+	plain16) ;;
+	rfc5424_16) format=rfc5424 ;;
+	conn1000) conns=1000 ;;
+	idle10k) idle=10000 ;;
+	ack)
+		if ((!HAS_ACK)); then
+			SKIPPED+=("ack: skipped (daemon has no ack support yet)")
+			log "ack: skipped (daemon has no ack support yet)"
+			continue
+		fi
+		ack=1
+		;;
+	esac
+	if ((idle > 0 && NOFILE < idle + conns + 256)); then
+		fail_run "$CASE: open-file limit $NOFILE is too low for $idle idle connections (raise ulimit -Hn)"
+		continue
+	fi
+	CASE_FAILED=0
+	for ((RUN = 1; RUN <= RUNS; RUN++)); do
+		daemon_run "$CASE" "$RUN" "$conns" "$idle" "$format" "$ack" || true
+		if ((RUN == 1)); then
+			export_rows
+		fi
+		if ((CEIL_ROWS > 0)); then ceiling_run "$CASE" "$RUN"; fi
+	done
+	rm -f "$WORK"/ceiling.part.*
+done
+T_END=$(now)
+
+# ------------------------------------------------------------ report
+# Per case: medians of lines/s, ceiling rows/s, CPU; ratio of the medians;
+# maximum peak RSS; lost and duplicated summed over the runs.
+SUMMARY=$(awk -F'\t' '
+function median(s,    a, n, i, j, t) {
+	n = split(s, a, " ")
+	for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] + 0 > t + 0; j--) a[j + 1] = a[j]; a[j + 1] = t }
+	if (n == 0) return 0
+	return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+}
+$1 == "daemon" {
+	c = $2
+	if (!(c in seen)) { seen[c] = 1; order[++nc] = c }
+	if ($20 == "-") { ok[c]++; rate[c] = rate[c] " " $10; cpu[c] = cpu[c] " " $11; pg[c] = pg[c] " " $12 }
+	if ($13 + 0 > rss[c]) rss[c] = $13 + 0
+	if ($15 + 0 > conns[c]) conns[c] = $15 + 0
+	lost[c] += $7; dup[c] += $8; runs[c]++
+	if ($18 != "-") a50[c] = a50[c] " " $18
+	if ($19 != "-") a99[c] = a99[c] " " $19
+}
+$1 == "ceiling" && $7 == "-" { ceil[$2] = ceil[$2] " " $6 }
+END {
+	for (i = 1; i <= nc; i++) {
+		c = order[i]; r = median(rate[c]); m = median(ceil[c])
+		printf "%s\t%.0f\t%.0f\t%.2f\t%.2f\t%.2f\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%d\n", c, r, m, (m > 0 ? r / m : 0),
+		    median(cpu[c]), median(pg[c]), rss[c], lost[c], dup[c], runs[c], conns[c],
+		    (a50[c] != "" ? median(a50[c]) : "-"), (a99[c] != "" ? median(a99[c]) : "-"), ok[c]
+	}
+}' "$RESULTS")
+
+printf '\n# logsinkd end-to-end benchmark (bench/run.sh)\n'
+printf '# %s, commit %s, %s cores, %s GiB RAM, %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$GIT_REV" \
+	"$(nproc 2>/dev/null || echo ?)" "$(awk '/^MemTotal:/ { printf "%.0f", $2 / 1048576 }' /proc/meminfo)" "$(uname -sr)"
+printf '# PostgreSQL %s (private cluster, unix socket): %s\n' "$PG_VERSION" "${PG_SETTINGS[*]}"
+printf '# logsinkd (%s): %s %s (stats line every 100 ms); open-file limit %s\n' "$LOGSINKD" "$DAEMON_SETTINGS" "${DAEMON_ARGS[*]}" "$NOFILE"
+printf '# %s lines per run, %s run(s) per case%s; ceiling: the same rows COPY'"'"'d by %s parallel psql \\copy streams\n' \
+	"$LINES" "$RUNS" "$( ((SMOKE)) && echo ', smoke mode')" "$STREAMS"
+printf '# lines/s = rows / (last commit - first line received), medians over successful runs; ratio = median / ceiling median;\n'
+printf '# CPU = logsinkd utime+stime per million lines (median); PG CPU = its backends'"'"'; RSS = max VmHWM; lost, dup summed over runs\n\n'
+{
+	printf 'case\tlines/s\tceiling rows/s\tratio\tCPU s/M lines\tPG CPU s/M\tpeak RSS MiB\tlost\tdup\tok runs\n'
+	[[ -z $SUMMARY ]] ||
+		awk -F'\t' '{ printf "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d/%d\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $14, $10 }' <<<"$SUMMARY"
+} | awk -F'\t' '{ for (i = 1; i <= NF; i++) { cell[NR, i] = $i; if (length($i) > w[i]) w[i] = length($i) } ; if (NF > nf) nf = NF }
+	END { for (r = 1; r <= NR; r++) { line = ""
+		for (i = 1; i <= nf; i++) line = line (i == 1 ? sprintf("%-" w[i] "s", cell[r, i]) : sprintf("  %" w[i] "s", cell[r, i]))
+		print line } }'
+for s in "${SKIPPED[@]}"; do echo "$s"; done
+awk -F'\t' '$11 > 0 && $1 == "idle10k" { printf "idle10k: up to %d connections open in logsinkd during the run\n", $11 }
+	$12 != "-" { printf "%s: ack latency p50 %s ms, p99 %s ms (median over runs)\n", $1, $12, $13 }' <<<"$SUMMARY"
+if ((${#FAILURES[@]})); then
+	echo
+	echo "FAILURES:"
+	for f in "${FAILURES[@]}"; do echo "  $f"; done
+fi
+printf '\n(total %.0f s)\n' "$(awk -v a="$T_START" -v b="$T_END" 'BEGIN { print b - a }')"
+
+# ------------------------------------------------------------ JSON
+json_str() {
+	local s=$1
+	s=${s//\\/\\\\}
+	s=${s//\"/\\\"}
+	s=${s//$'\t'/ }
+	s=${s//$'\n'/ }
+	printf '"%s"' "$s"
+}
+if [[ -n $JSON ]]; then
+	{
+		printf '{\n  "meta": {"date": %s, "commit": %s, "cores": %s, "kernel": %s, "postgresql": %s,\n' \
+			"$(json_str "$(date -u +%Y-%m-%dT%H:%M:%SZ)")" "$(json_str "$GIT_REV")" "$(nproc 2>/dev/null || echo 0)" \
+			"$(json_str "$(uname -sr)")" "$(json_str "$PG_VERSION")"
+		printf '    "pg_settings": %s, "daemon_settings": %s, "daemon_args": %s,\n' \
+			"$(json_str "${PG_SETTINGS[*]}")" "$(json_str "$DAEMON_SETTINGS")" "$(json_str "${DAEMON_ARGS[*]}")"
+		printf '    "lines": %s, "runs": %s, "ceiling_streams": %s, "smoke": %s, "seconds": %.0f},\n' \
+			"$LINES" "$RUNS" "$STREAMS" "$( ((SMOKE)) && echo true || echo false)" \
+			"$(awk -v a="$T_START" -v b="$T_END" 'BEGIN { print b - a }')"
+		printf '  "cases": ['
+		sep=""
+		while IFS=$'\t' read -r c r m ratio cpu pgc rss lost dup nruns cmax a50 a99 okr; do
+			[[ -n $c ]] || continue
+			printf '%s\n    {"case": %s, "lines_per_s": %s, "ceiling_rows_per_s": %s, "ratio": %s, "cpu_s_per_mlines": %s, "pg_cpu_s_per_mlines": %s, "peak_rss_mib": %s, "lost": %s, "duplicated": %s, "max_conns_open": %s, "ack_p50_ms": %s, "ack_p99_ms": %s, "runs_total": %s, "runs_ok": %s,\n     "runs": [' \
+				"$sep" "$(json_str "$c")" "$r" "$m" "$ratio" "$cpu" "$pgc" "$rss" "$lost" "$dup" "$cmax" \
+				"$([[ $a50 == - ]] && echo null || echo "$a50")" "$([[ $a99 == - ]] && echo null || echo "$a99")" "$nruns" "$okr"
+			awk -F'\t' -v c="$c" '
+				$1 == "ceiling" && $2 == c { ce[$3] = $6; cerr[$3] = $7 }
+				$1 == "daemon" && $2 == c { n++; run[n] = $3; line[n] = $0 }
+				END {
+					for (i = 1; i <= n; i++) {
+						split(line[i], f, "\t"); r = f[3]
+						e = f[20]; if (e == "-" && cerr[r] != "" && cerr[r] != "-") e = "ceiling: " cerr[r]
+						gsub(/\\/, "\\\\", e); gsub(/"/, "\\\"", e)
+						printf "%s\n      {\"run\": %d, \"sent\": %d, \"rows\": %d, \"distinct\": %d, \"lost\": %d, \"duplicated\": %d, \"seconds\": %s, \"lines_per_s\": %s, \"ceiling_rows_per_s\": %s, \"cpu_s_per_mlines\": %s, \"pg_cpu_s_per_mlines\": %s, \"peak_rss_mib\": %d, \"rss_start_mib\": %d, \"max_conns_open\": %d, \"loadgen_seconds\": %s, \"loadgen_lines_per_s\": %s, \"error\": %s}", (i > 1 ? "," : ""), r, f[4], f[5], f[6], f[7], f[8], f[9], f[10], (ce[r] != "" ? ce[r] : "null"), f[11], f[12], f[13], f[14], f[15], f[16], f[17], (e == "-" ? "null" : "\"" e "\"")
+					}
+				}' "$RESULTS"
+			printf ']}'
+			sep=","
+		done <<<"$SUMMARY"
+		printf '\n  ],\n  "skipped": ['
+		sep=""
+		for s in "${SKIPPED[@]}"; do printf '%s%s' "$sep" "$(json_str "$s")"; sep=", "; done
+		printf '],\n  "failures": ['
+		sep=""
+		for f in "${FAILURES[@]}"; do printf '%s%s' "$sep" "$(json_str "$f")"; sep=", "; done
+		printf ']\n}\n'
+	} >"$JSON"
+	log "wrote $JSON"
+fi
+
+# ------------------------------------------------------------ status
+status=0
+((${#FAILURES[@]} == 0)) || status=1
+if ((SMOKE)); then
+	total_lost=$(awk -F'\t' '$1 == "daemon" { s += $7 } END { print s + 0 }' "$RESULTS")
+	((total_lost == 0)) || { log "smoke: $total_lost line(s) lost"; status=1; }
+	[[ -n $SUMMARY ]] || { log "smoke: nothing was measured"; status=1; }
+fi
+exit "$status"
