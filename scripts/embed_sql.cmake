@@ -1,15 +1,36 @@
-# Turns the files in FILES into a C array of {name, text} for --init-db.
+# Turns the files in FILES into a C array of {name, version, text} for
+# --init-db (include/logsink/schema.h).  Two kinds of file:
+#   NNN_name.sql  migration NNN (three digits, from 001): applied once
+#   always_name.sql  applied on every --init-db, after the migrations
+# Anything else, or two migrations with one number, fails the build.
+cmake_minimum_required(VERSION 3.18)
 set(body "/* Generated from the files in sql/ by scripts/embed_sql.cmake. */\n")
 string(APPEND body "#include <stddef.h>\n#include \"logsink/schema.h\"\n\n")
 set(index 0)
 set(table "")
+set(seen "")
 foreach(f ${FILES})
 	get_filename_component(name ${f} NAME)
+	if(name MATCHES "^([0-9][0-9][0-9])_[a-z0-9_]+\\.sql$")
+		math(EXPR version "1${CMAKE_MATCH_1} - 1000")
+		if(version EQUAL 0)
+			message(FATAL_ERROR "sql/${name}: migrations start at 001")
+		endif()
+		if(version IN_LIST seen)
+			message(FATAL_ERROR "sql/${name}: a second migration ${version}")
+		endif()
+		list(APPEND seen ${version})
+	elseif(name MATCHES "^always_[a-z0-9_]+\\.sql$")
+		set(version 0)
+	else()
+		message(FATAL_ERROR "sql/${name}: name it NNN_name.sql (a "
+			"migration) or always_name.sql (applied every time)")
+	endif()
 	file(READ ${f} hex HEX)
 	string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," hex "${hex}")
 	string(APPEND body "static const char sql_${index}[] = {${hex}0x00};\n")
-	string(APPEND table "\t{ \"${name}\", sql_${index} },\n")
+	string(APPEND table "\t{ \"${name}\", ${version}, sql_${index} },\n")
 	math(EXPR index "${index} + 1")
 endforeach()
-string(APPEND body "\nconst struct schema_file schema_files[] = {\n${table}\t{ NULL, NULL }\n};\n")
+string(APPEND body "\nconst struct schema_file schema_files[] = {\n${table}\t{ NULL, 0, NULL }\n};\n")
 file(WRITE ${OUT} "${body}")

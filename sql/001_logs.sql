@@ -1,10 +1,14 @@
--- The log table.  logsinkd --init-db applies this file with @SCHEMA@,
--- @NAME@ and @TABLE@ (= @SCHEMA@.@NAME@) replaced by the configured table.
--- Every statement is idempotent.
+-- Migration 1: the log table, partitioned by day, and its version function.
+--
+-- logsinkd --init-db applies each sql/NNN_*.sql file once, in order, in its
+-- own transaction, and records it in @TABLE@_schema_version (created by
+-- schema.c before the first migration).  @SCHEMA@, @NAME@ and @TABLE@
+-- (= @SCHEMA@.@NAME@) are replaced by the configured table.  Migrations are
+-- never edited once released: later changes go into a new file.
 
-CREATE SCHEMA IF NOT EXISTS @SCHEMA@;
-
-CREATE TABLE IF NOT EXISTS @TABLE@ (
+-- One row per received line.  The daemon writes the columns listed in
+-- COPYENC_COLUMNS (include/logsink/copyenc.h) with COPY.
+CREATE TABLE @TABLE@ (
 	received_at timestamptz NOT NULL,
 	peer        inet,
 	host        text,
@@ -16,19 +20,22 @@ CREATE TABLE IF NOT EXISTS @TABLE@ (
 	event_time  timestamptz,
 	message     text NOT NULL,
 	fields      jsonb
-);
+) PARTITION BY RANGE (received_at);
 
--- Tables made by an older logsinkd get the columns added since.
-ALTER TABLE @TABLE@ ADD COLUMN IF NOT EXISTS peer inet;
-ALTER TABLE @TABLE@ ADD COLUMN IF NOT EXISTS host text;
-ALTER TABLE @TABLE@ ADD COLUMN IF NOT EXISTS app text;
-ALTER TABLE @TABLE@ ADD COLUMN IF NOT EXISTS procid text;
-ALTER TABLE @TABLE@ ADD COLUMN IF NOT EXISTS msgid text;
-ALTER TABLE @TABLE@ ADD COLUMN IF NOT EXISTS facility smallint;
-ALTER TABLE @TABLE@ ADD COLUMN IF NOT EXISTS severity smallint;
-ALTER TABLE @TABLE@ ADD COLUMN IF NOT EXISTS event_time timestamptz;
-ALTER TABLE @TABLE@ ADD COLUMN IF NOT EXISTS fields jsonb;
+COMMENT ON TABLE @TABLE@ IS
+	'Lines received by logsinkd; one partition per UTC day, made by @NAME@_maintain()';
 
--- Time ranges: a BRIN index is tiny and suits append-mostly time order.
-CREATE INDEX IF NOT EXISTS @NAME@_received_at_brin
-	ON @TABLE@ USING brin (received_at);
+-- Rows for which no day partition exists yet land here instead of being
+-- rejected; @NAME@_maintain() moves them into day partitions.
+CREATE TABLE @TABLE@_default PARTITION OF @TABLE@ DEFAULT;
+
+-- The schema version, readable by every role (the daemon's connection
+-- check runs as the writer, which may not SELECT from the version table).
+CREATE FUNCTION @SCHEMA@.@NAME@_schema_version() RETURNS integer
+	LANGUAGE sql STABLE SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp
+AS $fn$
+	SELECT max(version) FROM @TABLE@_schema_version
+$fn$;
+
+GRANT EXECUTE ON FUNCTION @SCHEMA@.@NAME@_schema_version() TO PUBLIC;
