@@ -630,14 +630,14 @@ test_timestamp_vs_gmtime(void **state)
 }
 
 /*
- * Outside years 1..9999 copyenc.c clamps only the year field and keeps
- * month, day and time, so the text goes backwards in time: year 0 (which
- * the RFC 3339 parser accepts, e.g. "0000-12-31T23:00:00Z") prints as
- * 0001-12-31, after 0001-01-01; 10000-01-01 prints as 9999-01-01.  Any
- * clamping must at least keep the order.
+ * Outside years 1..9999 (timestamptz text input wants four digits) the
+ * whole instant is clamped to the range, so the text keeps the order of
+ * the instants: year 0, which the RFC 3339 parser accepts, must not print
+ * as a date in year 1 after 0001-01-01.  Extreme values must not overflow
+ * (UBSan checks).
  */
 static void
-test_timestamp_clamp_keeps_order(void **state)
+test_timestamp_clamp(void **state)
 {
 	const int64_t y1 = -62135596800000000, y10000 = 253402300800000000;
 	struct fx *x = *state;
@@ -651,6 +651,10 @@ test_timestamp_clamp_keeps_order(void **state)
 	snprintf(after, sizeof(after), "%s", ts(x, y10000));
 	if (strcmp(before, after) > 0)
 		fail_msg("year 10000: '%s' sorts after '%s'", after, before);
+	assert_string_equal(ts(x, y1 - 1), "0001-01-01 00:00:00.000000+00");
+	assert_string_equal(ts(x, INT64_MIN), "0001-01-01 00:00:00.000000+00");
+	assert_string_equal(ts(x, y10000), "9999-12-31 23:59:59.999999+00");
+	assert_string_equal(ts(x, INT64_MAX), "9999-12-31 23:59:59.999999+00");
 }
 
 static void
@@ -1074,7 +1078,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(
 		    test_timestamp_vs_gmtime, setup, teardown),
 		cmocka_unit_test_setup_teardown(
-		    test_timestamp_clamp_keeps_order, setup, teardown),
+		    test_timestamp_clamp, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_row_all_null, setup, teardown),
 		cmocka_unit_test_setup_teardown(
