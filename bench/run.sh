@@ -263,6 +263,15 @@ cpu_ticks() {
 }
 vm_kib() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
 
+# CPU ticks of the whole cluster: the postmaster (with its reaped children:
+# cutime, cstime) plus its live children (backends, walwriter, ...).
+pg_cpu_ticks() {
+	local pm
+	pm=$(head -n 1 "$PG_DIR/data/postmaster.pid" 2>/dev/null) || { echo 0; return; }
+	{ cat /proc/[0-9]*/stat 2>/dev/null || true; } | awk -v pm="$pm" '{ pid = $1; sub(/^.*\) /, ""); if ($2 == pm) s += $12 + $13; else if (pid == pm) s += $12 + $13 + $14 + $15 }
+		END { print s + 0 }'
+}
+
 # A TCP port on 127.0.0.1 nobody listens on (from /proc/net/tcp*).
 pick_port() {
 	local used p i
@@ -318,10 +327,21 @@ start_daemon() {
 
 truncate_and_checkpoint() { q -c "truncate logs" -c "checkpoint"; }
 
+# Sets daemon_run's locals c1, hwm (logsinkd) and pg1 (PostgreSQL).  Called
+# when the daemon reports everything committed, before the confirming
+# count(*), which would otherwise add to the PostgreSQL CPU.
+snapshot_end() {
+	pg1=$(pg_cpu_ticks)
+	if [[ -n $DPID ]] && kill -0 "$DPID" 2>/dev/null; then
+		c1=$(cpu_ticks "$DPID")
+		hwm=$(vm_kib "$DPID" VmHWM)
+	fi
+}
+
 # One end-to-end run of logsinkd.  Appends a line to $RESULTS.
 daemon_run() { # CASE RUN CONNS IDLE FORMAT ACK
 	local conns=$3 idle=$4 format=$5 ack=$6 run_id lg_rc=0 lg_out sent
-	local c0 c1 pg0 pg1 pgpids rss0 hwm done_ok=0 last_c=-1 c queued t_prog t cnt=-1 last_cnt=-1
+	local c0 c1=0 pg0 pg1=0 rss0 hwm=0 done_ok=0 last_c=-1 c queued t_prog t cnt=-1 last_cnt=-1
 	local stats total distinct t_first t_last secs rate lost dup d_rc=0 err="" conns_max lg_args=()
 	run_id="${1//_/.}.r$2"
 	DLOG=$WORK/logsinkd.$1.$2.log
@@ -332,9 +352,7 @@ daemon_run() { # CASE RUN CONNS IDLE FORMAT ACK
 	fi
 	c0=$(cpu_ticks "$DPID")
 	rss0=$(vm_kib "$DPID" VmRSS)
-	pgpids=$(q -c "select pid from pg_stat_activity where application_name = 'logsinkd'")
-	pg0=0
-	for p in $pgpids; do pg0=$((pg0 + $(cpu_ticks "$p"))); done
+	pg0=$(pg_cpu_ticks)
 
 	lg_args=(--connect "127.0.0.1:$PORT" --connections "$conns" --lines "$LINES" --format "$format" --run-id "$run_id")
 	((idle > 0)) && lg_args+=(--idle "$idle")
@@ -369,6 +387,7 @@ daemon_run() { # CASE RUN CONNS IDLE FORMAT ACK
 		t=$NOW_US
 		if [[ -n $c && $c != "$last_c" ]]; then last_c=$c t_prog=$t; fi
 		if [[ -z $c ]] || ((c >= sent && queued == 0 || t - t_prog > 2000000)); then
+			snapshot_end
 			cnt=$(q -c "select count(*) from logs")
 			if ((cnt >= sent)); then
 				done_ok=1
@@ -383,12 +402,7 @@ daemon_run() { # CASE RUN CONNS IDLE FORMAT ACK
 		fi
 		sleep 0.1
 	done
-	c1=0 pg1=0 hwm=0
-	if [[ -n $DPID ]] && kill -0 "$DPID" 2>/dev/null; then
-		c1=$(cpu_ticks "$DPID")
-		hwm=$(vm_kib "$DPID" VmHWM)
-	fi
-	for p in $pgpids; do pg1=$((pg1 + $(cpu_ticks "$p"))); done
+	((done_ok)) || snapshot_end
 	conns_max=$(awk '/ stats: / { for (i = 1; i <= NF; i++) if ($i ~ /^conns_open=/) { split($i, a, "="); if (a[2] + 0 > m) m = a[2] + 0 } } END { print m + 0 }' "$DLOG")
 	if [[ -n $err ]] || ((!done_ok)); then stop_daemon 5 || d_rc=$?; else stop_daemon || d_rc=$?; fi
 	((d_rc == 0)) || err+="${err:+; }logsinkd exit status $d_rc after SIGTERM"
@@ -414,7 +428,7 @@ daemon_run() { # CASE RUN CONNS IDLE FORMAT ACK
 	printf 'daemon\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
 		"$1" "$2" "$sent" "$total" "$distinct" "$lost" "$dup" "$secs" "$rate" "$cpu_m" "$pg_m" \
 		"$((hwm / 1024))" "$((rss0 / 1024))" "$conns_max" "${lg_s:-0}" "${lg_rate:-0}" "${ack50:--}" "${ack99:--}" "${err:--}" >>"$RESULTS"
-	log "$1 run $2: ${rate} lines/s (${distinct}/${sent} rows in ${secs} s), daemon CPU ${cpu_m} s/M, PG backends ${pg_m} s/M, peak RSS $((hwm / 1024)) MiB, lost $lost, dup $dup${err:+, ERROR: $err}"
+	log "$1 run $2: ${rate} lines/s (${distinct}/${sent} rows in ${secs} s), daemon CPU ${cpu_m} s/M, PostgreSQL ${pg_m} s/M, peak RSS $((hwm / 1024)) MiB, lost $lost, dup $dup${err:+, ERROR: $err}"
 	if [[ -n $err ]]; then
 		fail_run "$1 run $2: $err"
 		tail -n 5 "$DLOG" | sed 's/^/    logsinkd: /' >&2 || true
@@ -432,9 +446,10 @@ export_rows() {
 }
 
 ceiling_run() { # CASE RUN
-	local t0 t1 rc=0 p n secs rate err=""
+	local t0 t1 rc=0 p n secs rate err="" pg0 pg1 pg_m
 	truncate_and_checkpoint
 	CEIL_PIDS=()
+	pg0=$(pg_cpu_ticks)
 	t0=$(now)
 	for p in "$WORK"/ceiling.part.*; do
 		"$PSQL" "$DB" -X -q -v ON_ERROR_STOP=1 -c "\\copy logs ($COLS) from '$p'" >>"$WORK/ceiling.log" 2>&1 &
@@ -442,14 +457,16 @@ ceiling_run() { # CASE RUN
 	done
 	for p in "${CEIL_PIDS[@]}"; do wait "$p" || rc=$?; done
 	t1=$(now)
+	pg1=$(pg_cpu_ticks)
 	CEIL_PIDS=()
 	n=$(q -c "select count(*) from logs")
 	((rc == 0)) || err="a COPY stream failed (exit $rc): $(tail -n 2 "$WORK/ceiling.log" | tr '\n' ' ')"
 	((n == CEIL_ROWS)) || err+="${err:+; }ceiling stored $n of $CEIL_ROWS rows"
 	secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
 	rate=$(awk -v n="$n" -v s="$secs" 'BEGIN { printf "%.0f", (s > 0 ? n / s : 0) }')
-	printf 'ceiling\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$n" "$secs" "$rate" "${err:--}" >>"$RESULTS"
-	log "$1 run $2: ceiling ${rate} rows/s ($n rows, $STREAMS streams, ${secs} s)${err:+, ERROR: $err}"
+	pg_m=$(awk -v a="$pg0" -v b="$pg1" -v t="$CLK_TCK" -v n="$n" 'BEGIN { printf "%.3f", (n > 0 ? (b - a) / t / (n / 1e6) : 0) }')
+	printf 'ceiling\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$n" "$secs" "$rate" "${err:--}" "$pg_m" >>"$RESULTS"
+	log "$1 run $2: ceiling ${rate} rows/s ($n rows, $STREAMS streams, ${secs} s), PostgreSQL ${pg_m} s/M${err:+, ERROR: $err}"
 	[[ -z $err ]] || fail_run "$1 run $2 ceiling: $err"
 }
 
@@ -459,9 +476,11 @@ RESULTS=$WORK/results.tsv
 SKIPPED=()
 GIT_REV=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
 if [[ $GIT_REV != unknown ]] && ! git -C "$REPO" diff --quiet HEAD -- src include sql CMakeLists.txt 2>/dev/null; then
-	GIT_REV+=" (source tree modified)"
+	GIT_REV+=" (working tree has uncommitted source changes)"
 fi
 T_START=$(now)
+START_DATE=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+LOAD_START=$(cut -d" " -f1-3 /proc/loadavg)
 log "work dir $WORK, PostgreSQL $PG_VERSION, $LINES lines x $RUNS runs, cases $CASES"
 
 for CASE in "${SEL_CASES[@]}"; do
@@ -495,15 +514,21 @@ for CASE in "${SEL_CASES[@]}"; do
 	rm -f "$WORK"/ceiling.part.*
 done
 T_END=$(now)
+LOAD_END=$(cut -d" " -f1-3 /proc/loadavg)
 
 # ------------------------------------------------------------ report
-# Per case: medians of lines/s, ceiling rows/s, CPU; ratio of the medians;
-# maximum peak RSS; lost and duplicated summed over the runs.
+# results.tsv rows:
+#   daemon  case run sent rows distinct lost dup secs lines/s cpu/M pgcpu/M
+#           hwm_mib rss0_mib conns_max lg_secs lg_rate ack50 ack99 error
+#   ceiling case run rows secs rows/s error pgcpu/M
+# Per case: medians over the successful runs of lines/s, ceiling rows/s and
+# the CPU figures; ratio of the two medians; the largest peak RSS; lost and
+# duplicated summed over all runs.
 SUMMARY=$(awk -F'\t' '
 function median(s,    a, n, i, j, t) {
 	n = split(s, a, " ")
-	for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] + 0 > t + 0; j--) a[j + 1] = a[j]; a[j + 1] = t }
 	if (n == 0) return 0
+	for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] + 0 > t + 0; j--) a[j + 1] = a[j]; a[j + 1] = t }
 	return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
 }
 $1 == "daemon" {
@@ -516,42 +541,58 @@ $1 == "daemon" {
 	if ($18 != "-") a50[c] = a50[c] " " $18
 	if ($19 != "-") a99[c] = a99[c] " " $19
 }
-$1 == "ceiling" && $7 == "-" { ceil[$2] = ceil[$2] " " $6 }
+$1 == "ceiling" && $7 == "-" { ceil[$2] = ceil[$2] " " $6; cpg[$2] = cpg[$2] " " $8 }
 END {
 	for (i = 1; i <= nc; i++) {
 		c = order[i]; r = median(rate[c]); m = median(ceil[c])
-		printf "%s\t%.0f\t%.0f\t%.2f\t%.2f\t%.2f\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%d\n", c, r, m, (m > 0 ? r / m : 0),
-		    median(cpu[c]), median(pg[c]), rss[c], lost[c], dup[c], runs[c], conns[c],
-		    (a50[c] != "" ? median(a50[c]) : "-"), (a99[c] != "" ? median(a99[c]) : "-"), ok[c]
+		printf "%s\t%.0f\t%.0f\t%.2f\t%.2f\t%.2f\t%.2f\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\n", c, r, m, (m > 0 ? r / m : 0),
+		    median(cpu[c]), median(pg[c]), median(cpg[c]), rss[c], lost[c], dup[c], ok[c], runs[c], conns[c],
+		    (a50[c] != "" ? median(a50[c]) : "-"), (a99[c] != "" ? median(a99[c]) : "-")
 	}
 }' "$RESULTS")
+# SUMMARY: case lines/s ceiling ratio cpu pgcpu ceil_pgcpu rss lost dup ok runs conns_max ack50 ack99
 
-printf '\n# logsinkd end-to-end benchmark (bench/run.sh)\n'
-printf '# %s, commit %s, %s cores, %s GiB RAM, %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$GIT_REV" \
-	"$(nproc 2>/dev/null || echo ?)" "$(awk '/^MemTotal:/ { printf "%.0f", $2 / 1048576 }' /proc/meminfo)" "$(uname -sr)"
-printf '# PostgreSQL %s (private cluster, unix socket): %s\n' "$PG_VERSION" "${PG_SETTINGS[*]}"
-printf '# logsinkd (%s): %s %s (stats line every 100 ms); open-file limit %s\n' "$LOGSINKD" "$DAEMON_SETTINGS" "${DAEMON_ARGS[*]}" "$NOFILE"
-printf '# %s lines per run, %s run(s) per case%s; ceiling: the same rows COPY'"'"'d by %s parallel psql \\copy streams\n' \
-	"$LINES" "$RUNS" "$( ((SMOKE)) && echo ', smoke mode')" "$STREAMS"
-printf '# lines/s = rows / (last commit - first line received), medians over successful runs; ratio = median / ceiling median;\n'
-printf '# CPU = logsinkd utime+stime per million lines (median); PG CPU = its backends'"'"'; RSS = max VmHWM; lost, dup summed over runs\n\n'
-{
-	printf 'case\tlines/s\tceiling rows/s\tratio\tCPU s/M lines\tPG CPU s/M\tpeak RSS MiB\tlost\tdup\tok runs\n'
-	[[ -z $SUMMARY ]] ||
-		awk -F'\t' '{ printf "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d/%d\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $14, $10 }' <<<"$SUMMARY"
-} | awk -F'\t' '{ for (i = 1; i <= NF; i++) { cell[NR, i] = $i; if (length($i) > w[i]) w[i] = length($i) } ; if (NF > nf) nf = NF }
+align() { # tab-separated rows -> aligned columns (first left, others right)
+	awk -F'\t' '{ for (i = 1; i <= NF; i++) { cell[NR, i] = $i; if (length($i) > w[i]) w[i] = length($i) }; if (NF > nf) nf = NF }
 	END { for (r = 1; r <= NR; r++) { line = ""
 		for (i = 1; i <= nf; i++) line = line (i == 1 ? sprintf("%-" w[i] "s", cell[r, i]) : sprintf("  %" w[i] "s", cell[r, i]))
 		print line } }'
-for s in "${SKIPPED[@]}"; do echo "$s"; done
-awk -F'\t' '$11 > 0 && $1 == "idle10k" { printf "idle10k: up to %d connections open in logsinkd during the run\n", $11 }
-	$12 != "-" { printf "%s: ack latency p50 %s ms, p99 %s ms (median over runs)\n", $1, $12, $13 }' <<<"$SUMMARY"
-if ((${#FAILURES[@]})); then
-	echo
-	echo "FAILURES:"
-	for f in "${FAILURES[@]}"; do echo "  $f"; done
-fi
-printf '\n(total %.0f s)\n' "$(awk -v a="$T_START" -v b="$T_END" 'BEGIN { print b - a }')"
+}
+MEAS_S=$(awk -v a="$T_START" -v b="$T_END" 'BEGIN { printf "%.0f", b - a }')
+{
+	printf '\n# logsinkd end-to-end benchmark (bench/run.sh), %s\n' "$START_DATE"
+	printf '# checkout %s; %s cores, %s GiB RAM, %s; load average %s at start, %s at end\n' "$GIT_REV" \
+		"$(nproc 2>/dev/null || echo ?)" "$(awk '/^MemTotal:/ { printf "%.0f", $2 / 1048576 }' /proc/meminfo)" \
+		"$(uname -sr)" "$LOAD_START" "$LOAD_END"
+	printf '# PostgreSQL %s, private cluster over a unix socket: %s\n' "$PG_VERSION" "${PG_SETTINGS[*]}"
+	printf '# logsinkd %s: %s%s; stats line every 100 ms; open-file limit %s\n' "$LOGSINKD" "$DAEMON_SETTINGS" \
+		"${DAEMON_ARGS[*]:+ ${DAEMON_ARGS[*]}}" "$NOFILE"
+	printf '# %s lines per run, %s run(s) per case%s; ceiling: the same rows COPY'"'"'d by %s parallel psql \\copy streams\n' \
+		"$LINES" "$RUNS" "$( ((SMOKE)) && echo ', smoke mode')" "$STREAMS"
+	printf '# lines/s = rows / (last commit - first line received); ratio = lines/s / ceiling rows/s (medians over ok runs)\n'
+	printf '# CPU = logsinkd utime+stime, PG CPU = whole PostgreSQL cluster, s per million rows (medians); RSS = largest VmHWM;\n'
+	printf '# lost, dup summed over runs\n\n'
+	{
+		printf 'case\tlines/s\tceiling rows/s\tratio\tCPU s/M lines\tPG CPU s/M\tceiling PG CPU s/M\tpeak RSS MiB\tlost\tdup\tok runs\n'
+		[[ -z $SUMMARY ]] ||
+			awk -F'\t' '{ printf "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d/%d\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 }' <<<"$SUMMARY"
+	} | align
+	for s in "${SKIPPED[@]}"; do echo "$s"; done
+	[[ -z $SUMMARY ]] || awk -F'\t' '
+		$1 == "idle10k" && $13 > 0 { printf "idle10k: at most %d connections seen open in logsinkd (stats every 100 ms)\n", $13 }
+		$14 != "-" { printf "%s: ack latency p50 %s ms, p99 %s ms (medians)\n", $1, $14, $15 }' <<<"$SUMMARY"
+	if ((RUNS > 1)) && [[ -n $SUMMARY ]]; then
+		printf '\nper run: logsinkd lines/s | ceiling rows/s\n'
+		awk -F'\t' '$1 == "daemon" { if (!($2 in d)) o[++n] = $2; d[$2] = d[$2] "\t" ($20 == "-" ? $10 : "failed") }
+			$1 == "ceiling" { e[$2] = e[$2] "\t" ($7 == "-" ? $6 : "failed") }
+			END { for (i = 1; i <= n; i++) print o[i] d[o[i]] "\t|" e[o[i]] }' "$RESULTS" | align
+	fi
+	if ((${#FAILURES[@]})); then
+		printf '\nFAILURES:\n'
+		for f in "${FAILURES[@]}"; do echo "  $f"; done
+	fi
+	printf '\n(measurements took %s s)\n' "$MEAS_S"
+}
 
 # ------------------------------------------------------------ JSON
 json_str() {
@@ -562,32 +603,37 @@ json_str() {
 	s=${s//$'\n'/ }
 	printf '"%s"' "$s"
 }
+json_num() { if [[ $1 == - || -z $1 ]]; then echo null; else echo "$1"; fi; }
 if [[ -n $JSON ]]; then
 	{
-		printf '{\n  "meta": {"date": %s, "commit": %s, "cores": %s, "kernel": %s, "postgresql": %s,\n' \
-			"$(json_str "$(date -u +%Y-%m-%dT%H:%M:%SZ)")" "$(json_str "$GIT_REV")" "$(nproc 2>/dev/null || echo 0)" \
+		printf '{\n  "meta": {"date": %s, "checkout": %s, "cores": %s, "kernel": %s, "postgresql": %s,\n' \
+			"$(json_str "$START_DATE")" "$(json_str "$GIT_REV")" "$(nproc 2>/dev/null || echo 0)" \
 			"$(json_str "$(uname -sr)")" "$(json_str "$PG_VERSION")"
-		printf '    "pg_settings": %s, "daemon_settings": %s, "daemon_args": %s,\n' \
-			"$(json_str "${PG_SETTINGS[*]}")" "$(json_str "$DAEMON_SETTINGS")" "$(json_str "${DAEMON_ARGS[*]}")"
-		printf '    "lines": %s, "runs": %s, "ceiling_streams": %s, "smoke": %s, "seconds": %.0f},\n' \
-			"$LINES" "$RUNS" "$STREAMS" "$( ((SMOKE)) && echo true || echo false)" \
-			"$(awk -v a="$T_START" -v b="$T_END" 'BEGIN { print b - a }')"
+		printf '    "load_average_start": %s, "load_average_end": %s, "logsinkd": %s,\n' \
+			"$(json_str "$LOAD_START")" "$(json_str "$LOAD_END")" "$(json_str "$LOGSINKD")"
+		printf '    "pg_settings": %s, "daemon_settings": %s, "daemon_args": %s, "loadgen_args": %s,\n' \
+			"$(json_str "${PG_SETTINGS[*]}")" "$(json_str "$DAEMON_SETTINGS")" "$(json_str "${DAEMON_ARGS[*]}")" \
+			"$(json_str "${LOADGEN_ARGS[*]}")"
+		printf '    "lines": %s, "runs": %s, "ceiling_streams": %s, "smoke": %s, "seconds": %s},\n' \
+			"$LINES" "$RUNS" "$STREAMS" "$( ((SMOKE)) && echo true || echo false)" "$MEAS_S"
 		printf '  "cases": ['
 		sep=""
-		while IFS=$'\t' read -r c r m ratio cpu pgc rss lost dup nruns cmax a50 a99 okr; do
+		while IFS=$'\t' read -r c r m ratio cpu pgc cpgc rss lost dup okr nruns cmax a50 a99; do
 			[[ -n $c ]] || continue
-			printf '%s\n    {"case": %s, "lines_per_s": %s, "ceiling_rows_per_s": %s, "ratio": %s, "cpu_s_per_mlines": %s, "pg_cpu_s_per_mlines": %s, "peak_rss_mib": %s, "lost": %s, "duplicated": %s, "max_conns_open": %s, "ack_p50_ms": %s, "ack_p99_ms": %s, "runs_total": %s, "runs_ok": %s,\n     "runs": [' \
-				"$sep" "$(json_str "$c")" "$r" "$m" "$ratio" "$cpu" "$pgc" "$rss" "$lost" "$dup" "$cmax" \
-				"$([[ $a50 == - ]] && echo null || echo "$a50")" "$([[ $a99 == - ]] && echo null || echo "$a99")" "$nruns" "$okr"
+			printf '%s\n    {"case": %s, "lines_per_s": %s, "ceiling_rows_per_s": %s, "ratio": %s, "cpu_s_per_mlines": %s, "pg_cpu_s_per_mlines": %s, "ceiling_pg_cpu_s_per_mlines": %s, "peak_rss_mib": %s, "lost": %s, "duplicated": %s, "runs_ok": %s, "runs": %s, "max_conns_open": %s, "ack_p50_ms": %s, "ack_p99_ms": %s,\n     "per_run": [' \
+				"$sep" "$(json_str "$c")" "$r" "$m" "$ratio" "$cpu" "$pgc" "$cpgc" "$rss" "$lost" "$dup" "$okr" "$nruns" "$cmax" \
+				"$(json_num "$a50")" "$(json_num "$a99")"
 			awk -F'\t' -v c="$c" '
-				$1 == "ceiling" && $2 == c { ce[$3] = $6; cerr[$3] = $7 }
-				$1 == "daemon" && $2 == c { n++; run[n] = $3; line[n] = $0 }
+				function str(s) { if (s == "-" || s == "") return "null"; gsub(/\\/, "\\\\", s); gsub(/"/, "\\\"", s); return "\"" s "\"" }
+				function num(s) { return (s == "-" || s == "") ? "null" : s }
+				$1 == "ceiling" && $2 == c { ce[$3] = $6; cerr[$3] = $7; cpg[$3] = $8 }
+				$1 == "daemon" && $2 == c { line[++n] = $0 }
 				END {
 					for (i = 1; i <= n; i++) {
 						split(line[i], f, "\t"); r = f[3]
-						e = f[20]; if (e == "-" && cerr[r] != "" && cerr[r] != "-") e = "ceiling: " cerr[r]
-						gsub(/\\/, "\\\\", e); gsub(/"/, "\\\"", e)
-						printf "%s\n      {\"run\": %d, \"sent\": %d, \"rows\": %d, \"distinct\": %d, \"lost\": %d, \"duplicated\": %d, \"seconds\": %s, \"lines_per_s\": %s, \"ceiling_rows_per_s\": %s, \"cpu_s_per_mlines\": %s, \"pg_cpu_s_per_mlines\": %s, \"peak_rss_mib\": %d, \"rss_start_mib\": %d, \"max_conns_open\": %d, \"loadgen_seconds\": %s, \"loadgen_lines_per_s\": %s, \"error\": %s}", (i > 1 ? "," : ""), r, f[4], f[5], f[6], f[7], f[8], f[9], f[10], (ce[r] != "" ? ce[r] : "null"), f[11], f[12], f[13], f[14], f[15], f[16], f[17], (e == "-" ? "null" : "\"" e "\"")
+						printf "%s\n      {\"run\": %d, \"sent\": %d, \"rows\": %d, \"distinct\": %d, \"lost\": %d, \"duplicated\": %d, \"seconds\": %s, \"lines_per_s\": %s, \"cpu_s_per_mlines\": %s, \"pg_cpu_s_per_mlines\": %s, \"peak_rss_mib\": %d, \"rss_start_mib\": %d, \"max_conns_open\": %d, \"loadgen_seconds\": %s, \"loadgen_lines_per_s\": %s, \"ack_p50_ms\": %s, \"ack_p99_ms\": %s, \"error\": %s, \"ceiling_rows_per_s\": %s, \"ceiling_pg_cpu_s_per_mlines\": %s, \"ceiling_error\": %s}",
+						    (i > 1 ? "," : ""), r, f[4], f[5], f[6], f[7], f[8], f[9], f[10], f[11], f[12], f[13], f[14], f[15],
+						    num(f[16]), num(f[17]), num(f[18]), num(f[19]), str(f[20]), num(ce[r]), num(cpg[r]), str(cerr[r])
 					}
 				}' "$RESULTS"
 			printf ']}'
