@@ -2,8 +2,11 @@
 stored once PostgreSQL comes up."""
 
 import collections
+import socket
+import threading
 
-from harness import make_lines, send_lines, wait_for
+from harness import (connect, make_lines, send_lines, wait_for,
+                     wait_peer_close)
 
 TIMEOUT = 120
 
@@ -62,3 +65,53 @@ def test_daemon_survives_db_outage_after_start(fresh_pg, daemon):
     # no batch was in flight when the database stopped), loss is not.
     assert set(got) == set(before + during), (
         "missing %r" % sorted(set(before + during) - set(got))[:5])
+
+
+def test_full_queue_applies_back_pressure_without_loss(stopped_pg, daemon):
+    """With the database down, far more than queue-bytes is sent: the
+    daemon stops reading (TCP back-pressure) instead of dropping lines,
+    and everything arrives once the database is up."""
+    pg = stopped_pg
+    d = daemon("--max-line-bytes", 1024, "--queue-bytes", 65536,
+               "--reconnect-min-ms", 50, "--reconnect-max-ms", 1000,
+               db=pg.conninfo)
+    total = 40000  # about 2.4 MB, 36 times the queue
+    lines = make_lines("bp", total)
+    progress = {"bytes": 0, "error": None}
+
+    def sender():
+        try:
+            with connect(d.port, timeout=TIMEOUT) as s:
+                for i in range(0, total, 500):
+                    chunk = "".join(l + "\n" for l in lines[i:i + 500])
+                    s.sendall(chunk.encode())
+                    progress["bytes"] += len(chunk)
+                s.shutdown(socket.SHUT_WR)
+                wait_peer_close(s, TIMEOUT)
+        except Exception as e:  # reported below
+            progress["error"] = e
+
+    t = threading.Thread(target=sender, daemon=True)
+    t.start()
+    # Well past what the queue holds before the database comes up.
+    wait_for(lambda: progress["bytes"] >= 4 * 65536 or progress["error"],
+             TIMEOUT, "the sender to get 256 KiB out")
+    assert progress["error"] is None, progress["error"]
+    assert d.alive(), "logsinkd exited while the database is down"
+    pg.start()
+    try:
+        wait_for(lambda: pg.count() >= total, TIMEOUT, "%d rows" % total)
+    except AssertionError as e:
+        raise AssertionError(
+            "%s: only %d of %d lines stored after the database came up "
+            "(sender got %d bytes out)"
+            % (e, pg.count(), total, progress["bytes"])) from None
+    t.join(TIMEOUT)
+    assert not t.is_alive(), "sender still blocked after %d bytes" \
+        % progress["bytes"]
+    assert progress["error"] is None, progress["error"]
+    assert d.stop() == 0
+    assert pg.count() == total
+    got = set(pg.messages())
+    assert got == set(lines), "missing %d, e.g. %r" % (
+        len(set(lines) - got), sorted(set(lines) - got)[:5])
