@@ -12,6 +12,7 @@
 # with \copy, split into P files and COPY'd back by P parallel psql streams
 # into the same (TRUNCATEd) table.
 set -euo pipefail
+export LC_ALL=C
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 ALL_CASES=(plain16 rfc5424_16 conn1000 idle10k ack)
@@ -347,7 +348,7 @@ daemon_run() { # CASE RUN CONNS IDLE FORMAT ACK
 	DLOG=$WORK/logsinkd.$1.$2.log
 	truncate_and_checkpoint
 	if ! start_daemon; then
-		printf 'daemon\t%s\t%s\t0\t0\t0\t0\t0\t0\t0\t0\t0\t0\t0\t0\t0\t0\t-\t-\t%s\n' "$1" "$2" "logsinkd did not start" >>"$RESULTS"
+		printf 'daemon\t%s\t%s\t0\t0\t0\t0\t0\t0\t0\t0\t0\t0\t0\t0\t0\t0\t-\t-\t%s\t0\n' "$1" "$2" "logsinkd did not start" >>"$RESULTS"
 		return 1
 	fi
 	c0=$(cpu_ticks "$DPID")
@@ -360,7 +361,9 @@ daemon_run() { # CASE RUN CONNS IDLE FORMAT ACK
 	timeout $((120 + LINES / 2000)) "$LOADGEN" "${lg_args[@]}" "${LOADGEN_ARGS[@]}" \
 		>"$WORK/loadgen.$1.$2.out" 2>"$WORK/loadgen.$1.$2.err" &
 	LG_PID=$!
+	times >"$WORK/times.0" # children CPU so far; loadgen is reaped (via timeout) in the wait
 	wait "$LG_PID" || lg_rc=$?
+	times >"$WORK/times.1"
 	LG_PID=""
 	lg_out=$(tail -n 1 "$WORK/loadgen.$1.$2.out" 2>/dev/null || true)
 	sent=$(sed -n 's/.*sent=\([0-9]*\).*/\1/p' <<<"$lg_out")
@@ -417,7 +420,9 @@ daemon_run() { # CASE RUN CONNS IDLE FORMAT ACK
 	((lost < 0)) && lost=0
 	dup=$((total - distinct))
 	((done_ok)) || [[ -n $err ]] || err="rows incomplete"
-	local cpu_m pg_m
+	local cpu_m pg_m lg_cpu_m
+	lg_cpu_m=$(awk -v n="$sent" 'function sec(x,    m) { m = x; sub(/m.*/, "", m); sub(/^[0-9]+m/, "", x); sub(/s$/, "", x); return m * 60 + x }
+		FNR == 2 { t[++f] = sec($1) + sec($2) } END { printf "%.3f", (n > 0 ? (t[2] - t[1]) / (n / 1e6) : 0) }' "$WORK/times.0" "$WORK/times.1")
 	cpu_m=$(awk -v a="$c0" -v b="$c1" -v t="$CLK_TCK" -v n="$distinct" 'BEGIN { printf "%.3f", (n > 0 && b > 0 ? (b - a) / t / (n / 1e6) : 0) }')
 	pg_m=$(awk -v a="$pg0" -v b="$pg1" -v t="$CLK_TCK" -v n="$distinct" 'BEGIN { printf "%.3f", (n > 0 ? (b - a) / t / (n / 1e6) : 0) }')
 	local lg_s lg_rate ack50 ack99
@@ -425,10 +430,10 @@ daemon_run() { # CASE RUN CONNS IDLE FORMAT ACK
 	lg_rate=$(sed -n 's/.* lines_per_s=\([0-9.]*\).*/\1/p' <<<"$lg_out")
 	ack50=$(sed -n 's/.* ack_p50_ms=\([0-9.]*\).*/\1/p' <<<"$lg_out")
 	ack99=$(sed -n 's/.* ack_p99_ms=\([0-9.]*\).*/\1/p' <<<"$lg_out")
-	printf 'daemon\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
+	printf 'daemon\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
 		"$1" "$2" "$sent" "$total" "$distinct" "$lost" "$dup" "$secs" "$rate" "$cpu_m" "$pg_m" \
-		"$((hwm / 1024))" "$((rss0 / 1024))" "$conns_max" "${lg_s:-0}" "${lg_rate:-0}" "${ack50:--}" "${ack99:--}" "${err:--}" >>"$RESULTS"
-	log "$1 run $2: ${rate} lines/s (${distinct}/${sent} rows in ${secs} s), daemon CPU ${cpu_m} s/M, PostgreSQL ${pg_m} s/M, peak RSS $((hwm / 1024)) MiB, lost $lost, dup $dup${err:+, ERROR: $err}"
+		"$((hwm / 1024))" "$((rss0 / 1024))" "$conns_max" "${lg_s:-0}" "${lg_rate:-0}" "${ack50:--}" "${ack99:--}" "${err:--}" "$lg_cpu_m" >>"$RESULTS"
+	log "$1 run $2: ${rate} lines/s (${distinct}/${sent} rows in ${secs} s), daemon CPU ${cpu_m} s/M, PostgreSQL ${pg_m} s/M, loadgen ${lg_cpu_m} s/M, peak RSS $((hwm / 1024)) MiB, lost $lost, dup $dup${err:+, ERROR: $err}"
 	if [[ -n $err ]]; then
 		fail_run "$1 run $2: $err"
 		tail -n 5 "$DLOG" | sed 's/^/    logsinkd: /' >&2 || true
@@ -519,7 +524,7 @@ LOAD_END=$(cut -d" " -f1-3 /proc/loadavg)
 # ------------------------------------------------------------ report
 # results.tsv rows:
 #   daemon  case run sent rows distinct lost dup secs lines/s cpu/M pgcpu/M
-#           hwm_mib rss0_mib conns_max lg_secs lg_rate ack50 ack99 error
+#           hwm_mib rss0_mib conns_max lg_secs lg_rate ack50 ack99 error lgcpu/M
 #   ceiling case run rows secs rows/s error pgcpu/M
 # Per case: medians over the successful runs of lines/s, ceiling rows/s and
 # the CPU figures; ratio of the two medians; the largest peak RSS; lost and
@@ -631,9 +636,9 @@ if [[ -n $JSON ]]; then
 				END {
 					for (i = 1; i <= n; i++) {
 						split(line[i], f, "\t"); r = f[3]
-						printf "%s\n      {\"run\": %d, \"sent\": %d, \"rows\": %d, \"distinct\": %d, \"lost\": %d, \"duplicated\": %d, \"seconds\": %s, \"lines_per_s\": %s, \"cpu_s_per_mlines\": %s, \"pg_cpu_s_per_mlines\": %s, \"peak_rss_mib\": %d, \"rss_start_mib\": %d, \"max_conns_open\": %d, \"loadgen_seconds\": %s, \"loadgen_lines_per_s\": %s, \"ack_p50_ms\": %s, \"ack_p99_ms\": %s, \"error\": %s, \"ceiling_rows_per_s\": %s, \"ceiling_pg_cpu_s_per_mlines\": %s, \"ceiling_error\": %s}",
+						printf "%s\n      {\"run\": %d, \"sent\": %d, \"rows\": %d, \"distinct\": %d, \"lost\": %d, \"duplicated\": %d, \"seconds\": %s, \"lines_per_s\": %s, \"cpu_s_per_mlines\": %s, \"pg_cpu_s_per_mlines\": %s, \"peak_rss_mib\": %d, \"rss_start_mib\": %d, \"max_conns_open\": %d, \"loadgen_seconds\": %s, \"loadgen_lines_per_s\": %s, \"ack_p50_ms\": %s, \"ack_p99_ms\": %s, \"loadgen_cpu_s_per_mlines\": %s, \"error\": %s, \"ceiling_rows_per_s\": %s, \"ceiling_pg_cpu_s_per_mlines\": %s, \"ceiling_error\": %s}",
 						    (i > 1 ? "," : ""), r, f[4], f[5], f[6], f[7], f[8], f[9], f[10], f[11], f[12], f[13], f[14], f[15],
-						    num(f[16]), num(f[17]), num(f[18]), num(f[19]), str(f[20]), num(ce[r]), num(cpg[r]), str(cerr[r])
+						    num(f[16]), num(f[17]), num(f[18]), num(f[19]), num(f[21]), str(f[20]), num(ce[r]), num(cpg[r]), str(cerr[r])
 					}
 				}' "$RESULTS"
 			printf ']}'
