@@ -568,6 +568,41 @@ def test_maintain_does_not_wait_long_for_locks(pg):
         holder.close()
 
 
+def test_maintain_while_the_daemon_writes(pg, daemon):
+    """Partitions created (with rows moved) and dropped while logsinkd
+    COPYs into the table: no line is lost, no COPY fails."""
+    pg.query("INSERT INTO logs (received_at, message) SELECT now() - "
+             "g * interval '1 day', 'expired ' || g "
+             "FROM generate_series(5, 9) g")
+    d = daemon("--flush-interval-ms", 20, "--db-connections", 3,
+               db=pg.conninfo)
+    streamers = [harness.Streamer(d.port, "mw%d" % i, chunk=20)
+                 for i in range(3)]
+    for st in streamers:
+        st.start()
+    outs = []
+    for days in range(4, 16):
+        # Odd calls also drop the expired days (ACCESS EXCLUSIVE on logs).
+        outs.append(maintain(pg, "public.logs", days, 3 if days % 2 else 0))
+    for st in streamers:
+        st.stop()
+    sent = [l for st in streamers for l in st.sent]
+    assert len(sent) > 1000
+    wait_for(lambda: pg.scalar("SELECT count(*) FROM logs WHERE message "
+                               "LIKE 'mw%%'") >= len(sent), TIMEOUT,
+             "%d streamed rows" % len(sent))
+    assert d.stop() == 0
+    got = [m for m in pg.messages() if m.startswith("mw")]
+    assert sorted(got) == sorted(sent)
+    assert "COPY of" not in d.log(), d.log()
+    out = maintain(pg, "public.logs", 15, 3)
+    assert out.startswith("public.logs: created 0 partition(s), dropped "
+                          "0,"), (out, outs)
+    assert pg.scalar("SELECT count(*) FROM logs WHERE message LIKE "
+                     "'expired %%'") == 0
+    assert any("dropped 5" in o or "moved 5" in o for o in outs), outs
+
+
 # --------------------------------------------------------------------------
 # roles
 
