@@ -217,8 +217,8 @@ cleanup() {
 	exit "$rc"
 }
 trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+trap 'log "interrupted, cleaning up"; exit 130' INT
+trap 'log "terminated, cleaning up"; exit 143' TERM
 
 # ------------------------------------------------------------ PostgreSQL
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/logsink-bench.XXXXXX")
@@ -273,13 +273,20 @@ pg_cpu_ticks() {
 		END { print s + 0 }'
 }
 
-# A TCP port on 127.0.0.1 nobody listens on (from /proc/net/tcp*).
+# Sets PORT to a TCP port below the ephemeral range (where loadgen's and
+# everyone's client sockets live) that no socket uses (/proc/net/tcp*).
+# Not run in $(...): a subshell would repeat the same $RANDOM sequence.
 pick_port() {
-	local used p i
-	used=$(awk 'NR > 1 && $4 == "0A" { split($2, a, ":"); print a[2] }' /proc/net/tcp /proc/net/tcp6 2>/dev/null || true)
-	for ((i = 0; i < 100; i++)); do
-		p=$((20000 + RANDOM % 40000))
-		grep -qix "$(printf %04X "$p")" <<<"$used" || { echo "$p"; return 0; }
+	local used p i lo=32768 hi
+	read -r lo hi </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
+	((lo > 12000)) || lo=65536 # odd ephemeral range: use the ports above 10000
+	used=$(awk 'NR > 1 { split($2, a, ":"); print a[2] }' /proc/net/tcp /proc/net/tcp6 2>/dev/null || true)
+	for ((i = 0; i < 200; i++)); do
+		p=$((10000 + RANDOM % (lo - 10000)))
+		if ! grep -qix "$(printf %04X "$p")" <<<"$used"; then
+			PORT=$p
+			return 0
+		fi
 	done
 	return 1
 }
@@ -299,7 +306,7 @@ fail_run() { # MESSAGE
 start_daemon() {
 	local attempt i n
 	for attempt in 1 2 3; do
-		PORT=$(pick_port) || { fail_run "no free port"; return 1; }
+		pick_port || { fail_run "no free port"; return 1; }
 		: >"$DLOG"
 		"$LOGSINKD" --db "$DB" --listen "127.0.0.1:$PORT" "${DAEMON_BASE[@]}" "${DAEMON_ARGS[@]}" >>"$DLOG" 2>&1 &
 		DPID=$!
@@ -321,6 +328,7 @@ start_daemon() {
 			return 1
 		fi
 		grep -qi 'address already in use' "$DLOG" || break
+		log "port $PORT is taken ($(grep -i 'address already in use' "$DLOG" | head -n 1)); trying another"
 	done
 	fail_run "$CASE run $RUN: logsinkd did not start: $(tail -n 3 "$DLOG" | tr '\n' ' ')"
 	return 1
