@@ -11,7 +11,11 @@
 import os
 import re
 import shutil
+import signal
+import socket
 import subprocess
+import threading
+import urllib.request
 
 import pytest
 
@@ -153,3 +157,215 @@ def test_documentation_pages_exist():
             if m.group(1).startswith("logsinkd"):
                 page = os.path.join(MAN_DIR, "%s.%s" % m.groups())
                 assert os.path.exists(page), (name, doc)
+
+
+# --------------------------------------------------------------------------
+# The sandbox, without a running systemd: trace the daemon through a
+# session (start, lines stored, /metrics, SIGHUP, SIGTERM) and check that
+# what it does stays within what logsinkd.service allows.
+
+
+def syscall_groups():
+    """{"@group": [entries]} from systemd-analyze syscall-filter."""
+    p = run("systemd-analyze", "syscall-filter", "--no-pager")
+    assert p.returncode == 0, p.stderr
+    groups, cur = {}, None
+    for line in p.stdout.splitlines():
+        if line.startswith("@"):
+            cur = groups.setdefault(line.strip(), [])
+        elif line.startswith("    ") and cur is not None:
+            item = line.strip()
+            if item and not item.startswith("#"):
+                cur.append(item)
+        else:
+            cur = None
+    return groups
+
+
+def expand(names, groups):
+    out = set()
+    for name in names:
+        if name.startswith("@"):
+            out |= expand(groups[name], groups)
+        else:
+            out.add(name)
+    return out
+
+
+def allowed_syscalls(unit_text, groups):
+    """The net allow list of the unit's SystemCallFilter= lines."""
+    allow, deny = set(), set()
+    for value in unit_settings(unit_text)[("Service", "SystemCallFilter")]:
+        if value.startswith("~"):
+            deny |= expand(value[1:].split(), groups)
+        else:
+            allow |= expand(value.split(), groups)
+    return allow - deny
+
+
+def traced_daemon(strace_pid, binary):
+    """The pid of the logsinkd that strace started, once it has exec'd
+    (strace also forks short-lived children of its own to probe ptrace)."""
+    try:
+        with open("/proc/%d/task/%d/children" % (strace_pid,
+                                                 strace_pid)) as f:
+            pids = [int(c) for c in f.read().split()]
+    except OSError:
+        return None
+    for pid in pids:
+        try:
+            if os.readlink("/proc/%d/exe" % pid) == binary:
+                return pid
+        except OSError:
+            continue
+    return None
+
+
+class NotifySink(threading.Thread):
+    """Stands in for systemd's NOTIFY_SOCKET; keeps what it receives."""
+
+    def __init__(self, path):
+        super().__init__(daemon=True)
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(path)
+        self.sock.settimeout(0.2)
+        self.messages, self.running = [], True
+        self.start()
+
+    def run(self):
+        while self.running:
+            try:
+                self.messages += self.sock.recv(4096).decode().split("\n")
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+
+    def close(self):
+        self.running = False
+        self.join(5)
+        self.sock.close()
+
+
+def traced_session(logsinkd, pg, tmp_path):
+    """Runs logsinkd under strace -f, as a Type=notify service with a
+    watchdog; returns (trace lines, daemon log)."""
+    trace = tmp_path / "strace.out"
+    notify = NotifySink(str(tmp_path / "notify"))
+    env = dict(os.environ, NOTIFY_SOCKET=str(tmp_path / "notify"),
+               WATCHDOG_USEC="1000000")
+    env.pop("WATCHDOG_PID", None)
+    log_path = tmp_path / "logsinkd.log"
+    port, mport = harness.free_port(), harness.free_port()
+    cmd = ["strace", "-f", "-qq", "-s", "128", "-o", str(trace),
+           os.path.abspath(logsinkd), "--db", pg.conninfo,
+           "--listen", "127.0.0.1:%d" % port,
+           "--metrics-listen", "127.0.0.1:%d" % mport,
+           "--flush-interval-ms", "10"]
+    pg.truncate()
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log,
+                                stderr=subprocess.STDOUT, env=env)
+    pid = None
+    try:
+        pid = harness.wait_for(
+            lambda: traced_daemon(proc.pid, os.path.abspath(logsinkd)), 30,
+            "strace to start logsinkd")
+        harness.wait_for(lambda: harness.can_connect("127.0.0.1", port), 60,
+                         "logsinkd to listen")
+        harness.send_lines(port, harness.make_lines("sandbox", 100),
+                           wait_close=True)
+        harness.wait_for(lambda: pg.count() == 100, 60, "100 rows stored")
+        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % mport,
+                                    timeout=30) as r:
+            assert r.status == 200
+        os.kill(pid, signal.SIGHUP)
+        harness.wait_for(lambda: "configuration reloaded"
+                         in log_path.read_text(errors="replace"), 30,
+                         "the reload")
+        harness.wait_for(lambda: "WATCHDOG=1" in notify.messages, 30,
+                         "a watchdog keep-alive")
+        os.kill(pid, signal.SIGTERM)
+        assert proc.wait(60) == 0, log_path.read_text(errors="replace")
+    finally:
+        # A killed strace leaves its tracee running: kill both.
+        if pid is not None and proc.poll() is None:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        notify.close()
+    assert "READY=1" in notify.messages, notify.messages
+    lines = trace.read_text(errors="replace").splitlines()
+    # Only what the daemon does: from its execve on (systemd applies the
+    # sandbox before that).
+    start = next(i for i, line in enumerate(lines) if " execve(" in line)
+    return lines[start:], log_path.read_text(errors="replace")
+
+
+SYSCALL_RE = re.compile(r"^\d+\s+(?:<\.\.\. )?([a-z0-9_]+)(?:\(| resumed>)")
+# Paths the sandbox leaves readable: everything but /home, /root and
+# /run/user (ProtectHome=), other processes' /proc entries and non-process
+# /proc files (ProtectProc=invisible, ProcSubset=pid), and devices beyond
+# the pseudo ones (PrivateDevices=).
+PSEUDO_DEVICES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random",
+                  "/dev/urandom", "/dev/tty", "/dev/log", "/dev/shm/")
+
+
+@pytest.mark.skipif(shutil.which("strace") is None,
+                    reason="strace is not installed")
+def test_daemon_stays_within_the_sandbox(logsinkd, pg, tmp_path, capsys):
+    if os.environ.get("LOGSINK_BUILD", "").rstrip("/").endswith("asan"):
+        pytest.skip("the sanitizer runtime is not what the unit runs")
+    allowed = allowed_syscalls(read_unit("logsinkd.service"),
+                               syscall_groups())
+    lines, log = traced_session(logsinkd, pg, tmp_path)
+    used, problems = set(), []
+    families = set()
+    for line in lines:
+        m = SYSCALL_RE.match(line)
+        if not m:
+            continue
+        name = m.group(1)
+        used.add(name)
+        m = re.search(r"\bsocket\((AF_[A-Z0-9]+)", line)
+        if m:
+            families.add(m.group(1))
+        if re.search(r"\b(mmap|mprotect|pkey_mprotect)\(", line) and \
+                "PROT_WRITE" in line and "PROT_EXEC" in line:
+            problems.append("W+X mapping (MemoryDenyWriteExecute=): " + line)
+        m = re.search(r'\bopenat\([^"]*"([^"]+)", ([A-Z_|]+).*\) = \d+',
+                      line)
+        if m:
+            path, flags = m.groups()
+            if re.search(r"O_WRONLY|O_RDWR|O_CREAT", flags) and \
+                    path != "/dev/null":
+                problems.append("write outside the state directory "
+                                "(ProtectSystem=strict): " + line)
+            if path.startswith("/dev/") and not path.startswith(
+                    PSEUDO_DEVICES):
+                problems.append("device (PrivateDevices=): " + line)
+            if path.startswith("/proc/") and not re.match(
+                    r"/proc/(self|thread-self|\d+)(/|$)", path):
+                problems.append("non-process /proc file (ProcSubset=pid): "
+                                + line)
+            if path.startswith(("/home/", "/root/", "/run/user/")):
+                problems.append("home directory (ProtectHome=): " + line)
+    refused = sorted(used - allowed)
+    if refused:
+        problems.append("system calls outside SystemCallFilter= (they "
+                        "would fail with EPERM): %s" % refused)
+    # AF_NETLINK: glibc's getaddrinfo(AI_ADDRCONFIG) probes with it and
+    # falls back when RestrictAddressFamilies= refuses it.
+    families.discard("AF_NETLINK")
+    extra = families - {"AF_INET", "AF_INET6", "AF_UNIX"}
+    if extra:
+        problems.append("address families outside RestrictAddressFamilies="
+                        ": %s" % sorted(extra))
+    with capsys.disabled():
+        print("\nsandbox check: %d distinct system calls, families %s"
+              % (len(used), sorted(families)))
+    assert not problems, "\n".join(problems) + "\n\ndaemon log:\n" + log
