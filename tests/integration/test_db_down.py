@@ -72,10 +72,11 @@ def test_full_queue_applies_back_pressure_without_loss(stopped_pg, daemon):
     daemon stops reading (TCP back-pressure) instead of dropping lines,
     and everything arrives once the database is up."""
     pg = stopped_pg
-    d = daemon("--max-line-bytes", 1024, "--queue-bytes", 65536,
+    queue = 1 << 20
+    d = daemon("--max-line-bytes", 1024, "--queue-bytes", queue,
                "--reconnect-min-ms", 50, "--reconnect-max-ms", 1000,
                db=pg.conninfo)
-    total = 40000  # about 2.4 MB, 36 times the queue
+    total = 40000  # about 2.4 MB, more than twice the queue
     lines = make_lines("bp", total)
     progress = {"bytes": 0, "error": None}
 
@@ -94,8 +95,8 @@ def test_full_queue_applies_back_pressure_without_loss(stopped_pg, daemon):
     t = threading.Thread(target=sender, daemon=True)
     t.start()
     # Well past what the queue holds before the database comes up.
-    wait_for(lambda: progress["bytes"] >= 4 * 65536 or progress["error"],
-             TIMEOUT, "the sender to get 256 KiB out")
+    wait_for(lambda: progress["bytes"] >= queue * 3 // 2
+             or progress["error"], TIMEOUT, "the sender to get 1.5 MiB out")
     assert progress["error"] is None, progress["error"]
     assert d.alive(), "logsinkd exited while the database is down"
     pg.start()

@@ -78,6 +78,27 @@ def test_concurrent_connections_store_every_line_once(pg, daemon):
                      "or received_at < now() - interval '1 hour'") == 0
 
 
+def test_small_queue_bytes_still_flows(pg, daemon):
+    """queue-bytes = 64 KiB is accepted by the configuration (it holds many
+    lines of max-line-bytes 1024), so lines must keep flowing at a normal
+    pace: the bound only sizes the memory, it must not serialise the
+    pipeline down to a line per flush interval."""
+    d = daemon("--max-line-bytes", 1024, "--queue-bytes", 65536,
+               db=pg.conninfo)
+    lines = make_lines("smallq", 3000)
+    send_lines(d.port, lines)
+    # 3000 lines of 50 bytes: well under a second normally; 60 s is only a
+    # bound (a pipeline that moves one line per 100 ms flush interval
+    # needs 300 s).
+    try:
+        wait_for(lambda: pg.count() >= len(lines), 60, "3000 rows")
+    except AssertionError as e:
+        raise AssertionError("%s: only %d of %d lines stored"
+                             % (e, pg.count(), len(lines))) from None
+    assert d.stop() == 0
+    assert stored(pg) == collections.Counter(lines)
+
+
 def run_nc(args, data):
     try:
         return subprocess.run(["nc"] + args, input=data,
