@@ -4,7 +4,8 @@ import collections
 import signal
 import socket
 
-from harness import Streamer, connect, make_lines, wait_for, wait_peer_close
+from harness import (Streamer, can_connect, connect, make_lines, wait_for,
+                     wait_peer_close)
 
 TIMEOUT = 120
 
@@ -74,15 +75,21 @@ def test_sigterm_flushes_queued_lines(pg, daemon):
 
 
 def test_sigterm_with_db_down_still_exits(stopped_pg, daemon):
-    """Shutdown is bounded by shutdown-timeout even if nothing can be
-    flushed."""
-    d = daemon("--shutdown-timeout", 2, "--reconnect-max-ms", 500,
+    """SIGTERM stops accepting at once; the flush is bounded by
+    shutdown-timeout even if nothing can be flushed."""
+    d = daemon("--shutdown-timeout", 10, "--reconnect-max-ms", 500,
                db=stopped_pg.conninfo)
     with connect(d.port) as s:
         s.sendall(b"never stored\n")
         s.shutdown(socket.SHUT_WR)
         wait_peer_close(s, TIMEOUT)
     d.signal(signal.SIGTERM)
+    # While it waits (in vain) for the database, it accepts nothing.
+    wait_for(lambda: not can_connect("127.0.0.1", d.port), TIMEOUT,
+             "the listening socket to close after SIGTERM")
+    assert d.alive(), (
+        "exited before shutdown-timeout with a line it could not store "
+        "(status %r)" % d.proc.returncode)
     # Bound: shutdown-timeout plus ample slack; only checks it exits.
     rc = d.wait(60)
     assert rc is not None and rc >= 0, "killed by signal %r" % -rc
