@@ -52,7 +52,8 @@ static const struct cf_key cf_keys[] = {
 	{ "max-line-bytes", CF_SIZE, OFF(max_line_bytes), "64KiB", 16,
 	    1LL << 30, "longer lines are truncated (counted, logged)" },
 	{ "queue-bytes", CF_SIZE, OFF(queue_bytes), "64MiB", 64 * 1024,
-	    1LL << 40, "memory for lines not yet committed; full = stop reading" },
+	    1LL << 40,
+	    "memory for lines not yet committed; full = stop reading" },
 	{ "queue-resume-percent", CF_INT, OFF(queue_resume_percent), "75", 1,
 	    99, "reading resumes when the queue drops below this fill level" },
 	{ "db-connections", CF_INT, OFF(db_connections), "2", 1, 64,
@@ -67,22 +68,35 @@ static const struct cf_key cf_keys[] = {
 	    3600000, "time allowed to flush the queue on SIGTERM" },
 	{ "reconnect-min-ms", CF_MS, OFF(reconnect_min_ms), "100", 1, 3600000,
 	    "first reconnect delay after a database error" },
-	{ "reconnect-max-ms", CF_MS, OFF(reconnect_max_ms), "30000", 1,
-	    3600000, "reconnect delays double up to this" },
+	{ "reconnect-max-ms", CF_MS, OFF(reconnect_max_ms), "30000", 1, 3600000,
+	    "reconnect delays double up to this" },
 	{ "stats-interval", CF_SECONDS, OFF(stats_interval_ms), "60s", 0,
 	    86400000, "period of the \"stats:\" log line (0: never)" },
 	{ "metrics-listen", CF_HOSTPORT, OFF(metrics_listen), NULL, 0, 0,
-	    "HOST:PORT serving /metrics and /healthz over HTTP (default: off)" },
+	    "HOST:PORT serving /metrics and /healthz over HTTP (default: "
+	    "off)" },
 	{ "partitions-ahead", CF_INT, OFF(partitions_ahead), "3", 0, 365,
 	    "daily partitions created ahead of today" },
 	{ "retention-days", CF_INT, OFF(retention_days), "0", 0, 1000000,
 	    "partitions older than this many days are dropped (0: keep all)" },
+	{ "max-connections", CF_INT, OFF(max_connections), "10000", 1, 1000000,
+	    "client connections open at once; more are refused" },
+	{ "max-connections-per-ip", CF_INT, OFF(max_connections_per_ip), "1000",
+	    0, 1000000, "connections from one address at once (0: no limit)" },
+	{ "idle-timeout", CF_SECONDS, OFF(idle_timeout_ms), "1h", 0, 2000000000,
+	    "close a connection that sent nothing this long (0: "
+	    "never)" },
+	{ "partial-line-timeout", CF_SECONDS, OFF(partial_line_timeout_ms),
+	    "60s", 0, 2000000000,
+	    "close a connection whose unfinished line waited this long; the "
+	    "part received is stored (0: never)" },
+	{ "user", CF_STRING, OFF(user), NULL, 0, 0,
+	    "when started as root, switch to this user after binding" },
 };
 
 #define NKEYS (sizeof(cf_keys) / sizeof(cf_keys[0]))
 
-static int
-cf_error(char *err, size_t errlen, const char *fmt, ...)
+static int cf_error(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 static int
@@ -120,19 +134,39 @@ struct unit {
 };
 
 static const struct unit size_units[] = {
-	{ "", 1 }, { "b", 1 }, { "k", 1024 }, { "kb", 1024 }, { "kib", 1024 },
-	{ "m", 1 << 20 }, { "mb", 1 << 20 }, { "mib", 1 << 20 },
-	{ "g", 1 << 30 }, { "gb", 1 << 30 }, { "gib", 1 << 30 },
-	{ "t", 1LL << 40 }, { "tb", 1LL << 40 }, { "tib", 1LL << 40 },
+	{ "", 1 },
+	{ "b", 1 },
+	{ "k", 1024 },
+	{ "kb", 1024 },
+	{ "kib", 1024 },
+	{ "m", 1 << 20 },
+	{ "mb", 1 << 20 },
+	{ "mib", 1 << 20 },
+	{ "g", 1 << 30 },
+	{ "gb", 1 << 30 },
+	{ "gib", 1 << 30 },
+	{ "t", 1LL << 40 },
+	{ "tb", 1LL << 40 },
+	{ "tib", 1LL << 40 },
 	{ NULL, 0 },
 };
 static const struct unit ms_units[] = {
-	{ "", 1 }, { "ms", 1 }, { "s", 1000 }, { "m", 60000 },
-	{ "min", 60000 }, { "h", 3600000 }, { NULL, 0 },
+	{ "", 1 },
+	{ "ms", 1 },
+	{ "s", 1000 },
+	{ "m", 60000 },
+	{ "min", 60000 },
+	{ "h", 3600000 },
+	{ NULL, 0 },
 };
 static const struct unit sec_units[] = {
-	{ "", 1000 }, { "ms", 1 }, { "s", 1000 }, { "m", 60000 },
-	{ "min", 60000 }, { "h", 3600000 }, { NULL, 0 },
+	{ "", 1000 },
+	{ "ms", 1 },
+	{ "s", 1000 },
+	{ "m", 60000 },
+	{ "min", 60000 },
+	{ "h", 3600000 },
+	{ NULL, 0 },
 };
 
 static int
@@ -177,7 +211,8 @@ type_hint(enum cf_type t)
 }
 
 static const struct unit int_units[] = {
-	{ "", 1 }, { NULL, 0 },
+	{ "", 1 },
+	{ NULL, 0 },
 };
 
 static int
@@ -201,9 +236,9 @@ set_number(struct config *cfg, const struct cf_key *k, const char *value,
 		return cf_error(err, errlen,
 		    "%s: %s is out of range (%lld to %lld%s)", k->name, value,
 		    k->min, k->max,
-		    k->type == CF_SIZE ? " bytes" :
-		    k->type == CF_INT  ? "" :
-					 " ms");
+		    k->type == CF_SIZE      ? " bytes"
+			: k->type == CF_INT ? ""
+					    : " ms");
 	if (k->type == CF_SIZE)
 		*(size_t *)(void *)p = (size_t)v;
 	else
@@ -212,8 +247,8 @@ set_number(struct config *cfg, const struct cf_key *k, const char *value,
 }
 
 int
-config_split_hostport(const char *s, char *host, size_t hostlen, char *port,
-    size_t portlen)
+config_split_hostport(
+    const char *s, char *host, size_t hostlen, char *port, size_t portlen)
 {
 	const char *colon, *h = s;
 	size_t n;
@@ -264,8 +299,8 @@ set_table(struct config *cfg, const char *value, char *err, size_t errlen)
 	const char *dot = strchr(value, '.');
 	char *copy;
 
-	if (dot == NULL ? !valid_ident(value, strlen(value)) :
-			  !valid_ident(value, (size_t)(dot - value)) ||
+	if (dot == NULL ? !valid_ident(value, strlen(value))
+			: !valid_ident(value, (size_t)(dot - value)) ||
 		    !valid_ident(dot + 1, strlen(dot + 1)))
 		return cf_error(err, errlen,
 		    "table: '%s' is not [schema.]name made of letters, digits "
@@ -281,18 +316,39 @@ set_table(struct config *cfg, const char *value, char *err, size_t errlen)
 	return 0;
 }
 
+/* allow=CIDR,CIDR,...: the peers a listener accepts. */
+static int
+listen_allow(struct listen_spec *spec, const char *v, char *err, size_t errlen)
+{
+	size_t n;
+
+	for (; *v != '\0'; v += n + (v[n] == ',')) {
+		n = strcspn(v, ",");
+		if (spec->nallow == CONFIG_MAX_ALLOW)
+			return cf_error(err, errlen,
+			    "listen: more than %d allow= entries",
+			    CONFIG_MAX_ALLOW);
+		if (cidr_parse(v, n, &spec->allow[spec->nallow++]) == -1)
+			return cf_error(err, errlen,
+			    "listen: allow entry '%.*s' is not an address or "
+			    "ADDRESS/BITS (e.g. 10.0.0.0/8, ::1)",
+			    (int)n, v);
+	}
+	return 0;
+}
+
 /* Applies one "key=value" option of a listen value. */
 static int
 listen_option(struct listen_spec *spec, const char *opt, size_t n, char *err,
     size_t errlen)
 {
-	char buf[64];
+	char buf[2048];
 	const char *v;
 
 	snprintf(buf, sizeof(buf), "%.*s", (int)n, opt);
 	if ((v = strchr(buf, '=')) == NULL)
-		return cf_error(err, errlen,
-		    "listen: option '%s' is not key=value", buf);
+		return cf_error(
+		    err, errlen, "listen: option '%s' is not key=value", buf);
 	v++;
 	if (strncmp(buf, "framing=", 8) == 0) {
 		if ((spec->framing = framer_mode_parse(v)) == -1)
@@ -308,17 +364,20 @@ listen_option(struct listen_spec *spec, const char *opt, size_t n, char *err,
 		else
 			return cf_error(err, errlen,
 			    "listen: format '%s' is not auto or raw", v);
+	} else if (strncmp(buf, "allow=", 6) == 0) {
+		return listen_allow(spec, v, err, errlen);
 	} else {
 		return cf_error(err, errlen,
-		    "listen: unknown option '%s' (known: framing=, format=)",
+		    "listen: unknown option '%s' (known: framing=, format=, "
+		    "allow=)",
 		    buf);
 	}
 	return 0;
 }
 
 int
-config_parse_listen(const char *value, struct listen_spec *spec, char *err,
-    size_t errlen)
+config_parse_listen(
+    const char *value, struct listen_spec *spec, char *err, size_t errlen)
 {
 	const char *p = value, *end;
 	char addr[300];
@@ -388,8 +447,8 @@ config_set(struct config *cfg, const char *key, const char *value, char *err,
 			return cf_error(err, errlen, "out of memory");
 		return 0;
 	case CF_HOSTPORT:
-		if (config_split_hostport(value, host, sizeof(host), port,
-			sizeof(port)) == -1)
+		if (config_split_hostport(
+			value, host, sizeof(host), port, sizeof(port)) == -1)
 			return cf_error(err, errlen,
 			    "%s: '%s' is not HOST:PORT or [IPV6]:PORT", key,
 			    value);
@@ -448,6 +507,7 @@ config_free(struct config *cfg)
 	free(cfg->db);
 	free(cfg->table);
 	free(cfg->metrics_listen);
+	free(cfg->user);
 	memset(cfg, 0, sizeof(*cfg));
 }
 
@@ -501,14 +561,18 @@ load_line(struct config *cfg, char *line, char *err, size_t errlen)
 	if (*key == '\0' || *key == '#')
 		return 0;
 	if ((eq = strchr(key, '=')) == NULL)
-		return cf_error(err, errlen,
-		    "expected 'key = value', got '%.60s'", key);
+		return cf_error(
+		    err, errlen, "expected 'key = value', got '%.60s'", key);
 	*eq = '\0';
 	value = eq + 1;
 	while (isspace((unsigned char)*value))
 		value++;
-	/* A " #" starts a comment unless the value is quoted. */
-	if (*value != '"' && (hash = strstr(value, " #")) != NULL)
+	/* " #" starts a comment; in a quoted value, after the quotes. */
+	hash = value;
+	if (*value == '"' && (hash = strchr(value + 1, '"')) == NULL)
+		hash = value;
+	if ((hash = strstr(hash, " #")) != NULL ||
+	    (hash = strstr(value, "\t#")) != NULL)
 		*hash = '\0';
 	key = trim_value(key);
 	value = trim_value(value);
@@ -516,8 +580,7 @@ load_line(struct config *cfg, char *line, char *err, size_t errlen)
 }
 
 int
-config_load_file(struct config *cfg, const char *path, char *err,
-    size_t errlen)
+config_load_file(struct config *cfg, const char *path, char *err, size_t errlen)
 {
 	char msg[512], *line = NULL;
 	size_t cap = 0;
@@ -532,8 +595,8 @@ config_load_file(struct config *cfg, const char *path, char *err,
 		if (n > 0 && line[n - 1] == '\n')
 			line[n - 1] = '\0';
 		if (load_line(cfg, line, msg, sizeof(msg)) == -1) {
-			rc = cf_error(err, errlen, "%s:%d: %s", path, lineno,
-			    msg);
+			rc = cf_error(
+			    err, errlen, "%s:%d: %s", path, lineno, msg);
 			break;
 		}
 	}
@@ -555,6 +618,16 @@ config_print_keys(FILE *fp)
 		    cf_keys[i].def != NULL ? cf_keys[i].def : "unset");
 }
 
+/* Prints KEY = VALUE, or a comment for an unset key. */
+static void
+dump_opt(FILE *fp, const char *key, const char *value)
+{
+	if (value != NULL)
+		fprintf(fp, "%s = %s\n", key, value);
+	else
+		fprintf(fp, "# %s = (unset)\n", key);
+}
+
 void
 config_dump(const struct config *cfg, FILE *fp)
 {
@@ -562,7 +635,11 @@ config_dump(const struct config *cfg, FILE *fp)
 
 	for (i = 0; i < cfg->nlisten; i++)
 		fprintf(fp, "listen = %s\n", cfg->listen[i]);
-	fprintf(fp, "db = %s\n", cfg->db != NULL ? "(set, not shown)" : "");
+	if (cfg->db != NULL)
+		fprintf(
+		    fp, "# db = (set, not shown: it may hold a password)\n");
+	else
+		dump_opt(fp, "db", NULL);
 	fprintf(fp, "table = %s\nlog-level = %s\n", cfg->table,
 	    log_level_name(cfg->log_level));
 	fprintf(fp, "max-line-bytes = %zu\nqueue-bytes = %zu\n",
@@ -576,8 +653,12 @@ config_dump(const struct config *cfg, FILE *fp)
 	fprintf(fp, "reconnect-min-ms = %d\nreconnect-max-ms = %d\n",
 	    cfg->reconnect_min_ms, cfg->reconnect_max_ms);
 	fprintf(fp, "stats-interval = %dms\n", cfg->stats_interval_ms);
-	fprintf(fp, "metrics-listen = %s\n",
-	    cfg->metrics_listen != NULL ? cfg->metrics_listen : "");
+	dump_opt(fp, "metrics-listen", cfg->metrics_listen);
 	fprintf(fp, "partitions-ahead = %d\nretention-days = %d\n",
 	    cfg->partitions_ahead, cfg->retention_days);
+	fprintf(fp, "max-connections = %d\nmax-connections-per-ip = %d\n",
+	    cfg->max_connections, cfg->max_connections_per_ip);
+	fprintf(fp, "idle-timeout = %dms\npartial-line-timeout = %dms\n",
+	    cfg->idle_timeout_ms, cfg->partial_line_timeout_ms);
+	dump_opt(fp, "user", cfg->user);
 }

@@ -43,23 +43,37 @@ framer_terminator(const struct framer *f)
 	return f->mode == FRAMER_NUL ? '\0' : '\n';
 }
 
+/* Bytes in the UTF-8 sequence lead byte c starts (1 if it starts none). */
+static size_t
+utf8_lead_len(unsigned char c)
+{
+	if (c >= 0xC2 && c <= 0xDF)
+		return 2;
+	if (c >= 0xE0 && c <= 0xEF)
+		return 3;
+	if (c >= 0xF0 && c <= 0xF4)
+		return 4;
+	return 1;
+}
+
 /*
  * Cutting buf at n must not split a multi-byte UTF-8 character: if the
- * byte at n (when there is one) continues a character, back up to that
- * character's first byte.  A sequence is at most 4 bytes long.
+ * byte at n continues a sequence whose lead byte (at most 3 back) starts
+ * before n, cut before that lead byte.  Stray continuation bytes, which
+ * belong to no character, are cut where asked.
  */
 size_t
 framer_utf8_cut(const char *buf, size_t n, size_t avail)
 {
-	size_t k = 0;
+	const unsigned char *p = (const unsigned char *)buf;
+	size_t k;
 
-	if (n >= avail)
+	if (n >= avail || (p[n] & 0xC0) != 0x80)
 		return n;
-	while (k < 3 && k < n && ((unsigned char)buf[n - k] & 0xC0) == 0x80)
-		k++;
-	if (((unsigned char)buf[n - k] & 0xC0) == 0x80)
-		return n; /* not UTF-8 anyway: cut where asked */
-	return n - k;
+	for (k = 1; k <= 3 && k <= n; k++)
+		if ((p[n - k] & 0xC0) != 0x80)
+			return utf8_lead_len(p[n - k]) > k ? n - k : n;
+	return n;
 }
 
 static bool
@@ -68,23 +82,21 @@ is_digit(char c)
 	return c >= '0' && c <= '9';
 }
 
-/* Trims what the framing says, cuts to max_line, skips empty messages. */
+/*
+ * Trims the terminator's companions (LF framing: a final CR; the others: a
+ * final LF or CR LF, so at most 2 bytes), cuts to max_line, skips empty
+ * messages.
+ */
 static bool
-deliver(struct framer *f, const char *p, size_t len, framer_msg_cb cb,
-    void *arg)
+deliver(
+    struct framer *f, const char *p, size_t len, framer_msg_cb cb, void *arg)
 {
 	bool truncated = false;
 
-	if (f->mode == FRAMER_NUL)
-		while (len > 0 && (*p == '\n' || *p == '\r'))
-			p++, len--;
 	if (len > 0 && p[len - 1] == '\n' && f->mode != FRAMER_LF)
 		len--;
 	if (len > 0 && p[len - 1] == '\r')
 		len--;
-	if (f->mode == FRAMER_NUL)
-		while (len > 0 && (p[len - 1] == '\n' || p[len - 1] == '\r'))
-			len--;
 	if (len > f->max_line) {
 		len = framer_utf8_cut(p, f->max_line, len);
 		truncated = true;
@@ -93,6 +105,18 @@ deliver(struct framer *f, const char *p, size_t len, framer_msg_cb cb,
 	if (len == 0)
 		return true;
 	return cb(arg, p, len, truncated);
+}
+
+/*
+ * The message is known to be longer than max_line (+ the 2 bytes deliver()
+ * may trim) before all of it has arrived: deliver its head, cut.
+ */
+static bool
+deliver_cut(
+    struct framer *f, const char *p, size_t avail, framer_msg_cb cb, void *arg)
+{
+	f->truncated++;
+	return cb(arg, p, framer_utf8_cut(p, f->max_line, avail), true);
 }
 
 /*
@@ -124,13 +148,36 @@ detect(struct framer *f, const char *p, size_t n, bool eof)
 	nul = memchr(p, '\0', n);
 	if (nul != NULL && (nul == p + n - 1 || nul[1] == '<'))
 		f->mode = FRAMER_NUL;
-	else if (nul == NULL && memchr(p, '\n', n) == NULL && !eof &&
-	    n < f->max_line + 2) {
-		f->mode = FRAMER_AUTO;
-		f->need = 0;
-		return false;
+	else if (nul == NULL && memchr(p, '\n', n) == NULL && !eof)
+		f->mode = FRAMER_AUTO; /* wait, or cut: feed_auto_cut() */
+	return f->mode != FRAMER_AUTO;
+}
+
+/*
+ * AUTO, and the first message has no terminator yet: wait while it may
+ * still fit, else deliver its head and skip to the first LF or NUL, whose
+ * kind then decides the framing.
+ */
+static size_t
+feed_auto_cut(struct framer *f, const char *p, size_t n, framer_msg_cb cb,
+    void *arg, bool *stop)
+{
+	const char *lf, *nul;
+
+	if (!f->discarding) {
+		if (n < f->max_line + 3)
+			return 0; /* f->need: as detect() left it */
+		f->discarding = true;
+		*stop = !deliver_cut(f, p, n, cb, arg);
+		return n;
 	}
-	return true;
+	lf = memchr(p, '\n', n);
+	nul = memchr(p, '\0', lf != NULL ? (size_t)(lf - p) : n);
+	if (nul == NULL && lf == NULL)
+		return n;
+	f->discarding = false;
+	f->mode = nul != NULL ? FRAMER_NUL : FRAMER_LF;
+	return (size_t)((nul != NULL ? nul : lf) - p) + 1;
 }
 
 /* LF or NUL framing: one message (or one discarded piece) from p. */
@@ -138,9 +185,13 @@ static size_t
 feed_delim(struct framer *f, const char *p, size_t n, bool eof,
     framer_msg_cb cb, void *arg, bool *stop)
 {
-	const char *end = memchr(p, framer_terminator(f), n);
+	const char *end;
 	size_t len;
 
+	if (f->mode == FRAMER_NUL && !f->discarding &&
+	    (*p == '\n' || *p == '\r'))
+		return 1; /* separators some senders put between messages */
+	end = memchr(p, framer_terminator(f), n);
 	if (f->discarding) {
 		if (end == NULL)
 			return n;
@@ -156,12 +207,12 @@ feed_delim(struct framer *f, const char *p, size_t n, bool eof,
 		*stop = !deliver(f, p, n, cb, arg);
 		return n;
 	}
-	if (n < f->max_line + 2) {
+	if (n < f->max_line + 3) {
 		f->need = 0;
 		return 0; /* wait for the rest of the message */
 	}
 	f->discarding = true; /* too long, no end in sight: cut, skip rest */
-	*stop = !deliver(f, p, n, cb, arg);
+	*stop = !deliver_cut(f, p, n, cb, arg);
 	return n;
 }
 
@@ -200,26 +251,23 @@ feed_octet(struct framer *f, const char *p, size_t n, bool eof,
 	}
 	hdr = i + 1;
 	avail = n - hdr;
-	if (avail < len && avail < f->max_line + 1) {
-		if (!eof) {
-			f->need = hdr + (len < f->max_line + 1 ? len :
-								 f->max_line + 1);
-			return 0;
-		}
-		f->bad_frames++; /* cut off by EOF: keep what came */
-		*stop = !deliver(f, p + hdr, avail, cb, arg);
-		return n;
-	}
 	if (len <= avail) {
 		*stop = !deliver(f, p + hdr, len, cb, arg);
 		return hdr + len;
 	}
-	/* Longer than max_line: deliver the head, skip the rest. */
-	f->truncated++;
-	*stop = !cb(arg, p + hdr, framer_utf8_cut(p + hdr, f->max_line, avail),
-	    true);
-	f->skip = len - (f->max_line + 1);
-	return hdr + f->max_line + 1;
+	if (len > f->max_line + 2 && avail >= f->max_line) {
+		/* Longer than max_line whatever deliver() would trim. */
+		*stop = !deliver_cut(f, p + hdr, avail, cb, arg);
+		f->skip = len - avail;
+		return n;
+	}
+	if (!eof) {
+		f->need = hdr + (len <= f->max_line + 2 ? len : f->max_line);
+		return 0;
+	}
+	f->bad_frames++; /* cut off by EOF: keep what came */
+	*stop = !deliver(f, p + hdr, avail, cb, arg);
+	return n;
 }
 
 size_t
@@ -233,19 +281,26 @@ framer_feed(struct framer *f, const char *buf, size_t len, bool eof,
 	f->need = 0;
 	while (pos < len && !stop) {
 		mode = f->mode;
-		if (mode == FRAMER_AUTO) {
-			if (!detect(f, buf + pos, len - pos, eof))
+		if (mode == FRAMER_AUTO && !f->discarding &&
+		    detect(f, buf + pos, len - pos, eof))
+			continue;
+		if (f->mode == FRAMER_AUTO) {
+			used = feed_auto_cut(
+			    f, buf + pos, len - pos, cb, arg, &stop);
+			if (used == 0)
 				return pos;
+			pos += used;
 			continue;
 		}
 		if (mode == FRAMER_OCTET)
-			used = feed_octet(f, buf + pos, len - pos, eof, cb, arg,
-			    &stop);
+			used = feed_octet(
+			    f, buf + pos, len - pos, eof, cb, arg, &stop);
 		else
-			used = feed_delim(f, buf + pos, len - pos, eof, cb, arg,
-			    &stop);
+			used = feed_delim(
+			    f, buf + pos, len - pos, eof, cb, arg, &stop);
 		if (used == 0 && f->mode == mode)
-			return pos; /* needs more bytes; f->need says how many */
+			return pos; /* needs more bytes; f->need says how many
+				     */
 		pos += used;
 	}
 	return pos;

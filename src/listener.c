@@ -27,15 +27,18 @@
 
 #include "logsink/config.h"
 #include "logsink/framer.h"
+#include "logsink/iptable.h"
 #include "logsink/listener.h"
 #include "logsink/log.h"
 #include "logsink/metrics.h"
 #include "logsink/parser.h"
 #include "logsink/record.h"
 
-#define LISTEN_BACKLOG 1024
-#define READ_CHUNK_BYTES (64 * 1024)
-#define ACCEPT_RETRY_MS 1000
+#define LISTEN_BACKLOG         1024
+#define READ_CHUNK_BYTES       (64 * 1024)
+#define ACCEPT_RETRY_MS        1000
+#define SWEEP_INTERVAL_MS      1000
+#define REFUSE_LOG_INTERVAL_MS 10000
 
 enum cl_state {
 	CL_READING,
@@ -53,7 +56,11 @@ enum cl_event {
 };
 
 static const char *const cl_event_names[] = {
-	"READ", "EOF", "ERROR", "PAUSE", "RESUME",
+	"READ",
+	"EOF",
+	"ERROR",
+	"PAUSE",
+	"RESUME",
 };
 
 /* One TCP client; owned by its listeners set, freed by client_close(). */
@@ -64,10 +71,13 @@ struct client {
 	enum cl_state state;
 	struct bufferevent *bev;
 	struct framer fr;
-	bool eof;	/* peer closed or failed; input may still hold lines */
-	int err;	/* errno of a read error, for the close log line */
-	char addr[NI_MAXHOST]; /* "ip" for the peer column */
-	char name[NI_MAXHOST + 48]; /* "c42 ip:port" for log lines */
+	bool eof; /* peer closed or failed; input may still hold lines */
+	int err;  /* errno of a read error, for the close log line */
+	char addr[INET6_ADDRSTRLEN];      /* "ip" for the peer column */
+	char name[INET6_ADDRSTRLEN + 32]; /* "c42 ip:port" for log lines */
+	struct sockaddr_storage sa;
+	int64_t last_read_ms;     /* for idle-timeout */
+	int64_t partial_since_ms; /* an unfinished message waits, or 0 */
 	enum parser_format format;
 	struct record rec;
 	struct buf scratch; /* the parser's, reused for every message */
@@ -81,6 +91,8 @@ struct listen_sock {
 	struct evconnlistener *evl;
 	enum framer_mode framing;
 	enum parser_format format;
+	struct cidr allow[CONFIG_MAX_ALLOW];
+	int nallow;
 	char name[300];
 };
 
@@ -92,6 +104,10 @@ struct listeners {
 	struct listen_sock **socks;
 	size_t nsocks;
 	struct event *ev_accept_retry;
+	struct event *ev_sweep;
+	struct iptable *per_ip;
+	int64_t refuse_logged_ms;
+	uint64_t refused_unlogged;
 	struct client *clients;
 	uint64_t next_id;
 	bool paused;
@@ -125,8 +141,7 @@ on_message(void *arg, const char *msg, size_t len, bool truncated)
 	struct queue *q = c->ls->q;
 	size_t replaced;
 
-	if (parser_parse(&c->rec, msg, len, c->format, &c->scratch) ==
-	    -1)
+	if (parser_parse(&c->rec, msg, len, c->format, &c->scratch) == -1)
 		log_warn("%s: parser scratch buffer", c->name);
 	c->lines++;
 	metrics.lines_received++;
@@ -190,6 +205,9 @@ client_frame_input(struct client *c)
 		if (evbuffer_pullup(in, want) == NULL)
 			break;
 	}
+	c->partial_since_ms = evbuffer_get_length(in) == 0 ? 0
+	    : c->partial_since_ms != 0                     ? c->partial_since_ms
+							   : queue_now_ms();
 	if (c->fr.bad_frames != c->bad_frames) {
 		if (c->bad_frames == 0)
 			log_warnx("%s: octet-counting frame without a valid "
@@ -210,8 +228,8 @@ client_close(struct client *c, const char *reason)
 	if (left > 0)
 		log_warnx("%s: closing with %zu unread bytes (%s)", c->name,
 		    left, reason);
-	log_debug("%s: closed reason=%s lines=%llu bytes=%llu", c->name,
-	    reason, (unsigned long long)c->lines, (unsigned long long)c->bytes);
+	log_debug("%s: closed reason=%s lines=%llu bytes=%llu", c->name, reason,
+	    (unsigned long long)c->lines, (unsigned long long)c->bytes);
 	if (c->prev != NULL)
 		c->prev->next = c->next;
 	else
@@ -220,6 +238,7 @@ client_close(struct client *c, const char *reason)
 		c->next->prev = c->prev;
 	bufferevent_free(c->bev);
 	buf_free(&c->scratch);
+	iptable_del(ls->per_ip, (struct sockaddr *)&c->sa);
 	metrics.connections_open--;
 	free(c);
 }
@@ -297,8 +316,11 @@ client_dispatch(struct client *c, enum cl_event ev)
 static void
 client_read_cb(struct bufferevent *bev, void *arg)
 {
+	struct client *c = arg;
+
 	(void)bev;
-	client_dispatch(arg, CLE_READ);
+	c->last_read_ms = queue_now_ms();
+	client_dispatch(c, CLE_READ);
 }
 
 static void
@@ -315,6 +337,50 @@ client_event_cb(struct bufferevent *bev, short what, void *arg)
 	}
 }
 
+/*
+ * Once a second: close connections idle past idle-timeout, and those
+ * whose unfinished message has waited past partial-line-timeout (a
+ * slowloris sender); what they sent is framed and stored first.  Paused
+ * clients are exempt: the wait is ours, not theirs.
+ */
+static void
+sweep_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct listeners *ls = arg;
+	struct client *c, *next;
+	int64_t now = queue_now_ms();
+	const char *why;
+
+	(void)fd;
+	(void)what;
+	for (c = ls->clients; c != NULL; c = next) {
+		next = c->next;
+		if (c->state != CL_READING || c->eof)
+			continue;
+		why = NULL;
+		if (ls->set.partial_line_timeout_ms > 0 &&
+		    c->partial_since_ms != 0 &&
+		    now - c->partial_since_ms >=
+			ls->set.partial_line_timeout_ms)
+			why = "partial-line-timeout";
+		else if (ls->set.idle_timeout_ms > 0 &&
+		    now - c->last_read_ms >= ls->set.idle_timeout_ms)
+			why = "idle-timeout";
+		if (why == NULL)
+			continue;
+		metrics.connections_timed_out++;
+		log_info("%s: closing: %s", c->name, why);
+		c->eof = true;
+		bufferevent_disable(c->bev, EV_READ);
+		client_frame_input(c);
+		if (queue_full(ls->q)) {
+			pause_all(ls);
+			continue;
+		}
+		client_close(c, why);
+	}
+}
+
 void
 listeners_resume(struct listeners *ls)
 {
@@ -323,8 +389,8 @@ listeners_resume(struct listeners *ls)
 	if (!ls->paused)
 		return;
 	ls->paused = false;
-	metrics.backpressure_ms += (uint64_t)(queue_now_ms() -
-	    ls->paused_since_ms);
+	metrics.backpressure_ms +=
+	    (uint64_t)(queue_now_ms() - ls->paused_since_ms);
 	metrics.backpressure_since_ms = 0;
 	log_notice("queue below resume level (%zu bytes): reading again",
 	    queue_bytes(ls->q));
@@ -345,44 +411,109 @@ client_name(struct client *c, const struct sockaddr *sa, socklen_t salen)
 		NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
 		snprintf(host, sizeof(host), "unknown");
 		snprintf(serv, sizeof(serv), "0");
+		c->rec.peer = NULL; /* the peer column stays NULL */
 	}
-	snprintf(c->addr, sizeof(c->addr), "%s", host);
+	host[strcspn(host, "%")] = '\0'; /* inet has no zone index */
+	snprintf(
+	    c->addr, sizeof(c->addr), "%.*s", (int)sizeof(c->addr) - 1, host);
 	snprintf(c->name, sizeof(c->name),
-	    sa->sa_family == AF_INET6 ? "c%llu [%s]:%s" : "c%llu %s:%s",
-	    (unsigned long long)c->id, host, serv);
+	    sa->sa_family == AF_INET6 ? "c%llu [%s]:%.5s" : "c%llu %s:%.5s",
+	    (unsigned long long)c->id, c->addr, serv);
+}
+
+/* Why a new connection may not stay, or NULL if it may. */
+static const char *
+refuse_reason(const struct listen_sock *sock, const struct sockaddr *sa)
+{
+	const struct listeners *ls = sock->ls;
+	int i;
+
+	if (sock->nallow > 0) {
+		for (i = 0; i < sock->nallow; i++)
+			if (cidr_match(&sock->allow[i], sa))
+				break;
+		if (i == sock->nallow)
+			return "not in the listener's allow list";
+	}
+	if (metrics.connections_open >= (uint64_t)ls->set.max_connections)
+		return "max-connections reached";
+	return NULL;
+}
+
+/* Closes a refused connection at once; logs at most every 10 s. */
+static void
+refuse(struct listeners *ls, int fd, const struct sockaddr *sa, socklen_t salen,
+    const char *why)
+{
+	char host[NI_MAXHOST];
+	int64_t now = queue_now_ms();
+
+	close(fd);
+	metrics.connections_refused++;
+	ls->refused_unlogged++;
+	if (now - ls->refuse_logged_ms < REFUSE_LOG_INTERVAL_MS)
+		return;
+	if (getnameinfo(
+		sa, salen, host, sizeof(host), NULL, 0, NI_NUMERICHOST) != 0)
+		snprintf(host, sizeof(host), "unknown");
+	log_warnx("refused connection from %s: %s (%llu refused since the "
+		  "last such message)",
+	    host, why, (unsigned long long)ls->refused_unlogged);
+	ls->refused_unlogged = 0;
+	ls->refuse_logged_ms = now;
 }
 
 static void
-accept_cb(struct evconnlistener *evl, evutil_socket_t fd,
-    struct sockaddr *sa, int salen, void *arg)
+accept_cb(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *sa,
+    int salen, void *arg)
 {
 	struct listen_sock *sock = arg;
 	struct listeners *ls = sock->ls;
-	struct client *c;
+	struct client *c = NULL;
+	const char *why;
+	int n;
 
 	(void)evl;
-	if ((c = calloc(1, sizeof(*c))) == NULL) {
+	if ((why = refuse_reason(sock, sa)) != NULL) {
+		refuse(ls, fd, sa, (socklen_t)salen, why);
+		return;
+	}
+	if ((n = iptable_add(ls->per_ip, sa)) == -1 ||
+	    (c = calloc(1, sizeof(*c))) == NULL) {
 		log_warn("accept: client dropped");
+		if (n != -1)
+			iptable_del(ls->per_ip, sa);
 		close(fd);
+		return;
+	}
+	if (ls->set.max_per_ip > 0 && n > ls->set.max_per_ip) {
+		iptable_del(ls->per_ip, sa);
+		free(c);
+		refuse(ls, fd, sa, (socklen_t)salen,
+		    "max-connections-per-ip reached");
 		return;
 	}
 	c->ls = ls;
 	c->id = ++ls->next_id;
-	client_name(c, sa, (socklen_t)salen);
+	memcpy(&c->sa, sa,
+	    (size_t)salen < sizeof(c->sa) ? (size_t)salen : sizeof(c->sa));
+	c->last_read_ms = queue_now_ms();
 	c->rec.peer = c->addr;
+	client_name(c, sa, (socklen_t)salen);
 	framer_init(&c->fr, ls->set.max_line_bytes, sock->framing);
 	c->format = sock->format;
 	c->bev = bufferevent_socket_new(ls->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (c->bev == NULL) {
 		log_warnx("%s: bufferevent_socket_new failed", c->name);
+		iptable_del(ls->per_ip, sa);
 		close(fd);
 		free(c);
 		return;
 	}
 	bufferevent_setcb(c->bev, client_read_cb, NULL, client_event_cb, c);
 	/* Room for one whole line, so the framer can always progress. */
-	bufferevent_setwatermark(c->bev, EV_READ, 0,
-	    ls->set.max_line_bytes + READ_CHUNK_BYTES);
+	bufferevent_setwatermark(
+	    c->bev, EV_READ, 0, ls->set.max_line_bytes + READ_CHUNK_BYTES);
 	bufferevent_set_max_single_read(c->bev, READ_CHUNK_BYTES);
 	c->next = ls->clients;
 	if (c->next != NULL)
@@ -438,23 +569,31 @@ listeners_new(struct event_base *base, struct queue *q,
 	ls->base = base;
 	ls->q = q;
 	ls->set = *set;
-	if ((ls->ev_accept_retry = evtimer_new(base, accept_retry_cb, ls)) ==
-	    NULL) {
-		free(ls);
+	ls->ev_accept_retry = evtimer_new(base, accept_retry_cb, ls);
+	ls->ev_sweep = event_new(base, -1, EV_PERSIST, sweep_cb, ls);
+	ls->per_ip = iptable_new();
+	if (ls->ev_accept_retry == NULL || ls->ev_sweep == NULL ||
+	    ls->per_ip == NULL) {
+		listeners_free(ls);
 		return NULL;
+	}
+	if (set->idle_timeout_ms > 0 || set->partial_line_timeout_ms > 0) {
+		struct timeval tv = { SWEEP_INTERVAL_MS / 1000,
+			(SWEEP_INTERVAL_MS % 1000) * 1000 };
+		event_add(ls->ev_sweep, &tv);
 	}
 	return ls;
 }
 
 /* socket + bind + listen for one address; -1 with err set. */
 static int
-bind_one(const struct addrinfo *ai, const char *hostport, char *err,
-    size_t errlen)
+bind_one(
+    const struct addrinfo *ai, const char *hostport, char *err, size_t errlen)
 {
 	int fd, on = 1;
 
-	fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK |
-		SOCK_CLOEXEC, ai->ai_protocol);
+	fd = socket(ai->ai_family,
+	    ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
 	if (fd == -1) {
 		snprintf(err, errlen, "listen %s: socket: %s", hostport,
 		    strerror(errno));
@@ -468,11 +607,12 @@ bind_one(const struct addrinfo *ai, const char *hostport, char *err,
 		snprintf(err, errlen, "listen %s: %s%s", hostport,
 		    strerror(errno),
 		    errno == EADDRINUSE ? " (another process, perhaps another "
-					  "logsinkd, has that port)" :
-		    errno == EACCES ? " (ports below 1024 need "
-				      "CAP_NET_BIND_SERVICE or the systemd "
-				      "socket unit)" :
-				      "");
+					  "logsinkd, has that port)"
+			: errno == EACCES
+			? " (ports below 1024 need "
+			  "CAP_NET_BIND_SERVICE or the systemd "
+			  "socket unit)"
+			: "");
 		close(fd);
 		return -1;
 	}
@@ -494,11 +634,13 @@ add_sock(struct listeners *ls, int fd, const char *hostport,
 		return -1;
 	}
 	s->ls = ls;
+	memcpy(s->allow, spec->allow, sizeof(s->allow));
+	s->nallow = spec->nallow;
 	s->framing = (enum framer_mode)spec->framing;
 	s->format = (enum parser_format)spec->format;
 	snprintf(s->name, sizeof(s->name), "%s", hostport);
-	s->evl = evconnlistener_new(ls->base, accept_cb, s,
-	    LEV_OPT_CLOSE_ON_FREE, -1, fd);
+	s->evl = evconnlistener_new(
+	    ls->base, accept_cb, s, LEV_OPT_CLOSE_ON_FREE, -1, fd);
 	if (s->evl == NULL) {
 		close(fd);
 		free(s);
@@ -512,8 +654,7 @@ add_sock(struct listeners *ls, int fd, const char *hostport,
 }
 
 int
-listeners_add(struct listeners *ls, const char *value, char *err,
-    size_t errlen)
+listeners_add(struct listeners *ls, const char *value, char *err, size_t errlen)
 {
 	struct addrinfo hints, *res, *ai;
 	struct listen_spec spec;
@@ -530,8 +671,8 @@ listeners_add(struct listeners *ls, const char *value, char *err,
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
 	if ((rc = getaddrinfo(spec.host, spec.port, &hints, &res)) != 0) {
-		snprintf(err, errlen, "listen %s: %s", hostport,
-		    gai_strerror(rc));
+		snprintf(
+		    err, errlen, "listen %s: %s", hostport, gai_strerror(rc));
 		return -1;
 	}
 	for (ai = res; ai != NULL; ai = ai->ai_next) {
@@ -549,16 +690,16 @@ listeners_add(struct listeners *ls, const char *value, char *err,
 }
 
 int
-listeners_add_fd(struct listeners *ls, int fd, const char *value, char *err,
-    size_t errlen)
+listeners_add_fd(
+    struct listeners *ls, int fd, const char *value, char *err, size_t errlen)
 {
 	struct listen_spec spec;
 	struct sockaddr_storage ss;
 	socklen_t sslen = sizeof(ss);
 	char host[NI_MAXHOST], serv[NI_MAXSERV], name[300];
 
-	if (config_parse_listen(value != NULL ? value : "x:1", &spec, err,
-		errlen) == -1)
+	if (config_parse_listen(
+		value != NULL ? value : "x:1", &spec, err, errlen) == -1)
 		return -1;
 	if (getsockname(fd, (struct sockaddr *)&ss, &sslen) == -1 ||
 	    getnameinfo((struct sockaddr *)&ss, sslen, host, sizeof(host), serv,
@@ -610,6 +751,7 @@ listeners_shutdown(struct listeners *ls)
 	}
 	ls->nsocks = 0;
 	evtimer_del(ls->ev_accept_retry);
+	event_del(ls->ev_sweep);
 	while (ls->clients != NULL) {
 		client_final_read(ls->clients);
 		client_close(ls->clients, "shutdown");
@@ -623,8 +765,13 @@ listeners_free(struct listeners *ls)
 {
 	if (ls == NULL)
 		return;
-	listeners_shutdown(ls);
-	event_free(ls->ev_accept_retry);
+	if (ls->ev_accept_retry != NULL)
+		listeners_shutdown(ls);
+	if (ls->ev_accept_retry != NULL)
+		event_free(ls->ev_accept_retry);
+	if (ls->ev_sweep != NULL)
+		event_free(ls->ev_sweep);
+	iptable_free(ls->per_ip);
 	free(ls->socks);
 	free(ls);
 }

@@ -27,8 +27,8 @@
 #include "logsink/queue.h"
 #include "logsink/schema.h"
 
-#define EXIT_USAGE 2
-#define DRAIN_POLL_MS 20
+#define EXIT_USAGE         2
+#define DRAIN_POLL_MS      20
 #define STATUS_INTERVAL_MS 5000
 
 enum action { RUN, INIT_DB, CHECK_CONFIG };
@@ -101,13 +101,14 @@ parse_args(int argc, char **argv, struct options *o)
 			o->action = CHECK_CONFIG;
 		} else if (strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) {
 			if (++i == argc) {
-				fprintf(stderr, "logsinkd: %s needs a file\n",
-				    a);
+				fprintf(
+				    stderr, "logsinkd: %s needs a file\n", a);
 				return -1;
 			}
 			o->config_file = argv[i];
 		} else if (strncmp(a, "--", 2) == 0) {
-			/* A setting, checked by apply_args(); skip its value. */
+			/* A setting, checked by apply_args(); skip its value.
+			 */
 			if (strchr(a, '=') == NULL && config_is_key(a + 2) &&
 			    i + 1 < argc)
 				i++;
@@ -130,8 +131,8 @@ parse_args(int argc, char **argv, struct options *o)
 
 /* Applies the --KEY VALUE / --KEY=VALUE settings of the command line. */
 static int
-apply_args(struct config *cfg, const struct options *o, char *err,
-    size_t errlen)
+apply_args(
+    struct config *cfg, const struct options *o, char *err, size_t errlen)
 {
 	char key[64], msg[512];
 	const char *a, *eq, *val;
@@ -174,8 +175,8 @@ apply_args(struct config *cfg, const struct options *o, char *err,
 }
 
 static int
-load_config(struct config *cfg, const struct options *o, char *err,
-    size_t errlen)
+load_config(
+    struct config *cfg, const struct options *o, char *err, size_t errlen)
 {
 	config_init(cfg);
 	if ((o->config_file != NULL &&
@@ -214,8 +215,8 @@ init_db(const struct config *cfg)
 		    dbconn_trim(msg, sizeof(msg), err));
 		rc = 1;
 	} else {
-		log_notice("schema for %s is in place on %s", cfg->table,
-		    dc.target);
+		log_notice(
+		    "schema for %s is in place on %s", cfg->table, dc.target);
 	}
 	PQfinish(conn);
 	return rc;
@@ -322,10 +323,9 @@ stats_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	metrics_format(line, sizeof(line), queue_lines(d->q),
-	    queue_bytes(d->q));
-	log_info("stats: %s db_connected=%d", line,
-	    pgpool_connected(d->pool));
+	metrics_format(
+	    line, sizeof(line), queue_lines(d->q), queue_bytes(d->q));
+	log_info("stats: %s db_connected=%d", line, pgpool_connected(d->pool));
 }
 
 static void
@@ -481,26 +481,22 @@ setup_events(struct daemon *d)
 	int i;
 
 	d->ev_kick = must_event(event_new(d->base, -1, 0, kick_cb, d), "kick");
-	d->ev_resume = must_event(event_new(d->base, -1, 0, resume_cb, d),
-	    "resume");
-	d->ev_stats = must_event(event_new(d->base, -1, EV_PERSIST, stats_cb,
-				     d),
-	    "stats");
-	d->ev_drain = must_event(event_new(d->base, -1, EV_PERSIST, drain_cb,
-				     d),
-	    "drain");
-	d->ev_deadline = must_event(evtimer_new(d->base, deadline_cb, d),
-	    "deadline");
+	d->ev_resume =
+	    must_event(event_new(d->base, -1, 0, resume_cb, d), "resume");
+	d->ev_stats = must_event(
+	    event_new(d->base, -1, EV_PERSIST, stats_cb, d), "stats");
+	d->ev_drain = must_event(
+	    event_new(d->base, -1, EV_PERSIST, drain_cb, d), "drain");
+	d->ev_deadline =
+	    must_event(evtimer_new(d->base, deadline_cb, d), "deadline");
 	uint64_t wd_usec;
 
 	if (d->cfg.stats_interval_ms > 0)
 		event_add(d->ev_stats, &tv);
-	d->ev_watchdog = must_event(event_new(d->base, -1, EV_PERSIST,
-					watchdog_cb, d),
-	    "watchdog");
-	d->ev_status = must_event(event_new(d->base, -1, EV_PERSIST,
-				      status_cb, d),
-	    "status");
+	d->ev_watchdog = must_event(
+	    event_new(d->base, -1, EV_PERSIST, watchdog_cb, d), "watchdog");
+	d->ev_status = must_event(
+	    event_new(d->base, -1, EV_PERSIST, status_cb, d), "status");
 	if (sd_watchdog_enabled(0, &wd_usec) > 0) {
 		tv.tv_sec = (time_t)(wd_usec / 2 / 1000000);
 		tv.tv_usec = (suseconds_t)(wd_usec / 2 % 1000000);
@@ -514,9 +510,8 @@ setup_events(struct daemon *d)
 		event_add(d->ev_status, &tv);
 	}
 	for (i = 0; i < 3; i++) {
-		d->ev_sig[i] = must_event(evsignal_new(d->base, sigs[i],
-					      signal_cb, d),
-		    "signal");
+		d->ev_sig[i] = must_event(
+		    evsignal_new(d->base, sigs[i], signal_cb, d), "signal");
 		event_add(d->ev_sig[i], NULL);
 	}
 	signal(SIGPIPE, SIG_IGN);
@@ -557,12 +552,12 @@ listen_for_fd(const struct config *cfg, int fd)
 	if (getsockname(fd, (struct sockaddr *)&ss, &len) == -1)
 		return NULL;
 	snprintf(port, sizeof(port), "%u",
-	    ntohs(ss.ss_family == AF_INET6 ?
-		    ((struct sockaddr_in6 *)&ss)->sin6_port :
-		    ((struct sockaddr_in *)&ss)->sin_port));
+	    ntohs(ss.ss_family == AF_INET6
+		    ? ((struct sockaddr_in6 *)&ss)->sin6_port
+		    : ((struct sockaddr_in *)&ss)->sin_port));
 	for (i = 0; i < cfg->nlisten; i++)
-		if (config_parse_listen(cfg->listen[i], &spec, err,
-			sizeof(err)) == 0 &&
+		if (config_parse_listen(
+			cfg->listen[i], &spec, err, sizeof(err)) == 0 &&
 		    strcmp(spec.port, port) == 0)
 			return cfg->listen[i];
 	return NULL;
@@ -602,7 +597,9 @@ open_listeners(struct daemon *d)
 static int
 run(struct daemon *d)
 {
-	struct listener_settings lset = { d->cfg.max_line_bytes };
+	struct listener_settings lset = { d->cfg.max_line_bytes,
+		d->cfg.max_connections, d->cfg.max_connections_per_ip,
+		d->cfg.idle_timeout_ms, d->cfg.partial_line_timeout_ms };
 	struct pgpool_settings pset = { d->cfg.db, d->cfg.table,
 		d->cfg.db_connections, d->cfg.flush_interval_ms,
 		d->cfg.reconnect_min_ms, d->cfg.reconnect_max_ms };

@@ -54,26 +54,26 @@ metrics_count_sqlstate(const char *sqlstate)
 }
 
 void
-metrics_format(char *out, size_t outlen, uint64_t queue_lines,
-    size_t queue_bytes)
+metrics_format(
+    char *out, size_t outlen, uint64_t queue_lines, size_t queue_bytes)
 {
 	snprintf(out, outlen,
 	    "received=%" PRIu64 " committed=%" PRIu64 " queued=%" PRIu64
 	    " queue_bytes=%zu truncated=%" PRIu64 " bad_frames=%" PRIu64
-	    " sanitized=%" PRIu64 " dropped_oom=%" PRIu64
-	    " conns_open=%" PRIu64 " conns_accepted=%" PRIu64
-	    " batches=%" PRIu64 " copy_failures=%" PRIu64
-	    " reconnects=%" PRIu64 " backpressure_ms=%" PRIu64,
+	    " sanitized=%" PRIu64 " dropped_oom=%" PRIu64 " conns_open=%" PRIu64
+	    " conns_accepted=%" PRIu64 " batches=%" PRIu64
+	    " copy_failures=%" PRIu64 " reconnects=%" PRIu64
+	    " backpressure_ms=%" PRIu64,
 	    metrics.lines_received, metrics.lines_committed, queue_lines,
 	    queue_bytes, metrics.lines_truncated, metrics.bad_frames,
 	    metrics.lines_sanitized, metrics.lines_dropped_oom,
 	    metrics.connections_open, metrics.connections_accepted,
-	    metrics.copy_batches, metrics.copy_failures,
-	    metrics.db_reconnects, metrics.backpressure_ms);
+	    metrics.copy_batches, metrics.copy_failures, metrics.db_reconnects,
+	    metrics.backpressure_ms);
 }
 
-static int
-put(struct buf *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int put(struct buf *out, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 static int
 put(struct buf *out, const char *fmt, ...)
@@ -83,8 +83,8 @@ put(struct buf *out, const char *fmt, ...)
 
 	for (;;) {
 		va_start(ap, fmt);
-		n = vsnprintf(out->data + out->len, out->cap - out->len, fmt,
-		    ap);
+		n = vsnprintf(
+		    out->data + out->len, out->cap - out->len, fmt, ap);
 		va_end(ap);
 		if (n < 0)
 			return -1;
@@ -100,16 +100,18 @@ put(struct buf *out, const char *fmt, ...)
 static int
 counter(struct buf *out, const char *name, const char *help, uint64_t v)
 {
-	return put(out, "# HELP logsink_%s %s\n# TYPE logsink_%s counter\n"
-			"logsink_%s %" PRIu64 "\n",
+	return put(out,
+	    "# HELP logsink_%s %s\n# TYPE logsink_%s counter\n"
+	    "logsink_%s %" PRIu64 "\n",
 	    name, help, name, name, v);
 }
 
 static int
 gauge(struct buf *out, const char *name, const char *help, double v)
 {
-	return put(out, "# HELP logsink_%s %s\n# TYPE logsink_%s gauge\n"
-			"logsink_%s %.17g\n",
+	return put(out,
+	    "# HELP logsink_%s %s\n# TYPE logsink_%s gauge\n"
+	    "logsink_%s %.17g\n",
 	    name, help, name, name, v);
 }
 
@@ -153,16 +155,18 @@ render_counters(struct buf *out)
 	    counter(out, "bytes_replaced_total",
 		"Bytes replaced by U+FFFD (invalid UTF-8, NUL).",
 		m->bytes_replaced) |
-	    counter(out, "bad_frames_total",
-		"Malformed octet-counting frames.", m->bad_frames) |
+	    counter(out, "bad_frames_total", "Malformed octet-counting frames.",
+		m->bad_frames) |
 	    counter(out, "lines_dropped_oom_total",
-		"Lines dropped because memory ran out.",
-		m->lines_dropped_oom) |
+		"Lines dropped because memory ran out.", m->lines_dropped_oom) |
 	    counter(out, "connections_accepted_total",
 		"Client connections accepted.", m->connections_accepted) |
 	    counter(out, "connections_refused_total",
 		"Client connections refused by limits.",
 		m->connections_refused) |
+	    counter(out, "connections_timed_out_total",
+		"Connections closed by idle-timeout or partial-line-timeout.",
+		m->connections_timed_out) |
 	    counter(out, "accept_errors_total", "Failed accept() calls.",
 		m->accept_errors) |
 	    counter(out, "copy_batches_total", "COPY batches committed.",
@@ -171,8 +175,7 @@ render_counters(struct buf *out)
 		"COPY batches that failed and were requeued.",
 		m->copy_failures) |
 	    counter(out, "db_reconnects_total",
-		"Database connections dropped and retried.",
-		m->db_reconnects) |
+		"Database connections dropped and retried.", m->db_reconnects) |
 	    counter(out, "backpressure_events_total",
 		"Times reading from clients was paused (queue full).",
 		m->backpressure_events);
@@ -183,8 +186,9 @@ render_sqlstates(struct buf *out)
 {
 	int i, rc;
 
-	rc = put(out, "# HELP logsink_db_errors_total Database errors by "
-		      "SQLSTATE.\n# TYPE logsink_db_errors_total counter\n");
+	rc = put(out,
+	    "# HELP logsink_db_errors_total Database errors by "
+	    "SQLSTATE.\n# TYPE logsink_db_errors_total counter\n");
 	for (i = 0; rc == 0 && i < METRICS_SQLSTATES; i++)
 		if (metrics.sqlstates[i].code[0] != '\0')
 			rc = put(out,
@@ -228,9 +232,10 @@ metrics_render(struct buf *out, const struct metrics_gauges *g)
 		"Seconds from COPY start to commit.", &metrics.commit_seconds,
 		latency_bounds, METRICS_LATENCY_BUCKETS);
 	if (rc == 0)
-		rc = put(out, "# HELP logsink_db_connections Database "
-			      "connections by state.\n# TYPE "
-			      "logsink_db_connections gauge\n");
+		rc = put(out,
+		    "# HELP logsink_db_connections Database "
+		    "connections by state.\n# TYPE "
+		    "logsink_db_connections gauge\n");
 	for (i = 0; rc == 0 && i < g->ndb_states; i++)
 		rc = put(out, "logsink_db_connections{state=\"%s\"} %d\n",
 		    g->db_state_names[i], g->db_state_counts[i]);

@@ -29,9 +29,9 @@
 #include "logsink/schema.h"
 
 /* Bytes handed to PQputCopyData at a time; CopyData need not align rows. */
-#define COPY_CHUNK_BYTES (256 * 1024)
+#define COPY_CHUNK_BYTES   (256 * 1024)
 #define CONNECT_TIMEOUT_MS 10000
-#define WARN_INTERVAL_MS 10000
+#define WARN_INTERVAL_MS   10000
 
 enum pg_state {
 	PG_BACKOFF,
@@ -45,8 +45,14 @@ enum pg_state {
 };
 
 static const char *const pg_state_names[] = {
-	"BACKOFF", "CONNECTING", "CHECKING", "IDLE", "COPY_START",
-	"COPY_SEND", "COPY_END", "AWAIT_RESULT",
+	"BACKOFF",
+	"CONNECTING",
+	"CHECKING",
+	"IDLE",
+	"COPY_START",
+	"COPY_SEND",
+	"COPY_END",
+	"AWAIT_RESULT",
 };
 
 enum pg_event {
@@ -57,7 +63,10 @@ enum pg_event {
 };
 
 static const char *const pg_event_names[] = {
-	"TIMER", "READABLE", "WRITABLE", "WORK",
+	"TIMER",
+	"READABLE",
+	"WRITABLE",
+	"WORK",
 };
 
 /* One pooled connection; owned by its pool, freed by pgpool_free(). */
@@ -71,7 +80,7 @@ struct pg_conn {
 	short io_what;
 	struct event *ev_timer;
 	struct batch *batch; /* taken from the queue, not yet committed */
-	size_t sent;	     /* bytes of batch->rows queued in libpq */
+	size_t sent;         /* bytes of batch->rows queued in libpq */
 	int64_t copy_start_us;
 	int backoff_ms;
 	int64_t last_warn_ms;
@@ -191,8 +200,8 @@ notice_cb(void *arg, const char *message)
 	struct pg_conn *pc = arg;
 	char msg[512];
 
-	log_info("pg%d: server: %s", pc->id,
-	    dbconn_trim(msg, sizeof(msg), message));
+	log_info(
+	    "pg%d: server: %s", pc->id, dbconn_trim(msg, sizeof(msg), message));
 }
 
 /* Starts a non-blocking connection attempt (PQconnectStartParams). */
@@ -281,8 +290,9 @@ pg_collect(struct pg_conn *pc, ExecStatusType *status, char *sqlstate)
 			s = PQresultErrorField(res, PG_DIAG_SQLSTATE);
 			snprintf(sqlstate, 6, "%s", s != NULL ? s : "?????");
 			metrics_count_sqlstate(sqlstate);
+			s = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
 			dbconn_trim(pc->last_error, sizeof(pc->last_error),
-			    PQresultErrorMessage(res));
+			    s != NULL ? s : PQresultErrorMessage(res));
 		}
 		PQclear(res);
 		if (st == PGRES_COPY_IN || st == PGRES_COPY_OUT)
@@ -299,12 +309,15 @@ pg_schema_missing(struct pg_conn *pc)
 	struct pgpool *pool = pc->pool;
 
 	if (!pool->ever_ready && queue_lines(pool->q) == 0)
-		fatalx("table %s cannot take rows: %s; create or upgrade it "
-		       "with: logsinkd --init-db (same --db and --table)",
+		fatalx("table %s cannot take rows: %s (create or upgrade it "
+		       "with logsinkd --init-db, same --db and --table)",
 		    pool->set.table, pc->last_error);
-	log_errx("pg%d: table %s cannot take rows: %s; run logsinkd "
-		 "--init-db; lines stay queued and are retried",
-	    pc->id, pool->set.table, pc->last_error);
+	log_errx("pg%d: table %s cannot take rows: %s%s; lines stay queued "
+		 "and are retried",
+	    pc->id, pool->set.table, pc->last_error,
+	    strstr(pc->last_error, "--init-db") != NULL
+		? ""
+		: "; run logsinkd --init-db");
 }
 
 static void
@@ -332,7 +345,8 @@ handle_checking_io(struct pg_conn *pc, enum pg_event ev)
 	if (status != PGRES_COMMAND_OK) {
 		if (strcmp(sqlstate, "42P01") == 0 ||
 		    strcmp(sqlstate, "42703") == 0 ||
-		    strcmp(sqlstate, "3F000") == 0)
+		    strcmp(sqlstate, "3F000") == 0 ||
+		    strcmp(sqlstate, "LS001") == 0)
 			pg_schema_missing(pc);
 		pg_fail(pc, "schema check", pc->last_error);
 		return;
@@ -363,8 +377,8 @@ arm_flush_timer(struct pgpool *pool)
 	int64_t wait;
 	struct timeval tv;
 
-	if (queue_open_lines(pool->q) == 0 || evtimer_pending(pool->ev_flush,
-						   NULL))
+	if (queue_open_lines(pool->q) == 0 ||
+	    evtimer_pending(pool->ev_flush, NULL))
 		return;
 	wait = queue_open_since_ms(pool->q) + pool->set.flush_interval_ms -
 	    queue_now_ms();
@@ -442,8 +456,8 @@ handle_copy_start_io(struct pg_conn *pc, enum pg_event ev)
 		PQclear(res);
 	}
 	(void)pg_collect(pc, &status, sqlstate);
-	pg_fail(pc, "COPY", pc->last_error[0] ? pc->last_error :
-						PQerrorMessage(pc->conn));
+	pg_fail(pc, "COPY",
+	    pc->last_error[0] ? pc->last_error : PQerrorMessage(pc->conn));
 }
 
 /* Queues the batch in chunks, waiting for the socket when libpq's
@@ -509,16 +523,15 @@ handle_await_result_read(struct pg_conn *pc)
 		if (r != -1)
 			log_errx("pg%d: COPY of %u lines failed: SQLSTATE %s: "
 				 "%s",
-			    pc->id, pc->batch->lines, sqlstate,
-			    pc->last_error);
+			    pc->id, pc->batch->lines, sqlstate, pc->last_error);
 		pg_fail(pc, "COPY",
 		    r == -1 ? PQerrorMessage(pc->conn) : pc->last_error);
 		return;
 	}
 	metrics.lines_committed += pc->batch->lines;
 	metrics.copy_batches++;
-	metrics_observe_batch(pc->batch->lines,
-	    (double)(now_us() - pc->copy_start_us) / 1e6);
+	metrics_observe_batch(
+	    pc->batch->lines, (double)(now_us() - pc->copy_start_us) / 1e6);
 	log_debug("pg%d: committed %u lines", pc->id, pc->batch->lines);
 	queue_done(pool->q, pc->batch);
 	pc->batch = NULL;
@@ -562,9 +575,9 @@ pg_fail(struct pg_conn *pc, const char *what, const char *msg)
 	pg_contacted(pool);
 	metrics.db_reconnects++;
 	delay = jitter(pc->backoff_ms);
-	pc->backoff_ms = pc->backoff_ms * 2 > pool->set.reconnect_max_ms ?
-	    pool->set.reconnect_max_ms :
-	    pc->backoff_ms * 2;
+	pc->backoff_ms = pc->backoff_ms * 2 > pool->set.reconnect_max_ms
+	    ? pool->set.reconnect_max_ms
+	    : pc->backoff_ms * 2;
 	pg_set_state(pc, PG_BACKOFF);
 	pg_timer(pc, delay);
 	pgpool_kick(pool); /* another connection may take the batch */
@@ -672,8 +685,8 @@ pgpool_new(struct event_base *base, struct queue *q,
 	int i;
 
 	if ((pool = calloc(1, sizeof(*pool))) == NULL ||
-	    (pool->conns = calloc((size_t)set->connections,
-		 sizeof(*pool->conns))) == NULL) {
+	    (pool->conns = calloc(
+		 (size_t)set->connections, sizeof(*pool->conns))) == NULL) {
 		free(pool);
 		snprintf(err, errlen, "out of memory");
 		return NULL;
@@ -777,7 +790,8 @@ pgpool_state_counts(const struct pgpool *pool, int *counts)
 {
 	int i;
 
-	memset(counts, 0, sizeof(pg_state_names) / sizeof(pg_state_names[0]) *
+	memset(counts, 0,
+	    sizeof(pg_state_names) / sizeof(pg_state_names[0]) *
 		sizeof(*counts));
 	for (i = 0; i < pool->set.connections; i++)
 		counts[pool->conns[i].state]++;

@@ -14,9 +14,10 @@
 /* Owned by main; freed by queue_free(). */
 struct queue {
 	struct batch *head, *tail; /* sealed, oldest first */
-	struct batch *open;	   /* being filled, or NULL */
+	struct batch *open;        /* being filled, or NULL */
 	int64_t open_since_ms;
-	size_t bytes, limit, resume;
+	size_t bytes, limit;
+	int resume_percent;
 	uint64_t lines;
 	uint32_t batch_lines;
 	size_t batch_bytes;
@@ -43,7 +44,7 @@ queue_new(size_t limit_bytes, int resume_percent, uint32_t batch_lines,
 	if ((q = calloc(1, sizeof(*q))) == NULL)
 		return NULL;
 	q->limit = limit_bytes;
-	q->resume = limit_bytes / 100 * (size_t)resume_percent;
+	q->resume_percent = resume_percent;
 	q->batch_lines = batch_lines;
 	q->batch_bytes = batch_bytes;
 	return q;
@@ -73,8 +74,8 @@ queue_free(struct queue *q)
 }
 
 void
-queue_set_callbacks(struct queue *q, queue_cb on_data, queue_cb on_space,
-    void *arg)
+queue_set_callbacks(
+    struct queue *q, queue_cb on_data, queue_cb on_space, void *arg)
 {
 	q->on_data = on_data;
 	q->on_space = on_space;
@@ -82,8 +83,8 @@ queue_set_callbacks(struct queue *q, queue_cb on_data, queue_cb on_space,
 }
 
 void
-queue_set_batch_limits(struct queue *q, uint32_t batch_lines,
-    size_t batch_bytes)
+queue_set_batch_limits(
+    struct queue *q, uint32_t batch_lines, size_t batch_bytes)
 {
 	q->batch_lines = batch_lines;
 	q->batch_bytes = batch_bytes;
@@ -184,7 +185,9 @@ queue_done(struct queue *q, struct batch *b)
 	q->bytes -= b->charged;
 	q->lines -= b->lines;
 	batch_free(b);
-	if (q->full && q->bytes < q->resume) {
+	if (q->full &&
+	    (uint64_t)q->bytes * 100 <
+		(uint64_t)q->limit * (uint64_t)q->resume_percent) {
 		q->full = false;
 		if (q->on_space != NULL)
 			q->on_space(q->cb_arg);

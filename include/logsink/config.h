@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "logsink/cidr.h"
+
 #define CONFIG_DEFAULT_LISTEN "127.0.0.1:5140"
 
 /* Owned by main; strings and the listen array freed by config_free(). */
@@ -32,6 +34,11 @@ struct config {
 	char *metrics_listen; /* "HOST:PORT" or NULL */
 	int partitions_ahead;
 	int retention_days; /* 0: keep forever */
+	int max_connections;
+	int max_connections_per_ip;  /* 0: no limit */
+	int idle_timeout_ms;         /* 0: never */
+	int partial_line_timeout_ms; /* 0: never */
+	char *user;                  /* drop to this user after binding */
 };
 
 void config_init(struct config *cfg);
@@ -55,20 +62,27 @@ int config_finish(struct config *cfg, char *err, size_t errlen)
 /* True if key names a setting (for the command line parser). */
 int config_is_key(const char *key);
 
-/* One listen value: "HOST:PORT [framing=auto|lf|nul|octet] [format=auto|raw]". */
+/*
+ * One listen value: "HOST:PORT [framing=auto|lf|nul|octet]
+ * [format=auto|raw] [allow=CIDR,CIDR,...]".
+ */
+#define CONFIG_MAX_ALLOW 64
+
 struct listen_spec {
 	char host[256];
 	char port[8];
-	int framing; /* enum framer_mode */
-	int format;  /* enum parser_format */
+	int framing;                         /* enum framer_mode */
+	int format;                          /* enum parser_format */
+	struct cidr allow[CONFIG_MAX_ALLOW]; /* none: any peer */
+	int nallow;
 };
 
-int config_parse_listen(const char *value, struct listen_spec *spec,
-    char *err, size_t errlen) __attribute__((warn_unused_result));
+int config_parse_listen(const char *value, struct listen_spec *spec, char *err,
+    size_t errlen) __attribute__((warn_unused_result));
 
 /* Splits "HOST:PORT" / "[HOST]:PORT" into host and port. */
-int config_split_hostport(const char *s, char *host, size_t hostlen,
-    char *port, size_t portlen) __attribute__((warn_unused_result));
+int config_split_hostport(const char *s, char *host, size_t hostlen, char *port,
+    size_t portlen) __attribute__((warn_unused_result));
 
 /* Prints every key with its default and meaning. */
 void config_print_keys(FILE *fp);

@@ -40,16 +40,16 @@ enum framer_mode {
  * Called once per message; msg is valid only during the call.  Returns
  * false to make framer_feed() stop after this message (the queue is full).
  */
-typedef bool (*framer_msg_cb)(void *arg, const char *msg, size_t len,
-    bool truncated);
+typedef bool (*framer_msg_cb)(
+    void *arg, const char *msg, size_t len, bool truncated);
 
 /* Embedded in its connection; holds no memory. */
 struct framer {
 	size_t max_line;
 	enum framer_mode mode; /* AUTO until the first bytes decide */
 	bool discarding;       /* LF/NUL: skipping the rest of a cut message */
-	size_t skip;	       /* OCTET: bytes of a cut frame still to skip */
-	size_t need;	       /* see framer_feed() */
+	size_t skip;           /* OCTET: bytes of a cut frame still to skip */
+	size_t need;           /* see framer_feed() */
 	uint64_t truncated;    /* messages cut to max_line */
 	uint64_t bad_frames;   /* malformed or cut-off octet-count frames */
 };
@@ -58,7 +58,8 @@ void framer_init(struct framer *f, size_t max_line, enum framer_mode mode);
 
 /*
  * Frames the contiguous bytes buf[0..len) and returns how many were
- * consumed.  Unconsumed bytes are an incomplete message, or were not
+ * consumed.  Unconsumed bytes are an incomplete message (fewer than
+ * max_line + 3 bytes, or an octet-count header and max_line + 2), or were not
  * looked at because cb returned false; feed them again with whatever
  * arrived after them appended.  When nothing could be consumed, f->need
  * says how many contiguous bytes the next step wants (0: up to and

@@ -16,6 +16,10 @@
 
 struct listener_settings {
 	size_t max_line_bytes;
+	int max_connections;
+	int max_per_ip; /* 0: no limit */
+	int idle_timeout_ms;
+	int partial_line_timeout_ms;
 };
 
 struct listeners;
@@ -33,8 +37,8 @@ int listeners_add(struct listeners *ls, const char *hostport, char *err,
  * if not NULL, is the listen setting whose options (framing=, format=)
  * apply to it.
  */
-int listeners_add_fd(struct listeners *ls, int fd, const char *value,
-    char *err, size_t errlen) __attribute__((warn_unused_result));
+int listeners_add_fd(struct listeners *ls, int fd, const char *value, char *err,
+    size_t errlen) __attribute__((warn_unused_result));
 /* The queue has room again: resume reading from clients. */
 void listeners_resume(struct listeners *ls);
 /*

@@ -12,9 +12,9 @@
 
 #include "logsink/buf.h"
 
-#define METRICS_BATCH_BUCKETS 10
+#define METRICS_BATCH_BUCKETS   10
 #define METRICS_LATENCY_BUCKETS 13
-#define METRICS_SQLSTATES 32
+#define METRICS_SQLSTATES       32
 
 struct histogram {
 	uint64_t counts[METRICS_LATENCY_BUCKETS + 1]; /* last: +Inf */
@@ -34,13 +34,15 @@ struct metrics {
 	uint64_t connections_accepted;
 	uint64_t connections_open;
 	uint64_t connections_refused;
+	uint64_t connections_timed_out;
 	uint64_t accept_errors;
 	uint64_t copy_batches;
 	uint64_t copy_failures;
 	uint64_t db_reconnects;
 	uint64_t backpressure_events;
-	uint64_t backpressure_ms;    /* finished pauses */
-	int64_t backpressure_since_ms; /* monotonic start of the current pause, or 0 */
+	uint64_t backpressure_ms;      /* finished pauses */
+	int64_t backpressure_since_ms; /* monotonic start of the current pause,
+					  or 0 */
 	struct histogram batch_lines;
 	struct histogram commit_seconds;
 	struct {
@@ -68,8 +70,8 @@ void metrics_observe_batch(uint32_t lines, double commit_seconds);
 void metrics_count_sqlstate(const char *sqlstate);
 
 /* One line of key=value pairs, for the periodic stats log line. */
-void metrics_format(char *out, size_t outlen, uint64_t queue_lines,
-    size_t queue_bytes);
+void metrics_format(
+    char *out, size_t outlen, uint64_t queue_lines, size_t queue_bytes);
 
 /* Prometheus text exposition format 0.0.4; -1 if out could not grow. */
 int metrics_render(struct buf *out, const struct metrics_gauges *g)

@@ -323,9 +323,9 @@ feed(struct fx *x, const char *p, size_t n, bool eof)
 	if (eof)
 		assert_int_equal(x->pending.len, 0);
 	else if (x->fr.mode != FRAMER_OCTET)
-		assert_true(x->pending.len < x->fr.max_line + 2);
-	else /* a header of at most 9 digits + SP, then max_line + 1 */
-		assert_true(x->pending.len <= x->fr.max_line + 11);
+		assert_true(x->pending.len < x->fr.max_line + 3);
+	else /* a header of at most 9 digits + SP, then max_line + 2 */
+		assert_true(x->pending.len <= x->fr.max_line + 12);
 }
 
 /*
