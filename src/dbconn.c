@@ -60,13 +60,13 @@ dbconn_init(struct dbconn *dc, const char *conninfo, char *err, size_t errlen)
 	int n = 0;
 
 	memset(dc, 0, sizeof(*dc));
-	opts = conninfo != NULL ? PQconninfoParse(conninfo, &perr) :
-				  PQconndefaults();
+	opts = conninfo != NULL ? PQconninfoParse(conninfo, &perr)
+				: PQconndefaults();
 	if (opts == NULL) {
 		snprintf(err, errlen,
 		    "db: not a valid libpq connection string or URI: %s",
-		    perr != NULL ? dbconn_trim(msg, sizeof(msg), perr) :
-				   "out of memory");
+		    perr != NULL ? dbconn_trim(msg, sizeof(msg), perr)
+				 : "out of memory");
 		PQfreemem(perr);
 		return -1;
 	}

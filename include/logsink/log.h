@@ -29,10 +29,10 @@ void fatalx(const char *fmt, ...)
 		if ((pri) <= log_level)                                        \
 			log_msg((pri), __VA_ARGS__);                           \
 	} while (0)
-#define log_warnx(...)	LOG_AT(LOG_WARNING, __VA_ARGS__)
-#define log_errx(...)	LOG_AT(LOG_ERR, __VA_ARGS__)
+#define log_warnx(...)  LOG_AT(LOG_WARNING, __VA_ARGS__)
+#define log_errx(...)   LOG_AT(LOG_ERR, __VA_ARGS__)
 #define log_notice(...) LOG_AT(LOG_NOTICE, __VA_ARGS__)
-#define log_info(...)	LOG_AT(LOG_INFO, __VA_ARGS__)
-#define log_debug(...)	LOG_AT(LOG_DEBUG, __VA_ARGS__)
+#define log_info(...)   LOG_AT(LOG_INFO, __VA_ARGS__)
+#define log_debug(...)  LOG_AT(LOG_DEBUG, __VA_ARGS__)
 
 #endif

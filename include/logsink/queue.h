@@ -41,10 +41,10 @@ typedef void (*queue_cb)(void *arg);
 struct queue *queue_new(size_t limit_bytes, int resume_percent,
     uint32_t batch_lines, size_t batch_bytes);
 void queue_free(struct queue *q);
-void queue_set_callbacks(struct queue *q, queue_cb on_data, queue_cb on_space,
-    void *arg);
-void queue_set_batch_limits(struct queue *q, uint32_t batch_lines,
-    size_t batch_bytes);
+void queue_set_callbacks(
+    struct queue *q, queue_cb on_data, queue_cb on_space, void *arg);
+void queue_set_batch_limits(
+    struct queue *q, uint32_t batch_lines, size_t batch_bytes);
 
 /*
  * Encodes rec into the open batch.  *replaced gets the number of bytes
