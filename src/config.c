@@ -364,12 +364,20 @@ listen_option(struct listen_spec *spec, const char *opt, size_t n, char *err,
 		else
 			return cf_error(err, errlen,
 			    "listen: format '%s' is not auto or raw", v);
+	} else if (strncmp(buf, "ack=", 4) == 0) {
+		if (strcmp(v, "none") == 0)
+			spec->ack = 0;
+		else if (strcmp(v, "commit") == 0)
+			spec->ack = 1;
+		else
+			return cf_error(err, errlen,
+			    "listen: ack '%s' is not none or commit", v);
 	} else if (strncmp(buf, "allow=", 6) == 0) {
 		return listen_allow(spec, v, err, errlen);
 	} else {
 		return cf_error(err, errlen,
 		    "listen: unknown option '%s' (known: framing=, format=, "
-		    "allow=)",
+		    "ack=, allow=)",
 		    buf);
 	}
 	return 0;

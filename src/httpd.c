@@ -38,8 +38,8 @@ reply(struct evhttp_request *req, int code, const char *reason,
 {
 	struct evbuffer *out = evhttp_request_get_output_buffer(req);
 
-	evhttp_add_header(evhttp_request_get_output_headers(req),
-	    "Content-Type", type);
+	evhttp_add_header(
+	    evhttp_request_get_output_headers(req), "Content-Type", type);
 	evbuffer_add(out, body, len);
 	evhttp_send_reply(req, code, reason, NULL);
 }
@@ -102,10 +102,10 @@ httpd_new(struct event_base *base, const char *hostport, httpd_gauges_cb cb,
 	char host[256], port[8];
 	struct httpd *h;
 
-	if (config_split_hostport(hostport, host, sizeof(host), port,
-		sizeof(port)) == -1) {
-		snprintf(err, errlen, "metrics-listen %s: not HOST:PORT",
-		    hostport);
+	if (config_split_hostport(
+		hostport, host, sizeof(host), port, sizeof(port)) == -1) {
+		snprintf(
+		    err, errlen, "metrics-listen %s: not HOST:PORT", hostport);
 		return NULL;
 	}
 	if ((h = calloc(1, sizeof(*h))) == NULL ||

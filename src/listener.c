@@ -43,9 +43,12 @@
 enum cl_state {
 	CL_READING,
 	CL_PAUSED,
+	CL_ACKWAIT,  /* ack=commit: EOF read, waiting for the last commits */
+	CL_FLUSHING, /* closing once the output (acks) is written */
 };
 
-static const char *const cl_state_names[] = { "READING", "PAUSED" };
+static const char *const cl_state_names[] = { "READING", "PAUSED", "ACKWAIT",
+	"FLUSHING" };
 
 enum cl_event {
 	CLE_READ,
@@ -53,6 +56,8 @@ enum cl_event {
 	CLE_ERROR,
 	CLE_PAUSE,
 	CLE_RESUME,
+	CLE_ACKED,   /* more of its lines committed */
+	CLE_WRITTEN, /* its output buffer drained */
 };
 
 static const char *const cl_event_names[] = {
@@ -61,6 +66,19 @@ static const char *const cl_event_names[] = {
 	"ERROR",
 	"PAUSE",
 	"RESUME",
+	"ACKED",
+	"WRITTEN",
+};
+
+/*
+ * A sender's acknowledgement state (ack=commit).  Referenced by its client
+ * and by every queued batch that holds a run of its lines, so it outlives
+ * a client that disconnects before its lines commit.
+ */
+struct ackref {
+	int refs;
+	struct client *c; /* NULL once the client is gone */
+	uint64_t committed;
 };
 
 /* One TCP client; owned by its listeners set, freed by client_close(). */
@@ -83,6 +101,9 @@ struct client {
 	struct buf scratch; /* the parser's, reused for every message */
 	uint64_t lines, bytes;
 	uint64_t bad_frames; /* fr.bad_frames already counted */
+	struct ackref *ack;  /* NULL unless the listener says ack=commit */
+	uint64_t queued;     /* lines accepted into the queue */
+	bool ack_pending;    /* an "ok N" waits for the output to drain */
 };
 
 /* One bound socket; owned by its listeners set. */
@@ -91,6 +112,7 @@ struct listen_sock {
 	struct evconnlistener *evl;
 	enum framer_mode framing;
 	enum parser_format format;
+	bool ack;
 	struct cidr allow[CONFIG_MAX_ALLOW];
 	int nallow;
 	char name[300];
@@ -154,11 +176,12 @@ on_message(void *arg, const char *msg, size_t len, bool truncated)
 				  "are only counted",
 			    c->name, c->ls->set.max_line_bytes);
 	}
-	if (queue_append(q, &c->rec, &replaced) == -1) {
+	if (queue_append_acked(q, &c->rec, &replaced, c->ack) == -1) {
 		metrics.lines_dropped_oom++;
 		log_warn("%s: line dropped, out of memory", c->name);
 		return true;
 	}
+	c->queued++;
 	if (replaced > 0) {
 		metrics.lines_sanitized++;
 		metrics.bytes_replaced += replaced;
@@ -238,6 +261,11 @@ client_close(struct client *c, const char *reason)
 		c->next->prev = c->prev;
 	bufferevent_free(c->bev);
 	buf_free(&c->scratch);
+	if (c->ack != NULL) {
+		c->ack->c = NULL;
+		if (--c->ack->refs == 0)
+			free(c->ack);
+	}
 	iptable_del(ls->per_ip, (struct sockaddr *)&c->sa);
 	metrics.connections_open--;
 	free(c);
@@ -261,7 +289,30 @@ pause_all(struct listeners *ls)
 		client_dispatch(c, CLE_PAUSE);
 }
 
-/* Reading: frame what arrived; at EOF frame the rest and close. */
+/* Closes now, or once the output buffer (acks) has been written. */
+static void
+client_finish(struct client *c, const char *reason)
+{
+	if (c->err != 0 ||
+	    evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+		client_close(c, c->err ? strerror(c->err) : reason);
+		return;
+	}
+	client_set_state(c, CL_FLUSHING);
+}
+
+/* At EOF: with acks, wait until every queued line has committed. */
+static void
+client_eof(struct client *c)
+{
+	if (c->ack != NULL && c->err == 0 && c->ack->committed < c->queued) {
+		client_set_state(c, CL_ACKWAIT);
+		return;
+	}
+	client_finish(c, "eof");
+}
+
+/* Reading: frame what arrived; at EOF frame the rest and finish. */
 static void
 handle_reading_input(struct client *c)
 {
@@ -270,10 +321,49 @@ handle_reading_input(struct client *c)
 		pause_all(c->ls);
 		return;
 	}
-	if (c->eof) {
-		client_close(c, c->err ? strerror(c->err) : "eof");
+	if (c->eof)
+		client_eof(c);
+}
+
+/*
+ * Writes "ok N" (N: the connection's lines committed so far).  Only one
+ * ack is ever buffered: while the client has not read the last one, later
+ * ones coalesce into the newest count, so a client that stops reading
+ * costs no memory.
+ */
+static void
+client_send_ack(struct client *c)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+
+	if (evbuffer_get_length(out) > 0) {
+		c->ack_pending = true;
 		return;
 	}
+	c->ack_pending = false;
+	evbuffer_add_printf(
+	    out, "ok %llu\n", (unsigned long long)c->ack->committed);
+}
+
+static void
+handle_acked(struct client *c)
+{
+	if (c->err != 0)
+		return;
+	client_send_ack(c);
+	if (c->state == CL_ACKWAIT && c->ack->committed >= c->queued)
+		client_finish(c, "eof");
+}
+
+static void
+handle_written(struct client *c)
+{
+	if (c->ack_pending) {
+		client_send_ack(c);
+		return;
+	}
+	if (c->state == CL_FLUSHING)
+		client_close(c, "eof");
 }
 
 static void
@@ -291,6 +381,14 @@ client_dispatch(struct client *c, enum cl_event ev)
 		bufferevent_disable(c->bev, EV_READ);
 		if (c->state == CL_READING)
 			handle_reading_input(c);
+		else if (ev == CLE_ERROR && c->state != CL_PAUSED)
+			client_close(c, strerror(c->err)); /* peer gone */
+		break;
+	case CLE_ACKED:
+		handle_acked(c);
+		break;
+	case CLE_WRITTEN:
+		handle_written(c);
 		break;
 	case CLE_PAUSE:
 		if (c->state == CL_READING) {
@@ -324,6 +422,13 @@ client_read_cb(struct bufferevent *bev, void *arg)
 }
 
 static void
+client_write_cb(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	client_dispatch(arg, CLE_WRITTEN);
+}
+
+static void
 client_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct client *c = arg;
@@ -331,6 +436,8 @@ client_event_cb(struct bufferevent *bev, short what, void *arg)
 	(void)bev;
 	if (what & BEV_EVENT_ERROR) {
 		c->err = EVUTIL_SOCKET_ERROR();
+		if (c->err == 0)
+			c->err = EPIPE;
 		client_dispatch(c, CLE_ERROR);
 	} else if (what & BEV_EVENT_EOF) {
 		client_dispatch(c, CLE_EOF);
@@ -510,7 +617,19 @@ accept_cb(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *sa,
 		free(c);
 		return;
 	}
-	bufferevent_setcb(c->bev, client_read_cb, NULL, client_event_cb, c);
+	bufferevent_setcb(
+	    c->bev, client_read_cb, client_write_cb, client_event_cb, c);
+	if (sock->ack) {
+		if ((c->ack = calloc(1, sizeof(*c->ack))) == NULL) {
+			log_warn("%s: connection dropped", c->name);
+			iptable_del(ls->per_ip, sa);
+			bufferevent_free(c->bev);
+			free(c);
+			return;
+		}
+		c->ack->refs = 1;
+		c->ack->c = c;
+	}
 	/* Room for one whole line, so the framer can always progress. */
 	bufferevent_setwatermark(
 	    c->bev, EV_READ, 0, ls->set.max_line_bytes + READ_CHUNK_BYTES);
@@ -635,6 +754,7 @@ add_sock(struct listeners *ls, int fd, const char *hostport,
 	}
 	s->ls = ls;
 	memcpy(s->allow, spec->allow, sizeof(s->allow));
+	s->ack = spec->ack;
 	s->nallow = spec->nallow;
 	s->framing = (enum framer_mode)spec->framing;
 	s->format = (enum parser_format)spec->format;
@@ -743,6 +863,7 @@ client_final_read(struct client *c)
 size_t
 listeners_shutdown(struct listeners *ls)
 {
+	struct client *c, *next;
 	size_t i, n = 0;
 
 	for (i = 0; i < ls->nsocks; i++) {
@@ -752,12 +873,61 @@ listeners_shutdown(struct listeners *ls)
 	ls->nsocks = 0;
 	evtimer_del(ls->ev_accept_retry);
 	event_del(ls->ev_sweep);
-	while (ls->clients != NULL) {
-		client_final_read(ls->clients);
-		client_close(ls->clients, "shutdown");
+	for (c = ls->clients; c != NULL; c = next) {
+		next = c->next;
+		if (c->state == CL_ACKWAIT || c->state == CL_FLUSHING)
+			continue;
+		client_final_read(c);
+		bufferevent_disable(c->bev, EV_READ);
+		if (c->ack != NULL && c->err == 0 &&
+		    c->ack->committed < c->queued) {
+			client_set_state(c, CL_ACKWAIT);
+			continue;
+		}
+		client_close(c, "shutdown");
 		n++;
 	}
 	return n;
+}
+
+size_t
+listeners_open(const struct listeners *ls)
+{
+	const struct client *c;
+	size_t n = 0;
+
+	for (c = ls->clients; c != NULL; c = c->next)
+		n++;
+	return n;
+}
+
+void
+listener_ack_take(void *ref, uint32_t lines)
+{
+	(void)lines;
+	((struct ackref *)ref)->refs++;
+}
+
+void
+listener_ack_credit(void *ref, uint32_t lines)
+{
+	struct ackref *a = ref;
+
+	a->committed += lines;
+	if (a->c != NULL)
+		client_dispatch(a->c, CLE_ACKED);
+	if (--a->refs == 0)
+		free(a);
+}
+
+void
+listener_ack_drop(void *ref, uint32_t lines)
+{
+	struct ackref *a = ref;
+
+	(void)lines;
+	if (--a->refs == 0)
+		free(a);
 }
 
 void
@@ -767,6 +937,8 @@ listeners_free(struct listeners *ls)
 		return;
 	if (ls->ev_accept_retry != NULL)
 		listeners_shutdown(ls);
+	while (ls->clients != NULL)
+		client_close(ls->clients, "exit");
 	if (ls->ev_accept_retry != NULL)
 		event_free(ls->ev_accept_retry);
 	if (ls->ev_sweep != NULL)

@@ -17,7 +17,14 @@ int log_level = LOG_INFO;
 static bool log_journal;
 
 static const char *const level_names[] = {
-	"emerg", "alert", "crit", "error", "warning", "notice", "info", "debug",
+	"emerg",
+	"alert",
+	"crit",
+	"error",
+	"warning",
+	"notice",
+	"info",
+	"debug",
 };
 
 /*
@@ -62,8 +69,7 @@ log_level_name(int level)
 	return level_names[level];
 }
 
-static void
-log_vmsg(int pri, const char *fmt, va_list ap, const char *suffix)
+static void log_vmsg(int pri, const char *fmt, va_list ap, const char *suffix)
     __attribute__((format(printf, 2, 0)));
 
 static void

@@ -335,7 +335,7 @@ drain_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (queue_lines(d->q) == 0) {
+	if (queue_lines(d->q) == 0 && listeners_open(d->ls) == 0) {
 		log_notice("shutdown: all %llu received lines are stored",
 		    (unsigned long long)metrics.lines_committed);
 		event_base_loopexit(d->base, NULL);
@@ -612,6 +612,8 @@ run(struct daemon *d)
 	if (d->q == NULL)
 		fatalx("out of memory");
 	queue_set_callbacks(d->q, on_queue_data, on_queue_space, d);
+	queue_set_ack_callbacks(
+	    d->q, listener_ack_take, listener_ack_credit, listener_ack_drop);
 	if ((d->pool = pgpool_new(d->base, d->q, &pset, err, sizeof(err))) ==
 	    NULL)
 		fatalx("%s", err);

@@ -22,6 +22,7 @@ struct queue {
 	uint32_t batch_lines;
 	size_t batch_bytes;
 	bool full;
+	queue_ack_cb ack_take, ack_credit, ack_drop;
 	queue_cb on_data, on_space;
 	void *cb_arg;
 };
@@ -50,9 +51,15 @@ queue_new(size_t limit_bytes, int resume_percent, uint32_t batch_lines,
 	return q;
 }
 
+/* Frees a batch; senders of runs still listed get no credit. */
 static void
-batch_free(struct batch *b)
+batch_free(struct queue *q, struct batch *b)
 {
+	size_t i;
+
+	for (i = 0; i < b->nacks; i++)
+		q->ack_drop(b->acks[i].ref, b->acks[i].n);
+	free(b->acks);
 	buf_free(&b->rows);
 	free(b);
 }
@@ -66,10 +73,10 @@ queue_free(struct queue *q)
 		return;
 	while ((b = q->head) != NULL) {
 		q->head = b->next;
-		batch_free(b);
+		batch_free(q, b);
 	}
 	if (q->open != NULL)
-		batch_free(q->open);
+		batch_free(q, q->open);
 	free(q);
 }
 
@@ -80,6 +87,38 @@ queue_set_callbacks(
 	q->on_data = on_data;
 	q->on_space = on_space;
 	q->cb_arg = arg;
+}
+
+void
+queue_set_ack_callbacks(
+    struct queue *q, queue_ack_cb take, queue_ack_cb credit, queue_ack_cb drop)
+{
+	q->ack_take = take;
+	q->ack_credit = credit;
+	q->ack_drop = drop;
+}
+
+/* Counts one more line of ref in b: extends the last run or adds one. */
+static int
+note_ack(struct batch *b, void *ref)
+{
+	struct batch_ack *a;
+	size_t cap;
+
+	if (b->nacks > 0 && b->acks[b->nacks - 1].ref == ref) {
+		b->acks[b->nacks - 1].n++;
+		return 0;
+	}
+	if (b->nacks == b->capacks) {
+		cap = b->capacks ? b->capacks * 2 : 8;
+		if ((a = reallocarray(b->acks, cap, sizeof(*a))) == NULL)
+			return -1;
+		b->acks = a;
+		b->capacks = cap;
+	}
+	b->acks[b->nacks].ref = ref;
+	b->acks[b->nacks++].n = 1;
+	return 1;
 }
 
 void
@@ -124,8 +163,17 @@ charge(struct queue *q, struct batch *b)
 int
 queue_append(struct queue *q, const struct record *rec, size_t *replaced)
 {
+	return queue_append_acked(q, rec, replaced, NULL);
+}
+
+int
+queue_append_acked(
+    struct queue *q, const struct record *rec, size_t *replaced, void *ack_ref)
+{
 	struct batch *b = q->open;
 	bool first = false;
+	size_t len;
+	int added = 0;
 
 	if (b == NULL) {
 		if ((b = calloc(1, sizeof(*b))) == NULL)
@@ -138,10 +186,17 @@ queue_append(struct queue *q, const struct record *rec, size_t *replaced)
 		q->open_since_ms = queue_now_ms();
 		first = true;
 	}
+	len = b->rows.len;
 	if (copyenc_row(&b->rows, rec, replaced) == -1) {
 		charge(q, b);
 		return -1;
 	}
+	if (ack_ref != NULL && (added = note_ack(b, ack_ref)) == -1) {
+		b->rows.len = len; /* the row is not queued after all */
+		return -1;
+	}
+	if (added == 1)
+		q->ack_take(ack_ref, 0);
 	b->lines++;
 	q->lines++;
 	charge(q, b);
@@ -182,9 +237,14 @@ queue_return(struct queue *q, struct batch *b)
 void
 queue_done(struct queue *q, struct batch *b)
 {
+	size_t i;
+
 	q->bytes -= b->charged;
 	q->lines -= b->lines;
-	batch_free(b);
+	for (i = 0; i < b->nacks; i++)
+		q->ack_credit(b->acks[i].ref, b->acks[i].n);
+	b->nacks = 0;
+	batch_free(q, b);
 	if (q->full &&
 	    (uint64_t)q->bytes * 100 <
 		(uint64_t)q->limit * (uint64_t)q->resume_percent) {

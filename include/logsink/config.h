@@ -64,7 +64,7 @@ int config_is_key(const char *key);
 
 /*
  * One listen value: "HOST:PORT [framing=auto|lf|nul|octet]
- * [format=auto|raw] [allow=CIDR,CIDR,...]".
+ * [format=auto|raw] [ack=none|commit] [allow=CIDR,CIDR,...]".
  */
 #define CONFIG_MAX_ALLOW 64
 
@@ -73,6 +73,7 @@ struct listen_spec {
 	char port[8];
 	int framing;                         /* enum framer_mode */
 	int format;                          /* enum parser_format */
+	int ack;                             /* 1: ack=commit */
 	struct cidr allow[CONFIG_MAX_ALLOW]; /* none: any peer */
 	int nallow;
 };

@@ -9,6 +9,7 @@
 #define LOGSINK_LISTENER_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <event2/event.h>
 
@@ -48,5 +49,12 @@ void listeners_resume(struct listeners *ls);
  */
 size_t listeners_shutdown(struct listeners *ls);
 void listeners_free(struct listeners *ls);
+/* Clients still open (after shutdown: those waiting for their acks). */
+size_t listeners_open(const struct listeners *ls);
+
+/* queue_ack_cb implementations for ack=commit listeners (see queue.h). */
+void listener_ack_take(void *ref, uint32_t lines);
+void listener_ack_credit(void *ref, uint32_t lines);
+void listener_ack_drop(void *ref, uint32_t lines);
 
 #endif

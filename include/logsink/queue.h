@@ -27,7 +27,20 @@ struct batch {
 	struct buf rows; /* COPY text, one row per line */
 	uint32_t lines;
 	size_t charged; /* bytes counted against the queue limit */
+	struct batch_ack {
+		void *ref;  /* the sender's acknowledgement handle */
+		uint32_t n; /* its lines in this batch, in a run */
+	} * acks;
+	size_t nacks, capacks;
 };
+
+/*
+ * Acknowledgement handles (listener-owned, opaque here): take is called
+ * when a batch starts a run of a sender's lines (the batch now holds a
+ * reference), credit when that batch commits, drop when it is freed
+ * without committing (shutdown); credit and drop release the reference.
+ */
+typedef void (*queue_ack_cb)(void *ref, uint32_t lines);
 
 struct queue;
 
@@ -45,6 +58,8 @@ void queue_set_callbacks(
     struct queue *q, queue_cb on_data, queue_cb on_space, void *arg);
 void queue_set_batch_limits(
     struct queue *q, uint32_t batch_lines, size_t batch_bytes);
+void queue_set_ack_callbacks(
+    struct queue *q, queue_ack_cb take, queue_ack_cb credit, queue_ack_cb drop);
 
 /*
  * Encodes rec into the open batch.  *replaced gets the number of bytes
@@ -54,6 +69,10 @@ void queue_set_batch_limits(
  */
 int queue_append(struct queue *q, const struct record *rec, size_t *replaced)
     __attribute__((warn_unused_result));
+/* The same, remembering that the line came from the sender ack_ref (the
+ * batch holds a reference until queue_ack_cb releases it). */
+int queue_append_acked(struct queue *q, const struct record *rec,
+    size_t *replaced, void *ack_ref) __attribute__((warn_unused_result));
 
 /*
  * The oldest sealed batch, or NULL.  With flush set, an open batch that
