@@ -415,6 +415,10 @@ reload(struct daemon *d)
 	d->cfg.flush_interval_ms = n.flush_interval_ms;
 	pgpool_set_flush_interval(d->pool, n.flush_interval_ms);
 	d->cfg.shutdown_timeout_ms = n.shutdown_timeout_ms;
+	if (d->cfg.partitions_ahead != n.partitions_ahead ||
+	    d->cfg.retention_days != n.retention_days)
+		pgpool_set_partitions(
+		    d->pool, n.partitions_ahead, n.retention_days);
 	d->cfg.partitions_ahead = n.partitions_ahead;
 	d->cfg.retention_days = n.retention_days;
 	d->cfg.stats_interval_ms = n.stats_interval_ms;
@@ -602,7 +606,8 @@ run(struct daemon *d)
 		d->cfg.idle_timeout_ms, d->cfg.partial_line_timeout_ms };
 	struct pgpool_settings pset = { d->cfg.db, d->cfg.table,
 		d->cfg.db_connections, d->cfg.flush_interval_ms,
-		d->cfg.reconnect_min_ms, d->cfg.reconnect_max_ms };
+		d->cfg.reconnect_min_ms, d->cfg.reconnect_max_ms,
+		d->cfg.partitions_ahead, d->cfg.retention_days };
 	char err[1024];
 
 	if ((d->base = event_base_new()) == NULL)

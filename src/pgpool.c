@@ -29,9 +29,10 @@
 #include "logsink/schema.h"
 
 /* Bytes handed to PQputCopyData at a time; CopyData need not align rows. */
-#define COPY_CHUNK_BYTES   (256 * 1024)
-#define CONNECT_TIMEOUT_MS 10000
-#define WARN_INTERVAL_MS   10000
+#define COPY_CHUNK_BYTES    (256 * 1024)
+#define CONNECT_TIMEOUT_MS  10000
+#define WARN_INTERVAL_MS    10000
+#define MAINTAIN_INTERVAL_S 3600
 
 enum pg_state {
 	PG_BACKOFF,
@@ -42,6 +43,7 @@ enum pg_state {
 	PG_COPY_SEND,
 	PG_COPY_END,
 	PG_AWAIT_RESULT,
+	PG_MAINTAIN,
 };
 
 static const char *const pg_state_names[] = {
@@ -53,6 +55,7 @@ static const char *const pg_state_names[] = {
 	"COPY_SEND",
 	"COPY_END",
 	"AWAIT_RESULT",
+	"MAINTAIN",
 };
 
 enum pg_event {
@@ -100,11 +103,15 @@ struct pgpool {
 	bool draining;
 	bool ever_ready;
 	bool contacted; /* the first connection attempt has ended */
+	bool maint_due; /* partition upkeep should run on an idle connection */
+	bool maint_running;
+	struct event *ev_maint;
 	pgpool_cb on_contact;
 	void *contact_arg;
 };
 
 static void pg_dispatch(struct pg_conn *pc, enum pg_event ev);
+static void pg_maintain_start(struct pg_conn *pc);
 
 /* The first connection attempt has ended, well or not: report it once. */
 static void
@@ -272,7 +279,8 @@ pg_flush(struct pg_conn *pc, enum pg_event ev)
  * 0 when more input is needed, -1 when the connection failed.
  */
 static int
-pg_collect(struct pg_conn *pc, ExecStatusType *status, char *sqlstate)
+pg_collect(struct pg_conn *pc, ExecStatusType *status, char *sqlstate,
+    char *first, size_t firstlen)
 {
 	PGresult *res;
 	ExecStatusType st;
@@ -284,6 +292,9 @@ pg_collect(struct pg_conn *pc, ExecStatusType *status, char *sqlstate)
 		if ((res = PQgetResult(pc->conn)) == NULL)
 			return 1;
 		st = PQresultStatus(res);
+		if (st == PGRES_TUPLES_OK && first != NULL &&
+		    PQntuples(res) > 0 && PQnfields(res) > 0)
+			snprintf(first, firstlen, "%s", PQgetvalue(res, 0, 0));
 		if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK &&
 		    *status != PGRES_FATAL_ERROR) {
 			*status = st;
@@ -336,7 +347,7 @@ handle_checking_io(struct pg_conn *pc, enum pg_event ev)
 			pg_wait(pc, EV_READ);
 		return;
 	}
-	if ((r = pg_collect(pc, &status, sqlstate)) == 0)
+	if ((r = pg_collect(pc, &status, sqlstate, NULL, 0)) == 0)
 		return;
 	if (r == -1) {
 		pg_fail(pc, "schema check", PQerrorMessage(pc->conn));
@@ -364,7 +375,7 @@ handle_checking_io(struct pg_conn *pc, enum pg_event ev)
 static bool
 flush_due(const struct pgpool *pool)
 {
-	return pool->draining ||
+	return pool->draining || queue_full(pool->q) ||
 	    (queue_open_lines(pool->q) > 0 &&
 		queue_now_ms() - queue_open_since_ms(pool->q) >=
 		    pool->set.flush_interval_ms);
@@ -390,12 +401,80 @@ arm_flush_timer(struct pgpool *pool)
 		fatalx("flush timer: evtimer_add failed");
 }
 
+/* Partition upkeep (the schema's maintain function) on this connection. */
+static void
+pg_maintain_start(struct pg_conn *pc)
+{
+	struct pgpool *pool = pc->pool;
+	char *sql;
+
+	pool->maint_due = false;
+	sql = schema_maintain_sql(pool->set.table, pool->set.partitions_ahead,
+	    pool->set.retention_days);
+	if (sql == NULL) {
+		log_warnx("pg%d: partition upkeep: out of memory", pc->id);
+		return;
+	}
+	if (!PQsendQuery(pc->conn, sql)) {
+		free(sql);
+		pg_fail(pc, "partition upkeep", PQerrorMessage(pc->conn));
+		return;
+	}
+	free(sql);
+	pool->maint_running = true;
+	pg_set_state(pc, PG_MAINTAIN);
+	pg_wait(pc, EV_READ | EV_WRITE);
+}
+
+/* Upkeep errors are logged, not retried at once: rows still land in the
+ * DEFAULT partition, and the next hourly run tries again. */
+static void
+handle_maintain_io(struct pg_conn *pc, enum pg_event ev)
+{
+	ExecStatusType status = PGRES_COMMAND_OK;
+	char sqlstate[6] = "", summary[512] = "";
+	int r;
+
+	if ((r = pg_flush(pc, ev)) == -1) {
+		pc->pool->maint_running = false;
+		pg_fail(pc, "partition upkeep", PQerrorMessage(pc->conn));
+		return;
+	}
+	if (PQisBusy(pc->conn)) {
+		if (r == 0)
+			pg_wait(pc, EV_READ);
+		return;
+	}
+	if ((r = pg_collect(pc, &status, sqlstate, summary, sizeof(summary))) ==
+	    0)
+		return;
+	pc->pool->maint_running = false;
+	if (r == -1) {
+		pg_fail(pc, "partition upkeep", PQerrorMessage(pc->conn));
+		return;
+	}
+	if (status != PGRES_COMMAND_OK)
+		log_errx("pg%d: partition upkeep failed: SQLSTATE %s: %s; rows "
+			 "go to the DEFAULT partition meanwhile; retried "
+			 "hourly",
+		    pc->id, sqlstate, pc->last_error);
+	else
+		log_info("pg%d: partition upkeep: %s", pc->id, summary);
+	pc->last_error[0] = '\0';
+	pg_set_state(pc, PG_IDLE);
+	pg_dispatch(pc, PGE_WORK);
+}
+
 /* Idle: take the next batch, if one is due, and start its COPY. */
 static void
 handle_idle_work(struct pg_conn *pc)
 {
 	struct pgpool *pool = pc->pool;
 
+	if (pool->maint_due && !pool->maint_running) {
+		pg_maintain_start(pc);
+		return;
+	}
 	if ((pc->batch = queue_take(pool->q, flush_due(pool))) == NULL) {
 		arm_flush_timer(pool);
 		pg_wait(pc, EV_READ); /* notice a server-side close */
@@ -455,7 +534,7 @@ handle_copy_start_io(struct pg_conn *pc, enum pg_event ev)
 		    PQresultErrorMessage(res));
 		PQclear(res);
 	}
-	(void)pg_collect(pc, &status, sqlstate);
+	(void)pg_collect(pc, &status, sqlstate, NULL, 0);
 	pg_fail(pc, "COPY",
 	    pc->last_error[0] ? pc->last_error : PQerrorMessage(pc->conn));
 }
@@ -517,7 +596,7 @@ handle_await_result_read(struct pg_conn *pc)
 	char sqlstate[6] = "";
 	int r;
 
-	if ((r = pg_collect(pc, &status, sqlstate)) == 0)
+	if ((r = pg_collect(pc, &status, sqlstate, NULL, 0)) == 0)
 		return;
 	if (r == -1 || status != PGRES_COMMAND_OK) {
 		if (r != -1)
@@ -634,6 +713,12 @@ pg_dispatch(struct pg_conn *pc, enum pg_event ev)
 		if (ev == PGE_READABLE || ev == PGE_WRITABLE)
 			handle_copy_end_io(pc, ev);
 		break;
+	case PG_MAINTAIN:
+		if (ev == PGE_READABLE || ev == PGE_WRITABLE)
+			handle_maintain_io(pc, ev);
+		else if (ev == PGE_TIMER)
+			pg_bad_event(pc, ev);
+		break;
 	case PG_AWAIT_RESULT:
 		if (ev == PGE_READABLE)
 			handle_await_result_read(pc);
@@ -643,6 +728,17 @@ pg_dispatch(struct pg_conn *pc, enum pg_event ev)
 	default:
 		pg_bad_event(pc, ev);
 	}
+}
+
+static void
+maint_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct pgpool *pool = arg;
+
+	(void)fd;
+	(void)what;
+	pool->maint_due = true;
+	pgpool_kick(pool);
 }
 
 static void
@@ -668,7 +764,8 @@ pgpool_kick(struct pgpool *pool)
 		if (pool->conns[i].state != PG_IDLE)
 			continue;
 		idle = true;
-		if (!queue_has_sealed(pool->q) && !flush_due(pool))
+		if (!queue_has_sealed(pool->q) && !flush_due(pool) &&
+		    !(pool->maint_due && !pool->maint_running))
 			break;
 		pg_dispatch(&pool->conns[i], PGE_WORK);
 	}
@@ -701,8 +798,10 @@ pgpool_new(struct event_base *base, struct queue *q,
 	pool->copy_sql = schema_copy_sql(set->table);
 	pool->check_sql = schema_check_sql(set->table);
 	pool->ev_flush = evtimer_new(base, flush_cb, pool);
+	pool->ev_maint = event_new(base, -1, EV_PERSIST, maint_cb, pool);
+	pool->maint_due = true;
 	if (pool->copy_sql == NULL || pool->check_sql == NULL ||
-	    pool->ev_flush == NULL) {
+	    pool->ev_flush == NULL || pool->ev_maint == NULL) {
 		pgpool_free(pool);
 		snprintf(err, errlen, "out of memory");
 		return NULL;
@@ -741,6 +840,8 @@ pgpool_free(struct pgpool *pool)
 	}
 	if (pool->ev_flush != NULL)
 		event_free(pool->ev_flush);
+	if (pool->ev_maint != NULL)
+		event_free(pool->ev_maint);
 	free(pool->conns);
 	free(pool->copy_sql);
 	free(pool->check_sql);
@@ -752,8 +853,11 @@ pgpool_start(struct pgpool *pool)
 {
 	int i;
 
+	struct timeval hour = { MAINTAIN_INTERVAL_S, 0 };
+
 	log_info("writing to %s, table %s, %d connection(s)", pool->dc.target,
 	    pool->set.table, pool->set.connections);
+	event_add(pool->ev_maint, &hour);
 	for (i = 0; i < pool->set.connections; i++)
 		pg_connect_start(&pool->conns[i]);
 }
@@ -776,6 +880,15 @@ void
 pgpool_set_flush_interval(struct pgpool *pool, int ms)
 {
 	pool->set.flush_interval_ms = ms;
+}
+
+void
+pgpool_set_partitions(struct pgpool *pool, int days_ahead, int retention_days)
+{
+	pool->set.partitions_ahead = days_ahead;
+	pool->set.retention_days = retention_days;
+	pool->maint_due = true;
+	pgpool_kick(pool);
 }
 
 const char *const *

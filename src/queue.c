@@ -178,7 +178,11 @@ queue_append_acked(
 	if (b == NULL) {
 		if ((b = calloc(1, sizeof(*b))) == NULL)
 			return -1;
-		if (buf_reserve(&b->rows, BATCH_INITIAL_BYTES) == -1) {
+		/* A small queue must not be filled by one empty buffer. */
+		if (buf_reserve(&b->rows,
+			q->limit / 16 < BATCH_INITIAL_BYTES
+			    ? q->limit / 16
+			    : BATCH_INITIAL_BYTES) == -1) {
 			free(b);
 			return -1;
 		}

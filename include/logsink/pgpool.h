@@ -21,6 +21,8 @@ struct pgpool_settings {
 	int flush_interval_ms;
 	int reconnect_min_ms;
 	int reconnect_max_ms;
+	int partitions_ahead; /* partition upkeep: start-up, hourly */
+	int retention_days;
 };
 
 struct pgpool;
@@ -43,7 +45,9 @@ void pgpool_start(struct pgpool *pool);
 void pgpool_kick(struct pgpool *pool);
 /* Shutting down: send partial batches at once, no flush interval. */
 void pgpool_drain(struct pgpool *pool);
-/* Run-time tunables (SIGHUP). */
+/* Run-time tunables (SIGHUP); new partition settings run the upkeep. */
+void pgpool_set_partitions(
+    struct pgpool *pool, int days_ahead, int retention_days);
 void pgpool_set_flush_interval(struct pgpool *pool, int ms);
 
 /* Names of the connection states, for metrics; counts[] per state. */
