@@ -22,6 +22,9 @@ fi
 
 mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
+# The socket lives in DIR: let other local users (logsinkd running as an
+# unprivileged user) reach it; the data directory inside stays private.
+chmod 755 "$dir"
 if [[ $(id -u) -eq 0 ]]; then
 	chown postgres: "$dir"
 	if ! runuser -u postgres -- test -w "$dir"; then

@@ -12,6 +12,11 @@ cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j"$(nproc)" --target logsinkd >/dev/null
 
 args=("$@")
+# logsinkd refuses to run as root: as root, it switches to nobody after
+# binding its port.
+if [[ $(id -u) -eq 0 ]] && [[ " $* " != *" --user "* ]]; then
+	args+=(--user nobody)
+fi
 db=""
 for a in "${args[@]}"; do
 	[[ "$a" == --db || "$a" == --db=* ]] && db=given
@@ -19,8 +24,10 @@ done
 pgdir=""
 if [[ -z "$db" ]]; then
 	pgdir=$top/.local/pg
-	if [[ $(id -u) -eq 0 ]] && ! runuser -u postgres -- test -x "$top" 2>/dev/null; then
-		# The checkout is not reachable by the postgres user (e.g. under /root).
+	if [[ $(id -u) -eq 0 ]] && ! { runuser -u postgres -- test -x "$top" &&
+		runuser -u nobody -- test -x "$top"; } 2>/dev/null; then
+		# The checkout is not reachable by the postgres user or by
+		# nobody (e.g. under /root).
 		pgdir=/var/tmp/logsink-quickstart
 	fi
 	conninfo=$(bash scripts/pg-private.sh start "$pgdir")

@@ -7,7 +7,10 @@
 #include <netinet/in.h>
 
 #include <errno.h>
+#include <grp.h>
+#include <pwd.h>
 #include <signal.h>
+#include <unistd.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -598,6 +601,38 @@ open_listeners(struct daemon *d)
 			fatalx("%s", err);
 }
 
+/*
+ * Started as root: switch to cfg->user once the sockets are bound, so no
+ * line is ever handled with root's rights; refuse to run as root at all.
+ */
+static void
+drop_privileges(const struct config *cfg)
+{
+	struct passwd *pw;
+
+	if (geteuid() != 0) {
+		if (cfg->user != NULL)
+			log_info("user = %s not applied: not started as root",
+			    cfg->user);
+		return;
+	}
+	if ((pw = getpwnam(cfg->user)) == NULL)
+		fatalx("user = %s: no such user", cfg->user);
+	if (pw->pw_uid == 0)
+		fatalx("user = %s is root; name an unprivileged user",
+		    cfg->user);
+	if (setgroups(1, &pw->pw_gid) == -1 ||
+	    setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) == -1 ||
+	    setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) == -1)
+		fatal("switching to user %s", cfg->user);
+	if (setuid(0) != -1)
+		fatalx("switching to user %s: root could be regained",
+		    cfg->user);
+	setenv("HOME", pw->pw_dir, 1); /* libpq's ~/.pgpass */
+	log_info("running as user %s (uid %u)", cfg->user,
+	    (unsigned)pw->pw_uid);
+}
+
 static int
 run(struct daemon *d)
 {
@@ -610,6 +645,10 @@ run(struct daemon *d)
 		d->cfg.partitions_ahead, d->cfg.retention_days };
 	char err[1024];
 
+	if (geteuid() == 0 && d->cfg.user == NULL)
+		fatalx("refusing to run as root: set user = NAME (or --user "
+		       "NAME) to switch to that user after binding, or start "
+		       "logsinkd as an unprivileged user");
 	if ((d->base = event_base_new()) == NULL)
 		fatalx("event_base_new failed");
 	d->q = queue_new(d->cfg.queue_bytes, d->cfg.queue_resume_percent,
@@ -633,6 +672,7 @@ run(struct daemon *d)
 		log_info("metrics on http://%s/metrics and /healthz",
 		    d->cfg.metrics_listen);
 	}
+	drop_privileges(&d->cfg);
 	setup_events(d);
 	pgpool_on_contact(d->pool, on_db_contact, d);
 	log_notice("logsinkd %s started", LOGSINK_VERSION);

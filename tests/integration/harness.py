@@ -125,6 +125,14 @@ def repo_version():
     return m.group(1) if m else None
 
 
+def root_user_args(args):
+    """logsinkd refuses to run as root: as root (CI), tests make it switch
+    to 'nobody' after binding, unless they chose a user themselves."""
+    if os.geteuid() == 0 and "--user" not in args:
+        return ["--user", "nobody"]
+    return []
+
+
 def run_logsinkd(*args, timeout=DEFAULT_TIMEOUT):
     """Runs logsinkd to completion (for --help, --init-db, ...).
 
@@ -393,7 +401,7 @@ class Daemon:
         self.returncode = None
 
     def start(self, timeout=DEFAULT_TIMEOUT):
-        cmd = [logsinkd_path()] + self.args
+        cmd = [logsinkd_path()] + self.args + root_user_args(self.args)
         with open(self.log_path, "ab") as log:
             # Our record of the command line, with any password masked
             # (the tests check that the daemon never prints one).

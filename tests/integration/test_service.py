@@ -58,6 +58,7 @@ def start_with_env(args, env_extra, workdir, name, port):
     env.update(env_extra)
     log_path = os.path.join(workdir, name + ".log")
     log = open(log_path, "ab")
+    args = args + harness.root_user_args(args)
     proc = subprocess.Popen([harness.logsinkd_path()] + args, env=env,
                             stdin=subprocess.DEVNULL, stdout=log,
                             stderr=subprocess.STDOUT)
@@ -134,7 +135,8 @@ def test_socket_activation(pg, tmp_path):
         proc = subprocess.Popen(
             ["systemd-socket-activate", "-l", "127.0.0.1:%d" % port,
              harness.logsinkd_path(), "--db", pg.conninfo,
-             "--listen", "127.0.0.1:%d format=raw" % port],
+             "--listen", "127.0.0.1:%d format=raw" % port]
+            + harness.root_user_args([]),
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
     try:
         # systemd-socket-activate starts the program on the first
