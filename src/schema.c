@@ -314,7 +314,7 @@ static void
 set_error(char *err, size_t errlen, const char *what, PGconn *conn,
     const PGresult *res)
 {
-	const char *msg = NULL, *detail = NULL, *hint = NULL;
+	const char *msg = NULL, *detail = NULL, *hint = NULL, *code;
 	size_t n;
 
 	if (res != NULL) {
@@ -324,7 +324,13 @@ set_error(char *err, size_t errlen, const char *what, PGconn *conn,
 	}
 	if (msg == NULL)
 		msg = PQerrorMessage(conn);
-	snprintf(err, errlen, "%s: %s", what, msg);
+	/* Our own errors (SQL files, bootstrap) say all there is to say. */
+	if (res != NULL &&
+	    (code = PQresultErrorField(res, PG_DIAG_SQLSTATE)) != NULL &&
+	    strcmp(code, SCHEMA_SQLSTATE_UNUSABLE) == 0)
+		snprintf(err, errlen, "%s", msg);
+	else
+		snprintf(err, errlen, "%s: %s", what, msg);
 	n = strlen(err);
 	while (n > 0 && (err[n - 1] == '\n' || err[n - 1] == ' '))
 		err[--n] = '\0';
@@ -430,8 +436,10 @@ check_table(const char *table, char *err, size_t errlen)
 	return 0;
 }
 
-/* Applies the migrations newer than the database's version, then the
- * always_*.sql files.  Holds the --init-db lock. */
+/*
+ * Applies the migrations newer than the database's version, then the
+ * always_*.sql files.  The caller holds the --init-db lock.
+ */
 static int
 apply_all(PGconn *conn, const char *table, char *err, size_t errlen)
 {

@@ -13,8 +13,10 @@
 /* SQLSTATE of the connection check: the table cannot take our rows. */
 #define SCHEMA_SQLSTATE_UNUSABLE "LS001"
 
-/* Longest table name (without schema) --init-db accepts: names of
- * partitions, indexes and functions are derived from it. */
+/*
+ * Longest table name (without schema) --init-db accepts: names of
+ * partitions, indexes and functions are derived from it.
+ */
 #define SCHEMA_MAX_NAME_LEN 40
 
 struct schema_file {
@@ -23,8 +25,7 @@ struct schema_file {
 	const char *sql;  /* with @SCHEMA@, @NAME@ and @TABLE@ placeholders */
 };
 
-/* Generated from the files in sql/ at build time, sorted by name; ends
- * with NULLs. */
+/* Generated from sql/ at build time, sorted by name; ends with NULLs. */
 extern const struct schema_file schema_files[];
 
 /* The schema version this binary creates: the highest migration number. */
