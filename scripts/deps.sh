@@ -6,17 +6,27 @@ set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config libevent-dev libpq-dev libbsd-dev
 	libsystemd-dev postgresql postgresql-contrib netcat-openbsd)
+test=no
 if [[ "${1:-}" == "--test" ]]; then
+	test=yes
+	# The real-client tests run syslog-ng and rsyslog.  Debian lets only
+	# one system log daemon be installed, so rsyslog is unpacked beside
+	# (below) with its libraries installed on their own.
 	pkgs+=(libcmocka-dev python3 python3-pytest python3-psycopg2
-		clang clang-format bsdutils util-linux)
+		clang clang-format bsdutils util-linux syslog-ng-core
+		libestr0 libfastjson4 liblognorm5 lintian fakeroot dpkg-dev
+		file groff-base strace systemd)
 fi
+rsyslog_dir=/opt/logsink-rsyslog
 
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null |
 		grep -q "install ok installed" || missing+=("$p")
 done
-[[ ${#missing[@]} -eq 0 ]] && exit 0
+need_rsyslog=no
+[[ $test == yes && ! -x $rsyslog_dir/usr/sbin/rsyslogd ]] && need_rsyslog=yes
+[[ ${#missing[@]} -eq 0 && $need_rsyslog == no ]] && exit 0
 
 sudo=""
 if [[ $(id -u) -ne 0 ]]; then
@@ -26,7 +36,17 @@ if [[ $(id -u) -ne 0 ]]; then
 	}
 	sudo=sudo
 fi
-echo "deps.sh: installing ${missing[*]}"
+[[ ${#missing[@]} -gt 0 ]] && echo "deps.sh: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq
-$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+if [[ ${#missing[@]} -gt 0 ]]; then
+	$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+if [[ $need_rsyslog == yes ]]; then
+	echo "deps.sh: unpacking rsyslog into $rsyslog_dir (for the tests only)"
+	tmp=$(mktemp -d)
+	chmod 755 "$tmp"
+	(cd "$tmp" && apt-get download -qq rsyslog >/dev/null)
+	$sudo dpkg-deb -x "$tmp"/rsyslog_*.deb "$rsyslog_dir"
+	rm -rf "$tmp"
+fi
