@@ -3,6 +3,8 @@ reload, and the /metrics and /healthz endpoint.  All against a real
 PostgreSQL; the notify socket is one the test makes itself."""
 
 import os
+import pathlib
+import shutil
 import signal
 import socket
 import subprocess
@@ -22,6 +24,10 @@ class NotifySocket:
         self.path = os.path.join(self.dir, "notify")
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.sock.bind(self.path)
+        # Reachable for a daemon that switched to another user, as
+        # systemd's socket is.
+        os.chmod(self.dir, 0o755)
+        os.chmod(self.path, 0o777)
         self.sock.settimeout(0.2)
         self.messages = []
         self.lock = threading.Lock()
@@ -164,7 +170,11 @@ def test_sighup_reload(pg, daemon, tmp_path):
     """SIGHUP applies run-time settings from the file, names the ones that
     need a restart, and keeps the running settings when the file is bad."""
     pg.truncate()
-    conf = tmp_path / "logsinkd.conf"
+    # The daemon re-reads the file after switching users (as root it runs
+    # as nobody): keep it where that user can read it.
+    confdir = tempfile.mkdtemp(prefix="logsink-conf-")
+    os.chmod(confdir, 0o755)
+    conf = pathlib.Path(confdir) / "logsinkd.conf"
     conf.write_text("log-level = info\nbatch-lines = 5000\n")
     d = daemon("-c", str(conf), db=pg.conninfo)
     conf.write_text("log-level = debug\nbatch-lines = 7\n"
@@ -188,6 +198,7 @@ def test_sighup_reload(pg, daemon, tmp_path):
     assert "no-such-key" in d.log()
     assert d.alive()
     assert d.stop() == 0
+    shutil.rmtree(confdir)
 
 
 def http_get(port, path):

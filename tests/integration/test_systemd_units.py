@@ -14,6 +14,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import urllib.request
 
@@ -251,13 +252,22 @@ def traced_session(logsinkd, pg, tmp_path):
     """Runs logsinkd under strace -f, as a Type=notify service with a
     watchdog; returns (trace lines, daemon log)."""
     trace = tmp_path / "strace.out"
-    notify = NotifySink(str(tmp_path / "notify"))
-    env = dict(os.environ, NOTIFY_SOCKET=str(tmp_path / "notify"),
+    # The daemon may run as another user (below): the socket must be
+    # reachable for it, as systemd's is.
+    notify_dir = tempfile.mkdtemp(prefix="logsink-notify-")
+    os.chmod(notify_dir, 0o755)
+    notify_path = os.path.join(notify_dir, "notify")
+    notify = NotifySink(notify_path)
+    os.chmod(notify_path, 0o777)
+    env = dict(os.environ, NOTIFY_SOCKET=notify_path,
                WATCHDOG_USEC="1000000")
     env.pop("WATCHDOG_PID", None)
     log_path = tmp_path / "logsinkd.log"
     port, mport = harness.free_port(), harness.free_port()
-    cmd = ["strace", "-f", "-qq", "-s", "128", "-o", str(trace),
+    # As root, run it as nobody (the unit's User= is never root; logsinkd
+    # refuses root), so the trace shows what the service would do.
+    as_user = ["-u", "nobody"] if os.geteuid() == 0 else []
+    cmd = ["strace", "-f", "-qq", "-s", "128", "-o", str(trace)] + as_user + [
            os.path.abspath(logsinkd), "--db", pg.conninfo,
            "--listen", "127.0.0.1:%d" % port,
            "--metrics-listen", "127.0.0.1:%d" % mport,
@@ -298,6 +308,7 @@ def traced_session(logsinkd, pg, tmp_path):
             proc.kill()
             proc.wait()
         notify.close()
+        shutil.rmtree(notify_dir, ignore_errors=True)
     assert "READY=1" in notify.messages, notify.messages
     lines = trace.read_text(errors="replace").splitlines()
     # Only what the daemon does: from its execve on (systemd applies the
