@@ -32,7 +32,7 @@ and the COPY ceiling of the same rows, on a private PostgreSQL.
   --ceiling-streams P    parallel COPY streams for the ceiling (default 2)
   --smoke                CI mode: 20k lines, 1 run, plain16 and rfc5424_16,
                          shared_buffers=128MB; fails (exit 1) on any error
-                         or lost line.  Later options override these.
+                         or lost line.  Explicit options override these.
   --json FILE            also write the results as JSON
   --build-dir DIR        where logsinkd and bench/loadgen are (default:
                          build/ of this checkout; built if missing)
@@ -273,6 +273,21 @@ pg_cpu_ticks() {
 		END { print s + 0 }'
 }
 
+# Machine-wide ticks from /proc/stat: "busy total" (busy = all but idle, iowait).
+sys_ticks() { awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9; exit }' /proc/stat; }
+
+# Seconds of CPU used by children reaped between two `times` outputs.
+times_diff() {
+	awk 'function sec(x,    m) { m = x; sub(/m.*/, "", m); sub(/^[0-9]+m/, "", x); sub(/s$/, "", x); return m * 60 + x }
+		FNR == 2 { t[++f] = sec($1) + sec($2) } END { printf "%.3f", t[2] - t[1] }' "$1" "$2"
+}
+
+# Share (%) of the machine's CPU used by processes other than ours: busy
+# ticks minus ours (ticks plus seconds of reaped children) over all ticks.
+other_pct() { # SB0 ST0 SB1 ST1 OUR_TICKS OUR_SECONDS
+	awk -v b="$(($3 - $1))" -v t="$(($4 - $2))" -v o="$5" -v s="$6" -v hz="$CLK_TCK" 'BEGIN { o += s * hz; x = (t > 0 ? 100 * (b - o) / t : 0); printf "%.0f", (x < 0 ? 0 : x) }'
+}
+
 # Sets PORT to a TCP port below the ephemeral range (where loadgen's and
 # everyone's client sockets live) that no socket uses (/proc/net/tcp*).
 # Not run in $(...): a subshell would repeat the same $RANDOM sequence.
@@ -341,6 +356,7 @@ truncate_and_checkpoint() { q -c "truncate logs" -c "checkpoint"; }
 # count(*), which would otherwise add to the PostgreSQL CPU.
 snapshot_end() {
 	pg1=$(pg_cpu_ticks)
+	read -r sb1 st1 < <(sys_ticks)
 	if [[ -n $DPID ]] && kill -0 "$DPID" 2>/dev/null; then
 		c1=$(cpu_ticks "$DPID")
 		hwm=$(vm_kib "$DPID" VmHWM)
@@ -350,18 +366,19 @@ snapshot_end() {
 # One end-to-end run of logsinkd.  Appends a line to $RESULTS.
 daemon_run() { # CASE RUN CONNS IDLE FORMAT ACK
 	local conns=$3 idle=$4 format=$5 ack=$6 run_id lg_rc=0 lg_out sent
-	local c0 c1=0 pg0 pg1=0 rss0 hwm=0 done_ok=0 last_c=-1 c queued t_prog t cnt=-1 last_cnt=-1
+	local c0 c1=0 pg0 pg1=0 sb0 st0 sb1=0 st1=0 oth rss0 hwm=0 done_ok=0 last_c=-1 c queued t_prog t cnt=-1 last_cnt=-1
 	local stats total distinct t_first t_last secs rate lost dup d_rc=0 err="" conns_max lg_args=()
 	run_id="${1//_/.}.r$2"
 	DLOG=$WORK/logsinkd.$1.$2.log
 	truncate_and_checkpoint
 	if ! start_daemon; then
-		printf 'daemon\t%s\t%s\t0\t0\t0\t0\t0\t0\t0\t0\t0\t0\t0\t0\t0\t0\t-\t-\t%s\t0\n' "$1" "$2" "logsinkd did not start" >>"$RESULTS"
+		printf 'daemon\t%s\t%s\t0\t0\t0\t0\t0\t0\t0\t0\t0\t0\t0\t0\t0\t0\t-\t-\t%s\t0\t0\n' "$1" "$2" "logsinkd did not start" >>"$RESULTS"
 		return 1
 	fi
 	c0=$(cpu_ticks "$DPID")
 	rss0=$(vm_kib "$DPID" VmRSS)
 	pg0=$(pg_cpu_ticks)
+	read -r sb0 st0 < <(sys_ticks)
 
 	lg_args=(--connect "127.0.0.1:$PORT" --connections "$conns" --lines "$LINES" --format "$format" --run-id "$run_id")
 	((idle > 0)) && lg_args+=(--idle "$idle")
@@ -429,8 +446,10 @@ daemon_run() { # CASE RUN CONNS IDLE FORMAT ACK
 	dup=$((total - distinct))
 	((done_ok)) || [[ -n $err ]] || err="rows incomplete"
 	local cpu_m pg_m lg_cpu_m
-	lg_cpu_m=$(awk -v n="$sent" 'function sec(x,    m) { m = x; sub(/m.*/, "", m); sub(/^[0-9]+m/, "", x); sub(/s$/, "", x); return m * 60 + x }
-		FNR == 2 { t[++f] = sec($1) + sec($2) } END { printf "%.3f", (n > 0 ? (t[2] - t[1]) / (n / 1e6) : 0) }' "$WORK/times.0" "$WORK/times.1")
+	local lg_s_cpu
+	lg_s_cpu=$(times_diff "$WORK/times.0" "$WORK/times.1")
+	lg_cpu_m=$(awk -v s="$lg_s_cpu" -v n="$distinct" 'BEGIN { printf "%.3f", (n > 0 ? s / (n / 1e6) : 0) }')
+	oth=$(other_pct "$sb0" "$st0" "$sb1" "$st1" $((c1 - c0 + pg1 - pg0)) "$lg_s_cpu")
 	cpu_m=$(awk -v a="$c0" -v b="$c1" -v t="$CLK_TCK" -v n="$distinct" 'BEGIN { printf "%.3f", (n > 0 && b > 0 ? (b - a) / t / (n / 1e6) : 0) }')
 	pg_m=$(awk -v a="$pg0" -v b="$pg1" -v t="$CLK_TCK" -v n="$distinct" 'BEGIN { printf "%.3f", (n > 0 ? (b - a) / t / (n / 1e6) : 0) }')
 	local lg_s lg_rate ack50 ack99
@@ -438,10 +457,10 @@ daemon_run() { # CASE RUN CONNS IDLE FORMAT ACK
 	lg_rate=$(sed -n 's/.* lines_per_s=\([0-9.]*\).*/\1/p' <<<"$lg_out")
 	ack50=$(sed -n 's/.* ack_p50_ms=\([0-9.]*\).*/\1/p' <<<"$lg_out")
 	ack99=$(sed -n 's/.* ack_p99_ms=\([0-9.]*\).*/\1/p' <<<"$lg_out")
-	printf 'daemon\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
+	printf 'daemon\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
 		"$1" "$2" "$sent" "$total" "$distinct" "$lost" "$dup" "$secs" "$rate" "$cpu_m" "$pg_m" \
-		"$((hwm / 1024))" "$((rss0 / 1024))" "$conns_max" "${lg_s:-0}" "${lg_rate:-0}" "${ack50:--}" "${ack99:--}" "${err:--}" "$lg_cpu_m" >>"$RESULTS"
-	log "$1 run $2: ${rate} lines/s (${distinct}/${sent} rows in ${secs} s), daemon CPU ${cpu_m} s/M, PostgreSQL ${pg_m} s/M, loadgen ${lg_cpu_m} s/M, peak RSS $((hwm / 1024)) MiB, lost $lost, dup $dup${err:+, ERROR: $err}"
+		"$((hwm / 1024))" "$((rss0 / 1024))" "$conns_max" "${lg_s:-0}" "${lg_rate:-0}" "${ack50:--}" "${ack99:--}" "${err:--}" "$lg_cpu_m" "$oth" >>"$RESULTS"
+	log "$1 run $2: ${rate} lines/s (${distinct}/${sent} rows in ${secs} s), daemon CPU ${cpu_m} s/M, PostgreSQL ${pg_m} s/M, loadgen ${lg_cpu_m} s/M, other processes ${oth}% of the CPU, peak RSS $((hwm / 1024)) MiB, lost $lost, dup $dup${err:+, ERROR: $err}"
 	if [[ -n $err ]]; then
 		fail_run "$1 run $2: $err"
 		tail -n 5 "$DLOG" | sed 's/^/    logsinkd: /' >&2 || true
@@ -459,18 +478,22 @@ export_rows() {
 }
 
 ceiling_run() { # CASE RUN
-	local t0 t1 rc=0 p n secs rate err="" pg0 pg1 pg_m
+	local t0 t1 rc=0 p n secs rate err="" pg0 pg1 pg_m sb0 st0 sb1 st1 cl_s cl_m oth
 	truncate_and_checkpoint
 	CEIL_PIDS=()
 	pg0=$(pg_cpu_ticks)
 	t0=$(now)
+	read -r sb0 st0 < <(sys_ticks)
+	times >"$WORK/times.0"
 	for p in "$WORK"/ceiling.part.*; do
 		"$PSQL" "$DB" -X -q -v ON_ERROR_STOP=1 -c "\\copy logs ($COLS) from '$p'" >>"$WORK/ceiling.log" 2>&1 &
 		CEIL_PIDS+=($!)
 	done
 	for p in "${CEIL_PIDS[@]}"; do wait "$p" || rc=$?; done
+	times >"$WORK/times.1"
 	t1=$(now)
 	pg1=$(pg_cpu_ticks)
+	read -r sb1 st1 < <(sys_ticks)
 	CEIL_PIDS=()
 	n=$(q -c "select count(*) from logs")
 	((rc == 0)) || err="a COPY stream failed (exit $rc): $(tail -n 2 "$WORK/ceiling.log" | tr '\n' ' ')"
@@ -478,8 +501,11 @@ ceiling_run() { # CASE RUN
 	secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
 	rate=$(awk -v n="$n" -v s="$secs" 'BEGIN { printf "%.0f", (s > 0 ? n / s : 0) }')
 	pg_m=$(awk -v a="$pg0" -v b="$pg1" -v t="$CLK_TCK" -v n="$n" 'BEGIN { printf "%.3f", (n > 0 ? (b - a) / t / (n / 1e6) : 0) }')
-	printf 'ceiling\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$n" "$secs" "$rate" "${err:--}" "$pg_m" >>"$RESULTS"
-	log "$1 run $2: ceiling ${rate} rows/s ($n rows, $STREAMS streams, ${secs} s), PostgreSQL ${pg_m} s/M${err:+, ERROR: $err}"
+	cl_s=$(times_diff "$WORK/times.0" "$WORK/times.1")
+	cl_m=$(awk -v s="$cl_s" -v n="$n" 'BEGIN { printf "%.3f", (n > 0 ? s / (n / 1e6) : 0) }')
+	oth=$(other_pct "$sb0" "$st0" "$sb1" "$st1" $((pg1 - pg0)) "$cl_s")
+	printf 'ceiling\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$n" "$secs" "$rate" "${err:--}" "$pg_m" "$cl_m" "$oth" >>"$RESULTS"
+	log "$1 run $2: ceiling ${rate} rows/s ($n rows, $STREAMS streams, ${secs} s), PostgreSQL ${pg_m} s/M, psql ${cl_m} s/M, other processes ${oth}% of the CPU${err:+, ERROR: $err}"
 	[[ -z $err ]] || fail_run "$1 run $2 ceiling: $err"
 }
 
@@ -532,10 +558,11 @@ LOAD_END=$(cut -d" " -f1-3 /proc/loadavg)
 # ------------------------------------------------------------ report
 # results.tsv rows:
 #   daemon  case run sent rows distinct lost dup secs lines/s cpu/M pgcpu/M
-#           hwm_mib rss0_mib conns_max lg_secs lg_rate ack50 ack99 error lgcpu/M
-#   ceiling case run rows secs rows/s error pgcpu/M
+#           hwm_mib rss0_mib conns_max lg_secs lg_rate ack50 ack99 error lgcpu/M other%
+#   ceiling case run rows secs rows/s error pgcpu/M psqlcpu/M other%
 # Per case: medians over the successful runs of lines/s, ceiling rows/s and
-# the CPU figures; ratio of the two medians; the largest peak RSS; lost and
+# the CPU figures; ratio of the two medians; CPU ratio = ceiling CPU (PostgreSQL
+# + psql) / logsinkd-path CPU (logsinkd + PostgreSQL + loadgen), per row; the largest peak RSS; lost and
 # duplicated summed over all runs.
 SUMMARY=$(awk -F'\t' '
 function median(s,    a, n, i, j, t) {
@@ -547,23 +574,26 @@ function median(s,    a, n, i, j, t) {
 $1 == "daemon" {
 	c = $2
 	if (!(c in seen)) { seen[c] = 1; order[++nc] = c }
-	if ($20 == "-") { ok[c]++; rate[c] = rate[c] " " $10; cpu[c] = cpu[c] " " $11; pg[c] = pg[c] " " $12 }
+	if ($20 == "-") { ok[c]++; rate[c] = rate[c] " " $10; cpu[c] = cpu[c] " " $11; pg[c] = pg[c] " " $12; lg[c] = lg[c] " " $21 }
 	if ($13 + 0 > rss[c]) rss[c] = $13 + 0
 	if ($15 + 0 > conns[c]) conns[c] = $15 + 0
 	lost[c] += $7; dup[c] += $8; runs[c]++
 	if ($18 != "-") a50[c] = a50[c] " " $18
 	if ($19 != "-") a99[c] = a99[c] " " $19
 }
-$1 == "ceiling" && $7 == "-" { ceil[$2] = ceil[$2] " " $6; cpg[$2] = cpg[$2] " " $8 }
+$1 == "ceiling" && $7 == "-" { ceil[$2] = ceil[$2] " " $6; cpg[$2] = cpg[$2] " " $8; ccl[$2] = ccl[$2] " " $9 }
 END {
 	for (i = 1; i <= nc; i++) {
 		c = order[i]; r = median(rate[c]); m = median(ceil[c])
-		printf "%s\t%.0f\t%.0f\t%.2f\t%.2f\t%.2f\t%.2f\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\n", c, r, m, (m > 0 ? r / m : 0),
+		dcpu = median(cpu[c]) + median(pg[c]) + median(lg[c]); ccpu = median(cpg[c]) + median(ccl[c])
+		printf "%s\t%.0f\t%.0f\t%.2f\t%.2f\t%.2f\t%.2f\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%.3f\t%.3f\t%.2f\n", c, r, m, (m > 0 ? r / m : 0),
 		    median(cpu[c]), median(pg[c]), median(cpg[c]), rss[c], lost[c], dup[c], ok[c], runs[c], conns[c],
-		    (a50[c] != "" ? median(a50[c]) : "-"), (a99[c] != "" ? median(a99[c]) : "-")
+		    (a50[c] != "" ? median(a50[c]) : "-"), (a99[c] != "" ? median(a99[c]) : "-"),
+		    median(lg[c]), median(ccl[c]), (dcpu > 0 && ccpu > 0 ? ccpu / dcpu : 0)
 	}
 }' "$RESULTS")
 # SUMMARY: case lines/s ceiling ratio cpu pgcpu ceil_pgcpu rss lost dup ok runs conns_max ack50 ack99
+#          loadgen_cpu ceil_psql_cpu cpu_ratio
 
 align() { # tab-separated rows -> aligned columns (first left, others right)
 	awk -F'\t' '{ for (i = 1; i <= NF; i++) { cell[NR, i] = $i; if (length($i) > w[i]) w[i] = length($i) }; if (NF > nf) nf = NF }
@@ -583,21 +613,21 @@ MEAS_S=$(awk -v a="$T_START" -v b="$T_END" 'BEGIN { printf "%.0f", b - a }')
 	printf '# %s lines per run, %s run(s) per case%s; ceiling: the same rows COPY'"'"'d by %s parallel psql \\copy streams\n' \
 		"$LINES" "$RUNS" "$( ((SMOKE)) && echo ', smoke mode')" "$STREAMS"
 	printf '# lines/s = rows / (last commit - first line received); ratio = lines/s / ceiling rows/s (medians over ok runs)\n'
-	printf '# CPU = logsinkd utime+stime, PG CPU = whole PostgreSQL cluster, s per million rows (medians); RSS = largest VmHWM;\n'
-	printf '# lost, dup summed over runs\n\n'
+	printf '# CPU = logsinkd utime+stime, PG CPU = whole PostgreSQL cluster, s per million rows (medians); CPU ratio = ceiling CPU\n'
+	printf '# (PostgreSQL + psql) / logsinkd-path CPU (logsinkd + PostgreSQL + loadgen) per row; RSS = largest VmHWM; lost, dup summed\n\n'
 	{
-		printf 'case\tlines/s\tceiling rows/s\tratio\tCPU s/M lines\tPG CPU s/M\tceiling PG CPU s/M\tpeak RSS MiB\tlost\tdup\tok runs\n'
+		printf 'case\tlines/s\tceiling rows/s\tratio\tCPU s/M lines\tPG CPU s/M\tceiling PG CPU s/M\tCPU ratio\tpeak RSS MiB\tlost\tdup\tok runs\n'
 		[[ -z $SUMMARY ]] ||
-			awk -F'\t' '{ printf "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d/%d\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 }' <<<"$SUMMARY"
+			awk -F'\t' '{ printf "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d/%d\n", $1, $2, $3, $4, $5, $6, $7, $18, $8, $9, $10, $11, $12 }' <<<"$SUMMARY"
 	} | align
 	for s in "${SKIPPED[@]}"; do echo "$s"; done
 	[[ -z $SUMMARY ]] || awk -F'\t' '
 		$1 == "idle10k" && $13 > 0 { printf "idle10k: at most %d connections seen open in logsinkd (stats every 100 ms)\n", $13 }
 		$14 != "-" { printf "%s: ack latency p50 %s ms, p99 %s ms (medians)\n", $1, $14, $15 }' <<<"$SUMMARY"
-	if ((RUNS > 1)) && [[ -n $SUMMARY ]]; then
-		printf '\nper run: logsinkd lines/s | ceiling rows/s\n'
-		awk -F'\t' '$1 == "daemon" { if (!($2 in d)) o[++n] = $2; d[$2] = d[$2] "\t" ($20 == "-" ? $10 : "failed") }
-			$1 == "ceiling" { e[$2] = e[$2] "\t" ($7 == "-" ? $6 : "failed") }
+	if [[ -n $SUMMARY ]]; then
+		printf '\nper run: logsinkd lines/s | ceiling rows/s  (share of the CPU used by other processes)\n'
+		awk -F'\t' '$1 == "daemon" { if (!($2 in d)) o[++n] = $2; d[$2] = d[$2] "\t" ($20 == "-" ? $10 " (" $22 "%)" : "failed") }
+			$1 == "ceiling" { e[$2] = e[$2] "\t" ($7 == "-" ? $6 " (" $10 "%)" : "failed") }
 			END { for (i = 1; i <= n; i++) print o[i] d[o[i]] "\t|" e[o[i]] }' "$RESULTS" | align
 	fi
 	if ((${#FAILURES[@]})); then
@@ -631,22 +661,22 @@ if [[ -n $JSON ]]; then
 			"$LINES" "$RUNS" "$STREAMS" "$( ((SMOKE)) && echo true || echo false)" "$MEAS_S"
 		printf '  "cases": ['
 		sep=""
-		while IFS=$'\t' read -r c r m ratio cpu pgc cpgc rss lost dup okr nruns cmax a50 a99; do
+		while IFS=$'\t' read -r c r m ratio cpu pgc cpgc rss lost dup okr nruns cmax a50 a99 lgc ccl cratio; do
 			[[ -n $c ]] || continue
-			printf '%s\n    {"case": %s, "lines_per_s": %s, "ceiling_rows_per_s": %s, "ratio": %s, "cpu_s_per_mlines": %s, "pg_cpu_s_per_mlines": %s, "ceiling_pg_cpu_s_per_mlines": %s, "peak_rss_mib": %s, "lost": %s, "duplicated": %s, "runs_ok": %s, "runs": %s, "max_conns_open": %s, "ack_p50_ms": %s, "ack_p99_ms": %s,\n     "per_run": [' \
-				"$sep" "$(json_str "$c")" "$r" "$m" "$ratio" "$cpu" "$pgc" "$cpgc" "$rss" "$lost" "$dup" "$okr" "$nruns" "$cmax" \
+			printf '%s\n    {"case": %s, "lines_per_s": %s, "ceiling_rows_per_s": %s, "ratio": %s, "cpu_s_per_mlines": %s, "pg_cpu_s_per_mlines": %s, "ceiling_pg_cpu_s_per_mlines": %s, "loadgen_cpu_s_per_mlines": %s, "ceiling_psql_cpu_s_per_mlines": %s, "cpu_ratio": %s, "peak_rss_mib": %s, "lost": %s, "duplicated": %s, "runs_ok": %s, "runs": %s, "max_conns_open": %s, "ack_p50_ms": %s, "ack_p99_ms": %s,\n     "per_run": [' \
+				"$sep" "$(json_str "$c")" "$r" "$m" "$ratio" "$cpu" "$pgc" "$cpgc" "$lgc" "$ccl" "$cratio" "$rss" "$lost" "$dup" "$okr" "$nruns" "$cmax" \
 				"$(json_num "$a50")" "$(json_num "$a99")"
 			awk -F'\t' -v c="$c" '
 				function str(s) { if (s == "-" || s == "") return "null"; gsub(/\\/, "\\\\", s); gsub(/"/, "\\\"", s); return "\"" s "\"" }
 				function num(s) { return (s == "-" || s == "") ? "null" : s }
-				$1 == "ceiling" && $2 == c { ce[$3] = $6; cerr[$3] = $7; cpg[$3] = $8 }
+				$1 == "ceiling" && $2 == c { ce[$3] = $6; cerr[$3] = $7; cpg[$3] = $8; ccl[$3] = $9; coth[$3] = $10 }
 				$1 == "daemon" && $2 == c { line[++n] = $0 }
 				END {
 					for (i = 1; i <= n; i++) {
 						split(line[i], f, "\t"); r = f[3]
-						printf "%s\n      {\"run\": %d, \"sent\": %d, \"rows\": %d, \"distinct\": %d, \"lost\": %d, \"duplicated\": %d, \"seconds\": %s, \"lines_per_s\": %s, \"cpu_s_per_mlines\": %s, \"pg_cpu_s_per_mlines\": %s, \"peak_rss_mib\": %d, \"rss_start_mib\": %d, \"max_conns_open\": %d, \"loadgen_seconds\": %s, \"loadgen_lines_per_s\": %s, \"ack_p50_ms\": %s, \"ack_p99_ms\": %s, \"loadgen_cpu_s_per_mlines\": %s, \"error\": %s, \"ceiling_rows_per_s\": %s, \"ceiling_pg_cpu_s_per_mlines\": %s, \"ceiling_error\": %s}",
+						printf "%s\n      {\"run\": %d, \"sent\": %d, \"rows\": %d, \"distinct\": %d, \"lost\": %d, \"duplicated\": %d, \"seconds\": %s, \"lines_per_s\": %s, \"cpu_s_per_mlines\": %s, \"pg_cpu_s_per_mlines\": %s, \"peak_rss_mib\": %d, \"rss_start_mib\": %d, \"max_conns_open\": %d, \"loadgen_seconds\": %s, \"loadgen_lines_per_s\": %s, \"ack_p50_ms\": %s, \"ack_p99_ms\": %s, \"loadgen_cpu_s_per_mlines\": %s, \"other_cpu_pct\": %s, \"error\": %s, \"ceiling_rows_per_s\": %s, \"ceiling_pg_cpu_s_per_mlines\": %s, \"ceiling_psql_cpu_s_per_mlines\": %s, \"ceiling_other_cpu_pct\": %s, \"ceiling_error\": %s}",
 						    (i > 1 ? "," : ""), r, f[4], f[5], f[6], f[7], f[8], f[9], f[10], f[11], f[12], f[13], f[14], f[15],
-						    num(f[16]), num(f[17]), num(f[18]), num(f[19]), num(f[21]), str(f[20]), num(ce[r]), num(cpg[r]), str(cerr[r])
+						    num(f[16]), num(f[17]), num(f[18]), num(f[19]), num(f[21]), num(f[22]), str(f[20]), num(ce[r]), num(cpg[r]), num(ccl[r]), num(coth[r]), str(cerr[r])
 					}
 				}' "$RESULTS"
 			printf ']}'
