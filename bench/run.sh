@@ -38,6 +38,8 @@ and the COPY ceiling of the same rows, on a private PostgreSQL.
                          build/ of this checkout; built if missing)
   --build                (re)build them first (cmake --build)
   --daemon-args "ARGS"   extra logsinkd settings, e.g. "--db-connections 4"
+  --daemon-user NAME     as root: the user logsinkd switches to (--user), if it
+                         supports that (default: nobody, else postgres)
   --loadgen-args "ARGS"  extra loadgen options, e.g. "--size 300"
   --pg-setting K=V       extra/overriding server setting (repeatable)
   --settle S             give up waiting for rows after S s without
@@ -73,7 +75,7 @@ parse_count() {
 
 # ---------------------------------------------------------------- options
 LINES=2000000 RUNS=3 CASES="" STREAMS=2 SMOKE=0 JSON="" BUILD_DIR="$REPO/build"
-FORCE_BUILD=0 KEEP=0 SETTLE="" DAEMON_ARGS=() LOADGEN_ARGS=() PG_EXTRA=()
+FORCE_BUILD=0 KEEP=0 SETTLE="" DAEMON_USER="" DAEMON_ARGS=() LOADGEN_ARGS=() PG_EXTRA=()
 lines_set=0 runs_set=0
 while (($#)); do
 	case $1 in
@@ -86,6 +88,7 @@ while (($#)); do
 	--build-dir) BUILD_DIR=${2:?--build-dir needs a directory}; shift ;;
 	--build) FORCE_BUILD=1 ;;
 	--daemon-args) read -r -a DAEMON_ARGS <<<"${2?}"; shift ;;
+	--daemon-user) DAEMON_USER=${2:?--daemon-user needs a user}; shift ;;
 	--loadgen-args) read -r -a LOADGEN_ARGS <<<"${2?}"; shift ;;
 	--pg-setting) [[ ${2:-} == *=* ]] || die "--pg-setting needs NAME=VALUE"; PG_EXTRA+=("$2"); shift ;;
 	--settle) SETTLE=${2:?--settle needs seconds}; shift ;;
@@ -246,13 +249,23 @@ PG_VERSION=$(q -c "show server_version")
 "$LOGSINKD" --db "$DB" --init-db >"$WORK/init-db.log" 2>&1 || { cat "$WORK/init-db.log" >&2; die "logsinkd --init-db failed"; }
 
 # The daemon's effective settings (also validates --daemon-args).
+HELP_TEXT=$("$LOGSINKD" --help 2>&1 || true)
+HAS_ACK=0
+grep -Eqi '(^|[^[:alnum:]])acks?([^[:alnum:]]|$)' <<<"$HELP_TEXT" && HAS_ACK=1
 DAEMON_BASE=(--stats-interval 100ms)
+# As root, a logsinkd that knows --user refuses to run without it: give it
+# an unprivileged user (--daemon-user, default nobody, else postgres).
+if (($(id -u) == 0)) && grep -q -- '--user' <<<"$HELP_TEXT" && [[ " ${DAEMON_ARGS[*]} " != *" --user"* ]]; then
+	if [[ -z $DAEMON_USER ]]; then
+		DAEMON_USER=postgres
+		id nobody >/dev/null 2>&1 && DAEMON_USER=nobody
+	fi
+	DAEMON_BASE+=(--user "$DAEMON_USER")
+fi
 "$LOGSINKD" --db "$DB" "${DAEMON_BASE[@]}" "${DAEMON_ARGS[@]}" --check-config >"$WORK/check-config.txt" 2>&1 ||
 	{ cat "$WORK/check-config.txt" >&2; die "logsinkd rejects --daemon-args"; }
 DB_CONNS=$(awk -F' = ' '$1 == "db-connections" { print $2 }' "$WORK/check-config.txt")
 DAEMON_SETTINGS=$(awk -F' = ' '$1 ~ /^(db-connections|batch-lines|batch-bytes|flush-interval-ms|queue-bytes)$/ { printf "%s%s=%s", sep, $1, $2; sep=" " }' "$WORK/check-config.txt")
-HAS_ACK=0
-if "$LOGSINKD" --help 2>&1 | grep -Eqi '(^|[^[:alnum:]])acks?([^[:alnum:]]|$)'; then HAS_ACK=1; fi
 
 # ------------------------------------------------------------ helpers
 # utime+stime of a process in clock ticks (fields 14, 15 of /proc/PID/stat).
@@ -608,8 +621,8 @@ MEAS_S=$(awk -v a="$T_START" -v b="$T_END" 'BEGIN { printf "%.0f", b - a }')
 		"$(nproc 2>/dev/null || echo ?)" "$(awk '/^MemTotal:/ { printf "%.0f", $2 / 1048576 }' /proc/meminfo)" \
 		"$(uname -sr)" "$LOAD_START" "$LOAD_END"
 	printf '# PostgreSQL %s, private cluster over a unix socket: %s\n' "$PG_VERSION" "${PG_SETTINGS[*]}"
-	printf '# logsinkd %s: %s%s; stats line every 100 ms; open-file limit %s\n' "$LOGSINKD" "$DAEMON_SETTINGS" \
-		"${DAEMON_ARGS[*]:+ ${DAEMON_ARGS[*]}}" "$NOFILE"
+	printf '# logsinkd %s: %s; started with %s; open-file limit %s\n' "$LOGSINKD" "$DAEMON_SETTINGS" \
+		"${DAEMON_BASE[*]}${DAEMON_ARGS[*]:+ ${DAEMON_ARGS[*]}}" "$NOFILE"
 	printf '# %s lines per run, %s run(s) per case%s; ceiling: the same rows COPY'"'"'d by %s parallel psql \\copy streams\n' \
 		"$LINES" "$RUNS" "$( ((SMOKE)) && echo ', smoke mode')" "$STREAMS"
 	printf '# lines/s = rows / (last commit - first line received); ratio = lines/s / ceiling rows/s (medians over ok runs)\n'
