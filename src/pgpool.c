@@ -26,6 +26,7 @@
 #include "logsink/log.h"
 #include "logsink/metrics.h"
 #include "logsink/pgpool.h"
+#include "logsink/poison.h"
 #include "logsink/schema.h"
 
 /* Bytes handed to PQputCopyData at a time; CopyData need not align rows. */
@@ -44,6 +45,7 @@ enum pg_state {
 	PG_COPY_END,
 	PG_AWAIT_RESULT,
 	PG_MAINTAIN,
+	PG_REJECT,
 };
 
 static const char *const pg_state_names[] = {
@@ -56,6 +58,7 @@ static const char *const pg_state_names[] = {
 	"COPY_END",
 	"AWAIT_RESULT",
 	"MAINTAIN",
+	"REJECT",
 };
 
 enum pg_event {
@@ -82,11 +85,16 @@ struct pg_conn {
 	int io_fd;
 	short io_what;
 	struct event *ev_timer;
-	struct batch *batch; /* taken from the queue, not yet committed */
-	size_t sent;         /* bytes of batch->rows queued in libpq */
+	struct batch *batch;      /* taken from the queue, not yet committed */
+	struct batch_range range; /* the rows of batch this COPY sends */
+	size_t sent;              /* bytes of range queued in libpq */
 	int64_t copy_start_us;
 	int backoff_ms;
 	int64_t last_warn_ms;
+	/* The command in flight: its worst result so far.  Kept here, not on
+	 * the stack: its results may arrive over several read events. */
+	ExecStatusType res_status;
+	char res_sqlstate[6];
 	char last_error[256];
 };
 
@@ -97,6 +105,10 @@ struct pgpool {
 	struct pgpool_settings set;
 	struct dbconn dc;
 	char *copy_sql;
+	char *reject_sql;
+	struct buf reject_raw;
+	struct buf reject_row;
+	int64_t reject_warned_ms;
 	char *check_sql;
 	struct pg_conn *conns;
 	struct event *ev_flush;
@@ -112,6 +124,8 @@ struct pgpool {
 
 static void pg_dispatch(struct pg_conn *pc, enum pg_event ev);
 static void pg_maintain_start(struct pg_conn *pc);
+static void pg_start_copy(struct pg_conn *pc);
+static void pg_reject_start(struct pg_conn *pc, const char *sqlstate);
 
 /* The first connection attempt has ended, well or not: report it once. */
 static void
@@ -140,6 +154,14 @@ now_us(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* A new command: forget the results of the last one. */
+static void
+pg_begin_command(struct pg_conn *pc)
+{
+	pc->res_status = PGRES_COMMAND_OK;
+	pc->res_sqlstate[0] = '\0';
 }
 
 static void
@@ -247,6 +269,7 @@ handle_connecting_io(struct pg_conn *pc)
 		return;
 	}
 	evtimer_del(pc->ev_timer);
+	pg_begin_command(pc);
 	if (PQsetnonblocking(pc->conn, 1) == -1 ||
 	    !PQsendQuery(pc->conn, pc->pool->check_sql)) {
 		pg_fail(pc, "schema check", PQerrorMessage(pc->conn));
@@ -275,12 +298,12 @@ pg_flush(struct pg_conn *pc, enum pg_event ev)
 
 /*
  * Reads results until PQgetResult() returns NULL.  Returns 1 when done
- * (*status is the worst status seen; an error's text is in pc->last_error),
+ * (pc->res_status is the worst status seen, pc->res_sqlstate its code, and
+ * its text is in pc->last_error),
  * 0 when more input is needed, -1 when the connection failed.
  */
 static int
-pg_collect(struct pg_conn *pc, ExecStatusType *status, char *sqlstate,
-    char *first, size_t firstlen)
+pg_collect(struct pg_conn *pc, char *first, size_t firstlen)
 {
 	PGresult *res;
 	ExecStatusType st;
@@ -296,11 +319,12 @@ pg_collect(struct pg_conn *pc, ExecStatusType *status, char *sqlstate,
 		    PQntuples(res) > 0 && PQnfields(res) > 0)
 			snprintf(first, firstlen, "%s", PQgetvalue(res, 0, 0));
 		if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK &&
-		    *status != PGRES_FATAL_ERROR) {
-			*status = st;
+		    pc->res_status != PGRES_FATAL_ERROR) {
+			pc->res_status = st;
 			s = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-			snprintf(sqlstate, 6, "%s", s != NULL ? s : "?????");
-			metrics_count_sqlstate(sqlstate);
+			snprintf(pc->res_sqlstate, sizeof(pc->res_sqlstate),
+			    "%s", s != NULL ? s : "?????");
+			metrics_count_sqlstate(pc->res_sqlstate);
 			s = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
 			dbconn_trim(pc->last_error, sizeof(pc->last_error),
 			    s != NULL ? s : PQresultErrorMessage(res));
@@ -334,8 +358,6 @@ pg_schema_missing(struct pg_conn *pc)
 static void
 handle_checking_io(struct pg_conn *pc, enum pg_event ev)
 {
-	ExecStatusType status = PGRES_COMMAND_OK;
-	char sqlstate[6] = "";
 	int r;
 
 	if ((r = pg_flush(pc, ev)) == -1) {
@@ -347,17 +369,17 @@ handle_checking_io(struct pg_conn *pc, enum pg_event ev)
 			pg_wait(pc, EV_READ);
 		return;
 	}
-	if ((r = pg_collect(pc, &status, sqlstate, NULL, 0)) == 0)
+	if ((r = pg_collect(pc, NULL, 0)) == 0)
 		return;
 	if (r == -1) {
 		pg_fail(pc, "schema check", PQerrorMessage(pc->conn));
 		return;
 	}
-	if (status != PGRES_COMMAND_OK) {
-		if (strcmp(sqlstate, "42P01") == 0 ||
-		    strcmp(sqlstate, "42703") == 0 ||
-		    strcmp(sqlstate, "3F000") == 0 ||
-		    strcmp(sqlstate, "LS001") == 0)
+	if (pc->res_status != PGRES_COMMAND_OK) {
+		if (strcmp(pc->res_sqlstate, "42P01") == 0 ||
+		    strcmp(pc->res_sqlstate, "42703") == 0 ||
+		    strcmp(pc->res_sqlstate, "3F000") == 0 ||
+		    strcmp(pc->res_sqlstate, "LS001") == 0)
 			pg_schema_missing(pc);
 		pg_fail(pc, "schema check", pc->last_error);
 		return;
@@ -409,6 +431,7 @@ pg_maintain_start(struct pg_conn *pc)
 	char *sql;
 
 	pool->maint_due = false;
+	pg_begin_command(pc);
 	sql = schema_maintain_sql(pool->set.table, pool->set.partitions_ahead,
 	    pool->set.retention_days);
 	if (sql == NULL) {
@@ -431,8 +454,7 @@ pg_maintain_start(struct pg_conn *pc)
 static void
 handle_maintain_io(struct pg_conn *pc, enum pg_event ev)
 {
-	ExecStatusType status = PGRES_COMMAND_OK;
-	char sqlstate[6] = "", summary[512] = "";
+	char summary[512] = "";
 	int r;
 
 	if ((r = pg_flush(pc, ev)) == -1) {
@@ -445,19 +467,18 @@ handle_maintain_io(struct pg_conn *pc, enum pg_event ev)
 			pg_wait(pc, EV_READ);
 		return;
 	}
-	if ((r = pg_collect(pc, &status, sqlstate, summary, sizeof(summary))) ==
-	    0)
+	if ((r = pg_collect(pc, summary, sizeof(summary))) == 0)
 		return;
 	pc->pool->maint_running = false;
 	if (r == -1) {
 		pg_fail(pc, "partition upkeep", PQerrorMessage(pc->conn));
 		return;
 	}
-	if (status != PGRES_COMMAND_OK)
+	if (pc->res_status != PGRES_COMMAND_OK)
 		log_errx("pg%d: partition upkeep failed: SQLSTATE %s: %s; rows "
 			 "go to the DEFAULT partition meanwhile; retried "
 			 "hourly",
-		    pc->id, sqlstate, pc->last_error);
+		    pc->id, pc->res_sqlstate, pc->last_error);
 	else
 		log_info("pg%d: partition upkeep: %s", pc->id, summary);
 	pc->last_error[0] = '\0';
@@ -480,9 +501,18 @@ handle_idle_work(struct pg_conn *pc)
 		pg_wait(pc, EV_READ); /* notice a server-side close */
 		return;
 	}
+	pg_start_copy(pc);
+}
+
+/* Starts the COPY of the batch's current range (all of it, normally). */
+static void
+pg_start_copy(struct pg_conn *pc)
+{
+	pg_begin_command(pc);
+	poison_current(pc->batch, &pc->range);
 	pc->sent = 0;
 	pc->copy_start_us = now_us();
-	if (!PQsendQuery(pc->conn, pool->copy_sql)) {
+	if (!PQsendQuery(pc->conn, pc->pool->copy_sql)) {
 		pg_fail(pc, "COPY", PQerrorMessage(pc->conn));
 		return;
 	}
@@ -507,8 +537,6 @@ handle_idle_read(struct pg_conn *pc)
 static void
 handle_copy_start_io(struct pg_conn *pc, enum pg_event ev)
 {
-	ExecStatusType status = PGRES_COMMAND_OK;
-	char sqlstate[6] = "";
 	PGresult *res;
 	int r;
 
@@ -529,12 +557,11 @@ handle_copy_start_io(struct pg_conn *pc, enum pg_event ev)
 		return;
 	}
 	if (res != NULL) {
-		status = PQresultStatus(res);
 		dbconn_trim(pc->last_error, sizeof(pc->last_error),
 		    PQresultErrorMessage(res));
 		PQclear(res);
 	}
-	(void)pg_collect(pc, &status, sqlstate, NULL, 0);
+	(void)pg_collect(pc, NULL, 0);
 	pg_fail(pc, "COPY",
 	    pc->last_error[0] ? pc->last_error : PQerrorMessage(pc->conn));
 }
@@ -555,18 +582,18 @@ handle_copy_send_write(struct pg_conn *pc)
 		}
 		if (r == -1)
 			break;
-		if (pc->sent == b->rows.len) {
+		if (pc->sent == pc->range.len) {
 			if (PQputCopyEnd(pc->conn, NULL) != 1)
 				break;
 			pg_set_state(pc, PG_COPY_END);
 			pg_dispatch(pc, PGE_WRITABLE);
 			return;
 		}
-		n = b->rows.len - pc->sent;
+		n = pc->range.len - pc->sent;
 		if (n > COPY_CHUNK_BYTES)
 			n = COPY_CHUNK_BYTES;
-		if (PQputCopyData(pc->conn, b->rows.data + pc->sent, (int)n) !=
-		    1)
+		if (PQputCopyData(pc->conn,
+			b->rows.data + pc->range.off + pc->sent, (int)n) != 1)
 			break;
 		pc->sent += n;
 	}
@@ -588,34 +615,158 @@ handle_copy_end_io(struct pg_conn *pc, enum pg_event ev)
 	}
 }
 
+/* The current range is stored: the batch is done, or the next range goes. */
 static void
-handle_await_result_read(struct pg_conn *pc)
+pg_range_done(struct pg_conn *pc)
 {
-	ExecStatusType status = PGRES_COMMAND_OK;
 	struct pgpool *pool = pc->pool;
-	char sqlstate[6] = "";
-	int r;
 
-	if ((r = pg_collect(pc, &status, sqlstate, NULL, 0)) == 0)
-		return;
-	if (r == -1 || status != PGRES_COMMAND_OK) {
-		if (r != -1)
-			log_errx("pg%d: COPY of %u lines failed: SQLSTATE %s: "
-				 "%s",
-			    pc->id, pc->batch->lines, sqlstate, pc->last_error);
-		pg_fail(pc, "COPY",
-		    r == -1 ? PQerrorMessage(pc->conn) : pc->last_error);
+	if (!poison_pop(pc->batch)) {
+		pg_start_copy(pc);
 		return;
 	}
-	metrics.lines_committed += pc->batch->lines;
-	metrics.copy_batches++;
-	metrics_observe_batch(
-	    pc->batch->lines, (double)(now_us() - pc->copy_start_us) / 1e6);
-	log_debug("pg%d: committed %u lines", pc->id, pc->batch->lines);
+	log_debug("pg%d: batch of %u lines done", pc->id, pc->batch->lines);
 	queue_done(pool->q, pc->batch);
 	pc->batch = NULL;
 	pg_set_state(pc, PG_IDLE);
 	pg_dispatch(pc, PGE_WORK);
+}
+
+/*
+ * The rows themselves were refused: split the range, or, for one row,
+ * put it in the dead-letter table.  The connection stays up.
+ */
+static void
+pg_data_error(struct pg_conn *pc, const char *sqlstate)
+{
+	if (pc->range.lines == pc->batch->lines && pc->batch->ntodo == 0)
+		log_warnx("pg%d: COPY of %u lines refused (SQLSTATE %s: %s); "
+			  "isolating the rejected rows",
+		    pc->id, pc->range.lines, sqlstate, pc->last_error);
+	if (pc->range.lines > 1) {
+		if (poison_split(pc->batch) == -1) {
+			pg_fail(pc, "COPY", "out of memory splitting a batch");
+			return;
+		}
+		pg_start_copy(pc);
+		return;
+	}
+	pg_reject_start(pc, sqlstate);
+}
+
+static void
+handle_await_result_read(struct pg_conn *pc)
+{
+	int r;
+
+	if ((r = pg_collect(pc, NULL, 0)) == 0)
+		return;
+	if (r == -1) {
+		pg_fail(pc, "COPY", PQerrorMessage(pc->conn));
+		return;
+	}
+	if (pc->res_status != PGRES_COMMAND_OK) {
+		if (poison_is_data_error(pc->res_sqlstate)) {
+			pg_data_error(pc, pc->res_sqlstate);
+			return;
+		}
+		log_errx("pg%d: COPY of %u lines failed: SQLSTATE %s: %s",
+		    pc->id, pc->range.lines, pc->res_sqlstate, pc->last_error);
+		pg_fail(pc, "COPY", pc->last_error);
+		return;
+	}
+	metrics.lines_committed += pc->range.lines;
+	metrics.copy_batches++;
+	metrics_observe_batch(
+	    pc->range.lines, (double)(now_us() - pc->copy_start_us) / 1e6);
+	log_debug("pg%d: committed %u lines", pc->id, pc->range.lines);
+	pg_range_done(pc);
+}
+
+/* Sends the one-row range to the dead-letter table, with why it failed. */
+static void
+pg_reject_start(struct pg_conn *pc, const char *sqlstate)
+{
+	struct pgpool *pool = pc->pool;
+	const char *row = pc->batch->rows.data + pc->range.off;
+	char received_at[64], peer[128], state[6], error[256];
+	const char *values[6];
+	int lengths[6] = { 0 }, formats[6] = { 0 };
+
+	snprintf(state, sizeof(state), "%s", sqlstate);
+	snprintf(error, sizeof(error), "%s", pc->last_error);
+	buf_reset(&pool->reject_row);
+	if (buf_append(&pool->reject_row, row, pc->range.len) == -1) {
+		pg_fail(pc, "dead-letter", "out of memory");
+		return;
+	}
+	pool->reject_row.data[pc->range.len - 1] = '\0'; /* was the LF */
+
+	if (poison_row_fields(row, pc->range.len - 1, received_at,
+		sizeof(received_at), peer, sizeof(peer),
+		&pool->reject_raw) == -1) {
+		pg_fail(pc, "dead-letter", "cannot decode the rejected row");
+		return;
+	}
+	values[0] = received_at;
+	values[1] = peer[0] != '\0' ? peer : NULL;
+	values[2] = pool->reject_raw.data;
+	lengths[2] = (int)pool->reject_raw.len;
+	formats[2] = 1;                    /* bytea, binary */
+	values[3] = pool->reject_row.data; /* text: NUL-terminated */
+	values[4] = state;
+	values[5] = error;
+	pg_begin_command(pc);
+	/* The row text is valid UTF-8 without NUL: copyenc made it so. */
+	pool->reject_raw.data[pool->reject_raw.len] = '\0';
+	if (!PQsendQueryParams(pc->conn, pool->reject_sql, 6, NULL, values,
+		lengths, formats, 0)) {
+		pg_fail(pc, "dead-letter", PQerrorMessage(pc->conn));
+		return;
+	}
+	pg_set_state(pc, PG_REJECT);
+	pg_wait(pc, EV_READ | EV_WRITE);
+}
+
+static void
+handle_reject_io(struct pg_conn *pc, enum pg_event ev)
+{
+	struct pgpool *pool = pc->pool;
+	int64_t now;
+	int r;
+
+	if ((r = pg_flush(pc, ev)) == -1) {
+		pg_fail(pc, "dead-letter", PQerrorMessage(pc->conn));
+		return;
+	}
+	if (PQisBusy(pc->conn)) {
+		if (r == 0)
+			pg_wait(pc, EV_READ);
+		return;
+	}
+	if ((r = pg_collect(pc, NULL, 0)) == 0)
+		return;
+	if (r == -1 || pc->res_status != PGRES_COMMAND_OK) {
+		log_errx("pg%d: could not store a rejected row in %s_rejected "
+			 "(%s); its batch is retried later (run logsinkd "
+			 "--init-db if the table is missing)",
+		    pc->id, pool->set.table,
+		    r == -1 ? PQerrorMessage(pc->conn) : pc->last_error);
+		pg_fail(pc, "dead-letter",
+		    r == -1 ? PQerrorMessage(pc->conn) : pc->last_error);
+		return;
+	}
+	metrics.lines_rejected++;
+	now = queue_now_ms();
+	if (now - pool->reject_warned_ms >= WARN_INTERVAL_MS) {
+		log_warnx("pg%d: a row the database refused is in %s_rejected "
+			  "(%llu so far; later ones within 10 s are only "
+			  "counted)",
+		    pc->id, pool->set.table,
+		    (unsigned long long)metrics.lines_rejected);
+		pool->reject_warned_ms = now;
+	}
+	pg_range_done(pc);
 }
 
 /* Full jitter on the upper half: delay in [backoff/2, backoff]. */
@@ -713,6 +864,12 @@ pg_dispatch(struct pg_conn *pc, enum pg_event ev)
 		if (ev == PGE_READABLE || ev == PGE_WRITABLE)
 			handle_copy_end_io(pc, ev);
 		break;
+	case PG_REJECT:
+		if (ev == PGE_READABLE || ev == PGE_WRITABLE)
+			handle_reject_io(pc, ev);
+		else if (ev == PGE_TIMER)
+			pg_bad_event(pc, ev);
+		break;
 	case PG_MAINTAIN:
 		if (ev == PGE_READABLE || ev == PGE_WRITABLE)
 			handle_maintain_io(pc, ev);
@@ -796,12 +953,18 @@ pgpool_new(struct event_base *base, struct queue *q,
 		return NULL;
 	}
 	pool->copy_sql = schema_copy_sql(set->table);
+	if (asprintf(&pool->reject_sql,
+		"INSERT INTO %s_rejected (received_at, peer, raw, copy_row, "
+		"sqlstate, error) VALUES ($1, $2, $3, $4, $5, $6)",
+		set->table) == -1)
+		pool->reject_sql = NULL;
 	pool->check_sql = schema_check_sql(set->table);
 	pool->ev_flush = evtimer_new(base, flush_cb, pool);
 	pool->ev_maint = event_new(base, -1, EV_PERSIST, maint_cb, pool);
 	pool->maint_due = true;
 	if (pool->copy_sql == NULL || pool->check_sql == NULL ||
-	    pool->ev_flush == NULL || pool->ev_maint == NULL) {
+	    pool->reject_sql == NULL || pool->ev_flush == NULL ||
+	    pool->ev_maint == NULL) {
 		pgpool_free(pool);
 		snprintf(err, errlen, "out of memory");
 		return NULL;
@@ -844,6 +1007,9 @@ pgpool_free(struct pgpool *pool)
 		event_free(pool->ev_maint);
 	free(pool->conns);
 	free(pool->copy_sql);
+	free(pool->reject_sql);
+	buf_free(&pool->reject_raw);
+	buf_free(&pool->reject_row);
 	free(pool->check_sql);
 	free(pool);
 }

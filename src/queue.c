@@ -60,6 +60,7 @@ batch_free(struct queue *q, struct batch *b)
 	for (i = 0; i < b->nacks; i++)
 		q->ack_drop(b->acks[i].ref, b->acks[i].n);
 	free(b->acks);
+	free(b->todo);
 	buf_free(&b->rows);
 	free(b);
 }

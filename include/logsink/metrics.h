@@ -26,6 +26,7 @@ struct metrics {
 	uint64_t lines_received;
 	uint64_t bytes_received;
 	uint64_t lines_committed;
+	uint64_t lines_rejected; /* refused by the database: dead-lettered */
 	uint64_t lines_truncated;
 	uint64_t bad_frames;
 	uint64_t lines_sanitized; /* had bytes replaced by U+FFFD */

@@ -22,16 +22,29 @@
 
 /* A run of encoded rows; owned by the queue, or by a writer in between
  * queue_take() and queue_done()/queue_return(). */
+/* A run of one sender's lines in a batch (ack=commit). */
+struct batch_ack {
+	void *ref;  /* the sender's acknowledgement handle */
+	uint32_t n; /* its lines in this run */
+};
+
+/* Rows off..off+len of a batch's COPY text, holding lines rows. */
+struct batch_range {
+	size_t off, len;
+	uint32_t lines;
+};
+
 struct batch {
 	struct batch *next;
 	struct buf rows; /* COPY text, one row per line */
 	uint32_t lines;
 	size_t charged; /* bytes counted against the queue limit */
-	struct batch_ack {
-		void *ref;  /* the sender's acknowledgement handle */
-		uint32_t n; /* its lines in this batch, in a run */
-	} * acks;
+	struct batch_ack *acks;
 	size_t nacks, capacks;
+	/* Poison-row isolation (poison.c): rows still to send, as a stack of
+	 * ranges; empty while the batch is sent whole. */
+	struct batch_range *todo;
+	size_t ntodo, captodo;
 };
 
 /*
