@@ -8,8 +8,11 @@
 #include "logsink/copyenc.h"
 #include "logsink/queue.h"
 
-/* First allocation of a batch's row buffer; it doubles from there. */
-#define BATCH_INITIAL_BYTES (64 * 1024)
+/*
+ * First allocation of a batch's row buffer; it doubles from there.  Small,
+ * so that a small queue-bytes is not filled by empty buffers.
+ */
+#define BATCH_INITIAL_BYTES 4096
 
 /* Owned by main; freed by queue_free(). */
 struct queue {
@@ -179,11 +182,7 @@ queue_append_acked(
 	if (b == NULL) {
 		if ((b = calloc(1, sizeof(*b))) == NULL)
 			return -1;
-		/* A small queue must not be filled by one empty buffer. */
-		if (buf_reserve(&b->rows,
-			q->limit / 16 < BATCH_INITIAL_BYTES
-			    ? q->limit / 16
-			    : BATCH_INITIAL_BYTES) == -1) {
+		if (buf_reserve(&b->rows, BATCH_INITIAL_BYTES) == -1) {
 			free(b);
 			return -1;
 		}
