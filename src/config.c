@@ -72,6 +72,9 @@ static const struct cf_key cf_keys[] = {
 	    "reconnect delays double up to this" },
 	{ "stats-interval", CF_SECONDS, OFF(stats_interval_ms), "60s", 0,
 	    86400000, "period of the \"stats:\" log line (0: never)" },
+	{ "db-timeout", CF_SECONDS, OFF(db_timeout_ms), "30s", 1000, 3600000,
+	    "a database command without progress this long is given "
+	    "up: reconnect, retry the batch" },
 	{ "metrics-listen", CF_HOSTPORT, OFF(metrics_listen), NULL, 0, 0,
 	    "HOST:PORT serving /metrics and /healthz over HTTP (default: "
 	    "off)" },
@@ -661,6 +664,7 @@ config_dump(const struct config *cfg, FILE *fp)
 	fprintf(fp, "reconnect-min-ms = %d\nreconnect-max-ms = %d\n",
 	    cfg->reconnect_min_ms, cfg->reconnect_max_ms);
 	fprintf(fp, "stats-interval = %dms\n", cfg->stats_interval_ms);
+	fprintf(fp, "db-timeout = %dms\n", cfg->db_timeout_ms);
 	dump_opt(fp, "metrics-listen", cfg->metrics_listen);
 	fprintf(fp, "partitions-ahead = %d\nretention-days = %d\n",
 	    cfg->partitions_ahead, cfg->retention_days);

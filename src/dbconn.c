@@ -72,11 +72,35 @@ dbconn_init(struct dbconn *dc, const char *conninfo, char *err, size_t errlen)
 	}
 	describe(dc, opts);
 	PQconninfoFree(opts);
-	/* Entries after "dbname" override what the conninfo string says. */
+	/* Entries after "dbname" override what the conninfo string says;
+	 * those before it are defaults it may override. */
 	dc->keys[n] = "application_name", dc->vals[n++] = "logsinkd";
 	if (conninfo != NULL)
 		dc->keys[n] = "dbname", dc->vals[n++] = conninfo;
 	dc->keys[n] = "client_encoding", dc->vals[n++] = "UTF8";
 	dc->keys[n] = NULL, dc->vals[n] = NULL;
 	return 0;
+}
+
+void
+dbconn_set_timeouts(struct dbconn *dc, int timeout_ms)
+{
+	static const char *const keepalive[][2] = { { "keepalives", "1" },
+		{ "keepalives_idle", "15" }, { "keepalives_interval", "5" },
+		{ "keepalives_count", "3" } };
+	size_t i, n = 0, k;
+
+	while (dc->keys[n] != NULL)
+		n++;
+	snprintf(dc->user_timeout, sizeof(dc->user_timeout), "%d", timeout_ms);
+	/* Shift the existing entries up: defaults go first. */
+	k = sizeof(keepalive) / sizeof(keepalive[0]) + 1;
+	memmove(dc->keys + k, dc->keys, (n + 1) * sizeof(dc->keys[0]));
+	memmove(dc->vals + k, dc->vals, (n + 1) * sizeof(dc->vals[0]));
+	for (i = 0; i + 1 < k; i++) {
+		dc->keys[i] = keepalive[i][0];
+		dc->vals[i] = keepalive[i][1];
+	}
+	dc->keys[i] = "tcp_user_timeout";
+	dc->vals[i] = dc->user_timeout;
 }

@@ -205,6 +205,7 @@ init_db(const struct config *cfg)
 		log_errx("%s", err);
 		return 1;
 	}
+	dbconn_set_timeouts(&dc, cfg->db_timeout_ms);
 	conn = PQconnectdbParams(dc.keys, dc.vals, 1);
 	if (conn == NULL || PQstatus(conn) != CONNECTION_OK) {
 		log_errx("cannot connect to %s: %s", dc.target,
@@ -619,18 +620,18 @@ drop_privileges(const struct config *cfg)
 	if ((pw = getpwnam(cfg->user)) == NULL)
 		fatalx("user = %s: no such user", cfg->user);
 	if (pw->pw_uid == 0)
-		fatalx("user = %s is root; name an unprivileged user",
-		    cfg->user);
+		fatalx(
+		    "user = %s is root; name an unprivileged user", cfg->user);
 	if (setgroups(1, &pw->pw_gid) == -1 ||
 	    setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) == -1 ||
 	    setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) == -1)
 		fatal("switching to user %s", cfg->user);
 	if (setuid(0) != -1)
-		fatalx("switching to user %s: root could be regained",
-		    cfg->user);
+		fatalx(
+		    "switching to user %s: root could be regained", cfg->user);
 	setenv("HOME", pw->pw_dir, 1); /* libpq's ~/.pgpass */
-	log_info("running as user %s (uid %u)", cfg->user,
-	    (unsigned)pw->pw_uid);
+	log_info(
+	    "running as user %s (uid %u)", cfg->user, (unsigned)pw->pw_uid);
 }
 
 static int
@@ -642,7 +643,8 @@ run(struct daemon *d)
 	struct pgpool_settings pset = { d->cfg.db, d->cfg.table,
 		d->cfg.db_connections, d->cfg.flush_interval_ms,
 		d->cfg.reconnect_min_ms, d->cfg.reconnect_max_ms,
-		d->cfg.partitions_ahead, d->cfg.retention_days };
+		d->cfg.db_timeout_ms, d->cfg.partitions_ahead,
+		d->cfg.retention_days };
 	char err[1024];
 
 	if (geteuid() == 0 && d->cfg.user == NULL)

@@ -124,6 +124,7 @@ struct pgpool {
 
 static void pg_dispatch(struct pg_conn *pc, enum pg_event ev);
 static void pg_maintain_start(struct pg_conn *pc);
+static void pg_timer(struct pg_conn *pc, int ms);
 static void pg_start_copy(struct pg_conn *pc);
 static void pg_reject_start(struct pg_conn *pc, const char *sqlstate);
 
@@ -198,6 +199,14 @@ pg_wait(struct pg_conn *pc, short what)
 	}
 	if (event_add(pc->ev_io, NULL) == -1)
 		fatalx("pg%d: event_add failed", pc->id);
+	/* A command that makes no progress for db-timeout has failed (a
+	 * frozen or unreachable server); partition upkeep may take longer. */
+	if (pc->state == PG_CHECKING || pc->state > PG_IDLE)
+		pg_timer(pc,
+		    pc->state == PG_MAINTAIN ? 10 * pc->pool->set.db_timeout_ms
+					     : pc->pool->set.db_timeout_ms);
+	else if (pc->state == PG_IDLE)
+		evtimer_del(pc->ev_timer);
 }
 
 static void
@@ -823,6 +832,18 @@ pg_bad_event(struct pg_conn *pc, enum pg_event ev)
 static void
 pg_dispatch(struct pg_conn *pc, enum pg_event ev)
 {
+	if (ev == PGE_TIMER &&
+	    (pc->state == PG_CHECKING || pc->state > PG_IDLE)) {
+		log_warnx("pg%d: no progress in %s for %d ms (db-timeout): "
+			  "dropping the connection",
+		    pc->id, pg_state_names[pc->state],
+		    pc->state == PG_MAINTAIN ? 10 * pc->pool->set.db_timeout_ms
+					     : pc->pool->set.db_timeout_ms);
+		if (pc->state == PG_MAINTAIN)
+			pc->pool->maint_running = false;
+		pg_fail(pc, "database command", "db-timeout");
+		return;
+	}
 	switch (pc->state) {
 	case PG_BACKOFF:
 		if (ev == PGE_TIMER)
@@ -952,6 +973,7 @@ pgpool_new(struct event_base *base, struct queue *q,
 		pgpool_free(pool);
 		return NULL;
 	}
+	dbconn_set_timeouts(&pool->dc, set->db_timeout_ms);
 	pool->copy_sql = schema_copy_sql(set->table);
 	if (asprintf(&pool->reject_sql,
 		"INSERT INTO %s_rejected (received_at, peer, raw, copy_row, "

@@ -21,6 +21,7 @@ struct pgpool_settings {
 	int flush_interval_ms;
 	int reconnect_min_ms;
 	int reconnect_max_ms;
+	int db_timeout_ms; /* no progress this long: the connection is dead */
 	int partitions_ahead; /* partition upkeep: start-up, hourly */
 	int retention_days;
 };
