@@ -44,7 +44,7 @@ static const struct cf_key cf_keys[] = {
 	{ "listen", CF_LISTEN, OFF(listen), CONFIG_DEFAULT_LISTEN, 0, 0,
 	    "address to accept TCP clients on (repeatable)" },
 	{ "db", CF_STRING, OFF(db), NULL, 0, 0,
-	    "libpq conninfo or postgresql:// URI (default: PG* environment)" },
+	    "libpq conninfo or postgresql:// URI; unset: the PG* environment" },
 	{ "table", CF_TABLE, OFF(table), "public.logs", 0, 0,
 	    "table the lines are written to" },
 	{ "log-level", CF_LEVEL, OFF(log_level), "info", 0, 0,
@@ -76,8 +76,7 @@ static const struct cf_key cf_keys[] = {
 	    "a database command without progress this long is given "
 	    "up: reconnect, retry the batch" },
 	{ "metrics-listen", CF_HOSTPORT, OFF(metrics_listen), NULL, 0, 0,
-	    "HOST:PORT serving /metrics and /healthz over HTTP (default: "
-	    "off)" },
+	    "HOST:PORT serving /metrics and /healthz over HTTP; unset: off" },
 	{ "partitions-ahead", CF_INT, OFF(partitions_ahead), "3", 0, 365,
 	    "daily partitions created ahead of today" },
 	{ "retention-days", CF_INT, OFF(retention_days), "0", 0, 1000000,
