@@ -56,7 +56,6 @@ struct daemon {
 	struct event *ev_watchdog, *ev_status;
 	struct httpd *httpd;
 	bool stopping;
-	int exit_code;
 };
 
 static void
@@ -357,8 +356,7 @@ deadline_cb(evutil_socket_t fd, short what, void *arg)
 		 "(%zu bytes) not stored in the database; they are lost",
 	    d->cfg.shutdown_timeout_ms, (unsigned long long)queue_lines(d->q),
 	    queue_bytes(d->q));
-	d->exit_code = 1;
-	event_base_loopexit(d->base, NULL);
+	event_base_loopexit(d->base, NULL); /* exit 0: the stop was asked for */
 }
 
 /* Settings that only a restart can change, for the reload log line. */
@@ -682,7 +680,7 @@ run(struct daemon *d)
 	if (event_base_dispatch(d->base) == -1)
 		fatalx("event_base_dispatch failed");
 	teardown(d);
-	return d->exit_code;
+	return 0;
 }
 
 int
