@@ -55,6 +55,7 @@ struct daemon {
 	struct event *ev_sig[3];
 	struct event *ev_watchdog, *ev_status;
 	struct httpd *httpd;
+	sigset_t startup_mask; /* the signal mask before start-up */
 	bool stopping;
 };
 
@@ -521,6 +522,8 @@ setup_events(struct daemon *d)
 		event_add(d->ev_sig[i], NULL);
 	}
 	signal(SIGPIPE, SIG_IGN);
+	/* Signals that came during start-up were held: handle them now. */
+	sigprocmask(SIG_SETMASK, &d->startup_mask, NULL);
 }
 
 static void
@@ -645,6 +648,15 @@ run(struct daemon *d)
 		d->cfg.retention_days };
 	char err[1024];
 
+	sigset_t held;
+
+	/* Until the handlers exist, a SIGHUP or SIGTERM would kill us with
+	 * the default action: hold them (setup_events() releases them). */
+	sigemptyset(&held);
+	sigaddset(&held, SIGHUP);
+	sigaddset(&held, SIGTERM);
+	sigaddset(&held, SIGINT);
+	sigprocmask(SIG_BLOCK, &held, &d->startup_mask);
 	if (geteuid() == 0 && d->cfg.user == NULL)
 		fatalx("refusing to run as root: set user = NAME (or --user "
 		       "NAME) to switch to that user after binding, or start "
