@@ -285,11 +285,13 @@ def test_db_crash_20s_mid_stream(fresh_pg, daemon, report):
         paused = bool(log_lines(d, "queue full"))
         connected_before = len(log_lines(d, "connected to"))
 
+        wall_start = time.time()
         pg.start()
         t_up = time.monotonic()
-        wait_for(lambda: len(log_lines(d, "connected to")) > connected_before,
-                 TIMEOUT, "the daemon to reconnect")
-        reconnect_s = time.monotonic() - t_up
+        start_s = time.time() - wall_start
+        new = wait_for(lambda: log_lines(d, "connected to")[connected_before:],
+                       TIMEOUT, "the daemon to reconnect")
+        reconnect_s = (log_time(new[0]) or time.time()) - wall_start
         # Streaming continues a little after recovery.
         n = total_sent(streamers)
         wait_for(lambda: total_sent(streamers) >= n + 2000, TIMEOUT,
@@ -304,9 +306,10 @@ def test_db_crash_20s_mid_stream(fresh_pg, daemon, report):
     detail = t.check("crash for 20 s", 2 * batch)
     report("immediate stop 20 s: %s; %d lines sent during the outage, "
            "queue-full pause logged: %s, streamers stalled at the end: %s; "
-           "reconnected %.1f s after the restart (outage %.1f s)"
+           "reconnected %.1f s after pg_ctl start was issued (which took "
+           "%.1f s; outage %.1f s)"
            % (t.summary(), sent_during, paused, stalled or "none",
-              reconnect_s, t_up - t_down))
+              reconnect_s, start_s, t_up - t_down))
     assert paused, ("queue-bytes 1 MiB and %d lines sent during a 20 s "
                     "outage, yet no 'queue full' pause was logged; %s"
                     % (sent_during, detail))
@@ -421,7 +424,7 @@ def test_db_frozen_15s_mid_copy(fresh_pg, daemon, report):
                 "frozen:\n" + d.log()
             connected_before = len(log_lines(d, "connected to"))
             fz.thaw()
-        t_thaw, wall_thaw = time.monotonic(), time.time()
+        wall_thaw = time.time()
         new = wait_for(lambda: log_lines(d, "connected to")[connected_before:],
                        TIMEOUT, "a replacement database connection")
         replaced_s = (log_time(new[0]) or time.time()) - wall_thaw
@@ -629,6 +632,7 @@ def _failover_case(primary, replica, daemon, report):
         assert not problems, ("acknowledged lines missing after failover: "
                               + "; ".join(problems))
         acked_total = sum(acked.values())
+        unacked = {t: len(sent_then[t]) - acked[t] for t in acked}
 
         # Let the daemon in.
         with open(_hba(replica)) as f:
@@ -657,10 +661,11 @@ def _failover_case(primary, replica, daemon, report):
     t = Tally([l for s in streamers for l in s.sent],
               stored_counter(replica))
     t.check("failover", 2 * batch)
-    report("failover with ack=commit: %s; %d lines acknowledged before the "
-           "kill all on the new primary; acks resumed %.1f s after the "
-           "daemon was let in (%.1f s after the kill)"
-           % (t.summary(), acked_total, resumed_s,
+    report("failover with ack=commit: %s; acks at the failover %r, all on "
+           "the new primary (%d lines); sent but unacknowledged then %r; "
+           "acks resumed %.1f s after the daemon was let in (%.1f s after "
+           "the kill)"
+           % (t.summary(), acked, acked_total, unacked, resumed_s,
               time.monotonic() - t_kill))
 
 
