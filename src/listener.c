@@ -77,8 +77,15 @@ static const char *const cl_event_names[] = {
  */
 struct ackref {
 	int refs;
-	struct client *c; /* NULL once the client is gone */
-	uint64_t committed;
+	struct client *c;   /* NULL once the client is gone */
+	uint64_t appended;  /* lines queued so far: the next line's number */
+	uint64_t committed; /* lines 0 .. committed - 1 are all stored */
+	/* Runs stored out of order (batches commit in parallel), sorted;
+	 * merged into committed once the gap before them closes. */
+	struct ack_span {
+		uint64_t first, end;
+	} * spans;
+	size_t nspans, capspans;
 };
 
 /* One TCP client; owned by its listeners set, freed by client_close(). */
@@ -137,6 +144,7 @@ struct listeners {
 };
 
 static void client_dispatch(struct client *c, enum cl_event ev);
+static void ackref_release(struct ackref *a);
 
 static void
 client_set_state(struct client *c, enum cl_state state)
@@ -176,12 +184,15 @@ on_message(void *arg, const char *msg, size_t len, bool truncated)
 				  "are only counted",
 			    c->name, c->ls->set.max_line_bytes);
 	}
-	if (queue_append_acked(q, &c->rec, &replaced, c->ack) == -1) {
+	if (queue_append_acked(q, &c->rec, &replaced, c->ack,
+		c->ack != NULL ? c->ack->appended : 0) == -1) {
 		metrics.lines_dropped_oom++;
 		log_warn("%s: line dropped, out of memory", c->name);
 		return true;
 	}
 	c->queued++;
+	if (c->ack != NULL)
+		c->ack->appended++;
 	if (replaced > 0) {
 		metrics.lines_sanitized++;
 		metrics.bytes_replaced += replaced;
@@ -263,8 +274,7 @@ client_close(struct client *c, const char *reason)
 	buf_free(&c->scratch);
 	if (c->ack != NULL) {
 		c->ack->c = NULL;
-		if (--c->ack->refs == 0)
-			free(c->ack);
+		ackref_release(c->ack);
 	}
 	iptable_del(ls->per_ip, (struct sockaddr *)&c->sa);
 	metrics.connections_open--;
@@ -901,33 +911,82 @@ listeners_open(const struct listeners *ls)
 	return n;
 }
 
-void
-listener_ack_take(void *ref, uint32_t lines)
+static void
+ackref_release(struct ackref *a)
 {
-	(void)lines;
+	if (--a->refs == 0) {
+		free(a->spans);
+		free(a);
+	}
+}
+
+void
+listener_ack_take(void *ref, uint64_t first, uint32_t n)
+{
+	(void)first;
+	(void)n;
 	((struct ackref *)ref)->refs++;
 }
 
-void
-listener_ack_credit(void *ref, uint32_t lines)
+/*
+ * Lines first .. first + n - 1 are stored.  "ok N" promises that lines
+ * 0 .. N - 1 all are, so a run stored ahead of a gap waits in spans.
+ * Returns -1 when a span could not be kept (ENOMEM): the acks then stop
+ * short, which is safe (the client resends).
+ */
+static int
+ackref_add(struct ackref *a, uint64_t first, uint64_t end)
 {
-	struct ackref *a = ref;
+	struct ack_span *s;
+	size_t i, cap;
 
-	a->committed += lines;
-	if (a->c != NULL)
-		client_dispatch(a->c, CLE_ACKED);
-	if (--a->refs == 0)
-		free(a);
+	if (first > a->committed) {
+		if (a->nspans == a->capspans) {
+			cap = a->capspans ? a->capspans * 2 : 4;
+			s = reallocarray(a->spans, cap, sizeof(*s));
+			if (s == NULL)
+				return -1;
+			a->spans = s;
+			a->capspans = cap;
+		}
+		for (i = a->nspans; i > 0 && a->spans[i - 1].first > first; i--)
+			a->spans[i] = a->spans[i - 1];
+		a->spans[i].first = first;
+		a->spans[i].end = end;
+		a->nspans++;
+		return 0;
+	}
+	if (end > a->committed)
+		a->committed = end;
+	while (a->nspans > 0 && a->spans[0].first <= a->committed) {
+		if (a->spans[0].end > a->committed)
+			a->committed = a->spans[0].end;
+		memmove(a->spans, a->spans + 1,
+		    (a->nspans - 1) * sizeof(*a->spans));
+		a->nspans--;
+	}
+	return 0;
 }
 
 void
-listener_ack_drop(void *ref, uint32_t lines)
+listener_ack_credit(void *ref, uint64_t first, uint32_t n)
 {
 	struct ackref *a = ref;
+	uint64_t before = a->committed;
 
-	(void)lines;
-	if (--a->refs == 0)
-		free(a);
+	if (ackref_add(a, first, first + n) == -1)
+		log_warn("acknowledgement bookkeeping");
+	if (a->c != NULL && a->committed != before)
+		client_dispatch(a->c, CLE_ACKED);
+	ackref_release(a);
+}
+
+void
+listener_ack_drop(void *ref, uint64_t first, uint32_t n)
+{
+	(void)first;
+	(void)n;
+	ackref_release(ref);
 }
 
 void

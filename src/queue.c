@@ -61,7 +61,7 @@ batch_free(struct queue *q, struct batch *b)
 	size_t i;
 
 	for (i = 0; i < b->nacks; i++)
-		q->ack_drop(b->acks[i].ref, b->acks[i].n);
+		q->ack_drop(b->acks[i].ref, b->acks[i].first, b->acks[i].n);
 	free(b->acks);
 	free(b->todo);
 	buf_free(&b->rows);
@@ -104,13 +104,14 @@ queue_set_ack_callbacks(
 
 /* Counts one more line of ref in b: extends the last run or adds one. */
 static int
-note_ack(struct batch *b, void *ref)
+note_ack(struct batch *b, void *ref, uint64_t seq)
 {
 	struct batch_ack *a;
 	size_t cap;
 
-	if (b->nacks > 0 && b->acks[b->nacks - 1].ref == ref) {
-		b->acks[b->nacks - 1].n++;
+	a = b->nacks > 0 ? &b->acks[b->nacks - 1] : NULL;
+	if (a != NULL && a->ref == ref && a->first + a->n == seq) {
+		a->n++;
 		return 0;
 	}
 	if (b->nacks == b->capacks) {
@@ -121,6 +122,7 @@ note_ack(struct batch *b, void *ref)
 		b->capacks = cap;
 	}
 	b->acks[b->nacks].ref = ref;
+	b->acks[b->nacks].first = seq;
 	b->acks[b->nacks++].n = 1;
 	return 1;
 }
@@ -167,12 +169,12 @@ charge(struct queue *q, struct batch *b)
 int
 queue_append(struct queue *q, const struct record *rec, size_t *replaced)
 {
-	return queue_append_acked(q, rec, replaced, NULL);
+	return queue_append_acked(q, rec, replaced, NULL, 0);
 }
 
 int
-queue_append_acked(
-    struct queue *q, const struct record *rec, size_t *replaced, void *ack_ref)
+queue_append_acked(struct queue *q, const struct record *rec, size_t *replaced,
+    void *ack_ref, uint64_t seq)
 {
 	struct batch *b = q->open;
 	bool first = false;
@@ -195,12 +197,12 @@ queue_append_acked(
 		charge(q, b);
 		return -1;
 	}
-	if (ack_ref != NULL && (added = note_ack(b, ack_ref)) == -1) {
+	if (ack_ref != NULL && (added = note_ack(b, ack_ref, seq)) == -1) {
 		b->rows.len = len; /* the row is not queued after all */
 		return -1;
 	}
 	if (added == 1)
-		q->ack_take(ack_ref, 0);
+		q->ack_take(ack_ref, seq, 0);
 	b->lines++;
 	q->lines++;
 	charge(q, b);
@@ -246,7 +248,7 @@ queue_done(struct queue *q, struct batch *b)
 	q->bytes -= b->charged;
 	q->lines -= b->lines;
 	for (i = 0; i < b->nacks; i++)
-		q->ack_credit(b->acks[i].ref, b->acks[i].n);
+		q->ack_credit(b->acks[i].ref, b->acks[i].first, b->acks[i].n);
 	b->nacks = 0;
 	batch_free(q, b);
 	if (q->full &&

@@ -53,8 +53,8 @@ void listeners_free(struct listeners *ls);
 size_t listeners_open(const struct listeners *ls);
 
 /* queue_ack_cb implementations for ack=commit listeners (see queue.h). */
-void listener_ack_take(void *ref, uint32_t lines);
-void listener_ack_credit(void *ref, uint32_t lines);
-void listener_ack_drop(void *ref, uint32_t lines);
+void listener_ack_take(void *ref, uint64_t first, uint32_t n);
+void listener_ack_credit(void *ref, uint64_t first, uint32_t n);
+void listener_ack_drop(void *ref, uint64_t first, uint32_t n);
 
 #endif

@@ -20,12 +20,12 @@
 #include "logsink/buf.h"
 #include "logsink/record.h"
 
-/* A run of encoded rows; owned by the queue, or by a writer in between
- * queue_take() and queue_done()/queue_return(). */
-/* A run of one sender's lines in a batch (ack=commit). */
+/* A run of one sender's lines in a batch (ack=commit): its lines first ..
+ * first + n - 1, counted from 0 per sender. */
 struct batch_ack {
-	void *ref;  /* the sender's acknowledgement handle */
-	uint32_t n; /* its lines in this run */
+	void *ref; /* the sender's acknowledgement handle */
+	uint64_t first;
+	uint32_t n;
 };
 
 /* Rows off..off+len of a batch's COPY text, holding lines rows. */
@@ -34,6 +34,8 @@ struct batch_range {
 	uint32_t lines;
 };
 
+/* A run of encoded rows; owned by the queue, or by a writer in between
+ * queue_take() and queue_done()/queue_return(). */
 struct batch {
 	struct batch *next;
 	struct buf rows; /* COPY text, one row per line */
@@ -53,7 +55,7 @@ struct batch {
  * reference), credit when that batch commits, drop when it is freed
  * without committing (shutdown); credit and drop release the reference.
  */
-typedef void (*queue_ack_cb)(void *ref, uint32_t lines);
+typedef void (*queue_ack_cb)(void *ref, uint64_t first, uint32_t n);
 
 struct queue;
 
@@ -82,10 +84,11 @@ void queue_set_ack_callbacks(
  */
 int queue_append(struct queue *q, const struct record *rec, size_t *replaced)
     __attribute__((warn_unused_result));
-/* The same, remembering that the line came from the sender ack_ref (the
- * batch holds a reference until queue_ack_cb releases it). */
+/* The same, remembering that the line is line seq (from 0) of the sender
+ * ack_ref (the batch holds a reference until queue_ack_cb releases it). */
 int queue_append_acked(struct queue *q, const struct record *rec,
-    size_t *replaced, void *ack_ref) __attribute__((warn_unused_result));
+    size_t *replaced, void *ack_ref, uint64_t seq)
+    __attribute__((warn_unused_result));
 
 /*
  * The oldest sealed batch, or NULL.  With flush set, an open batch that

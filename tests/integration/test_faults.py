@@ -673,10 +673,6 @@ def _failover_case(primary, replica, daemon, report):
 # ack=commit when batches commit out of order
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "'ok N' adds up the lines of every committed batch, so when a later "
-    "batch commits first (db-connections > 1) N covers lines that are not "
-    "committed yet; a client cannot tell which of its lines are stored"))
 def test_ack_covers_a_prefix_of_the_lines(fresh_pg, daemon, report):
     """A client that reads "ok N" can only act on it as "my first N lines
     are stored".  One slow row (a trigger sleeps on it) holds the first
