@@ -31,7 +31,6 @@
 
 /* Bytes handed to PQputCopyData at a time; CopyData need not align rows. */
 #define COPY_CHUNK_BYTES    (256 * 1024)
-#define CONNECT_TIMEOUT_MS  10000
 #define WARN_INTERVAL_MS    10000
 #define MAINTAIN_INTERVAL_S 3600
 
@@ -257,7 +256,7 @@ pg_connect_start(struct pg_conn *pc)
 	}
 	PQsetNoticeProcessor(pc->conn, notice_cb, pc);
 	pg_set_state(pc, PG_CONNECTING);
-	pg_timer(pc, CONNECT_TIMEOUT_MS);
+	pg_timer(pc, pc->pool->set.db_timeout_ms);
 	pg_wait(pc, EV_WRITE);
 }
 
