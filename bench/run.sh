@@ -336,7 +336,7 @@ start_daemon() {
 	for attempt in 1 2 3; do
 		pick_port || { fail_run "no free port"; return 1; }
 		: >"$DLOG"
-		"$LOGSINKD" --db "$DB" --listen "127.0.0.1:$PORT" "${DAEMON_BASE[@]}" "${DAEMON_ARGS[@]}" >>"$DLOG" 2>&1 &
+		"$LOGSINKD" --db "$DB" --listen "127.0.0.1:$PORT" "${DAEMON_BASE[@]}" "${CASE_DARGS[@]}" "${DAEMON_ARGS[@]}" >>"$DLOG" 2>&1 &
 		DPID=$!
 		for ((i = 0; i < 300; i++)); do
 			if ! kill -0 "$DPID" 2>/dev/null; then
@@ -407,6 +407,8 @@ daemon_run() { # CASE RUN CONNS IDLE FORMAT ACK
 	sent=$(sed -n 's/.*sent=\([0-9]*\).*/\1/p' <<<"$lg_out")
 	if ((lg_rc != 0)); then
 		err="loadgen exit $lg_rc: $(tail -n 2 "$WORK/loadgen.$1.$2.err" | tr '\n' ' ')"
+		# On failure loadgen says how many lines it wrote on stderr.
+		[[ -n $sent ]] || sent=$(sed -n 's/.* after \([0-9]*\) lines written.*/\1/p' "$WORK/loadgen.$1.$2.err" | tail -n 1)
 		[[ -n $sent ]] || sent=$LINES
 	fi
 
@@ -525,7 +527,7 @@ ceiling_run() { # CASE RUN
 # ------------------------------------------------------------ run
 RESULTS=$WORK/results.tsv
 : >"$RESULTS"
-SKIPPED=()
+SKIPPED=() NOTES=() CASE_DARGS=()
 GIT_REV=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
 if [[ $GIT_REV != unknown ]] && ! git -C "$REPO" diff --quiet HEAD -- src include sql CMakeLists.txt 2>/dev/null; then
 	GIT_REV+=" (working tree has uncommitted source changes)"
@@ -556,6 +558,19 @@ for CASE in "${SEL_CASES[@]}"; do
 		continue
 	fi
 	CASE_FAILED=0
+	# The connection limits of a logsinkd that has them (all clients come
+	# from 127.0.0.1) must not refuse the case's connections.
+	CASE_DARGS=()
+	if ((conns + idle > 1000)) && grep -q -- '--max-connections-per-ip' <<<"$HELP_TEXT"; then
+		CASE_DARGS+=(--max-connections-per-ip 0)
+	fi
+	if ((conns + idle + 64 > 10000)) && grep -Eq -- '--max-connections[[:space:]]' <<<"$HELP_TEXT"; then
+		CASE_DARGS+=(--max-connections $((conns + idle + 64)))
+	fi
+	if ((${#CASE_DARGS[@]})); then
+		NOTES+=("$CASE: logsinkd also started with ${CASE_DARGS[*]} (all connections come from 127.0.0.1)")
+		log "${NOTES[-1]}"
+	fi
 	for ((RUN = 1; RUN <= RUNS; RUN++)); do
 		daemon_run "$CASE" "$RUN" "$conns" "$idle" "$format" "$ack" || true
 		if ((RUN == 1)); then
@@ -634,6 +649,7 @@ MEAS_S=$(awk -v a="$T_START" -v b="$T_END" 'BEGIN { printf "%.0f", b - a }')
 			awk -F'\t' '{ printf "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d/%d\n", $1, $2, $3, $4, $5, $6, $7, $18, $8, $9, $10, $11, $12 }' <<<"$SUMMARY"
 	} | align
 	for s in "${SKIPPED[@]}"; do echo "$s"; done
+	for s in "${NOTES[@]}"; do echo "$s"; done
 	[[ -z $SUMMARY ]] || awk -F'\t' '
 		$1 == "idle10k" && $13 > 0 { printf "idle10k: at most %d connections seen open in logsinkd (stats every 100 ms)\n", $13 }
 		$14 != "-" { printf "%s: ack latency p50 %s ms, p99 %s ms (medians)\n", $1, $14, $15 }' <<<"$SUMMARY"
@@ -698,6 +714,9 @@ if [[ -n $JSON ]]; then
 		printf '\n  ],\n  "skipped": ['
 		sep=""
 		for s in "${SKIPPED[@]}"; do printf '%s%s' "$sep" "$(json_str "$s")"; sep=", "; done
+		printf '],\n  "notes": ['
+		sep=""
+		for s in "${NOTES[@]}"; do printf '%s%s' "$sep" "$(json_str "$s")"; sep=", "; done
 		printf '],\n  "failures": ['
 		sep=""
 		for f in "${FAILURES[@]}"; do printf '%s%s' "$sep" "$(json_str "$f")"; sep=", "; done
