@@ -17,15 +17,24 @@ The RSS bounds come from measurements on a 2-core machine (see each case:
 "measured" is the peak seen there) with a wide margin; they are there to
 catch memory that grows with the attack (a buffered 100 MiB line, per
 connection buffers that are not freed), not to measure the allocator.
+Most are 64 MiB (the random-binary case: 64 MiB + its queue-bytes, the
+100 MiB line: 48 MiB); an ASan build gets twice the bound and a 16 MiB
+quarantine (small_asan_quarantine).
+
+The last two tests are strict xfails documenting daemon defects this
+suite found (partial-line-timeout closing a busy client; a listen backlog
+of 128 instead of 1024); remove the mark with the fix.
 
 TLS cases are not here: the daemon has no TLS listener yet.
 """
 
 import codecs
 import collections
+import functools
 import os
 import resource
 import selectors
+import signal
 import socket
 import threading
 import time
@@ -76,6 +85,27 @@ def empty_table(pg):
     pg.truncate()
 
 
+@functools.lru_cache(maxsize=None)
+def asan_build():
+    """True if the daemon under test is built with AddressSanitizer."""
+    with open(harness.logsinkd_path(), "rb") as f:
+        return b"__asan_init" in f.read()
+
+
+ASAN_QUARANTINE_MIB = 16
+ASAN_BOUND_FACTOR = 2
+
+
+@pytest.fixture(autouse=True)
+def small_asan_quarantine(monkeypatch):
+    """ASan keeps freed memory in a quarantine (256 MiB by default), which
+    would make every RSS figure that of the quarantine: the daemon started
+    by a test (it inherits our environment) gets a small one instead."""
+    opts = os.environ.get("ASAN_OPTIONS", "")
+    monkeypatch.setenv("ASAN_OPTIONS", (opts + ":" if opts else "") +
+                       "quarantine_size_mb=%d" % ASAN_QUARANTINE_MIB)
+
+
 def rss_kib(pid):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
@@ -114,9 +144,15 @@ class RssSampler(threading.Thread):
         self.join(10)
 
     def check(self, case, bound_mib):
-        print("\nRSS %s: baseline %.1f MiB, peak %.1f MiB, bound %d MiB, "
+        """bound_mib: for a release build; an ASan build gets twice that
+        (shadow memory, redzones and the quarantine: see
+        small_asan_quarantine)."""
+        if asan_build():
+            bound_mib *= ASAN_BOUND_FACTOR
+        print("\nRSS %s: baseline %.1f MiB, peak %.1f MiB, bound %d MiB%s, "
               "%d samples" % (case, self.baseline / 1024, self.peak / 1024,
-                              bound_mib, self.samples))
+                              bound_mib, " (ASan)" if asan_build() else "",
+                              self.samples))
         assert self.samples >= 5, "too few RSS samples (%d)" % self.samples
         assert self.peak < bound_mib * 1024, (
             "%s: logsinkd RSS peaked at %.1f MiB, over the bound of %d MiB"
@@ -234,14 +270,18 @@ def open_many(d, sources, n, batch=64):
 
 
 def peer_closed(s, timeout):
-    """True if the peer closed s (EOF or reset) within timeout."""
+    """True if the peer closed s (EOF or reset) within timeout (0: now).
+    The daemon never writes to these connections."""
+    old = s.gettimeout()
     s.settimeout(timeout)
     try:
         return s.recv(1) == b""
-    except socket.timeout:
+    except (socket.timeout, BlockingIOError):
         return False
     except (ConnectionResetError, BrokenPipeError):
         return True
+    finally:
+        s.settimeout(old)
 
 
 def messages_from(pg, peer):
@@ -347,7 +387,8 @@ def test_5000_idle_connections(pg, daemon):
             socks = []
             wait_open(d, 1)
         good.check(pg)
-        # Measured: baseline ~5 MiB, peak ~? MiB with 5,000 connections.
+        # Measured (2 cores): baseline 9.5 MiB, peak 21-25 MiB with 5,000
+        # connections (about 3 KiB each); ASan 64-78 MiB.
         rss.check("5000 idle connections", 64)
     finally:
         for s in socks:
@@ -407,7 +448,7 @@ def test_flood_past_max_connections(pg, daemon):
                 s.sendall(b"after the flood\n")
                 assert not peer_closed(s, 0.2)
         good.check(pg)
-        # Measured: peak ~11 MiB.
+        # Measured: baseline 9.5 MiB, peak 10-10.4 MiB; ASan 21 MiB.
         rss.check("flood past max-connections", 64)
     finally:
         for s in socks:
@@ -446,7 +487,7 @@ def test_flood_past_max_connections_per_ip(pg, daemon):
                                wait_close=True)
             assert metric(d, "connections_refused_total") == 1
         good.check(pg)
-        # Measured: peak ~10 MiB.
+        # Measured: baseline 9.5 MiB, peak 9.7 MiB; ASan 19 MiB.
         rss.check("flood past max-connections-per-ip", 64)
     finally:
         for s in socks:
@@ -517,7 +558,7 @@ def test_slowloris(pg, daemon):
         wait_open(d, 0)
         assert metric(d, "connections_timed_out_total") >= SLOW_CONNS
         good.check(pg)
-        # Measured: peak ~11 MiB.
+        # Measured: baseline 9.4 MiB, peak 9.9-10.1 MiB; ASan 21 MiB.
         rss.check("slowloris", 64)
     finally:
         for s in socks:
@@ -563,7 +604,9 @@ def test_100mib_line_without_newline(pg, daemon):
     wait_rows_from(pg, "127.0.0.2", 1)
     wait_rows_from(pg, "127.0.0.3", len(after))
     good.check(pg)
-    # Measured: peak ~11 MiB (the line is never buffered whole).
+    # Measured: baseline 9.4 MiB, peak 9.6-9.8 MiB (the line is never
+    # buffered whole: a read stops at max-line-bytes + 64 KiB); ASan 38 MiB.
+    # Buffering the line would take over 100 MiB.
     rss.check("100 MiB line", 48)
     assert pg.query("select octet_length(message) from public.logs where "
                     "host(peer) = '127.0.0.2'") == [(MAX_LINE,)]
@@ -631,7 +674,8 @@ def test_random_binary(pg, daemon):
         wait_rows_from(pg, "127.0.0.2", sum(want.values()))
         wait_rows_from(pg, "127.0.0.3", want_auto)
     good.check(pg)
-    # 64 MiB + queue-bytes.  Measured: peak ~?? MiB
+    # 64 MiB + queue-bytes.  Measured: baseline 9.6 MiB, peak 20-22 MiB;
+    # ASan 48 MiB.
     rss.check("random binary", 64 + RANDOM_QUEUE_MIB)
     got = stored_from(pg, "127.0.0.2")  # psycopg2 decodes: valid UTF-8
     assert got == want, (
@@ -700,7 +744,7 @@ def test_special_bytes(pg, daemon):
         wait_rows_from(pg, "127.0.0.2", sum(want.values()))
         wait_rows_from(pg, "127.0.0.3", sum(want.values()))
     good.check(pg)
-    # Measured: peak ~10 MiB.
+    # Measured: baseline 9.5 MiB, peak 9.7 MiB; ASan 19 MiB.
     rss.check("special bytes", 64)
     for peer in ("127.0.0.2", "127.0.0.3"):
         got = stored_from(pg, peer)
@@ -758,7 +802,7 @@ def test_octet_counting_frames(pg, daemon):
             wait_rows_from(pg, "127.0.0.%d" % (10 + i), len(rows))
         wait_queue_empty(d)
     good.check(pg)
-    # Measured: peak ~10 MiB.
+    # Measured: baseline 9.5 MiB, peak 9.8 MiB; ASan 22 MiB.
     rss.check("octet-counting frames", 64)
     for i, (listener, data, rows, _) in enumerate(OCTET_CASES):
         got = stored_from(pg, "127.0.0.%d" % (10 + i))
@@ -818,7 +862,7 @@ def test_sql_looking_payloads(pg, daemon):
         wait_rows_from(pg, "127.0.0.2", len(lines))
         wait_rows_from(pg, "127.0.0.3", 3)
     good.check(pg)
-    # Measured: peak ~10 MiB.
+    # Measured: baseline 9.4 MiB, peak 9.6 MiB; ASan 19 MiB.
     rss.check("SQL-looking payloads", 64)
     got = stored_from(pg, "127.0.0.2")
     assert got == want, "missing %r, unexpected %r" % (
@@ -829,4 +873,82 @@ def test_sql_looking_payloads(pg, daemon):
     assert pg.scalar("select count(*) from public.logs where message is "
                      "null") == 0
     assert metric(d, "lines_rejected_total") == 0
+    finish(d)
+
+
+# --------------------------------------------------------------------------
+# Daemon defects found by this suite (strict xfail: remove the mark when
+# the daemon is fixed).
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "partial_since_ms is reset only when a read leaves the input buffer "
+    "empty (listener.c client_frame_input), so a client whose writes never "
+    "end at a line boundary is closed by partial-line-timeout although "
+    "each of its lines completes in 0.2 s"))
+def test_partial_line_timeout_spares_a_busy_client(pg, daemon):
+    """Each write ends one line and starts the next: no line waits longer
+    than 0.2 s, so partial-line-timeout must not close the connection."""
+    timeout_s, writes = 2, 25  # 5 s of writes, 2.5 x the timeout
+    d = start(daemon, pg, "--partial-line-timeout", "%ds" % timeout_s)
+    with attacker("127.0.0.2", d.port) as s:
+        s.sendall(b"busy-000 first half ")
+        for i in range(1, writes + 1):
+            time.sleep(0.2)  # the client's pace, not synchronisation
+            assert not peer_closed(s, 0), (
+                "closed by the daemon after %d complete lines (%.1f s)"
+                % (i - 1, (i - 1) * 0.2))
+            s.sendall(b"second half\nbusy-%03d first half " % i)
+        s.sendall(b"second half\n")
+        s.shutdown(socket.SHUT_WR)
+        harness.wait_peer_close(s, TIMEOUT)
+    want = {"busy-%03d first half second half" % i: 1
+            for i in range(writes + 1)}
+    wait_rows_from(pg, "127.0.0.2", len(want))
+    assert stored_from(pg, "127.0.0.2") == want
+    assert metric(d, "connections_timed_out_total") == 0
+    finish(d)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "listener.c listen()s with LISTEN_BACKLOG 1024, then passes backlog -1 "
+    "to evconnlistener_new(), which makes libevent 2.1 call listen(fd, "
+    "128) again (0 would keep 1024): a burst beyond 129 pending "
+    "connections has its SYNs dropped and retried after 1 s"))
+def test_listen_backlog_holds_a_burst(pg, daemon):
+    """While the daemon's loop is stalled (SIGSTOP), the kernel completes
+    the handshake of up to backlog connections; 400 must fit in 1024."""
+    burst = 400
+    d = start(daemon, pg)
+    socks = []
+    d.signal(signal.SIGSTOP)
+    try:
+        for _ in range(burst):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            socks.append(s)
+            s.setsockopt(socket.SOL_IP, IP_BIND_ADDRESS_NO_PORT, 1)
+            s.bind(("127.0.0.2", 0))
+            s.setblocking(False)
+            s.connect_ex(("127.0.0.1", d.port))
+        # Loopback handshakes complete in microseconds; a dropped SYN is
+        # retried only after 1 s.
+        sel = selectors.DefaultSelector()
+        for s in socks:
+            sel.register(s, selectors.EVENT_WRITE)
+        done = set()
+        until = time.monotonic() + 0.5
+        while time.monotonic() < until:
+            for key, _ in sel.select(until - time.monotonic()):
+                done.add(key.fileobj)
+                sel.unregister(key.fileobj)
+        sel.close()
+        established = sum(1 for s in done if s.getsockopt(
+            socket.SOL_SOCKET, socket.SO_ERROR) == 0)
+    finally:
+        d.signal(signal.SIGCONT)
+        for s in socks:
+            s.close()
+    print("\n%d of %d connections established while logsinkd was stopped"
+          % (established, burst))
+    assert established == burst
     finish(d)
