@@ -350,17 +350,19 @@ static void
 pg_schema_missing(struct pg_conn *pc)
 {
 	struct pgpool *pool = pc->pool;
+	/* The schema check's own messages (SQLSTATE LS001) say what to do;
+	 * PostgreSQL's (a missing table or column) get the advice added. */
+	const char *hint = strstr(pc->last_error, "logsinkd") != NULL
+	    ? ""
+	    : "; create or upgrade it with logsinkd --init-db (same --db and "
+	      "--table)";
 
 	if (!pool->ever_ready && queue_lines(pool->q) == 0)
-		fatalx("table %s cannot take rows: %s (create or upgrade it "
-		       "with logsinkd --init-db, same --db and --table)",
-		    pool->set.table, pc->last_error);
+		fatalx("table %s cannot take rows: %s%s", pool->set.table,
+		    pc->last_error, hint);
 	log_errx("pg%d: table %s cannot take rows: %s%s; lines stay queued "
 		 "and are retried",
-	    pc->id, pool->set.table, pc->last_error,
-	    strstr(pc->last_error, "--init-db") != NULL
-		? ""
-		: "; run logsinkd --init-db");
+	    pc->id, pool->set.table, pc->last_error, hint);
 }
 
 static void
