@@ -675,7 +675,6 @@ run(struct daemon *d)
 		fatalx("%s", err);
 	if ((d->ls = listeners_new(d->base, d->q, &lset)) == NULL)
 		fatalx("out of memory");
-	open_listeners(d);
 	if (d->cfg.metrics_listen != NULL) {
 		d->httpd = httpd_new(d->base, d->cfg.metrics_listen, gauges_cb,
 		    d, err, sizeof(err));
@@ -684,6 +683,7 @@ run(struct daemon *d)
 		log_info("metrics on http://%s/metrics and /healthz",
 		    d->cfg.metrics_listen);
 	}
+	open_listeners(d);
 	drop_privileges(&d->cfg);
 	setup_events(d);
 	pgpool_on_contact(d->pool, on_db_contact, d);

@@ -208,6 +208,8 @@ def http_get(port, path):
             return r.status, r.read().decode()
     except urllib.error.HTTPError as e:
         return e.code, e.read().decode()
+    except urllib.error.URLError as e:  # not listening (yet)
+        return 0, str(e)
 
 
 def parse_metrics(text):
