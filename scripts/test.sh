@@ -23,6 +23,9 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
 	UBSAN_OPTIONS=print_stacktrace=1 \
 	run_suite build-asan -DCMAKE_BUILD_TYPE=Debug -DLOGSINK_SANITIZE=ON
 
+echo "== benchmark smoke run (bench/run.sh --smoke; numbers are not checked)"
+bash bench/run.sh --smoke --build-dir build
+
 echo "== fuzz: framing + parsing + COPY encoding, 60 s under ASan/UBSan (clang)"
 CC=clang cmake -S . -B build-fuzz -DLOGSINK_FUZZ=ON -DLOGSINK_SANITIZE=ON \
 	-DLOGSINK_WERROR=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null

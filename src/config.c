@@ -75,6 +75,10 @@ static const struct cf_key cf_keys[] = {
 	{ "db-timeout", CF_SECONDS, OFF(db_timeout_ms), "30s", 1000, 3600000,
 	    "a database command without progress this long is given "
 	    "up: reconnect, retry the batch" },
+	{ "maintenance-timeout", CF_SECONDS, OFF(maintenance_timeout_ms), "1h",
+	    1000, 86400000,
+	    "partition upkeep (creating, indexing, dropping partitions) may "
+	    "take this long" },
 	{ "metrics-listen", CF_HOSTPORT, OFF(metrics_listen), NULL, 0, 0,
 	    "HOST:PORT serving /metrics and /healthz over HTTP; unset: off" },
 	{ "partitions-ahead", CF_INT, OFF(partitions_ahead), "3", 0, 365,
@@ -663,7 +667,8 @@ config_dump(const struct config *cfg, FILE *fp)
 	fprintf(fp, "reconnect-min-ms = %d\nreconnect-max-ms = %d\n",
 	    cfg->reconnect_min_ms, cfg->reconnect_max_ms);
 	fprintf(fp, "stats-interval = %dms\n", cfg->stats_interval_ms);
-	fprintf(fp, "db-timeout = %dms\n", cfg->db_timeout_ms);
+	fprintf(fp, "db-timeout = %dms\nmaintenance-timeout = %dms\n",
+	    cfg->db_timeout_ms, cfg->maintenance_timeout_ms);
 	dump_opt(fp, "metrics-listen", cfg->metrics_listen);
 	fprintf(fp, "partitions-ahead = %d\nretention-days = %d\n",
 	    cfg->partitions_ahead, cfg->retention_days);

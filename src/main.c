@@ -644,8 +644,8 @@ run(struct daemon *d)
 	struct pgpool_settings pset = { d->cfg.db, d->cfg.table,
 		d->cfg.db_connections, d->cfg.flush_interval_ms,
 		d->cfg.reconnect_min_ms, d->cfg.reconnect_max_ms,
-		d->cfg.db_timeout_ms, d->cfg.partitions_ahead,
-		d->cfg.retention_days };
+		d->cfg.db_timeout_ms, d->cfg.maintenance_timeout_ms,
+		d->cfg.partitions_ahead, d->cfg.retention_days };
 	char err[1024];
 
 	sigset_t held;

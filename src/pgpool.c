@@ -202,8 +202,9 @@ pg_wait(struct pg_conn *pc, short what)
 	 * frozen or unreachable server); partition upkeep may take longer. */
 	if (pc->state == PG_CHECKING || pc->state > PG_IDLE)
 		pg_timer(pc,
-		    pc->state == PG_MAINTAIN ? 10 * pc->pool->set.db_timeout_ms
-					     : pc->pool->set.db_timeout_ms);
+		    pc->state == PG_MAINTAIN
+			? pc->pool->set.maintenance_timeout_ms
+			: pc->pool->set.db_timeout_ms);
 	else if (pc->state == PG_IDLE)
 		evtimer_del(pc->ev_timer);
 }
@@ -838,8 +839,9 @@ pg_dispatch(struct pg_conn *pc, enum pg_event ev)
 		log_warnx("pg%d: no progress in %s for %d ms (db-timeout): "
 			  "dropping the connection",
 		    pc->id, pg_state_names[pc->state],
-		    pc->state == PG_MAINTAIN ? 10 * pc->pool->set.db_timeout_ms
-					     : pc->pool->set.db_timeout_ms);
+		    pc->state == PG_MAINTAIN
+			? pc->pool->set.maintenance_timeout_ms
+			: pc->pool->set.db_timeout_ms);
 		if (pc->state == PG_MAINTAIN)
 			pc->pool->maint_running = false;
 		pg_fail(pc, "database command", "db-timeout");

@@ -33,6 +33,7 @@ struct config {
 	int stats_interval_ms;
 	char *metrics_listen; /* "HOST:PORT" or NULL */
 	int db_timeout_ms;
+	int maintenance_timeout_ms;
 	int partitions_ahead;
 	int retention_days; /* 0: keep forever */
 	int max_connections;

@@ -22,7 +22,8 @@ struct pgpool_settings {
 	int reconnect_min_ms;
 	int reconnect_max_ms;
 	int db_timeout_ms; /* no progress this long: the connection is dead */
-	int partitions_ahead; /* partition upkeep: start-up, hourly */
+	int maintenance_timeout_ms; /* the same for partition upkeep */
+	int partitions_ahead;       /* partition upkeep: start-up, hourly */
 	int retention_days;
 };
 
