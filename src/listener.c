@@ -215,6 +215,7 @@ client_frame_input(struct client *c)
 	size_t len, used;
 	ssize_t want;
 	char term;
+	uint64_t lines_before = c->lines;
 
 	c->rec.received_us = now_us();
 	while (!queue_full(c->ls->q) && (len = evbuffer_get_length(in)) > 0) {
@@ -239,9 +240,12 @@ client_frame_input(struct client *c)
 		if (evbuffer_pullup(in, want) == NULL)
 			break;
 	}
-	c->partial_since_ms = evbuffer_get_length(in) == 0 ? 0
-	    : c->partial_since_ms != 0                     ? c->partial_since_ms
-							   : queue_now_ms();
+	/* The age of the unfinished message: it starts when the last
+	 * complete one ended (partial-line-timeout). */
+	if (evbuffer_get_length(in) == 0)
+		c->partial_since_ms = 0;
+	else if (c->partial_since_ms == 0 || c->lines != lines_before)
+		c->partial_since_ms = queue_now_ms();
 	if (c->fr.bad_frames != c->bad_frames) {
 		if (c->bad_frames == 0)
 			log_warnx("%s: octet-counting frame without a valid "
@@ -770,7 +774,7 @@ add_sock(struct listeners *ls, int fd, const char *hostport,
 	s->format = (enum parser_format)spec->format;
 	snprintf(s->name, sizeof(s->name), "%s", hostport);
 	s->evl = evconnlistener_new(
-	    ls->base, accept_cb, s, LEV_OPT_CLOSE_ON_FREE, -1, fd);
+	    ls->base, accept_cb, s, LEV_OPT_CLOSE_ON_FREE, 0, fd);
 	if (s->evl == NULL) {
 		close(fd);
 		free(s);

@@ -21,9 +21,9 @@ Most are 64 MiB (the random-binary case: 64 MiB + its queue-bytes, the
 100 MiB line: 48 MiB); an ASan build gets twice the bound and a 16 MiB
 quarantine (small_asan_quarantine).
 
-The last two tests are strict xfails documenting daemon defects this
-suite found (partial-line-timeout closing a busy client; a listen backlog
-of 128 instead of 1024); remove the mark with the fix.
+The last two tests guard against daemon defects this suite found
+(partial-line-timeout closing a busy client; a listen backlog of 128
+instead of 1024), fixed since.
 
 TLS cases are not here: the daemon has no TLS listener yet.
 """
@@ -883,15 +883,9 @@ def test_sql_looking_payloads(pg, daemon):
 
 
 # --------------------------------------------------------------------------
-# Daemon defects found by this suite (strict xfail: remove the mark when
-# the daemon is fixed).
+# Daemon defects found by this suite, fixed since.
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "partial_since_ms is reset only when a read leaves the input buffer "
-    "empty (listener.c client_frame_input), so a client whose writes never "
-    "end at a line boundary is closed by partial-line-timeout although "
-    "each of its lines completes in 0.2 s"))
 def test_partial_line_timeout_spares_a_busy_client(pg, daemon):
     """Each write ends one line and starts the next: no line waits longer
     than 0.2 s, so partial-line-timeout must not close the connection."""
@@ -916,11 +910,6 @@ def test_partial_line_timeout_spares_a_busy_client(pg, daemon):
     finish(d)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "listener.c listen()s with LISTEN_BACKLOG 1024, then passes backlog -1 "
-    "to evconnlistener_new(), which makes libevent 2.1 call listen(fd, "
-    "128) again (0 would keep 1024): a burst beyond 129 pending "
-    "connections has its SYNs dropped and retried after 1 s"))
 def test_listen_backlog_holds_a_burst(pg, daemon):
     """While the daemon's loop is stalled (SIGSTOP), the kernel completes
     the handshake of up to backlog connections; 400 must fit in 1024."""
