@@ -45,6 +45,9 @@ static const struct cf_key cf_keys[] = {
 	    "address to accept TCP clients on (repeatable)" },
 	{ "db", CF_STRING, OFF(db), NULL, 0, 0,
 	    "libpq conninfo or postgresql:// URI; unset: the PG* environment" },
+	{ "db-file", CF_STRING, OFF(db_file), NULL, 0, 0,
+	    "read the db setting from this file (keeps a password out of "
+	    "the config and the process list)" },
 	{ "table", CF_TABLE, OFF(table), "public.logs", 0, 0,
 	    "table the lines are written to" },
 	{ "log-level", CF_LEVEL, OFF(log_level), "info", 0, 0,
@@ -519,15 +522,53 @@ config_free(struct config *cfg)
 {
 	config_clear_listen(cfg);
 	free(cfg->db);
+	free(cfg->db_file);
 	free(cfg->table);
 	free(cfg->metrics_listen);
 	free(cfg->user);
 	memset(cfg, 0, sizeof(*cfg));
 }
 
+static char *trim_value(char *s);
+
+/* db-file: the conninfo is the file's first line that is not a comment. */
+static int
+load_db_file(struct config *cfg, char *err, size_t errlen)
+{
+	char *line = NULL, *v;
+	size_t cap = 0;
+	FILE *fp;
+	int rc = -1;
+
+	if ((fp = fopen(cfg->db_file, "r")) == NULL)
+		return cf_error(err, errlen, "db-file: %s: %s", cfg->db_file,
+		    strerror(errno));
+	while (getline(&line, &cap, fp) != -1) {
+		v = trim_value(line);
+		if (*v == '\0' || *v == '#')
+			continue;
+		free(cfg->db);
+		if ((cfg->db = strdup(v)) != NULL)
+			rc = 0;
+		break;
+	}
+	if (rc == -1)
+		cf_error(err, errlen, "db-file: %s: %s", cfg->db_file,
+		    ferror(fp) ? strerror(errno)
+			       : "no connection string in it");
+	free(line);
+	fclose(fp);
+	return rc;
+}
+
 int
 config_finish(struct config *cfg, char *err, size_t errlen)
 {
+	if (cfg->db_file != NULL && cfg->db != NULL)
+		return cf_error(
+		    err, errlen, "db and db-file are both set: keep one");
+	if (cfg->db_file != NULL && load_db_file(cfg, err, errlen) == -1)
+		return -1;
 	if (cfg->nlisten == 0 &&
 	    add_listen(cfg, CONFIG_DEFAULT_LISTEN, err, errlen) == -1)
 		return -1;
@@ -649,7 +690,9 @@ config_dump(const struct config *cfg, FILE *fp)
 
 	for (i = 0; i < cfg->nlisten; i++)
 		fprintf(fp, "listen = %s\n", cfg->listen[i]);
-	if (cfg->db != NULL)
+	if (cfg->db_file != NULL)
+		fprintf(fp, "db-file = %s\n", cfg->db_file);
+	else if (cfg->db != NULL)
 		fprintf(
 		    fp, "# db = (set, not shown: it may hold a password)\n");
 	else

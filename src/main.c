@@ -695,6 +695,50 @@ run(struct daemon *d)
 	return 0;
 }
 
+/* Copies of the --db values whose originals were blanked (below). */
+static char *hidden_args[8];
+
+static void
+free_hidden_args(void)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(hidden_args) / sizeof(hidden_args[0]); i++)
+		free(hidden_args[i]);
+}
+
+/*
+ * A password in --db would show in ps and /proc/PID/cmdline: blank the
+ * value there (the process's own argv memory) and keep a private copy.
+ */
+static void
+hide_db_args(int argc, char **argv)
+{
+	size_t n = 0, skip;
+	char **slot;
+	int i;
+
+	atexit(free_hidden_args);
+	for (i = 1; i < argc && n < 8; i++) {
+		if (argv[i] == NULL)
+			continue;
+		if (strcmp(argv[i], "--db") == 0 && i + 1 < argc &&
+		    argv[i + 1] != NULL) {
+			slot = &argv[++i];
+			skip = 0;
+		} else if (strncmp(argv[i], "--db=", 5) == 0) {
+			slot = &argv[i];
+			skip = 5;
+		} else {
+			continue;
+		}
+		if ((hidden_args[n] = strdup(*slot)) == NULL)
+			fatalx("out of memory");
+		memset(*slot + skip, '*', strlen(*slot + skip));
+		*slot = hidden_args[n++];
+	}
+}
+
 int
 main(int argc, char **argv)
 {
@@ -705,6 +749,7 @@ main(int argc, char **argv)
 	setvbuf(stderr, NULL, _IOLBF, 0);
 	log_init();
 	memset(&d, 0, sizeof(d));
+	hide_db_args(argc, argv);
 	if (parse_args(argc, argv, &d.opts) == -1)
 		return EXIT_USAGE;
 	if (load_config(&d.cfg, &d.opts, err, sizeof(err)) == -1) {

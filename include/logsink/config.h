@@ -17,8 +17,9 @@
 struct config {
 	char **listen; /* "HOST:PORT" strings */
 	size_t nlisten;
-	char *db;    /* libpq conninfo; NULL: PG* environment */
-	char *table; /* "schema.table" */
+	char *db;      /* libpq conninfo; NULL: PG* environment */
+	char *db_file; /* file holding the conninfo instead */
+	char *table;   /* "schema.table" */
 	int log_level;
 	size_t max_line_bytes;
 	size_t queue_bytes;

@@ -72,9 +72,12 @@ def test_default_config_lists_every_setting(logsinkd):
 
 def test_default_config_uncommented_is_valid(logsinkd, tmp_path):
     """Every '#key = value' line, uncommented, passes --check-config."""
+    # db-file is the alternative to db (they exclude each other) and names
+    # a file this machine does not have.
     with open(CONF) as f:
         lines = [line[1:] for line in f
-                 if re.match(r"#[a-z][a-z0-9-]* = ", line)]
+                 if re.match(r"#[a-z][a-z0-9-]* = ", line)
+                 and not line.startswith("#db-file ")]
     conf = tmp_path / "all.conf"
     conf.write_text("".join(lines))
     p = harness.run_logsinkd("-c", conf, "--check-config")
