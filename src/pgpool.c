@@ -346,6 +346,32 @@ pg_collect(struct pg_conn *pc, char *first, size_t firstlen)
 	return 0;
 }
 
+/*
+ * The I/O of a command that returns results (schema check, upkeep,
+ * dead-letter insert): flush, then read.  Returns 1 once all results are
+ * in (pc->res_status says how it went), 0 while waiting, -1 when the
+ * connection failed (already handled: pg_fail()).
+ */
+static int
+pg_command_io(struct pg_conn *pc, enum pg_event ev, const char *what,
+    char *first, size_t firstlen)
+{
+	int r;
+
+	if ((r = pg_flush(pc, ev)) == -1) {
+		pg_fail(pc, what, PQerrorMessage(pc->conn));
+		return -1;
+	}
+	if (PQisBusy(pc->conn)) {
+		if (r == 0)
+			pg_wait(pc, EV_READ);
+		return 0;
+	}
+	if ((r = pg_collect(pc, first, firstlen)) == -1)
+		pg_fail(pc, what, PQerrorMessage(pc->conn));
+	return r;
+}
+
 /* The table is missing or lacks a column: nothing can be written. */
 static void
 pg_schema_missing(struct pg_conn *pc)
@@ -369,23 +395,8 @@ pg_schema_missing(struct pg_conn *pc)
 static void
 handle_checking_io(struct pg_conn *pc, enum pg_event ev)
 {
-	int r;
-
-	if ((r = pg_flush(pc, ev)) == -1) {
-		pg_fail(pc, "schema check", PQerrorMessage(pc->conn));
+	if (pg_command_io(pc, ev, "schema check", NULL, 0) != 1)
 		return;
-	}
-	if (PQisBusy(pc->conn)) {
-		if (r == 0)
-			pg_wait(pc, EV_READ);
-		return;
-	}
-	if ((r = pg_collect(pc, NULL, 0)) == 0)
-		return;
-	if (r == -1) {
-		pg_fail(pc, "schema check", PQerrorMessage(pc->conn));
-		return;
-	}
 	if (pc->res_status != PGRES_COMMAND_OK) {
 		if (strcmp(pc->res_sqlstate, "42P01") == 0 ||
 		    strcmp(pc->res_sqlstate, "42703") == 0 ||
@@ -468,23 +479,12 @@ handle_maintain_io(struct pg_conn *pc, enum pg_event ev)
 	char summary[512] = "";
 	int r;
 
-	if ((r = pg_flush(pc, ev)) == -1) {
-		pc->pool->maint_running = false;
-		pg_fail(pc, "partition upkeep", PQerrorMessage(pc->conn));
-		return;
-	}
-	if (PQisBusy(pc->conn)) {
-		if (r == 0)
-			pg_wait(pc, EV_READ);
-		return;
-	}
-	if ((r = pg_collect(pc, summary, sizeof(summary))) == 0)
+	r = pg_command_io(pc, ev, "partition upkeep", summary, sizeof(summary));
+	if (r == 0)
 		return;
 	pc->pool->maint_running = false;
-	if (r == -1) {
-		pg_fail(pc, "partition upkeep", PQerrorMessage(pc->conn));
+	if (r == -1)
 		return;
-	}
 	if (pc->res_status != PGRES_COMMAND_OK)
 		log_errx("pg%d: partition upkeep failed: SQLSTATE %s: %s; rows "
 			 "go to the DEFAULT partition meanwhile; retried "
@@ -744,27 +744,15 @@ handle_reject_io(struct pg_conn *pc, enum pg_event ev)
 {
 	struct pgpool *pool = pc->pool;
 	int64_t now;
-	int r;
 
-	if ((r = pg_flush(pc, ev)) == -1) {
-		pg_fail(pc, "dead-letter", PQerrorMessage(pc->conn));
+	if (pg_command_io(pc, ev, "dead-letter", NULL, 0) != 1)
 		return;
-	}
-	if (PQisBusy(pc->conn)) {
-		if (r == 0)
-			pg_wait(pc, EV_READ);
-		return;
-	}
-	if ((r = pg_collect(pc, NULL, 0)) == 0)
-		return;
-	if (r == -1 || pc->res_status != PGRES_COMMAND_OK) {
+	if (pc->res_status != PGRES_COMMAND_OK) {
 		log_errx("pg%d: could not store a rejected row in %s_rejected "
 			 "(%s); its batch is retried later (run logsinkd "
 			 "--init-db if the table is missing)",
-		    pc->id, pool->set.table,
-		    r == -1 ? PQerrorMessage(pc->conn) : pc->last_error);
-		pg_fail(pc, "dead-letter",
-		    r == -1 ? PQerrorMessage(pc->conn) : pc->last_error);
+		    pc->id, pool->set.table, pc->last_error);
+		pg_fail(pc, "dead-letter", pc->last_error);
 		return;
 	}
 	metrics.lines_rejected++;
