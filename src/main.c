@@ -79,6 +79,16 @@ usage(FILE *fp)
 	    "\n"
 	    "Settings (in FILE without the leading --):\n");
 	config_print_keys(fp);
+	fprintf(fp,
+	    "\nListen options, after HOST:PORT (--listen '0.0.0.0:5140 "
+	    "ack=commit'):\n"
+	    "  framing=auto|lf|nul|octet  message framing (auto: per "
+	    "connection)\n"
+	    "  format=auto|raw            parse syslog/JSON, or store the raw "
+	    "line\n"
+	    "  ack=none|commit            write \"ok N\" once N lines are "
+	    "stored\n"
+	    "  allow=CIDR,...             only these peers may connect\n");
 }
 
 /* Splits argv into actions and KEY VALUE pairs (checked later). */
