@@ -25,14 +25,17 @@ from harness import make_lines, run_logsinkd, send_lines, wait_for
 TIMEOUT = 120
 COLUMNS = ("received_at, peer, host, app, procid, msgid, facility, "
            "severity, event_time, message, fields")
+# The table's indexes (every partition has a copy).  The trigram index
+# on message is not one of them: maintain() builds it on each partition
+# whose day has ended (sql/005_trigram_per_partition.sql).
 INDEXES = {
     "time_brin": "brin (received_at)",
     "host_time": "btree (host, received_at)",
     "app_time": "btree (app, received_at)",
     "severity_time": "btree (severity, received_at)",
     "fields_gin": "gin (fields jsonb_path_ops)",
-    "message_trgm": "gin (message gin_trgm_ops)",
 }
+TRIGRAM = "gin (message gin_trgm_ops)"
 
 
 # --------------------------------------------------------------------------
@@ -209,6 +212,25 @@ def rows_per_partition(pg, table):
                          "FROM %s GROUP BY 1" % table))
 
 
+def trigram_indexes(pg, table="public.logs"):
+    """{partition: {trigram index on it: its definition after USING}}
+    for every partition of table."""
+    out = {}
+    for part, idx, dfn in pg.query(
+            "SELECT c.relname, ic.relname, regexp_replace("
+            "pg_get_indexdef(ic.oid), '^.* USING ', '') "
+            "FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "LEFT JOIN (pg_index x JOIN pg_opclass o "
+            "ON o.oid = x.indclass[0] AND o.opcname = 'gin_trgm_ops' "
+            "JOIN pg_class ic ON ic.oid = x.indexrelid) "
+            "ON x.indrelid = c.oid WHERE i.inhparent = %s::regclass",
+            (table,)):
+        out.setdefault(part, {})
+        if idx is not None:
+            out[part][idx] = dfn
+    return out
+
+
 @pytest.fixture(scope="module")
 def roles(pg):
     """Login roles: w1 (logsink_writer), r1 (logsink_reader), nobody."""
@@ -262,6 +284,10 @@ def test_indexes_exist_on_the_table_and_every_partition(pg):
     for name in defs:
         assert pg.scalar("SELECT count(*) FROM pg_inherits WHERE "
                          "inhparent = %s::regclass", (name,)) == n, name
+    # No trigram index where rows arrive: today's partition, the coming
+    # days' and the DEFAULT one (--init-db made no other).
+    assert all(v == {} for v in trigram_indexes(pg).values()), \
+        trigram_indexes(pg)
 
 
 def test_maintain_function_is_a_pinned_security_definer(pg):
@@ -278,7 +304,9 @@ def test_maintain_function_is_a_pinned_security_definer(pg):
     (definer, config, fowner, towner, public, writer, reader, result,
      args) = row
     assert definer
-    assert "search_path=pg_catalog, pg_temp" in config
+    # As 003 set them; 005's CREATE OR REPLACE says them again.
+    assert config == ["search_path=pg_catalog, pg_temp", "TimeZone=UTC",
+                      "DateStyle=ISO, YMD", "lock_timeout=2s"]
     assert fowner == towner
     assert (public, writer, reader) == (False, True, False)
     assert result == "text"
@@ -316,13 +344,15 @@ def test_init_db_again_changes_nothing(pg):
 
 def test_newer_database_is_refused(pg, sql):
     init_table(pg, "public.newer")
+    future = sql.version() + 1
     pg.query("INSERT INTO newer_schema_version (version, name, logsinkd) "
-             "VALUES (5, '005_future.sql', '9.9')")
+             "VALUES (%s, %s, '9.9')", (future, "%03d_future.sql" % future))
     before = _snapshot(pg, "public.newer")
     p = init_table(pg, "public.newer", expect_ok=False)
     assert p.returncode == 1
-    assert ("database schema version 5 is newer than this logsinkd (%d): "
-            "upgrade logsinkd" % sql.version()) in p.output, p.output
+    assert ("database schema version %d is newer than this logsinkd (%d): "
+            "upgrade logsinkd" % (future, sql.version())) in p.output, \
+        p.output
     assert _snapshot(pg, "public.newer") == before
 
 
@@ -443,6 +473,17 @@ def maintain_once(pg, table, days_ahead, retention_days):
         TIMEOUT, "%s_maintain() to run" % table)
 
 
+def maintain_all(pg, table, days_ahead=3, retention_days=0):
+    """maintain() until it leaves no past partition without its trigram
+    index (it builds at most 3 per call); its summaries."""
+    outs = []
+    for _ in range(10):
+        outs.append(maintain(pg, table, days_ahead, retention_days))
+        if "left for the next call" not in outs[-1]:
+            return outs
+    raise AssertionError("trigram indexes still missing: %s" % outs)
+
+
 def test_maintain_sql_is_the_call(sql):
     assert sql.maintain("public.logs", 3, 0) == \
         "SELECT public.logs_maintain(3, 0)"
@@ -542,6 +583,153 @@ def test_maintain_retention_drops_whole_days_only(pg):
     assert kept == ["day -1", "day -2", "day -3", "today"], kept
     assert maintain(pg, t, 1, 3).startswith(
         "public.mt_ret: created 0 partition(s), dropped 0,")
+
+
+def _trgm_names(parts):
+    return ", ".join(p + "_message_trgm" for p in parts)
+
+
+def test_maintain_indexes_past_days_for_text_search_only(pg):
+    """Partitions whose day has ended get a trigram index, newest first, 3
+    per call; today's, the coming days' and the DEFAULT partition never
+    do (rows arrive there: COPY stays fast).  A second call builds
+    nothing."""
+    t = "public.mt_trgm"
+    init_table(pg, t)
+    pg.query("INSERT INTO mt_trgm (received_at, message) "
+             "SELECT date_trunc('day', now(), 'UTC') - d * interval '1 day' "
+             "+ g * interval '1 min', 'day -' || d || ' line ' || g "
+             "FROM generate_series(1, 5) d, generate_series(0, 99) g")
+    pg.query("INSERT INTO mt_trgm (received_at, message) "
+             "VALUES (now(), 'today')")
+    today = utc_today(pg)
+    past = [day_name("mt_trgm", today - datetime.timedelta(d))
+            for d in range(1, 6)]
+
+    # The call that makes the past days' partitions builds nothing: it
+    # holds ACCESS EXCLUSIVE on the DEFAULT partition until it ends.
+    out = maintain(pg, t, 3, 0)
+    assert "created 5 partition(s)" in out, out
+    assert out.endswith("built 0 trigram index(es), 5 past partition(s) "
+                        "left for the next call"), out
+    assert all(v == {} for v in trigram_indexes(pg, t).values())
+
+    out = maintain(pg, t, 3, 0)
+    assert out == ("public.mt_trgm: created 0 partition(s), dropped 0, "
+                   "moved 0 row(s) out of the default partition, deleted 0 "
+                   "expired row(s) from it, built 3 trigram index(es) (%s), "
+                   "2 past partition(s) left for the next call"
+                   % _trgm_names(past[:3])), out
+    out = maintain(pg, t, 3, 0)
+    assert out.endswith("built 2 trigram index(es) (%s)"
+                        % _trgm_names(past[3:])), out
+    # Idempotent.
+    out = maintain(pg, t, 3, 0)
+    assert out == ("public.mt_trgm: created 0 partition(s), dropped 0, "
+                   "moved 0 row(s) out of the default partition, deleted 0 "
+                   "expired row(s) from it, built 0 trigram index(es)"), out
+
+    got = trigram_indexes(pg, t)
+    assert got == {p: {p + "_message_trgm": TRIGRAM} if p in past else {}
+                   for p in partitions(pg, t)}, got
+    assert got[day_name("mt_trgm", today)] == {}
+    assert got["mt_trgm_default"] == {}
+    # Not children of an index of the table: the table has none.
+    assert pg.scalar("SELECT count(*) FROM pg_index x JOIN pg_opclass o "
+                     "ON o.oid = x.indclass[0] WHERE o.opcname = "
+                     "'gin_trgm_ops' AND x.indrelid = %s::regclass",
+                     (t,)) == 0
+    assert pg.scalar("SELECT count(*) FROM mt_trgm WHERE message ILIKE "
+                     "'%%-3 LINE 4%%'") == 11
+
+
+def test_maintain_postpones_a_trigram_index_it_cannot_lock(pg):
+    """A transaction still writing into a past day: that day's index
+    waits lock_timeout (2 s) and is postponed to the next call; the other
+    days are indexed, and the writer was not stopped for long."""
+    t = "public.mt_trgm_lock"
+    init_table(pg, t)
+    pg.query("INSERT INTO mt_trgm_lock (received_at, message) "
+             "SELECT date_trunc('day', now(), 'UTC') - d * interval '1 day' "
+             "+ interval '1 h', 'day -' || d FROM generate_series(1, 2) d")
+    maintain(pg, t, 3, 0)
+    today = utc_today(pg)
+    day1, day2 = (day_name("mt_trgm_lock", today - datetime.timedelta(d))
+                  for d in (1, 2))
+    holder = connect_as(pg)
+    try:
+        holder.autocommit = False
+        with holder.cursor() as cur:
+            cur.execute("INSERT INTO mt_trgm_lock (received_at, message) "
+                        "VALUES (date_trunc('day', now(), 'UTC') "
+                        "- interval '1 day' + interval '2 h', 'late')")
+            out = maintain(pg, t, 3, 0)
+        holder.commit()
+    finally:
+        holder.close()
+    assert ("built 1 trigram index(es) (%s_message_trgm); indexing %s "
+            "postponed: canceling statement due to lock timeout"
+            % (day2, day1)) in out, out
+    out = maintain(pg, t, 3, 0)
+    assert out.endswith("built 1 trigram index(es) (%s_message_trgm)"
+                        % day1), out
+    assert sorted(m for m in pg.messages(t)) == ["day -1", "day -2", "late"]
+
+
+def test_migration_5_keeps_the_past_days_trigram_indexes(pg):
+    """A table of schema version 4 has the trigram index on the table,
+    so on every partition.  Migration 5 drops it but keeps the copies of
+    the past days' partitions (now theirs, renamed); the other indexes
+    stay attached, none is rebuilt, and no row moves."""
+    t = "public.up5"
+    init_table(pg, t)
+    pg.query("INSERT INTO up5 (received_at, message) "
+             "SELECT now() - g * interval '1 hour', 'line ' || g "
+             "FROM generate_series(0, 95) g")
+    maintain(pg, t, 3, 0)  # the past days' partitions, not indexed yet
+    # Back to version 4: the index as sql/002_indexes.sql made it.
+    pg.query("CREATE INDEX up5_message_trgm ON up5 "
+             "USING gin (message gin_trgm_ops); "
+             "DELETE FROM up5_schema_version WHERE version >= 5")
+    today = utc_today(pg)
+    parts = partitions(pg, t)
+    past = sorted(p for p in parts if p != "up5_default"
+                  and p < day_name("up5", today))
+    assert len(past) >= 3
+    q_indexes = ("SELECT c.relname, ic.relname, x.indexrelid, "
+                 "(SELECT pi.relname FROM pg_inherits h JOIN pg_class pi "
+                 "ON pi.oid = h.inhparent WHERE h.inhrelid = x.indexrelid) "
+                 "FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                 "JOIN pg_index x ON x.indrelid = c.oid "
+                 "JOIN pg_class ic ON ic.oid = x.indexrelid "
+                 "WHERE i.inhparent = 'public.up5'::regclass")
+    before = pg.query(q_indexes)
+    rows = sorted(pg.query("SELECT tableoid::regclass::text, received_at, "
+                           "message FROM up5"))
+
+    init_table(pg, t)
+    assert pg.scalar("SELECT max(version) FROM up5_schema_version") == 5
+    assert pg.scalar("SELECT to_regclass('public.up5_message_trgm') IS "
+                     "NULL")
+    assert trigram_indexes(pg, t) == {
+        p: {p + "_message_trgm": TRIGRAM} if p in past else {}
+        for p in parts}
+    # The same index objects: the trigram ones of past days on their
+    # own, the others attached to the table's indexes as before.
+    want = set()
+    for part, idx, oid, parent in before:
+        if parent != "up5_message_trgm":
+            want.add((part, idx, oid, parent))
+        elif part in past:
+            want.add((part, part + "_message_trgm", oid, None))
+    assert set(pg.query(q_indexes)) == want
+    assert sorted(pg.query("SELECT tableoid::regclass::text, received_at, "
+                           "message FROM up5")) == rows
+    assert partitions(pg, t) == parts
+    assert pg.scalar("SELECT count(*) FROM pg_constraint c JOIN pg_inherits "
+                     "i ON i.inhrelid = c.conrelid WHERE i.inhparent = "
+                     "%s::regclass AND c.contype = 'c'", (t,)) == 0
+    assert maintain(pg, t, 3, 0).endswith("built 0 trigram index(es)")
 
 
 def test_maintain_checks_its_arguments(pg):
@@ -843,7 +1031,8 @@ def test_init_db_without_createrole_skips_roles_with_a_notice(bare_pg, sql):
 def explain_data(pg):
     """public.ex: 200k rows over the last 4 days (5% errors, 50 hosts, 20
     apps, a rare word in 40 messages), moved into day partitions by
-    maintain(), analysed."""
+    maintain(), the past days' trigram indexes built by the next calls
+    (as logsinkd's hourly ones would), analysed."""
     init_table(pg, "public.ex")
     pg.query("""
         INSERT INTO ex (received_at, peer, host, app, severity, message,
@@ -858,6 +1047,7 @@ def explain_data(pg):
                                                  ELSE 200 END)
         FROM generate_series(1, 200000) g""")
     maintain(pg, "public.ex", 3, 0)
+    maintain_all(pg, "public.ex")
     pg.query("ANALYZE ex")
     assert pg.scalar("SELECT count(*) FROM ex_default") == 0
     return pg
@@ -966,13 +1156,47 @@ def test_explain_json_containment_uses_fields_gin(explain_data):
     assert data_parts <= used, scans
 
 
-def test_explain_substring_and_regex_use_trigram_index(explain_data):
+TEXT_SEARCHES = ("message ILIKE '%zanzibar%'", "message ~ 'zan[z]ibar$'")
+
+
+def test_explain_substring_and_regex_on_past_days_use_their_trigram_index(
+        explain_data):
+    """Searches restricted to past days: each of those partitions is
+    searched with its own trigram index; today's is pruned."""
     pg = explain_data
-    data_parts = _big_partitions(pg)
-    for cond in ("message ILIKE '%zanzibar%'", "message ~ 'zan[z]ibar$'"):
+    today = _day_partition(pg, "now()")
+    past = _big_partitions(pg) - {today}
+    assert len(past) >= 3
+    assert all(trigram_indexes(pg, "public.ex")[p] ==
+               {p + "_message_trgm": TRIGRAM} for p in past)
+    for cond in TEXT_SEARCHES:
         scans = explain(pg, "SELECT received_at, message FROM ex WHERE "
-                        + cond)
-        used = {rel for kind, rel, idx in scans if idx == "ex_message_trgm"}
-        assert data_parts <= used, (cond, scans)
+                        + cond + " AND received_at < "
+                        "date_trunc('day', now(), 'UTC')")
+        used = {rel for kind, rel, idx in scans
+                if idx == "%s_message_trgm" % rel}
+        assert past <= used, (cond, scans)
+        assert today not in _relations(scans), (cond, scans)
+    assert pg.scalar("SELECT count(*) FROM ex WHERE message ILIKE "
+                     "'%%ZANZIBAR%%' AND received_at < "
+                     "date_trunc('day', now(), 'UTC')") == \
+        pg.scalar("SELECT count(*) FROM generate_series(1, 200000) g "
+                  "WHERE g % 5000 = 0 AND now() - g * interval '1728 ms' "
+                  "< date_trunc('day', now(), 'UTC')")
+
+
+def test_explain_text_search_today_has_no_trigram_index(explain_data):
+    """Today's partition has no trigram index (COPY writes there): a
+    search of today reads it without one, and finds the rows."""
+    pg = explain_data
+    today = _day_partition(pg, "now()")
+    assert trigram_indexes(pg, "public.ex")[today] == {}
+    for cond in TEXT_SEARCHES:
+        scans = explain(pg, "SELECT received_at, message FROM ex WHERE "
+                        + cond + " AND received_at >= "
+                        "date_trunc('day', now(), 'UTC')")
+        assert today in _relations(scans), (cond, scans)
+        assert not any(idx and idx.endswith("_message_trgm")
+                       for _, _, idx in scans), (cond, scans)
     assert pg.scalar("SELECT count(*) FROM ex WHERE message ILIKE "
                      "'%%ZANZIBAR%%'") == 40
