@@ -19,7 +19,7 @@ import pytest
 
 import harness
 from harness import run_logsinkd
-from test_schema import explain, init_table
+from test_schema import explain, init_table, maintain_all
 
 DOC = os.path.join(harness.REPO_ROOT, "docs", "querying.md")
 BLOCK_RE = re.compile(r"<!-- query: ([a-z0-9_]+) -->\n```sql\n(.*?)```",
@@ -164,7 +164,8 @@ class Model:
 @pytest.fixture(scope="module")
 def data(pg):
     """pg (from conftest: a cluster of this module, schema applied) with
-    the generated rows; past days moved into partitions."""
+    the generated rows; past days moved into partitions, and given their
+    trigram indexes by the next maintain() calls."""
     t0 = pg.scalar("SELECT date_trunc('second', now())")
     rows = make_rows(t0)
     conn = psycopg2.connect(pg.conninfo, connect_timeout=10)
@@ -178,9 +179,10 @@ def data(pg):
                   r.message, psycopg2.extras.Json(r.fields)
                   if r.fields is not None else None) for r in rows])
             cur.execute("SELECT public.logs_maintain(3, 0)")
-            cur.execute("ANALYZE logs")
     finally:
         conn.close()
+    maintain_all(pg, "public.logs")
+    pg.query("ANALYZE logs")
     return Model(t0, rows)
 
 
@@ -351,6 +353,59 @@ def _text_regex(m, pg):
     return {}, verify
 
 
+@check("text_app")
+def _text_app(m, pg):
+    want = [(r.received_at, r.host, r.message)
+            for r in sorted(m.since(datetime.timedelta(hours=1)),
+                            key=lambda r: r.received_at, reverse=True)
+            if r.app == "nginx" and "refused" in r.message.lower()]
+    assert [w[2] for w in want] == ["upstream: Connection refused by "
+                                    "10.1.1.1"]
+
+    def verify(rows):
+        assert rows == want
+    return {"app": "nginx"}, verify
+
+
+def _utc_midnight(pg):
+    return pg.scalar("SELECT date_trunc('day', now(), 'UTC')")
+
+
+@check("text_past")
+def _text_past(m, pg):
+    midnight = _utc_midnight(pg)
+    want = [(r.received_at, r.host, r.message)
+            for r in sorted(m.rows, key=lambda r: r.received_at,
+                            reverse=True)
+            if midnight - datetime.timedelta(days=7) <= r.received_at
+            < midnight and re.search(r"timeout after [0-9]+ ms", r.message)]
+    # The one of 3 days ago; the one of 40 minutes ago after 00:40 UTC.
+    assert "timeout after 3000 ms" in [w[2] for w in want]
+
+    def verify(rows):
+        assert rows == want
+    return {}, verify
+
+
+@check("text_indexes")
+def _text_indexes(m, pg):
+    today = pg.scalar("SELECT (now() AT TIME ZONE 'UTC')::date")
+    names = sorted(_expected_partitions(m, pg))
+    past = {n for n in names if n != "logs_default"
+            and n < "logs_p" + today.strftime("%Y%m%d")}
+    assert past  # the model has rows 2 and 3 days old
+
+    def verify(rows):
+        assert [r[:2] for r in rows] == [
+            (n, n + "_message_trgm" if n in past else None) for n in names]
+        for r in rows:
+            if r[1] is not None:
+                assert re.match(r"^\d+ kB$", r[2]), r
+            else:
+                assert r[2] is None, r
+    return {}, verify
+
+
 @check("tail_poll")
 def _tail_poll(m, pg):
     last = m.t0 - datetime.timedelta(seconds=30)
@@ -483,6 +538,7 @@ def big(pg):
                                             'status', 200) END
         FROM generate_series(1, 200000) g""")
     pg.query("SELECT public.big_maintain(3, 0)")
+    maintain_all(pg, "public.big")
     pg.query("ANALYZE big")
     return pg
 
@@ -490,14 +546,20 @@ def big(pg):
 def test_doc_query_plans_use_the_indexes(big):
     """The doc's statements as written (on a 200k-row copy of the
     schema): every partition with enough rows to matter is searched with
-    the index meant for the question, and old days are pruned."""
+    the index meant for the question, and old days are pruned.  Text
+    searches use the trigram index of each past day's partition; today's
+    has none."""
     pg = big
     t0 = pg.scalar("SELECT now()")
+    today = "big_p" + pg.scalar(
+        "SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYYMMDD')")
+    trgm = "{partition}_message_trgm"
     want = {"errors_per_host": "big_severity_time",
             "app_incident": "big_app_time",
             "json_contains": "big_fields_gin",
-            "text_ilike": "big_message_trgm",
-            "text_regex": "big_message_trgm"}
+            "text_ilike": trgm,
+            "text_regex": trgm,
+            "text_past": trgm}
     params = {"app": "app-3",
               "at": (t0 - datetime.timedelta(hours=30)).isoformat()}
     sizes = dict(pg.query("SELECT tableoid::regclass::text, count(*) "
@@ -513,10 +575,17 @@ def test_doc_query_plans_use_the_indexes(big):
             # the previous one just after midnight), whatever its size.
             assert len(scanned & set(sizes)) <= 2, scans
             big_parts = scanned & set(sizes)
+        if index == trgm:
+            # Today's partition is read without one.
+            assert not any(idx and idx.endswith("_message_trgm")
+                           for _, rel, idx in scans if rel == today), scans
+            big_parts.discard(today)
+            if name == "text_past":
+                assert today not in scanned, scans
         assert big_parts, (name, scans)
         for kind, rel, idx in scans:
             if rel in big_parts:
-                assert idx == index, (name, scans)
+                assert idx == index.format(partition=rel), (name, scans)
 
 
 def test_index_cost_statements_drop_and_recreate_the_same_indexes(data, pg):
@@ -525,13 +594,22 @@ def test_index_cost_statements_drop_and_recreate_the_same_indexes(data, pg):
          "WHERE x.indrelid = 'public.logs'::regclass ORDER BY 1")
     nparts = pg.scalar("SELECT count(*) FROM pg_inherits "
                        "WHERE inhparent = 'public.logs'::regclass")
+    trgm = ("SELECT c.relname FROM pg_index x JOIN pg_inherits i "
+            "ON i.inhrelid = x.indrelid JOIN pg_class c "
+            "ON c.oid = x.indexrelid WHERE i.inhparent = "
+            "'public.logs'::regclass AND c.relname LIKE '%_message_trgm' "
+            "ORDER BY 1")
+    past = pg.query(trgm)
+    assert past  # maintain() indexed the past days
     before = pg.query(q)
-    assert len(before) == 6
+    assert len(before) == 5
     run_block(pg, "index_drop")
     assert pg.query(q) == []
-    assert pg.scalar("SELECT count(*) FROM pg_index x JOIN pg_inherits i "
-                     "ON i.inhrelid = x.indrelid WHERE i.inhparent = "
-                     "'public.logs'::regclass") == 0
+    # The past days' trigram indexes are the partitions' own.
+    assert pg.query("SELECT c.relname FROM pg_index x JOIN pg_inherits i "
+                    "ON i.inhrelid = x.indrelid JOIN pg_class c "
+                    "ON c.oid = x.indexrelid WHERE i.inhparent = "
+                    "'public.logs'::regclass ORDER BY 1") == past
     run_block(pg, "index_create")
     assert pg.query(q) == before
     for name, _ in before:
