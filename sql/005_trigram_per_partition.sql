@@ -3,11 +3,12 @@
 --
 -- Maintaining a trigram GIN index costs COPY most of its throughput
 -- (docs/querying.md, "Index cost": 7k to 11k rows/s with it, 85k to 115k
--- without; 60 s of CPU per million rows).  Rows arrive only in the current day's partition (received_at
--- is logsinkd's clock), so the index is left off the table (and so off the
--- current day's partition, the future ones and the DEFAULT one) and is
--- built once per day, by @NAME@_maintain(), on each partition whose day
--- has ended: @NAME@_pYYYYMMDD_message_trgm.
+-- without; 60 s of CPU per million rows).  Rows arrive only in the
+-- current day's partition (received_at is logsinkd's clock), so the index
+-- is left off the table (and so off the current day's partition, the
+-- future ones and the DEFAULT one) and is built once per day, by
+-- @NAME@_maintain(), on each partition whose day has ended:
+-- @NAME@_pYYYYMMDD_message_trgm.
 --
 -- 1. The partitions of past days keep the index they have: they are
 --    detached, the table's index @NAME@_message_trgm (and with it the
@@ -105,8 +106,9 @@ $do$;
 --     today (UTC) and that have none: newest first, at most 3 per call and
 --     at most 4 GB of table (pg_table_size) per call, so that a call ends
 --     well within logsinkd's maintenance-timeout (1 h; a build takes
---     about 30 s of CPU per million rows of ~120 bytes, 220 MB of table).  A partition larger than
---     4 GB is left without one (said in the summary): build it by hand,
+--     about 30 s of CPU per million rows of ~120 bytes, 220 MB of table).
+--     A partition larger than 4 GB is left without one (said in the
+--     summary): build it by hand,
 --     CREATE INDEX CONCURRENTLY <partition>_message_trgm ON <partition>
 --     USING gin (message gin_trgm_ops), and this function leaves it be.
 --     Partitions past the retention are not indexed.
