@@ -45,6 +45,8 @@ and the COPY ceiling of the same rows, on a private PostgreSQL.
   --settle S             give up waiting for rows after S s without
                          progress (default 20; smoke 10)
   --keep                 keep the temporary directory (logs, data)
+  --without-indexes      drop the table's indexes after --init-db (measures
+                         what index upkeep costs COPY and logsinkd)
   -h, --help
 
 Numbers are never asserted.  Exit status: 0 when every case was measured;
@@ -75,7 +77,7 @@ parse_count() {
 
 # ---------------------------------------------------------------- options
 LINES=2000000 RUNS=3 CASES="" STREAMS=2 SMOKE=0 JSON="" BUILD_DIR="$REPO/build"
-FORCE_BUILD=0 KEEP=0 SETTLE="" DAEMON_USER="" DAEMON_ARGS=() LOADGEN_ARGS=() PG_EXTRA=()
+FORCE_BUILD=0 KEEP=0 NO_INDEXES=0 SETTLE="" DAEMON_USER="" DAEMON_ARGS=() LOADGEN_ARGS=() PG_EXTRA=()
 lines_set=0 runs_set=0
 while (($#)); do
 	case $1 in
@@ -93,6 +95,7 @@ while (($#)); do
 	--pg-setting) [[ ${2:-} == *=* ]] || die "--pg-setting needs NAME=VALUE"; PG_EXTRA+=("$2"); shift ;;
 	--settle) SETTLE=${2:?--settle needs seconds}; shift ;;
 	--keep) KEEP=1 ;;
+	--without-indexes) NO_INDEXES=1 ;;
 	-h | --help) usage; exit 0 ;;
 	*) usage >&2; die "unknown option: $1" ;;
 	esac
@@ -247,6 +250,13 @@ DB="host=$PG_DIR dbname=postgres user=$PG_USER"
 q() { "$PSQL" "$DB" -X -q -A -t -v ON_ERROR_STOP=1 "$@"; }
 PG_VERSION=$(q -c "show server_version")
 "$LOGSINKD" --db "$DB" --init-db >"$WORK/init-db.log" 2>&1 || { cat "$WORK/init-db.log" >&2; die "logsinkd --init-db failed"; }
+if ((NO_INDEXES)); then
+	# The indexes docs/querying.md ("Index cost") lists; dropping the
+	# parent's index drops every partition's copy.
+	psql -X -q -v ON_ERROR_STOP=1 "$DB" -c "DROP INDEX logs_time_brin, logs_host_time, logs_app_time, logs_severity_time, logs_fields_gin" >/dev/null ||
+		die "dropping the indexes failed"
+	log "indexes dropped (--without-indexes): the table has none"
+fi
 
 # The daemon's effective settings (also validates --daemon-args).
 HELP_TEXT=$("$LOGSINKD" --help 2>&1 || true)
@@ -385,7 +395,7 @@ daemon_run() { # CASE RUN CONNS IDLE FORMAT ACK
 	DLOG=$WORK/logsinkd.$1.$2.log
 	truncate_and_checkpoint
 	if ! start_daemon; then
-		printf 'daemon\t%s\t%s\t0\t0\t0\t0\t0\t0\t0\t0\t0\t0\t0\t0\t0\t0\t-\t-\t%s\t0\t0\n' "$1" "$2" "logsinkd did not start" >>"$RESULTS"
+		printf 'daemon\t%s\t%s\t0\t0\t0\t0\t0\t0\t0\t0\t0\t0\t0\t0\t0\t0\t-\t-\t%s\t0\t0\t0\n' "$1" "$2" "logsinkd did not start" >>"$RESULTS"
 		return 1
 	fi
 	c0=$(cpu_ticks "$DPID")
@@ -450,15 +460,22 @@ daemon_run() { # CASE RUN CONNS IDLE FORMAT ACK
 	if [[ -n $err ]] || ((!done_ok)); then stop_daemon 5 || d_rc=$?; else stop_daemon || d_rc=$?; fi
 	((d_rc == 0)) || err+="${err:+; }logsinkd exit status $d_rc after SIGTERM"
 
-	stats=$(q -F ' ' -c "select count(*), count(distinct substring(message from 'id=(\S+)')),
+	# A valid id is this run's full token <run-id>-<conn>-<seq> (seq zero-padded to
+	# the digits of lines/connections + 1, as loadgen does), followed by a
+	# space or the end: a line cut short (e.g. by the daemon closing a
+	# connection) is not one.  Rows without a valid id are "bad".
+	local maxper=$((LINES / conns + 1)) bad
+	stats=$(q -F ' ' -c "select count(*), count(distinct id), count(*) - count(id),
 		coalesce(extract(epoch from min(received_at)), 0),
-		coalesce(extract(epoch from max(pg_xact_commit_timestamp(xmin))), 0) from logs")
-	read -r total distinct t_first t_last <<<"$stats"
+		coalesce(extract(epoch from max(pg_xact_commit_timestamp(x))), 0)
+		from (select substring(message from 'id=(${run_id//./\\.}-[0-9]+-[0-9]{${#maxper}})(\s|$)') as id,
+			received_at, xmin as x from logs) s")
+	read -r total distinct bad t_first t_last <<<"$stats"
 	secs=$(awk -v a="$t_first" -v b="$t_last" 'BEGIN { printf "%.3f", b - a }')
 	rate=$(awk -v n="$distinct" -v s="$secs" 'BEGIN { printf "%.0f", (s > 0 ? n / s : 0) }')
 	lost=$((sent - distinct))
 	((lost < 0)) && lost=0
-	dup=$((total - distinct))
+	dup=$((total - bad - distinct))
 	((done_ok)) || [[ -n $err ]] || err="rows incomplete"
 	local cpu_m pg_m lg_cpu_m
 	local lg_s_cpu
@@ -472,10 +489,10 @@ daemon_run() { # CASE RUN CONNS IDLE FORMAT ACK
 	lg_rate=$(sed -n 's/.* lines_per_s=\([0-9.]*\).*/\1/p' <<<"$lg_out")
 	ack50=$(sed -n 's/.* ack_p50_ms=\([0-9.]*\).*/\1/p' <<<"$lg_out")
 	ack99=$(sed -n 's/.* ack_p99_ms=\([0-9.]*\).*/\1/p' <<<"$lg_out")
-	printf 'daemon\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
+	printf 'daemon\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
 		"$1" "$2" "$sent" "$total" "$distinct" "$lost" "$dup" "$secs" "$rate" "$cpu_m" "$pg_m" \
-		"$((hwm / 1024))" "$((rss0 / 1024))" "$conns_max" "${lg_s:-0}" "${lg_rate:-0}" "${ack50:--}" "${ack99:--}" "${err:--}" "$lg_cpu_m" "$oth" >>"$RESULTS"
-	log "$1 run $2: ${rate} lines/s (${distinct}/${sent} rows in ${secs} s), daemon CPU ${cpu_m} s/M, PostgreSQL ${pg_m} s/M, loadgen ${lg_cpu_m} s/M, other processes ${oth}% of the CPU, peak RSS $((hwm / 1024)) MiB, lost $lost, dup $dup${err:+, ERROR: $err}"
+		"$((hwm / 1024))" "$((rss0 / 1024))" "$conns_max" "${lg_s:-0}" "${lg_rate:-0}" "${ack50:--}" "${ack99:--}" "${err:--}" "$lg_cpu_m" "$oth" "$bad" >>"$RESULTS"
+	log "$1 run $2: ${rate} lines/s (${distinct}/${sent} rows in ${secs} s), daemon CPU ${cpu_m} s/M, PostgreSQL ${pg_m} s/M, loadgen ${lg_cpu_m} s/M, other processes ${oth}% of the CPU, peak RSS $((hwm / 1024)) MiB, lost $lost, dup $dup, rows without a valid id $bad${err:+, ERROR: $err}"
 	if [[ -n $err ]]; then
 		fail_run "$1 run $2: $err"
 		tail -n 5 "$DLOG" | sed 's/^/    logsinkd: /' >&2 || true
@@ -593,7 +610,7 @@ LOAD_END=$(cut -d" " -f1-3 /proc/loadavg)
 # ------------------------------------------------------------ report
 # results.tsv rows:
 #   daemon  case run sent rows distinct lost dup secs lines/s cpu/M pgcpu/M
-#           hwm_mib rss0_mib conns_max lg_secs lg_rate ack50 ack99 error lgcpu/M other%
+#           hwm_mib rss0_mib conns_max lg_secs lg_rate ack50 ack99 error lgcpu/M other% bad
 #   ceiling case run rows secs rows/s error pgcpu/M psqlcpu/M other%
 # Per case: medians over the successful runs of lines/s, ceiling rows/s and
 # the CPU figures; ratio of the two medians; CPU ratio = ceiling CPU (PostgreSQL
@@ -612,7 +629,7 @@ $1 == "daemon" {
 	if ($20 == "-") { ok[c]++; rate[c] = rate[c] " " $10; cpu[c] = cpu[c] " " $11; pg[c] = pg[c] " " $12; lg[c] = lg[c] " " $21 }
 	if ($13 + 0 > rss[c]) rss[c] = $13 + 0
 	if ($15 + 0 > conns[c]) conns[c] = $15 + 0
-	lost[c] += $7; dup[c] += $8; runs[c]++
+	lost[c] += $7; dup[c] += $8; bad[c] += $23; runs[c]++
 	if ($18 != "-") a50[c] = a50[c] " " $18
 	if ($19 != "-") a99[c] = a99[c] " " $19
 }
@@ -621,14 +638,14 @@ END {
 	for (i = 1; i <= nc; i++) {
 		c = order[i]; r = median(rate[c]); m = median(ceil[c])
 		dcpu = median(cpu[c]) + median(pg[c]) + median(lg[c]); ccpu = median(cpg[c]) + median(ccl[c])
-		printf "%s\t%.0f\t%.0f\t%.2f\t%.2f\t%.2f\t%.2f\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%.3f\t%.3f\t%.2f\n", c, r, m, (m > 0 ? r / m : 0),
+		printf "%s\t%.0f\t%.0f\t%.2f\t%.2f\t%.2f\t%.2f\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%.3f\t%.3f\t%.2f\t%d\n", c, r, m, (m > 0 ? r / m : 0),
 		    median(cpu[c]), median(pg[c]), median(cpg[c]), rss[c], lost[c], dup[c], ok[c], runs[c], conns[c],
 		    (a50[c] != "" ? median(a50[c]) : "-"), (a99[c] != "" ? median(a99[c]) : "-"),
-		    median(lg[c]), median(ccl[c]), (dcpu > 0 && ccpu > 0 ? ccpu / dcpu : 0)
+		    median(lg[c]), median(ccl[c]), (dcpu > 0 && ccpu > 0 ? ccpu / dcpu : 0), bad[c]
 	}
 }' "$RESULTS")
 # SUMMARY: case lines/s ceiling ratio cpu pgcpu ceil_pgcpu rss lost dup ok runs conns_max ack50 ack99
-#          loadgen_cpu ceil_psql_cpu cpu_ratio
+#          loadgen_cpu ceil_psql_cpu cpu_ratio bad
 
 align() { # tab-separated rows -> aligned columns (first left, others right)
 	awk -F'\t' '{ for (i = 1; i <= NF; i++) { cell[NR, i] = $i; if (length($i) > w[i]) w[i] = length($i) }; if (NF > nf) nf = NF }
@@ -647,13 +664,13 @@ MEAS_S=$(awk -v a="$T_START" -v b="$T_END" 'BEGIN { printf "%.0f", b - a }')
 		"${DAEMON_BASE[*]}${DAEMON_ARGS[*]:+ ${DAEMON_ARGS[*]}}" "$NOFILE"
 	printf '# %s lines per run, %s run(s) per case%s; ceiling: the same rows COPY'"'"'d by %s parallel psql \\copy streams\n' \
 		"$LINES" "$RUNS" "$( ((SMOKE)) && echo ', smoke mode')" "$STREAMS"
-	printf '# lines/s = rows / (last commit - first line received); ratio = lines/s / ceiling rows/s (medians over ok runs)\n'
+	printf '# lines/s = rows / (last commit - first line received); ratio = lines/s / ceiling rows/s (medians over ok runs); bad = rows without a valid id\n'
 	printf '# CPU = logsinkd utime+stime, PG CPU = whole PostgreSQL cluster, s per million rows (medians); CPU ratio = ceiling CPU\n'
-	printf '# (PostgreSQL + psql) / logsinkd-path CPU (logsinkd + PostgreSQL + loadgen) per row; RSS = largest VmHWM; lost, dup summed\n\n'
+	printf '# (PostgreSQL + psql) / logsinkd-path CPU (logsinkd + PostgreSQL + loadgen) per row; RSS = largest VmHWM; lost, dup, bad summed\n\n'
 	{
-		printf 'case\tlines/s\tceiling rows/s\tratio\tCPU s/M lines\tPG CPU s/M\tceiling PG CPU s/M\tCPU ratio\tpeak RSS MiB\tlost\tdup\tok runs\n'
+		printf 'case\tlines/s\tceiling rows/s\tratio\tCPU s/M lines\tPG CPU s/M\tceiling PG CPU s/M\tCPU ratio\tpeak RSS MiB\tlost\tdup\tbad\tok runs\n'
 		[[ -z $SUMMARY ]] ||
-			awk -F'\t' '{ printf "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d/%d\n", $1, $2, $3, $4, $5, $6, $7, $18, $8, $9, $10, $11, $12 }' <<<"$SUMMARY"
+			awk -F'\t' '{ printf "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d/%d\n", $1, $2, $3, $4, $5, $6, $7, $18, $8, $9, $10, $19, $11, $12 }' <<<"$SUMMARY"
 	} | align
 	for s in "${SKIPPED[@]}"; do echo "$s"; done
 	for s in "${NOTES[@]}"; do echo "$s"; done
@@ -697,10 +714,10 @@ if [[ -n $JSON ]]; then
 			"$LINES" "$RUNS" "$STREAMS" "$( ((SMOKE)) && echo true || echo false)" "$MEAS_S"
 		printf '  "cases": ['
 		sep=""
-		while IFS=$'\t' read -r c r m ratio cpu pgc cpgc rss lost dup okr nruns cmax a50 a99 lgc ccl cratio; do
+		while IFS=$'\t' read -r c r m ratio cpu pgc cpgc rss lost dup okr nruns cmax a50 a99 lgc ccl cratio nbad; do
 			[[ -n $c ]] || continue
-			printf '%s\n    {"case": %s, "lines_per_s": %s, "ceiling_rows_per_s": %s, "ratio": %s, "cpu_s_per_mlines": %s, "pg_cpu_s_per_mlines": %s, "ceiling_pg_cpu_s_per_mlines": %s, "loadgen_cpu_s_per_mlines": %s, "ceiling_psql_cpu_s_per_mlines": %s, "cpu_ratio": %s, "peak_rss_mib": %s, "lost": %s, "duplicated": %s, "runs_ok": %s, "runs": %s, "max_conns_open": %s, "ack_p50_ms": %s, "ack_p99_ms": %s,\n     "per_run": [' \
-				"$sep" "$(json_str "$c")" "$r" "$m" "$ratio" "$cpu" "$pgc" "$cpgc" "$lgc" "$ccl" "$cratio" "$rss" "$lost" "$dup" "$okr" "$nruns" "$cmax" \
+			printf '%s\n    {"case": %s, "lines_per_s": %s, "ceiling_rows_per_s": %s, "ratio": %s, "cpu_s_per_mlines": %s, "pg_cpu_s_per_mlines": %s, "ceiling_pg_cpu_s_per_mlines": %s, "loadgen_cpu_s_per_mlines": %s, "ceiling_psql_cpu_s_per_mlines": %s, "cpu_ratio": %s, "peak_rss_mib": %s, "lost": %s, "duplicated": %s, "rows_without_valid_id": %s, "runs_ok": %s, "runs": %s, "max_conns_open": %s, "ack_p50_ms": %s, "ack_p99_ms": %s,\n     "per_run": [' \
+				"$sep" "$(json_str "$c")" "$r" "$m" "$ratio" "$cpu" "$pgc" "$cpgc" "$lgc" "$ccl" "$cratio" "$rss" "$lost" "$dup" "$nbad" "$okr" "$nruns" "$cmax" \
 				"$(json_num "$a50")" "$(json_num "$a99")"
 			awk -F'\t' -v c="$c" '
 				function str(s) { if (s == "-" || s == "") return "null"; gsub(/\\/, "\\\\", s); gsub(/"/, "\\\"", s); return "\"" s "\"" }
@@ -710,8 +727,8 @@ if [[ -n $JSON ]]; then
 				END {
 					for (i = 1; i <= n; i++) {
 						split(line[i], f, "\t"); r = f[3]
-						printf "%s\n      {\"run\": %d, \"sent\": %d, \"rows\": %d, \"distinct\": %d, \"lost\": %d, \"duplicated\": %d, \"seconds\": %s, \"lines_per_s\": %s, \"cpu_s_per_mlines\": %s, \"pg_cpu_s_per_mlines\": %s, \"peak_rss_mib\": %d, \"rss_start_mib\": %d, \"max_conns_open\": %d, \"loadgen_seconds\": %s, \"loadgen_lines_per_s\": %s, \"ack_p50_ms\": %s, \"ack_p99_ms\": %s, \"loadgen_cpu_s_per_mlines\": %s, \"other_cpu_pct\": %s, \"error\": %s, \"ceiling_rows_per_s\": %s, \"ceiling_pg_cpu_s_per_mlines\": %s, \"ceiling_psql_cpu_s_per_mlines\": %s, \"ceiling_other_cpu_pct\": %s, \"ceiling_error\": %s}",
-						    (i > 1 ? "," : ""), r, f[4], f[5], f[6], f[7], f[8], f[9], f[10], f[11], f[12], f[13], f[14], f[15],
+						printf "%s\n      {\"run\": %d, \"sent\": %d, \"rows\": %d, \"distinct\": %d, \"lost\": %d, \"duplicated\": %d, \"rows_without_valid_id\": %d, \"seconds\": %s, \"lines_per_s\": %s, \"cpu_s_per_mlines\": %s, \"pg_cpu_s_per_mlines\": %s, \"peak_rss_mib\": %d, \"rss_start_mib\": %d, \"max_conns_open\": %d, \"loadgen_seconds\": %s, \"loadgen_lines_per_s\": %s, \"ack_p50_ms\": %s, \"ack_p99_ms\": %s, \"loadgen_cpu_s_per_mlines\": %s, \"other_cpu_pct\": %s, \"error\": %s, \"ceiling_rows_per_s\": %s, \"ceiling_pg_cpu_s_per_mlines\": %s, \"ceiling_psql_cpu_s_per_mlines\": %s, \"ceiling_other_cpu_pct\": %s, \"ceiling_error\": %s}",
+						    (i > 1 ? "," : ""), r, f[4], f[5], f[6], f[7], f[8], f[23], f[9], f[10], f[11], f[12], f[13], f[14], f[15],
 						    num(f[16]), num(f[17]), num(f[18]), num(f[19]), num(f[21]), num(f[22]), str(f[20]), num(ce[r]), num(cpg[r]), num(ccl[r]), num(coth[r]), str(cerr[r])
 					}
 				}' "$RESULTS"
