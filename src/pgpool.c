@@ -650,7 +650,7 @@ pg_range_done(struct pg_conn *pc)
 static void
 pg_data_error(struct pg_conn *pc, const char *sqlstate)
 {
-	if (pc->range.lines == pc->batch->lines && pc->batch->ntodo == 0)
+	if (pc->range.lines == pc->batch->lines && pc->batch->npending == 0)
 		log_warnx("pg%d: COPY of %u lines refused (SQLSTATE %s: %s); "
 			  "isolating the rejected rows",
 		    pc->id, pc->range.lines, sqlstate, pc->last_error);

@@ -18,8 +18,8 @@ poison_is_data_error(const char *sqlstate)
 void
 poison_current(const struct batch *b, struct batch_range *r)
 {
-	if (b->ntodo > 0) {
-		*r = b->todo[b->ntodo - 1];
+	if (b->npending > 0) {
+		*r = b->pending[b->npending - 1];
 		return;
 	}
 	r->off = 0;
@@ -33,14 +33,14 @@ push(struct batch *b, struct batch_range r)
 	struct batch_range *t;
 	size_t cap;
 
-	if (b->ntodo == b->captodo) {
-		cap = b->captodo ? b->captodo * 2 : 16;
-		if ((t = reallocarray(b->todo, cap, sizeof(*t))) == NULL)
+	if (b->npending == b->cappending) {
+		cap = b->cappending ? b->cappending * 2 : 16;
+		if ((t = reallocarray(b->pending, cap, sizeof(*t))) == NULL)
 			return -1;
-		b->todo = t;
-		b->captodo = cap;
+		b->pending = t;
+		b->cappending = cap;
 	}
-	b->todo[b->ntodo++] = r;
+	b->pending[b->npending++] = r;
 	return 0;
 }
 
@@ -65,8 +65,8 @@ poison_split(struct batch *b)
 	second.off = r.off + first.len;
 	second.len = r.len - first.len;
 	second.lines = r.lines - first.lines;
-	if (b->ntodo > 0)
-		b->ntodo--; /* replace the current range */
+	if (b->npending > 0)
+		b->npending--; /* replace the current range */
 	if (push(b, second) == -1 || push(b, first) == -1) {
 		/* ENOMEM: the halves that fit stay; retrying is safe. */
 		return -1;
@@ -77,10 +77,10 @@ poison_split(struct batch *b)
 bool
 poison_pop(struct batch *b)
 {
-	if (b->ntodo == 0)
+	if (b->npending == 0)
 		return true;
-	b->ntodo--;
-	return b->ntodo == 0;
+	b->npending--;
+	return b->npending == 0;
 }
 
 /* Decodes COPY text escapes (\\ \n \r \t, and \N for NULL). */

@@ -63,7 +63,7 @@ batch_free(struct queue *q, struct batch *b)
 	for (i = 0; i < b->nacks; i++)
 		q->ack_drop(b->acks[i].ref, b->acks[i].first, b->acks[i].n);
 	free(b->acks);
-	free(b->todo);
+	free(b->pending);
 	buf_free(&b->rows);
 	free(b);
 }

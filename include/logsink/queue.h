@@ -45,8 +45,8 @@ struct batch {
 	size_t nacks, capacks;
 	/* Poison-row isolation (poison.c): rows still to send, as a stack of
 	 * ranges; empty while the batch is sent whole. */
-	struct batch_range *todo;
-	size_t ntodo, captodo;
+	struct batch_range *pending;
+	size_t npending, cappending;
 };
 
 /*
