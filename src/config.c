@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -101,6 +102,21 @@ static const struct cf_key cf_keys[] = {
 	    "part received is stored (0: never)" },
 	{ "user", CF_STRING, OFF(user), NULL, 0, 0,
 	    "when started as root, switch to this user after binding" },
+	{ "spool-dir", CF_STRING, OFF(spool_dir), NULL, 0, 0,
+	    "directory for lines the database cannot take yet (memory full, "
+	    "shutdown); unset: no disk spool" },
+	{ "spool-max-bytes", CF_SIZE, OFF(spool_max_bytes), "1GiB", 1024 * 1024,
+	    1LL << 50,
+	    "disk the spool may use; when it and the queue are full, "
+	    "reading stops" },
+	{ "spool-segment-bytes", CF_SIZE, OFF(spool_segment_bytes), "16MiB",
+	    64 * 1024, 1LL << 32,
+	    "spool file size; a file is deleted once all its lines are "
+	    "stored" },
+	{ "spool-sync-interval-ms", CF_MS, OFF(spool_sync_interval_ms), "100",
+	    1, 60000,
+	    "the spool is fdatasync()ed this often; ack=spooled acks wait "
+	    "for it" },
 };
 
 #define NKEYS (sizeof(cf_keys) / sizeof(cf_keys[0]))
@@ -377,10 +393,13 @@ listen_option(struct listen_spec *spec, const char *opt, size_t n, char *err,
 		if (strcmp(v, "none") == 0)
 			spec->ack = 0;
 		else if (strcmp(v, "commit") == 0)
-			spec->ack = 1;
+			spec->ack = CONFIG_ACK_COMMIT;
+		else if (strcmp(v, "spooled") == 0)
+			spec->ack = CONFIG_ACK_SPOOLED;
 		else
 			return cf_error(err, errlen,
-			    "listen: ack '%s' is not none or commit", v);
+			    "listen: ack '%s' is not none, commit or spooled",
+			    v);
 	} else if (strncmp(buf, "allow=", 6) == 0) {
 		return listen_allow(spec, v, err, errlen);
 	} else {
@@ -561,6 +580,22 @@ load_db_file(struct config *cfg, char *err, size_t errlen)
 	return rc;
 }
 
+/* Whether a listener acknowledges lines once spooled. */
+static bool
+need_spool(const struct config *cfg)
+{
+	struct listen_spec spec;
+	char err[256];
+	size_t i;
+
+	for (i = 0; i < cfg->nlisten; i++)
+		if (config_parse_listen(
+			cfg->listen[i], &spec, err, sizeof(err)) == 0 &&
+		    spec.ack == CONFIG_ACK_SPOOLED)
+			return true;
+	return false;
+}
+
 int
 config_finish(struct config *cfg, char *err, size_t errlen)
 {
@@ -577,6 +612,11 @@ config_finish(struct config *cfg, char *err, size_t errlen)
 		    "reconnect-min-ms (%d) is larger than reconnect-max-ms "
 		    "(%d)",
 		    cfg->reconnect_min_ms, cfg->reconnect_max_ms);
+	if (cfg->spool_dir == NULL && need_spool(cfg))
+		return cf_error(err, errlen,
+		    "a listener says ack=spooled but no spool-dir is set: set "
+		    "spool-dir (e.g. /var/lib/logsinkd/spool) or use "
+		    "ack=commit");
 	if (cfg->max_line_bytes * 3 + 4096 > cfg->queue_bytes)
 		return cf_error(err, errlen,
 		    "queue-bytes (%zu) must hold at least one line of "
@@ -720,4 +760,9 @@ config_dump(const struct config *cfg, FILE *fp)
 	fprintf(fp, "idle-timeout = %dms\npartial-line-timeout = %dms\n",
 	    cfg->idle_timeout_ms, cfg->partial_line_timeout_ms);
 	dump_opt(fp, "user", cfg->user);
+	dump_opt(fp, "spool-dir", cfg->spool_dir);
+	fprintf(fp, "spool-max-bytes = %zu\nspool-segment-bytes = %zu\n",
+	    cfg->spool_max_bytes, cfg->spool_segment_bytes);
+	fprintf(
+	    fp, "spool-sync-interval-ms = %d\n", cfg->spool_sync_interval_ms);
 }

@@ -108,7 +108,9 @@ struct client {
 	struct buf scratch; /* the parser's, reused for every message */
 	uint64_t lines, bytes;
 	uint64_t bad_frames; /* fr.bad_frames already counted */
-	struct ackref *ack;  /* NULL unless the listener says ack=commit */
+	struct ackref *ack;  /* NULL unless the listener says ack=commit
+				or ack=spooled */
+	bool ack_spooled;    /* ack=spooled */
 	uint64_t queued;     /* lines accepted into the queue */
 	bool ack_pending;    /* an "ok N" waits for the output to drain */
 };
@@ -119,7 +121,7 @@ struct listen_sock {
 	struct evconnlistener *evl;
 	enum framer_mode framing;
 	enum parser_format format;
-	bool ack;
+	int ack; /* enum config_ack */
 	struct cidr allow[CONFIG_MAX_ALLOW];
 	int nallow;
 	char name[300];
@@ -185,7 +187,7 @@ on_message(void *arg, const char *msg, size_t len, bool truncated)
 			    c->name, c->ls->set.max_line_bytes);
 	}
 	if (queue_append_acked(q, &c->rec, &replaced, c->ack,
-		c->ack != NULL ? c->ack->appended : 0) == -1) {
+		c->ack != NULL ? c->ack->appended : 0, c->ack_spooled) == -1) {
 		metrics.lines_dropped_oom++;
 		log_warn("%s: line dropped, out of memory", c->name);
 		return true;
@@ -643,6 +645,7 @@ accept_cb(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *sa,
 		}
 		c->ack->refs = 1;
 		c->ack->c = c;
+		c->ack_spooled = sock->ack == CONFIG_ACK_SPOOLED;
 	}
 	/* Room for one whole line, so the framer can always progress. */
 	bufferevent_setwatermark(

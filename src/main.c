@@ -21,6 +21,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "logsink/config.h"
+#include "logsink/copyenc.h"
 #include "logsink/dbconn.h"
 #include "logsink/httpd.h"
 #include "logsink/listener.h"
@@ -29,6 +30,7 @@
 #include "logsink/pgpool.h"
 #include "logsink/queue.h"
 #include "logsink/schema.h"
+#include "logsink/spool.h"
 
 #define EXIT_USAGE         2
 #define DRAIN_POLL_MS      20
@@ -53,8 +55,9 @@ struct daemon {
 	struct listeners *ls;
 	struct event *ev_kick, *ev_resume, *ev_stats, *ev_drain, *ev_deadline;
 	struct event *ev_sig[3];
-	struct event *ev_watchdog, *ev_status;
+	struct event *ev_watchdog, *ev_status, *ev_spool;
 	struct httpd *httpd;
+	struct spool *spool;   /* NULL: no spool-dir */
 	sigset_t startup_mask; /* the signal mask before start-up */
 	bool stopping;
 };
@@ -284,6 +287,18 @@ gauges_cb(void *arg, struct metrics_gauges *g)
 	g->db_state_names = pgpool_state_names(&n);
 	g->ndb_states = n;
 	pgpool_state_counts(d->pool, g->db_state_counts);
+	if (d->spool != NULL) {
+		struct spool_stats st;
+
+		spool_get_stats(d->spool, &st);
+		g->spool = true;
+		g->spool_bytes = st.bytes;
+		g->spool_segments = st.segments;
+		g->spool_unread_bytes = st.unread_bytes;
+		g->spool_corrupt_records = st.records_corrupt;
+		g->spool_corrupt_bytes = st.bytes_corrupt;
+		g->spool_write_errors = st.write_errors;
+	}
 }
 
 static void
@@ -343,12 +358,30 @@ stats_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 static void
+spool_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct daemon *d = arg;
+
+	(void)fd;
+	(void)what;
+	queue_tick(d->q);
+}
+
+static void
 drain_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct daemon *d = arg;
 
 	(void)fd;
 	(void)what;
+	if (d->spool != NULL && pgpool_connected(d->pool) == 0) {
+		/* Nothing can be stored now: teardown() spools the rest. */
+		log_notice("shutdown: the database is not reachable; the "
+			   "%llu queued lines go to the spool",
+		    (unsigned long long)queue_lines(d->q));
+		event_base_loopexit(d->base, NULL);
+		return;
+	}
 	if (queue_lines(d->q) == 0 && listeners_open(d->ls) == 0) {
 		log_notice("shutdown: all %llu received lines are stored",
 		    (unsigned long long)metrics.lines_committed);
@@ -363,10 +396,18 @@ deadline_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	log_errx("shutdown: shutdown-timeout (%d ms) reached with %llu lines "
-		 "(%zu bytes) not stored in the database; they are lost",
-	    d->cfg.shutdown_timeout_ms, (unsigned long long)queue_lines(d->q),
-	    queue_bytes(d->q));
+	if (d->spool != NULL)
+		log_notice("shutdown: shutdown-timeout (%d ms) reached with "
+			   "%llu lines not stored in the database; they go "
+			   "to the spool",
+		    d->cfg.shutdown_timeout_ms,
+		    (unsigned long long)queue_lines(d->q));
+	else
+		log_errx("shutdown: shutdown-timeout (%d ms) reached with "
+			 "%llu lines (%zu bytes) not stored in the database; "
+			 "they are lost (set spool-dir to keep them)",
+		    d->cfg.shutdown_timeout_ms,
+		    (unsigned long long)queue_lines(d->q), queue_bytes(d->q));
 	event_base_loopexit(d->base, NULL); /* exit 0: the stop was asked for */
 }
 
@@ -477,6 +518,7 @@ signal_cb(evutil_socket_t sig, short what, void *arg)
 	    strsignal((int)sig), n, (unsigned long long)queue_lines(d->q),
 	    d->cfg.shutdown_timeout_ms);
 	pgpool_drain(d->pool);
+	queue_stop_replay(d->q); /* the spool waits for the next start */
 	event_add(d->ev_drain, &poll);
 	event_add(d->ev_deadline, &tv);
 }
@@ -514,6 +556,13 @@ setup_events(struct daemon *d)
 	    event_new(d->base, -1, EV_PERSIST, watchdog_cb, d), "watchdog");
 	d->ev_status = must_event(
 	    event_new(d->base, -1, EV_PERSIST, status_cb, d), "status");
+	d->ev_spool = must_event(
+	    event_new(d->base, -1, EV_PERSIST, spool_cb, d), "spool");
+	if (d->spool != NULL) {
+		tv.tv_sec = d->cfg.spool_sync_interval_ms / 1000;
+		tv.tv_usec = (d->cfg.spool_sync_interval_ms % 1000) * 1000;
+		event_add(d->ev_spool, &tv);
+	}
 	if (sd_watchdog_enabled(0, &wd_usec) > 0) {
 		tv.tv_sec = (time_t)(wd_usec / 2 / 1000000);
 		tv.tv_usec = (suseconds_t)(wd_usec / 2 % 1000000);
@@ -536,14 +585,34 @@ setup_events(struct daemon *d)
 	sigprocmask(SIG_SETMASK, &d->startup_mask, NULL);
 }
 
+/* Whatever is still in memory at exit goes to the spool, if there is one. */
+static void
+spool_at_exit(struct daemon *d)
+{
+	uint64_t n = queue_lines(d->q), lost;
+
+	if (d->spool == NULL || n == 0)
+		return;
+	lost = queue_spill_all(d->q);
+	if (lost > 0)
+		log_errx("shutdown: %llu lines could not be spooled to %s "
+			 "(full: see spool-max-bytes); they are lost",
+		    (unsigned long long)lost, spool_dir(d->spool));
+	log_notice("shutdown: %llu lines are in the spool (%s); they are "
+		   "stored when logsinkd starts again",
+	    (unsigned long long)(n - lost), spool_dir(d->spool));
+}
+
 static void
 teardown(struct daemon *d)
 {
 	int i;
 
 	listeners_free(d->ls);
-	pgpool_free(d->pool);
+	pgpool_free(d->pool); /* batches being written return to the queue */
+	spool_at_exit(d);
 	queue_free(d->q);
+	spool_close(d->spool);
 	event_free(d->ev_kick);
 	event_free(d->ev_resume);
 	event_free(d->ev_stats);
@@ -551,6 +620,7 @@ teardown(struct daemon *d)
 	event_free(d->ev_deadline);
 	event_free(d->ev_watchdog);
 	event_free(d->ev_status);
+	event_free(d->ev_spool);
 	httpd_free(d->httpd);
 	for (i = 0; i < 3; i++)
 		event_free(d->ev_sig[i]);
@@ -695,6 +765,16 @@ run(struct daemon *d)
 	}
 	open_listeners(d);
 	drop_privileges(&d->cfg);
+	if (d->cfg.spool_dir != NULL) {
+		struct spool_settings sset = { d->cfg.spool_dir,
+			d->cfg.spool_max_bytes, d->cfg.spool_segment_bytes,
+			spool_crc32c(
+			    0, COPYENC_FORMAT, strlen(COPYENC_FORMAT)) };
+
+		if ((d->spool = spool_open(&sset, err, sizeof(err))) == NULL)
+			fatalx("%s", err);
+		queue_set_spool(d->q, d->spool);
+	}
 	setup_events(d);
 	pgpool_on_contact(d->pool, on_db_contact, d);
 	log_notice("logsinkd %s started", LOGSINK_VERSION);

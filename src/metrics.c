@@ -63,14 +63,16 @@ metrics_format(
 	    " bad_frames=%" PRIu64 " sanitized=%" PRIu64 " dropped_oom=%" PRIu64
 	    " conns_open=%" PRIu64 " conns_accepted=%" PRIu64
 	    " batches=%" PRIu64 " copy_failures=%" PRIu64 " reconnects=%" PRIu64
-	    " backpressure_ms=%" PRIu64,
+	    " backpressure_ms=%" PRIu64 " spooled=%" PRIu64
+	    " replayed=%" PRIu64,
 	    metrics.lines_received, metrics.lines_committed,
 	    metrics.lines_rejected, queue_lines, queue_bytes,
 	    metrics.lines_truncated, metrics.bad_frames,
 	    metrics.lines_sanitized, metrics.lines_dropped_oom,
 	    metrics.connections_open, metrics.connections_accepted,
 	    metrics.copy_batches, metrics.copy_failures, metrics.db_reconnects,
-	    metrics.backpressure_ms);
+	    metrics.backpressure_ms, metrics.lines_spooled,
+	    metrics.lines_replayed);
 }
 
 static int put(struct buf *out, const char *fmt, ...)
@@ -163,6 +165,14 @@ render_counters(struct buf *out)
 		m->bad_frames) |
 	    counter(out, "lines_dropped_oom_total",
 		"Lines dropped because memory ran out.", m->lines_dropped_oom) |
+	    counter(out, "lines_spooled_total",
+		"Lines written to the disk spool.", m->lines_spooled) |
+	    counter(out, "lines_replayed_total",
+		"Lines read back from the disk spool for the database.",
+		m->lines_replayed) |
+	    counter(out, "spool_refused_total",
+		"Batches the spool could not take (full or write error).",
+		m->spool_refused) |
 	    counter(out, "connections_accepted_total",
 		"Client connections accepted.", m->connections_accepted) |
 	    counter(out, "connections_refused_total",
@@ -235,6 +245,23 @@ metrics_render(struct buf *out, const struct metrics_gauges *g)
 	    histogram(out, "commit_seconds",
 		"Seconds from COPY start to commit.", &metrics.commit_seconds,
 		latency_bounds, METRICS_LATENCY_BUCKETS);
+	if (rc == 0 && g->spool)
+		rc = gauge(out, "spool_bytes", "Bytes in spool segments.",
+			 (double)g->spool_bytes) |
+		    gauge(out, "spool_segments", "Spool segment files.",
+			(double)g->spool_segments) |
+		    gauge(out, "spool_unread_bytes",
+			"Spooled bytes not yet read back for the database.",
+			(double)g->spool_unread_bytes) |
+		    counter(out, "spool_corrupt_records_total",
+			"Corrupt or torn spool data skipped (each range).",
+			g->spool_corrupt_records) |
+		    counter(out, "spool_corrupt_bytes_total",
+			"Bytes of corrupt or torn spool data skipped.",
+			g->spool_corrupt_bytes) |
+		    counter(out, "spool_write_errors_total",
+			"Failed spool writes (full disk, I/O errors).",
+			g->spool_write_errors);
 	if (rc == 0)
 		rc = put(out,
 		    "# HELP logsink_db_connections Database "

@@ -42,6 +42,10 @@ struct config {
 	int idle_timeout_ms;         /* 0: never */
 	int partial_line_timeout_ms; /* 0: never */
 	char *user;                  /* drop to this user after binding */
+	char *spool_dir;             /* NULL: no disk spool */
+	size_t spool_max_bytes;
+	size_t spool_segment_bytes;
+	int spool_sync_interval_ms;
 };
 
 void config_init(struct config *cfg);
@@ -67,16 +71,22 @@ int config_is_key(const char *key);
 
 /*
  * One listen value: "HOST:PORT [framing=auto|lf|nul|octet]
- * [format=auto|raw] [ack=none|commit] [allow=CIDR,CIDR,...]".
+ * [format=auto|raw] [ack=none|commit|spooled] [allow=CIDR,CIDR,...]".
  */
 #define CONFIG_MAX_ALLOW 64
+
+enum config_ack {
+	CONFIG_ACK_NONE,
+	CONFIG_ACK_COMMIT,  /* "ok N": N lines committed */
+	CONFIG_ACK_SPOOLED, /* the same, or durable in the spool */
+};
 
 struct listen_spec {
 	char host[256];
 	char port[8];
 	int framing;                         /* enum framer_mode */
 	int format;                          /* enum parser_format */
-	int ack;                             /* 1: ack=commit */
+	int ack;                             /* enum config_ack */
 	struct cidr allow[CONFIG_MAX_ALLOW]; /* none: any peer */
 	int nallow;
 };

@@ -22,6 +22,9 @@
 	"received_at, peer, host, app, procid, msgid, facility, severity, "    \
 	"event_time, message, fields"
 #define COPYENC_NCOLUMNS 11
+/* Names the row encoding; spool segments record it (hashed) so that rows
+ * are never replayed into a table layout they were not encoded for. */
+#define COPYENC_FORMAT   "text " COPYENC_COLUMNS
 
 /*
  * Appends rec as one row (ending in LF) to out.  *replaced gets the number

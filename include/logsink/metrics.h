@@ -32,6 +32,9 @@ struct metrics {
 	uint64_t lines_sanitized; /* had bytes replaced by U+FFFD */
 	uint64_t bytes_replaced;
 	uint64_t lines_dropped_oom;
+	uint64_t lines_spooled;  /* written to the disk spool */
+	uint64_t lines_replayed; /* read back from it */
+	uint64_t spool_refused;  /* batches the spool could not take */
 	uint64_t connections_accepted;
 	uint64_t connections_open;
 	uint64_t connections_refused;
@@ -65,6 +68,10 @@ struct metrics_gauges {
 	int ndb_states;
 	const char *const *db_state_names;
 	int *db_state_counts; /* filled by the gauges callback */
+	bool spool;           /* a spool-dir is configured: */
+	uint64_t spool_bytes, spool_segments, spool_unread_bytes;
+	uint64_t spool_corrupt_records, spool_corrupt_bytes;
+	uint64_t spool_write_errors;
 };
 
 void metrics_observe_batch(uint32_t lines, double commit_seconds);

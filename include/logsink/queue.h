@@ -9,6 +9,13 @@
  * through queue_done().  Once the limit is reached the queue reports full
  * until it drains below the resume level; its owner stops reading from
  * clients meanwhile.
+ *
+ * With a spool (queue_set_spool), a full queue first moves its oldest
+ * waiting batches to disk and reports full only when the spool cannot
+ * take them; batches holding lines of ack=spooled senders go to disk as
+ * soon as they are sealed.  Writers take spooled batches (oldest first)
+ * before the ones in memory.  Acknowledgement runs of spooled batches are
+ * kept in memory (charged against the limit) and reattached on replay.
  */
 #ifndef LOGSINK_QUEUE_H
 #define LOGSINK_QUEUE_H
@@ -19,6 +26,7 @@
 
 #include "logsink/buf.h"
 #include "logsink/record.h"
+#include "logsink/spool.h"
 
 /* A run of one sender's lines in a batch (ack=commit): its lines first ..
  * first + n - 1, counted from 0 per sender. */
@@ -26,6 +34,7 @@ struct batch_ack {
 	void *ref; /* the sender's acknowledgement handle */
 	uint64_t first;
 	uint32_t n;
+	bool at_spool; /* ack=spooled: credit once the lines are on disk */
 };
 
 /* Rows off..off+len of a batch's COPY text, holding lines rows. */
@@ -47,6 +56,9 @@ struct batch {
 	 * ranges; empty while the batch is sent whole. */
 	struct batch_range *pending;
 	size_t npending, cappending;
+	uint32_t spool_ack_lines; /* lines of ack=spooled senders */
+	bool from_spool;          /* replayed: the record at spool_pos */
+	struct spool_pos spool_pos;
 };
 
 /*
@@ -85,10 +97,29 @@ void queue_set_ack_callbacks(
 int queue_append(struct queue *q, const struct record *rec, size_t *replaced)
     __attribute__((warn_unused_result));
 /* The same, remembering that the line is line seq (from 0) of the sender
- * ack_ref (the batch holds a reference until queue_ack_cb releases it). */
+ * ack_ref (the batch holds a reference until queue_ack_cb releases it);
+ * at_spool: credit the line once it is durable in the spool, not only
+ * when it is committed. */
 int queue_append_acked(struct queue *q, const struct record *rec,
-    size_t *replaced, void *ack_ref, uint64_t seq)
+    size_t *replaced, void *ack_ref, uint64_t seq, bool at_spool)
     __attribute__((warn_unused_result));
+
+/* Gives the queue a spool (owned by the caller, outliving the queue). */
+void queue_set_spool(struct queue *q, struct spool *sp);
+/*
+ * Periodic spool upkeep (every spool-sync interval): seals and spools the
+ * open batch if it holds ack=spooled lines, retries spooling when full,
+ * fdatasync()s the spool, credits the acks it made durable, and saves
+ * replay progress.
+ */
+void queue_tick(struct queue *q);
+/*
+ * Shutdown: moves every batch in memory (not those a writer holds) to the
+ * spool.  Returns the number of lines that could not be spooled.
+ */
+uint64_t queue_spill_all(struct queue *q);
+/* Shutdown: take no more batches from the spool (they wait on disk). */
+void queue_stop_replay(struct queue *q);
 
 /*
  * The oldest sealed batch, or NULL.  With flush set, an open batch that
@@ -97,16 +128,18 @@ int queue_append_acked(struct queue *q, const struct record *rec,
 struct batch *queue_take(struct queue *q, bool flush);
 /* The batch is committed: release its memory. */
 void queue_done(struct queue *q, struct batch *b);
-/* The batch failed: it goes back to the head of the queue. */
+/* The batch failed: it is the next one taken. */
 void queue_return(struct queue *q, struct batch *b);
 
 bool queue_full(const struct queue *q);
+/* A batch is ready: sealed in memory, returned, or waiting in the spool. */
 bool queue_has_sealed(const struct queue *q);
 /* Lines in the open batch, and when (monotonic ms) the first arrived. */
 uint32_t queue_open_lines(const struct queue *q);
 int64_t queue_open_since_ms(const struct queue *q);
 
-/* Everything held: sealed, open and taken-but-uncommitted. */
+/* Everything in memory: sealed, open and taken-but-uncommitted (the
+ * spool's own lines are not counted until read back). */
 size_t queue_bytes(const struct queue *q);
 uint64_t queue_lines(const struct queue *q);
 
