@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Quick start: installs what logsinkd needs (Debian 12), builds it, starts a
 # private PostgreSQL under .local/pg in this checkout, creates the table and
-# runs logsinkd in the foreground on 127.0.0.1:5140.  Ctrl-C stops both.
+# runs logsinkd in the foreground on 127.0.0.1:5140, with its disk spool in
+# .local/spool.  Ctrl-C stops both.
 # Extra arguments go to logsinkd; with --db ... no private cluster is made.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,6 +35,17 @@ if [[ -z "$db" ]]; then
 	trap 'bash scripts/pg-private.sh stop "$pgdir"' EXIT
 	args+=(--db "$conninfo")
 	echo "Private PostgreSQL running, data in $pgdir/data"
+fi
+
+# A disk spool, so that lines survive a stop while the database is down.
+if [[ " $* " != *" --spool-dir "* ]]; then
+	spool=$top/.local/spool
+	if [[ $(id -u) -eq 0 ]]; then
+		# The daemon runs as nobody: give it a spool it can write.
+		spool=/var/tmp/logsink-quickstart-spool
+		mkdir -p "$spool" && chown nobody "$spool" && chmod 0700 "$spool"
+	fi
+	args+=(--spool-dir "$spool")
 fi
 
 ./build/logsinkd "${args[@]}" --init-db

@@ -62,10 +62,13 @@ def help_keys():
 def test_default_config_lists_every_setting(logsinkd):
     with open(CONF) as f:
         text = f.read()
-    shown = set(re.findall(r"^#([a-z][a-z0-9-]*) = ", text, re.M))
+    shown = set(re.findall(r"^#?([a-z][a-z0-9-]*) = ", text, re.M))
     missing = [k for k in help_keys() if k not in shown]
-    assert not missing, ("packaging/logsinkd.conf lacks a commented "
+    assert not missing, ("packaging/logsinkd.conf lacks a "
                          "'#key = default' line for: %s" % missing)
+    # The package turns the disk spool on (and nothing else).
+    active = re.findall(r"^([a-z][a-z0-9-]*) = (.*)$", text, re.M)
+    assert active == [("spool-dir", "/var/lib/logsinkd/spool")], active
     # Never a real secret in the shipped file.
     assert not re.search(r"password\s*=", text, re.I)
 
@@ -83,7 +86,7 @@ def test_default_config_uncommented_is_valid(logsinkd, tmp_path):
     p = harness.run_logsinkd("-c", conf, "--check-config")
     assert p.returncode == 0, p.output
     assert "# configuration OK" in p.stdout
-    # ... and the file as shipped (everything commented out) too.
+    # ... and the file as shipped (all but spool-dir commented out) too.
     p = harness.run_logsinkd("-c", CONF, "--check-config")
     assert p.returncode == 0, p.output
 
