@@ -545,6 +545,7 @@ config_free(struct config *cfg)
 	free(cfg->table);
 	free(cfg->metrics_listen);
 	free(cfg->user);
+	free(cfg->spool_dir);
 	memset(cfg, 0, sizeof(*cfg));
 }
 
