@@ -431,6 +431,14 @@ reload_warn(const struct config *old, const struct config *new)
 	    (old->metrics_listen != NULL &&
 		strcmp(old->metrics_listen, new->metrics_listen) != 0))
 		log_warnx("SIGHUP: metrics-listen changed; restart to apply");
+	if ((old->spool_dir == NULL) != (new->spool_dir == NULL) ||
+	    (old->spool_dir != NULL &&
+		strcmp(old->spool_dir, new->spool_dir) != 0) ||
+	    old->spool_max_bytes != new->spool_max_bytes ||
+	    old->spool_segment_bytes != new->spool_segment_bytes ||
+	    old->spool_sync_interval_ms != new->spool_sync_interval_ms)
+		log_warnx("SIGHUP: spool-* settings apply only after a "
+			  "restart");
 	if (old->max_line_bytes != new->max_line_bytes ||
 	    old->queue_bytes != new->queue_bytes ||
 	    old->queue_resume_percent != new->queue_resume_percent ||
