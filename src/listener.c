@@ -4,8 +4,12 @@
  *
  * Client machine:  READING <-> PAUSED (queue full / room again)
  *                  READING/PAUSED --EOF or error, input framed--> closed
+ *                  HANDSHAKE (tls=on) --done--> READING or PAUSED
+ *                  HANDSHAKE --failed or tls-handshake-timeout--> closed
  * A client that hit EOF while paused keeps its buffered input until the
  * queue has room, so no line that reached us is lost to back-pressure.
+ * On a TLS connection libevent's OpenSSL bufferevent does the record
+ * layer: the input buffer holds the plaintext, framed as on plain TCP.
  */
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -22,6 +26,7 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 
@@ -33,22 +38,26 @@
 #include "logsink/metrics.h"
 #include "logsink/parser.h"
 #include "logsink/record.h"
+#include "logsink/tls.h"
 
 #define LISTEN_BACKLOG         1024
 #define READ_CHUNK_BYTES       (64 * 1024)
 #define ACCEPT_RETRY_MS        1000
 #define SWEEP_INTERVAL_MS      1000
 #define REFUSE_LOG_INTERVAL_MS 10000
+#define TLS_LOG_INTERVAL_MS    10000
+#define TLS_MAX_ERRORS         8
 
 enum cl_state {
+	CL_HANDSHAKE, /* tls=on: the TLS handshake is under way */
 	CL_READING,
 	CL_PAUSED,
 	CL_ACKWAIT,  /* ack=commit: EOF read, waiting for the last commits */
 	CL_FLUSHING, /* closing once the output (acks) is written */
 };
 
-static const char *const cl_state_names[] = { "READING", "PAUSED", "ACKWAIT",
-	"FLUSHING" };
+static const char *const cl_state_names[] = { "HANDSHAKE", "READING", "PAUSED",
+	"ACKWAIT", "FLUSHING" };
 
 enum cl_event {
 	CLE_READ,
@@ -56,8 +65,9 @@ enum cl_event {
 	CLE_ERROR,
 	CLE_PAUSE,
 	CLE_RESUME,
-	CLE_ACKED,   /* more of its lines committed */
-	CLE_WRITTEN, /* its output buffer drained */
+	CLE_ACKED,     /* more of its lines committed */
+	CLE_WRITTEN,   /* its output buffer drained */
+	CLE_CONNECTED, /* the TLS handshake completed */
 };
 
 static const char *const cl_event_names[] = {
@@ -68,6 +78,7 @@ static const char *const cl_event_names[] = {
 	"RESUME",
 	"ACKED",
 	"WRITTEN",
+	"CONNECTED",
 };
 
 /*
@@ -111,6 +122,9 @@ struct client {
 	struct ackref *ack;  /* NULL unless the listener says ack=commit */
 	uint64_t queued;     /* lines accepted into the queue */
 	bool ack_pending;    /* an "ok N" waits for the output to drain */
+	bool tls;            /* bev is an OpenSSL bufferevent */
+	int64_t accepted_ms; /* for tls-handshake-timeout */
+	char *tls_subject;   /* verified client certificate, or NULL; owned */
 };
 
 /* One bound socket; owned by its listeners set. */
@@ -120,6 +134,7 @@ struct listen_sock {
 	enum framer_mode framing;
 	enum parser_format format;
 	bool ack;
+	bool tls;
 	struct cidr allow[CONFIG_MAX_ALLOW];
 	int nallow;
 	char name[300];
@@ -141,6 +156,10 @@ struct listeners {
 	uint64_t next_id;
 	bool paused;
 	int64_t paused_since_ms;
+	struct tls_ctx *tls; /* for new TLS connections; owned, may be NULL */
+	int tls_handshake_timeout_ms;
+	int64_t tls_fail_logged_ms;
+	uint64_t tls_fail_unlogged;
 };
 
 static void client_dispatch(struct client *c, enum cl_event ev);
@@ -274,8 +293,9 @@ client_close(struct client *c, const char *reason)
 		ls->clients = c->next;
 	if (c->next != NULL)
 		c->next->prev = c->prev;
-	bufferevent_free(c->bev);
+	bufferevent_free(c->bev); /* and with it the SSL, if any */
 	buf_free(&c->scratch);
+	free(c->tls_subject);
 	if (c->ack != NULL) {
 		c->ack->c = NULL;
 		ackref_release(c->ack);
@@ -380,9 +400,91 @@ handle_written(struct client *c)
 		client_close(c, "eof");
 }
 
+/*
+ * A TLS handshake failed (or timed out): counted by reason and logged,
+ * at most once per TLS_LOG_INTERVAL_MS with the count in between.
+ */
+static void
+tls_failed(struct client *c, enum metrics_tls_failure why, const char *text)
+{
+	struct listeners *ls = c->ls;
+	int64_t now = queue_now_ms();
+
+	metrics.tls_handshake_failures[why]++;
+	ls->tls_fail_unlogged++;
+	if (ls->tls_fail_logged_ms == 0 ||
+	    now - ls->tls_fail_logged_ms >= TLS_LOG_INTERVAL_MS) {
+		log_warnx("%s: TLS handshake failed (%s): %s (%llu failed "
+			  "since the last such message; later ones within "
+			  "10 s are only counted)",
+		    c->name, metrics_tls_failure_name(why), text,
+		    (unsigned long long)ls->tls_fail_unlogged);
+		ls->tls_fail_unlogged = 0;
+		ls->tls_fail_logged_ms = now;
+	}
+	client_close(c, "tls-handshake-failed");
+}
+
+/* EOF or an error before the handshake completed: find out why. */
+static void
+handle_handshake_error(struct client *c)
+{
+	unsigned long errs[TLS_MAX_ERRORS], e;
+	size_t n = 0;
+	char why[256];
+	enum metrics_tls_failure f;
+
+	while ((e = bufferevent_get_openssl_error(c->bev)) != 0)
+		if (n < TLS_MAX_ERRORS)
+			errs[n++] = e;
+	f = tls_failure(bufferevent_openssl_get_ssl(c->bev), errs, n, c->err,
+	    why, sizeof(why));
+	tls_failed(c, f, why);
+}
+
+/* The handshake completed: note the client certificate, start reading. */
+static void
+handle_handshake_done(struct client *c)
+{
+	struct ssl_st *ssl = bufferevent_openssl_get_ssl(c->bev);
+
+	metrics.tls_handshakes++;
+	c->tls_subject = tls_peer_subject(ssl);
+	c->rec.tls_subject = c->tls_subject;
+	log_debug("%s: TLS handshake done: %s subject=%s", c->name,
+	    tls_conn_version(ssl),
+	    c->tls_subject != NULL ? c->tls_subject : "(none)");
+	c->last_read_ms = queue_now_ms();
+	if (c->ls->paused) {
+		bufferevent_disable(c->bev, EV_READ);
+		client_set_state(c, CL_PAUSED);
+		return;
+	}
+	client_set_state(c, CL_READING);
+	handle_reading_input(c); /* what came with the handshake */
+}
+
 static void
 client_dispatch(struct client *c, enum cl_event ev)
 {
+	if (c->state == CL_HANDSHAKE) {
+		switch (ev) {
+		case CLE_CONNECTED:
+			handle_handshake_done(c);
+			return;
+		case CLE_EOF:
+		case CLE_ERROR:
+			handle_handshake_error(c);
+			return;
+		case CLE_READ:
+		case CLE_PAUSE:
+		case CLE_WRITTEN:
+			return; /* reading is decided once it is done */
+		default:
+			fatalx("%s: event %s in state %s", c->name,
+			    cl_event_names[ev], cl_state_names[c->state]);
+		}
+	}
 	switch (ev) {
 	case CLE_READ:
 		if (c->state != CL_READING)
@@ -448,7 +550,9 @@ client_event_cb(struct bufferevent *bev, short what, void *arg)
 	struct client *c = arg;
 
 	(void)bev;
-	if (what & BEV_EVENT_ERROR) {
+	if (what & BEV_EVENT_CONNECTED) {
+		client_dispatch(c, CLE_CONNECTED);
+	} else if (what & BEV_EVENT_ERROR) {
 		c->err = EVUTIL_SOCKET_ERROR();
 		if (c->err == 0)
 			c->err = EPIPE;
@@ -476,6 +580,17 @@ sweep_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	for (c = ls->clients; c != NULL; c = next) {
 		next = c->next;
+		if (c->state == CL_HANDSHAKE) {
+			if (ls->tls_handshake_timeout_ms > 0 &&
+			    now - c->accepted_ms >=
+				ls->tls_handshake_timeout_ms) {
+				metrics.connections_timed_out++;
+				tls_failed(c, METRICS_TLS_TIMEOUT,
+				    "not finished within "
+				    "tls-handshake-timeout");
+			}
+			continue;
+		}
 		if (c->state != CL_READING || c->eof)
 			continue;
 		why = NULL;
@@ -584,6 +699,46 @@ refuse(struct listeners *ls, int fd, const struct sockaddr *sa, socklen_t salen,
 	ls->refuse_logged_ms = now;
 }
 
+/*
+ * The client's bufferevent, owning fd from now on except on failure (NULL:
+ * the caller closes fd).  On a tls=on listener, an OpenSSL one in the
+ * accepting state, made from the current context: a SIGHUP reload that
+ * replaces the context leaves the connections made before on theirs.
+ */
+static struct bufferevent *
+client_bev_new(struct listeners *ls, const struct listen_sock *sock,
+    struct client *c, int fd)
+{
+	struct bufferevent *bev;
+	struct ssl_st *ssl;
+
+	if (!sock->tls) {
+		bev =
+		    bufferevent_socket_new(ls->base, fd, BEV_OPT_CLOSE_ON_FREE);
+		if (bev == NULL)
+			log_warnx("%s: bufferevent_socket_new failed", c->name);
+		return bev;
+	}
+	if (ls->tls == NULL || (ssl = tls_conn_new(ls->tls)) == NULL) {
+		log_warnx("%s: connection dropped: no TLS context (out of "
+			  "memory?)",
+		    c->name);
+		return NULL;
+	}
+	bev = bufferevent_openssl_socket_new(ls->base, fd, ssl,
+	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	if (bev == NULL) {
+		log_warnx("%s: bufferevent_openssl_socket_new failed", c->name);
+		tls_conn_free(ssl);
+		return NULL;
+	}
+	/* A sender that closes without close_notify ends its stream as a
+	 * plain TCP sender does (its last line is stored). */
+	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	c->tls = true;
+	return bev;
+}
+
 static void
 accept_cb(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *sa,
     int salen, void *arg)
@@ -623,9 +778,8 @@ accept_cb(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *sa,
 	client_name(c, sa, (socklen_t)salen);
 	framer_init(&c->fr, ls->set.max_line_bytes, sock->framing);
 	c->format = sock->format;
-	c->bev = bufferevent_socket_new(ls->base, fd, BEV_OPT_CLOSE_ON_FREE);
-	if (c->bev == NULL) {
-		log_warnx("%s: bufferevent_socket_new failed", c->name);
+	c->accepted_ms = c->last_read_ms;
+	if ((c->bev = client_bev_new(ls, sock, c, fd)) == NULL) {
 		iptable_del(ls->per_ip, sa);
 		close(fd);
 		free(c);
@@ -654,9 +808,12 @@ accept_cb(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *sa,
 	ls->clients = c;
 	metrics.connections_accepted++;
 	metrics.connections_open++;
-	log_debug("%s: accepted", c->name);
-	c->state = ls->paused ? CL_PAUSED : CL_READING;
-	if (c->state == CL_READING)
+	log_debug("%s: accepted%s", c->name, c->tls ? " (TLS)" : "");
+	if (c->tls)
+		c->state = CL_HANDSHAKE; /* reads until it is done */
+	else
+		c->state = ls->paused ? CL_PAUSED : CL_READING;
+	if (c->state != CL_PAUSED)
 		bufferevent_enable(c->bev, EV_READ);
 }
 
@@ -691,6 +848,18 @@ accept_error_cb(struct evconnlistener *evl, void *arg)
 	evtimer_add(ls->ev_accept_retry, &tv);
 }
 
+/* Starts the once-a-second sweep (timeouts) unless it runs already. */
+static void
+sweep_arm(struct listeners *ls)
+{
+	struct timeval tv = { SWEEP_INTERVAL_MS / 1000,
+		(SWEEP_INTERVAL_MS % 1000) * 1000 };
+
+	if (!event_pending(ls->ev_sweep, EV_TIMEOUT, NULL) &&
+	    event_add(ls->ev_sweep, &tv) == -1)
+		log_warnx("event_add: the timeout sweep could not start");
+}
+
 struct listeners *
 listeners_new(struct event_base *base, struct queue *q,
     const struct listener_settings *set)
@@ -710,12 +879,20 @@ listeners_new(struct event_base *base, struct queue *q,
 		listeners_free(ls);
 		return NULL;
 	}
-	if (set->idle_timeout_ms > 0 || set->partial_line_timeout_ms > 0) {
-		struct timeval tv = { SWEEP_INTERVAL_MS / 1000,
-			(SWEEP_INTERVAL_MS % 1000) * 1000 };
-		event_add(ls->ev_sweep, &tv);
-	}
+	if (set->idle_timeout_ms > 0 || set->partial_line_timeout_ms > 0)
+		sweep_arm(ls);
 	return ls;
+}
+
+void
+listeners_set_tls(
+    struct listeners *ls, struct tls_ctx *ctx, int handshake_timeout_ms)
+{
+	tls_ctx_free(ls->tls); /* its connections hold their own reference */
+	ls->tls = ctx;
+	ls->tls_handshake_timeout_ms = handshake_timeout_ms;
+	if (handshake_timeout_ms > 0)
+		sweep_arm(ls);
 }
 
 /* socket + bind + listen for one address; -1 with err set. */
@@ -758,6 +935,14 @@ add_sock(struct listeners *ls, int fd, const char *hostport,
 {
 	struct listen_sock **socks, *s;
 
+	if (spec->tls && ls->tls == NULL) {
+		close(fd);
+		snprintf(err, errlen,
+		    "listen %s: tls=on but no TLS context was loaded "
+		    "(tls-cert, tls-key)",
+		    hostport);
+		return -1;
+	}
 	socks = reallocarray(ls->socks, ls->nsocks + 1, sizeof(*socks));
 	if (socks != NULL)
 		ls->socks = socks;
@@ -769,6 +954,7 @@ add_sock(struct listeners *ls, int fd, const char *hostport,
 	s->ls = ls;
 	memcpy(s->allow, spec->allow, sizeof(s->allow));
 	s->ack = spec->ack;
+	s->tls = spec->tls;
 	s->nallow = spec->nallow;
 	s->framing = (enum framer_mode)spec->framing;
 	s->format = (enum parser_format)spec->format;
@@ -817,9 +1003,10 @@ listeners_add(struct listeners *ls, const char *value, char *err, size_t errlen)
 		}
 	}
 	freeaddrinfo(res);
-	log_info("listening on %s framing=%s format=%s", hostport,
+	log_info("listening on %s framing=%s format=%s tls=%s", hostport,
 	    framer_mode_name((enum framer_mode)spec.framing),
-	    spec.format == PARSER_RAW ? "raw" : "auto");
+	    spec.format == PARSER_RAW ? "raw" : "auto",
+	    spec.tls ? "on" : "off");
 	return 0;
 }
 
@@ -848,15 +1035,19 @@ listeners_add_fd(
 	evutil_make_socket_closeonexec(fd);
 	if (add_sock(ls, fd, name, &spec, err, errlen) == -1)
 		return -1;
-	log_info("listening on %s (socket from systemd) framing=%s format=%s",
+	log_info("listening on %s (socket from systemd) framing=%s format=%s "
+		 "tls=%s",
 	    name, framer_mode_name((enum framer_mode)spec.framing),
-	    spec.format == PARSER_RAW ? "raw" : "auto");
+	    spec.format == PARSER_RAW ? "raw" : "auto",
+	    spec.tls ? "on" : "off");
 	return 0;
 }
 
 /*
  * One last read of everything the kernel holds for the client, so that
- * lines that reached this host before the signal are queued too.
+ * lines that reached this host before the signal are queued too.  Not on
+ * TLS connections: the kernel holds records there, not lines; what
+ * libevent has decrypted already is framed.
  */
 static void
 client_final_read(struct client *c)
@@ -864,7 +1055,7 @@ client_final_read(struct client *c)
 	struct evbuffer *in = bufferevent_get_input(c->bev);
 	int fd = bufferevent_getfd(c->bev);
 
-	while (!queue_full(c->ls->q) && !c->eof) {
+	while (!c->tls && !queue_full(c->ls->q) && !c->eof) {
 		if (evbuffer_read(in, fd, READ_CHUNK_BYTES) <= 0)
 			break;
 		client_frame_input(c);
@@ -1007,6 +1198,7 @@ listeners_free(struct listeners *ls)
 	if (ls->ev_sweep != NULL)
 		event_free(ls->ev_sweep);
 	iptable_free(ls->per_ip);
+	tls_ctx_free(ls->tls);
 	free(ls->socks);
 	free(ls);
 }

@@ -20,8 +20,8 @@
 /* The column list, in row order, for "COPY table (...) FROM STDIN". */
 #define COPYENC_COLUMNS                                                        \
 	"received_at, peer, host, app, procid, msgid, facility, severity, "    \
-	"event_time, message, fields"
-#define COPYENC_NCOLUMNS 11
+	"event_time, message, fields, tls_subject"
+#define COPYENC_NCOLUMNS 12
 
 /*
  * Appends rec as one row (ending in LF) to out.  *replaced gets the number
