@@ -118,13 +118,15 @@ struct client {
 	struct record rec;
 	struct buf scratch; /* the parser's, reused for every message */
 	uint64_t lines, bytes;
-	uint64_t bad_frames; /* fr.bad_frames already counted */
-	struct ackref *ack;  /* NULL unless the listener says ack=commit */
-	uint64_t queued;     /* lines accepted into the queue */
-	bool ack_pending;    /* an "ok N" waits for the output to drain */
-	bool tls;            /* bev is an OpenSSL bufferevent */
-	int64_t accepted_ms; /* for tls-handshake-timeout */
-	char *tls_subject;   /* verified client certificate, or NULL; owned */
+	uint64_t bad_frames;  /* fr.bad_frames already counted */
+	struct ackref *ack;   /* NULL unless the listener says ack=commit */
+	uint64_t queued;      /* lines accepted into the queue */
+	bool ack_pending;     /* an "ok N" waits for the output to drain */
+	bool tls;             /* bev is an OpenSSL bufferevent */
+	int64_t accepted_ms;  /* for tls-handshake-timeout */
+	char *tls_subject;    /* verified client certificate, or NULL; owned */
+	struct event *ev_end; /* TLS: EOF/error handled on the next pass */
+	enum cl_event end_ev;
 };
 
 /* One bound socket; owned by its listeners set. */
@@ -293,6 +295,8 @@ client_close(struct client *c, const char *reason)
 		ls->clients = c->next;
 	if (c->next != NULL)
 		c->next->prev = c->prev;
+	if (c->ev_end != NULL)
+		event_free(c->ev_end);
 	bufferevent_free(c->bev); /* and with it the SSL, if any */
 	buf_free(&c->scratch);
 	free(c->tls_subject);
@@ -545,21 +549,63 @@ client_write_cb(struct bufferevent *bev, void *arg)
 }
 
 static void
+client_end_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct client *c = arg;
+
+	(void)fd;
+	(void)what;
+	client_dispatch(c, c->end_ev);
+}
+
+/*
+ * The end of an established TLS connection, handled on the next loop
+ * pass: libevent 2.1's OpenSSL bufferevent reports EOF (or an error)
+ * from inside the read that found it, before the plaintext that read
+ * decrypted is in the input buffer, so the last lines of a sender that
+ * closes right after writing would be missed.  Without memory for the
+ * event, the end is handled at once (those lines may be lost).
+ */
+static void
+client_end_later(struct client *c, enum cl_event ev)
+{
+	c->end_ev = ev;
+	if (c->ev_end == NULL)
+		c->ev_end = evtimer_new(c->ls->base, client_end_cb, c);
+	if (c->ev_end == NULL) {
+		log_warnx("%s: evtimer_new failed; closing at once", c->name);
+		client_dispatch(c, ev);
+		return;
+	}
+	bufferevent_disable(c->bev, EV_READ);
+	event_active(c->ev_end, EV_TIMEOUT, 0);
+}
+
+static void
 client_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct client *c = arg;
+	enum cl_event ev;
 
 	(void)bev;
 	if (what & BEV_EVENT_CONNECTED) {
 		client_dispatch(c, CLE_CONNECTED);
-	} else if (what & BEV_EVENT_ERROR) {
+		return;
+	}
+	if (what & BEV_EVENT_ERROR) {
 		c->err = EVUTIL_SOCKET_ERROR();
 		if (c->err == 0)
 			c->err = EPIPE;
-		client_dispatch(c, CLE_ERROR);
+		ev = CLE_ERROR;
 	} else if (what & BEV_EVENT_EOF) {
-		client_dispatch(c, CLE_EOF);
+		ev = CLE_EOF;
+	} else {
+		return;
 	}
+	if (c->tls && c->state != CL_HANDSHAKE)
+		client_end_later(c, ev);
+	else
+		client_dispatch(c, ev);
 }
 
 /*
