@@ -196,7 +196,8 @@ def start_tls(daemon, pg, t, *args, verify="optional", cert=None, key=None,
                .strip(),
                "--listen", "127.0.0.1:%d" % pp,
                "--metrics-listen", "127.0.0.1:%d" % mp,
-               "--tls-cert", cert or t.server, "--tls-key", key or t.server_key,
+               "--tls-cert", cert or t.server,
+               "--tls-key", key or t.server_key,
                "--tls-ca", t.ca, "--tls-verify-client", verify,
                "--stats-interval", 0, *args,
                db=pg.conninfo, listen=False,
@@ -447,6 +448,29 @@ def test_rsyslog_forwards_over_tls(daemon, pg, tls_files, rsyslog,
     assert pg.query("select distinct app, procid, facility, severity from "
                     "public.logs where message like 'via rsyslog%%'") == [
         ("rsapp", "42", 19, 3)]
+
+
+def test_refused_row_keeps_subject(daemon, pg, tls_files):
+    """A row PostgreSQL refuses goes to logs_rejected with the client's
+    subject, as the other rows of the batch are stored with it."""
+    t = tls_files
+    pg.query("ALTER TABLE logs ADD CONSTRAINT tls_no_bad "
+             "CHECK (message NOT LIKE '%BAD%')")
+    try:
+        d = start_tls(daemon, pg, t)
+        s_client(d.port, t, b"dl-1 ok\ndl-2 BAD\ndl-3 ok\n", t.client,
+                 t.client_key)
+        wait_for(lambda: pg.scalar("select count(*) from logs_rejected")
+                 == 1, TIMEOUT, "the refused row", ignore=(psycopg2.Error,))
+        got = wait_rows(pg, "dl-%", 2, "the other rows")
+        assert [(r[0], r[1]) for r in got] == [
+            ("dl-1 ok", CLIENT_SUBJECT), ("dl-3 ok", CLIENT_SUBJECT)]
+        assert pg.query("select convert_from(raw, 'UTF8'), tls_subject, "
+                        "peer from logs_rejected") == [
+            ("dl-2 BAD", CLIENT_SUBJECT, "127.0.0.1")]
+    finally:
+        pg.query("ALTER TABLE logs DROP CONSTRAINT tls_no_bad")
+        pg.query("TRUNCATE logs_rejected")
 
 
 # --------------------------------------------------------------------------
