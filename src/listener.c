@@ -418,9 +418,9 @@ tls_failed(struct client *c, enum metrics_tls_failure why, const char *text)
 	ls->tls_fail_unlogged++;
 	if (ls->tls_fail_logged_ms == 0 ||
 	    now - ls->tls_fail_logged_ms >= TLS_LOG_INTERVAL_MS) {
-		log_warnx("%s: TLS handshake failed (%s): %s (%llu failed "
-			  "since the last such message; later ones within "
-			  "10 s are only counted)",
+		log_warnx("%s: TLS handshake failed (%s): %s (%llu such "
+			  "failures since the last message, this one "
+			  "included; later ones within 10 s are only counted)",
 		    c->name, metrics_tls_failure_name(why), text,
 		    (unsigned long long)ls->tls_fail_unlogged);
 		ls->tls_fail_unlogged = 0;

@@ -473,6 +473,14 @@ reload_tls(struct daemon *d, struct config *n)
 
 	if (!d->tls)
 		return;
+	if (n->tls_cert == NULL) {
+		/* No tls=on listener left in the file: that is a listen
+		 * change, which waits for a restart (reload_warn says so). */
+		log_warnx("SIGHUP: tls-cert and tls-key are no longer set; the "
+			  "TLS listeners keep the running certificate until a "
+			  "restart");
+		return;
+	}
 	if ((ctx = load_tls(n, err, sizeof(err))) == NULL) {
 		log_errx("SIGHUP: TLS files not reloaded, new connections keep "
 			 "the previous certificate: %s",
