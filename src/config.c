@@ -119,7 +119,7 @@ static const struct cf_key cf_keys[] = {
 	{ "tls-handshake-timeout", CF_SECONDS, OFF(tls_handshake_timeout_ms),
 	    "10s", 0, 2000000000,
 	    "close a TLS connection whose handshake has not finished after "
-	    "this long (0: never)" },
+	    "this long (0: idle-timeout applies)" },
 };
 
 #define NKEYS (sizeof(cf_keys) / sizeof(cf_keys[0]))

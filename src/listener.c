@@ -47,6 +47,7 @@
 #define REFUSE_LOG_INTERVAL_MS 10000
 #define TLS_LOG_INTERVAL_MS    10000
 #define TLS_MAX_ERRORS         8
+#define TLS_RECORD_BYTES       16384 /* most plaintext in a TLS record */
 
 enum cl_state {
 	CL_HANDSHAKE, /* tls=on: the TLS handshake is under way */
@@ -405,6 +406,32 @@ handle_written(struct client *c)
 }
 
 /*
+ * libevent 2.1 reads a TLS connection only when its socket is readable:
+ * plaintext OpenSSL decrypted before reading was paused (queue full)
+ * stays inside the SSL object after the resume until the client sends
+ * more, which a client waiting for its acks never does.  This moves it
+ * into the input buffer.
+ */
+static void
+client_tls_pending(struct client *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct ssl_st *ssl = bufferevent_openssl_get_ssl(c->bev);
+	struct evbuffer_iovec v;
+	int n;
+
+	while (evbuffer_reserve_space(in, TLS_RECORD_BYTES, &v, 1) == 1) {
+		if ((n = tls_read_pending(ssl, v.iov_base, v.iov_len)) <= 0)
+			break;
+		v.iov_len = (size_t)n;
+		if (evbuffer_commit_space(in, &v, 1) == -1)
+			break;
+		log_debug(
+		    "%s: %d bytes decrypted before the pause", c->name, n);
+	}
+}
+
+/*
  * A TLS handshake failed (or timed out): counted by reason and logged,
  * at most once per TLS_LOG_INTERVAL_MS with the count in between.
  */
@@ -523,6 +550,8 @@ client_dispatch(struct client *c, enum cl_event ev)
 		client_set_state(c, CL_READING);
 		if (!c->eof)
 			bufferevent_enable(c->bev, EV_READ);
+		if (c->tls)
+			client_tls_pending(c);
 		handle_reading_input(c);
 		break;
 	default:
@@ -609,6 +638,27 @@ client_event_cb(struct bufferevent *bev, short what, void *arg)
 }
 
 /*
+ * A TLS handshake still unfinished after tls-handshake-timeout (or, when
+ * that is 0, idle-timeout) is given up: a client that connects and sends
+ * nothing, or half a ClientHello, holds no connection slot for long.
+ */
+static void
+sweep_handshake(struct listeners *ls, struct client *c, int64_t now)
+{
+	int limit = ls->tls_handshake_timeout_ms;
+
+	if (limit == 0)
+		limit = ls->set.idle_timeout_ms;
+	if (limit == 0 || now - c->accepted_ms < limit)
+		return;
+	metrics.connections_timed_out++;
+	tls_failed(c, METRICS_TLS_TIMEOUT,
+	    ls->tls_handshake_timeout_ms > 0
+		? "not finished within tls-handshake-timeout"
+		: "not finished within idle-timeout");
+}
+
+/*
  * Once a second: close connections idle past idle-timeout, and those
  * whose unfinished message has waited past partial-line-timeout (a
  * slowloris sender); what they sent is framed and stored first.  Paused
@@ -627,14 +677,7 @@ sweep_cb(evutil_socket_t fd, short what, void *arg)
 	for (c = ls->clients; c != NULL; c = next) {
 		next = c->next;
 		if (c->state == CL_HANDSHAKE) {
-			if (ls->tls_handshake_timeout_ms > 0 &&
-			    now - c->accepted_ms >=
-				ls->tls_handshake_timeout_ms) {
-				metrics.connections_timed_out++;
-				tls_failed(c, METRICS_TLS_TIMEOUT,
-				    "not finished within "
-				    "tls-handshake-timeout");
-			}
+			sweep_handshake(ls, c, now);
 			continue;
 		}
 		if (c->state != CL_READING || c->eof)
@@ -1101,6 +1144,8 @@ client_final_read(struct client *c)
 	struct evbuffer *in = bufferevent_get_input(c->bev);
 	int fd = bufferevent_getfd(c->bev);
 
+	if (c->tls && c->state != CL_HANDSHAKE)
+		client_tls_pending(c);
 	while (!c->tls && !queue_full(c->ls->q) && !c->eof) {
 		if (evbuffer_read(in, fd, READ_CHUNK_BYTES) <= 0)
 			break;

@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -312,6 +313,23 @@ void
 tls_conn_free(struct ssl_st *ssl)
 {
 	SSL_free(ssl);
+}
+
+int
+tls_read_pending(struct ssl_st *ssl, void *buf, size_t len)
+{
+	int pending = SSL_pending(ssl), n;
+
+	if (pending <= 0 || len == 0)
+		return 0;
+	if ((size_t)pending < len)
+		len = (size_t)pending;
+	n = SSL_read(ssl, buf, len > INT_MAX ? INT_MAX : (int)len);
+	if (n <= 0) {
+		ERR_clear_error();
+		return 0;
+	}
+	return n;
 }
 
 const char *

@@ -70,6 +70,12 @@ bool tls_files_readable(
 struct ssl_st *tls_conn_new(struct tls_ctx *ctx);
 /* Frees one that no bufferevent took over. */
 void tls_conn_free(struct ssl_st *ssl);
+/*
+ * Copies plaintext OpenSSL has decrypted but not yet handed out (the
+ * rest of a record; SSL_pending()) into buf, without touching the
+ * socket.  Returns the bytes copied, 0 when there are none.
+ */
+int tls_read_pending(struct ssl_st *ssl, void *buf, size_t len);
 /* "TLSv1.3"... of an established connection, for the log. */
 const char *tls_conn_version(struct ssl_st *ssl);
 
