@@ -20,9 +20,9 @@
 #include <cmocka.h>
 
 #include "logsink/config.h"
-#include "logsink/tls.h"
 #include "logsink/framer.h"
 #include "logsink/parser.h"
+#include "logsink/tls.h"
 
 #define KiB ((size_t)1024)
 #define MiB (KiB * 1024)
@@ -505,7 +505,6 @@ test_tls(void **state)
 	struct fx *x = *state;
 	struct config *c = &x->cfg;
 
-	config_init(c);
 	assert_int_equal(c->tls_verify_client, TLS_VERIFY_NONE);
 	assert_int_equal(c->tls_min_version, 12);
 	assert_int_equal(c->tls_handshake_timeout_ms, 10000);
