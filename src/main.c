@@ -220,7 +220,7 @@ tls_settings_of(const struct config *cfg, struct tls_settings *set)
 
 /*
  * Builds the TLS context from cfg's files; NULL with the reason in err.
- * Logs what it loaded (warns of an expired server certificate).
+ * Warns of an expired server certificate.
  */
 static struct tls_ctx *
 load_tls(const struct config *cfg, char *err, size_t errlen)
