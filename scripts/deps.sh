@@ -4,15 +4,18 @@
 # package is already installed; uses sudo when not root.
 set -euo pipefail
 
-pkgs=(build-essential cmake pkg-config libevent-dev libpq-dev libbsd-dev
-	libsystemd-dev postgresql postgresql-contrib netcat-openbsd)
+pkgs=(build-essential cmake pkg-config libevent-dev libssl-dev libpq-dev
+	libbsd-dev libsystemd-dev postgresql postgresql-contrib netcat-openbsd)
 test=no
 if [[ "${1:-}" == "--test" ]]; then
 	test=yes
 	# The real-client tests run syslog-ng and rsyslog.  Debian lets only
 	# one system log daemon be installed, so rsyslog is unpacked beside
-	# (below) with its libraries installed on their own.
-	pkgs+=(libcmocka-dev python3 python3-pytest python3-psycopg2
+	# (below) with its libraries installed on their own, together with its
+	# OpenSSL network stream driver (lmnsd_ossl, rsyslog-openssl) for the
+	# TLS tests; openssl is the command line tool they make certificates
+	# and connect with.
+	pkgs+=(openssl libcmocka-dev python3 python3-pytest python3-psycopg2
 		clang clang-format bsdutils util-linux syslog-ng-core
 		libestr0 libfastjson4 liblognorm5 lintian fakeroot dpkg-dev
 		file groff-base strace systemd)
@@ -25,7 +28,10 @@ for p in "${pkgs[@]}"; do
 		grep -q "install ok installed" || missing+=("$p")
 done
 need_rsyslog=no
-[[ $test == yes && ! -x $rsyslog_dir/usr/sbin/rsyslogd ]] && need_rsyslog=yes
+if [[ $test == yes ]] && { [[ ! -x $rsyslog_dir/usr/sbin/rsyslogd ]] ||
+	! compgen -G "$rsyslog_dir/usr/lib/*/rsyslog/lmnsd_ossl.so" >/dev/null; }; then
+	need_rsyslog=yes
+fi
 [[ ${#missing[@]} -eq 0 && $need_rsyslog == no ]] && exit 0
 
 sudo=""
@@ -46,7 +52,9 @@ if [[ $need_rsyslog == yes ]]; then
 	echo "deps.sh: unpacking rsyslog into $rsyslog_dir (for the tests only)"
 	tmp=$(mktemp -d)
 	chmod 755 "$tmp"
-	(cd "$tmp" && apt-get download -qq rsyslog >/dev/null)
-	$sudo dpkg-deb -x "$tmp"/rsyslog_*.deb "$rsyslog_dir"
+	(cd "$tmp" && apt-get download -qq rsyslog rsyslog-openssl >/dev/null)
+	for deb in "$tmp"/rsyslog_*.deb "$tmp"/rsyslog-openssl_*.deb; do
+		$sudo dpkg-deb -x "$deb" "$rsyslog_dir"
+	done
 	rm -rf "$tmp"
 fi

@@ -17,6 +17,7 @@
 #include "logsink/framer.h"
 #include "logsink/parser.h"
 #include "logsink/log.h"
+#include "logsink/tls.h"
 
 enum cf_type {
 	CF_LISTEN,   /* repeatable HOST:PORT */
@@ -28,6 +29,8 @@ enum cf_type {
 	CF_SIZE,     /* bytes, with optional KiB/MiB/GiB suffix */
 	CF_MS,       /* duration in ms; a bare number means ms */
 	CF_SECONDS,  /* duration in ms; a bare number means seconds */
+	CF_VERIFY,   /* none, optional or require */
+	CF_TLSVER,   /* 1.2 or 1.3 */
 };
 
 struct cf_key {
@@ -117,6 +120,22 @@ static const struct cf_key cf_keys[] = {
 	    1, 60000,
 	    "the spool is fdatasync()ed this often; ack=spooled acks wait "
 	    "for it" },
+	{ "tls-cert", CF_STRING, OFF(tls_cert), NULL, 0, 0,
+	    "PEM certificate (then its chain) of tls=on listeners; re-read "
+	    "on SIGHUP" },
+	{ "tls-key", CF_STRING, OFF(tls_key), NULL, 0, 0,
+	    "PEM private key of tls-cert (not encrypted); re-read on SIGHUP" },
+	{ "tls-ca", CF_STRING, OFF(tls_ca), NULL, 0, 0,
+	    "PEM CA certificates client certificates must chain to" },
+	{ "tls-verify-client", CF_VERIFY, OFF(tls_verify_client), "none", 0, 0,
+	    "client certificates: none (not asked), optional (one sent must "
+	    "verify), require" },
+	{ "tls-min-version", CF_TLSVER, OFF(tls_min_version), "1.2", 0, 0,
+	    "oldest TLS version accepted: 1.2 or 1.3" },
+	{ "tls-handshake-timeout", CF_SECONDS, OFF(tls_handshake_timeout_ms),
+	    "10s", 0, 2000000000,
+	    "close a TLS connection whose handshake has not finished after "
+	    "this long (0: idle-timeout applies)" },
 };
 
 #define NKEYS (sizeof(cf_keys) / sizeof(cf_keys[0]))
@@ -402,10 +421,18 @@ listen_option(struct listen_spec *spec, const char *opt, size_t n, char *err,
 			    v);
 	} else if (strncmp(buf, "allow=", 6) == 0) {
 		return listen_allow(spec, v, err, errlen);
+	} else if (strncmp(buf, "tls=", 4) == 0) {
+		if (strcmp(v, "off") == 0)
+			spec->tls = 0;
+		else if (strcmp(v, "on") == 0)
+			spec->tls = 1;
+		else
+			return cf_error(err, errlen,
+			    "listen: tls '%s' is not on or off", v);
 	} else {
 		return cf_error(err, errlen,
 		    "listen: unknown option '%s' (known: framing=, format=, "
-		    "ack=, allow=)",
+		    "ack=, allow=, tls=)",
 		    buf);
 	}
 	return 0;
@@ -461,6 +488,22 @@ add_listen(struct config *cfg, const char *value, char *err, size_t errlen)
 	return 0;
 }
 
+static int
+set_verify(struct config *cfg, const char *value, char *err, size_t errlen)
+{
+	if (strcmp(value, "none") == 0)
+		cfg->tls_verify_client = TLS_VERIFY_NONE;
+	else if (strcmp(value, "optional") == 0)
+		cfg->tls_verify_client = TLS_VERIFY_OPTIONAL;
+	else if (strcmp(value, "require") == 0)
+		cfg->tls_verify_client = TLS_VERIFY_REQUIRE;
+	else
+		return cf_error(err, errlen,
+		    "tls-verify-client: '%s' is not none, optional or require",
+		    value);
+	return 0;
+}
+
 int
 config_set(struct config *cfg, const char *key, const char *value, char *err,
     size_t errlen)
@@ -495,6 +538,17 @@ config_set(struct config *cfg, const char *key, const char *value, char *err,
 		return 0;
 	case CF_TABLE:
 		return set_table(cfg, value, err, errlen);
+	case CF_VERIFY:
+		return set_verify(cfg, value, err, errlen);
+	case CF_TLSVER:
+		if (strcmp(value, "1.2") == 0)
+			cfg->tls_min_version = 12;
+		else if (strcmp(value, "1.3") == 0)
+			cfg->tls_min_version = 13;
+		else
+			return cf_error(err, errlen,
+			    "tls-min-version: '%s' is not 1.2 or 1.3", value);
+		return 0;
 	case CF_LEVEL:
 		if ((lvl = log_level_parse(value)) == -1 || lvl < LOG_ERR)
 			return cf_error(err, errlen,
@@ -546,6 +600,9 @@ config_free(struct config *cfg)
 	free(cfg->metrics_listen);
 	free(cfg->user);
 	free(cfg->spool_dir);
+	free(cfg->tls_cert);
+	free(cfg->tls_key);
+	free(cfg->tls_ca);
 	memset(cfg, 0, sizeof(*cfg));
 }
 
@@ -598,6 +655,44 @@ need_spool(const struct config *cfg)
 }
 
 int
+config_uses_tls(const struct config *cfg)
+{
+	struct listen_spec spec;
+	char err[256];
+	size_t i;
+
+	for (i = 0; i < cfg->nlisten; i++)
+		if (config_parse_listen(
+			cfg->listen[i], &spec, err, sizeof(err)) == 0 &&
+		    spec.tls)
+			return 1;
+	return 0;
+}
+
+/* The TLS settings go together; the files themselves are tls.c's. */
+static int
+finish_tls(struct config *cfg, char *err, size_t errlen)
+{
+	if ((cfg->tls_cert == NULL) != (cfg->tls_key == NULL))
+		return cf_error(err, errlen,
+		    "%s is set but %s is not: set both (the certificate and "
+		    "its private key)",
+		    cfg->tls_cert != NULL ? "tls-cert" : "tls-key",
+		    cfg->tls_cert != NULL ? "tls-key" : "tls-cert");
+	if (cfg->tls_cert == NULL && config_uses_tls(cfg))
+		return cf_error(err, errlen,
+		    "a listen value has tls=on but tls-cert and tls-key are "
+		    "not set: set them to the server's PEM certificate and "
+		    "key files");
+	if (cfg->tls_verify_client != TLS_VERIFY_NONE && cfg->tls_ca == NULL)
+		return cf_error(err, errlen,
+		    "tls-verify-client = %s needs tls-ca (the CA certificates "
+		    "client certificates are checked against)",
+		    tls_verify_name((enum tls_verify)cfg->tls_verify_client));
+	return 0;
+}
+
+int
 config_finish(struct config *cfg, char *err, size_t errlen)
 {
 	if (cfg->db_file != NULL && cfg->db != NULL)
@@ -607,6 +702,8 @@ config_finish(struct config *cfg, char *err, size_t errlen)
 		return -1;
 	if (cfg->nlisten == 0 &&
 	    add_listen(cfg, CONFIG_DEFAULT_LISTEN, err, errlen) == -1)
+		return -1;
+	if (finish_tls(cfg, err, errlen) == -1)
 		return -1;
 	if (cfg->reconnect_min_ms > cfg->reconnect_max_ms)
 		return cf_error(err, errlen,
@@ -766,4 +863,12 @@ config_dump(const struct config *cfg, FILE *fp)
 	    cfg->spool_max_bytes, cfg->spool_segment_bytes);
 	fprintf(
 	    fp, "spool-sync-interval-ms = %d\n", cfg->spool_sync_interval_ms);
+	dump_opt(fp, "tls-cert", cfg->tls_cert);
+	dump_opt(fp, "tls-key", cfg->tls_key);
+	dump_opt(fp, "tls-ca", cfg->tls_ca);
+	fprintf(fp, "tls-verify-client = %s\ntls-min-version = 1.%d\n",
+	    tls_verify_name((enum tls_verify)cfg->tls_verify_client),
+	    cfg->tls_min_version % 10);
+	fprintf(fp, "tls-handshake-timeout = %dms\n",
+	    cfg->tls_handshake_timeout_ms);
 }

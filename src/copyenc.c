@@ -218,6 +218,7 @@ int
 copyenc_row(struct buf *out, const struct record *r, size_t *replaced)
 {
 	struct text msg = r->message, peer = { r->peer, 0 };
+	struct text subject = { r->tls_subject, 0 };
 	size_t need = 3 *
 		(r->host.len + r->app.len + r->procid.len + r->msgid.len +
 		    r->message.len + r->fields.len) +
@@ -227,7 +228,9 @@ copyenc_row(struct buf *out, const struct record *r, size_t *replaced)
 		msg.ptr = "";
 	if (peer.ptr != NULL)
 		peer.len = strlen(peer.ptr);
-	if (buf_reserve(out, need + peer.len) == -1)
+	if (subject.ptr != NULL)
+		subject.len = strlen(subject.ptr);
+	if (buf_reserve(out, need + peer.len + 3 * subject.len) == -1)
 		return -1;
 	*replaced = 0;
 	copyenc_timestamp(out, r->received_us);
@@ -246,6 +249,7 @@ copyenc_row(struct buf *out, const struct record *r, size_t *replaced)
 	buf_put(out, "\t", 1);
 	put_text(out, msg, replaced);
 	put_text(out, r->fields, replaced);
+	put_text(out, subject, replaced);
 	out->data[out->len - 1] = '\n';
 	return 0;
 }

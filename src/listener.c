@@ -4,8 +4,12 @@
  *
  * Client machine:  READING <-> PAUSED (queue full / room again)
  *                  READING/PAUSED --EOF or error, input framed--> closed
+ *                  HANDSHAKE (tls=on) --done--> READING or PAUSED
+ *                  HANDSHAKE --failed or tls-handshake-timeout--> closed
  * A client that hit EOF while paused keeps its buffered input until the
  * queue has room, so no line that reached us is lost to back-pressure.
+ * On a TLS connection libevent's OpenSSL bufferevent does the record
+ * layer: the input buffer holds the plaintext, framed as on plain TCP.
  */
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -22,6 +26,7 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 
@@ -33,22 +38,27 @@
 #include "logsink/metrics.h"
 #include "logsink/parser.h"
 #include "logsink/record.h"
+#include "logsink/tls.h"
 
 #define LISTEN_BACKLOG         1024
 #define READ_CHUNK_BYTES       (64 * 1024)
 #define ACCEPT_RETRY_MS        1000
 #define SWEEP_INTERVAL_MS      1000
 #define REFUSE_LOG_INTERVAL_MS 10000
+#define TLS_LOG_INTERVAL_MS    10000
+#define TLS_MAX_ERRORS         8
+#define TLS_RECORD_BYTES       16384 /* most plaintext in a TLS record */
 
 enum cl_state {
+	CL_HANDSHAKE, /* tls=on: the TLS handshake is under way */
 	CL_READING,
 	CL_PAUSED,
 	CL_ACKWAIT,  /* ack=commit: EOF read, waiting for the last commits */
 	CL_FLUSHING, /* closing once the output (acks) is written */
 };
 
-static const char *const cl_state_names[] = { "READING", "PAUSED", "ACKWAIT",
-	"FLUSHING" };
+static const char *const cl_state_names[] = { "HANDSHAKE", "READING", "PAUSED",
+	"ACKWAIT", "FLUSHING" };
 
 enum cl_event {
 	CLE_READ,
@@ -56,8 +66,9 @@ enum cl_event {
 	CLE_ERROR,
 	CLE_PAUSE,
 	CLE_RESUME,
-	CLE_ACKED,   /* more of its lines committed */
-	CLE_WRITTEN, /* its output buffer drained */
+	CLE_ACKED,     /* more of its lines committed */
+	CLE_WRITTEN,   /* its output buffer drained */
+	CLE_CONNECTED, /* the TLS handshake completed */
 };
 
 static const char *const cl_event_names[] = {
@@ -68,6 +79,7 @@ static const char *const cl_event_names[] = {
 	"RESUME",
 	"ACKED",
 	"WRITTEN",
+	"CONNECTED",
 };
 
 /*
@@ -107,12 +119,17 @@ struct client {
 	struct record rec;
 	struct buf scratch; /* the parser's, reused for every message */
 	uint64_t lines, bytes;
-	uint64_t bad_frames; /* fr.bad_frames already counted */
-	struct ackref *ack;  /* NULL unless the listener says ack=commit
-				or ack=spooled */
-	bool ack_spooled;    /* ack=spooled */
-	uint64_t queued;     /* lines accepted into the queue */
-	bool ack_pending;    /* an "ok N" waits for the output to drain */
+	uint64_t bad_frames;  /* fr.bad_frames already counted */
+	struct ackref *ack;   /* NULL unless the listener says ack=commit
+				 or ack=spooled */
+	bool ack_spooled;     /* ack=spooled */
+	uint64_t queued;      /* lines accepted into the queue */
+	bool ack_pending;     /* an "ok N" waits for the output to drain */
+	bool tls;             /* bev is an OpenSSL bufferevent */
+	int64_t accepted_ms;  /* for tls-handshake-timeout */
+	char *tls_subject;    /* verified client certificate, or NULL; owned */
+	struct event *ev_end; /* TLS: EOF/error handled on the next pass */
+	enum cl_event end_ev;
 };
 
 /* One bound socket; owned by its listeners set. */
@@ -122,6 +139,7 @@ struct listen_sock {
 	enum framer_mode framing;
 	enum parser_format format;
 	int ack; /* enum config_ack */
+	bool tls;
 	struct cidr allow[CONFIG_MAX_ALLOW];
 	int nallow;
 	char name[300];
@@ -143,6 +161,10 @@ struct listeners {
 	uint64_t next_id;
 	bool paused;
 	int64_t paused_since_ms;
+	struct tls_ctx *tls; /* for new TLS connections; owned, may be NULL */
+	int tls_handshake_timeout_ms;
+	int64_t tls_fail_logged_ms;
+	uint64_t tls_fail_unlogged;
 };
 
 static void client_dispatch(struct client *c, enum cl_event ev);
@@ -276,8 +298,11 @@ client_close(struct client *c, const char *reason)
 		ls->clients = c->next;
 	if (c->next != NULL)
 		c->next->prev = c->prev;
-	bufferevent_free(c->bev);
+	if (c->ev_end != NULL)
+		event_free(c->ev_end);
+	bufferevent_free(c->bev); /* and with it the SSL, if any */
 	buf_free(&c->scratch);
+	free(c->tls_subject);
 	if (c->ack != NULL) {
 		c->ack->c = NULL;
 		ackref_release(c->ack);
@@ -382,9 +407,117 @@ handle_written(struct client *c)
 		client_close(c, "eof");
 }
 
+/*
+ * libevent 2.1 reads a TLS connection only when its socket is readable:
+ * plaintext OpenSSL decrypted before reading was paused (queue full)
+ * stays inside the SSL object after the resume until the client sends
+ * more, which a client waiting for its acks never does.  This moves it
+ * into the input buffer.
+ */
+static void
+client_tls_pending(struct client *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct ssl_st *ssl = bufferevent_openssl_get_ssl(c->bev);
+	struct evbuffer_iovec v;
+	int n;
+
+	while (evbuffer_reserve_space(in, TLS_RECORD_BYTES, &v, 1) == 1) {
+		if ((n = tls_read_pending(ssl, v.iov_base, v.iov_len)) <= 0)
+			break;
+		v.iov_len = (size_t)n;
+		if (evbuffer_commit_space(in, &v, 1) == -1)
+			break;
+		log_debug(
+		    "%s: %d bytes decrypted before the pause", c->name, n);
+	}
+}
+
+/*
+ * A TLS handshake failed (or timed out): counted by reason and logged,
+ * at most once per TLS_LOG_INTERVAL_MS with the count in between.
+ */
+static void
+tls_failed(struct client *c, enum metrics_tls_failure why, const char *text)
+{
+	struct listeners *ls = c->ls;
+	int64_t now = queue_now_ms();
+
+	metrics.tls_handshake_failures[why]++;
+	ls->tls_fail_unlogged++;
+	if (ls->tls_fail_logged_ms == 0 ||
+	    now - ls->tls_fail_logged_ms >= TLS_LOG_INTERVAL_MS) {
+		log_warnx("%s: TLS handshake failed (%s): %s (%llu such "
+			  "failures since the last message, this one "
+			  "included; later ones within 10 s are only counted)",
+		    c->name, metrics_tls_failure_name(why), text,
+		    (unsigned long long)ls->tls_fail_unlogged);
+		ls->tls_fail_unlogged = 0;
+		ls->tls_fail_logged_ms = now;
+	}
+	client_close(c, "tls-handshake-failed");
+}
+
+/* EOF or an error before the handshake completed: find out why. */
+static void
+handle_handshake_error(struct client *c)
+{
+	unsigned long errs[TLS_MAX_ERRORS], e;
+	size_t n = 0;
+	char why[256];
+	enum metrics_tls_failure f;
+
+	while ((e = bufferevent_get_openssl_error(c->bev)) != 0)
+		if (n < TLS_MAX_ERRORS)
+			errs[n++] = e;
+	f = tls_failure(bufferevent_openssl_get_ssl(c->bev), errs, n, c->err,
+	    why, sizeof(why));
+	tls_failed(c, f, why);
+}
+
+/* The handshake completed: note the client certificate, start reading. */
+static void
+handle_handshake_done(struct client *c)
+{
+	struct ssl_st *ssl = bufferevent_openssl_get_ssl(c->bev);
+
+	metrics.tls_handshakes++;
+	c->tls_subject = tls_peer_subject(ssl);
+	c->rec.tls_subject = c->tls_subject;
+	log_debug("%s: TLS handshake done: %s subject=%s", c->name,
+	    tls_conn_version(ssl),
+	    c->tls_subject != NULL ? c->tls_subject : "(none)");
+	c->last_read_ms = queue_now_ms();
+	if (c->ls->paused) {
+		bufferevent_disable(c->bev, EV_READ);
+		client_set_state(c, CL_PAUSED);
+		return;
+	}
+	client_set_state(c, CL_READING);
+	handle_reading_input(c); /* what came with the handshake */
+}
+
 static void
 client_dispatch(struct client *c, enum cl_event ev)
 {
+	if (c->state == CL_HANDSHAKE) {
+		switch (ev) {
+		case CLE_CONNECTED:
+			handle_handshake_done(c);
+			return;
+		case CLE_EOF:
+		case CLE_ERROR:
+			handle_handshake_error(c);
+			return;
+		case CLE_READ:
+		case CLE_PAUSE:
+		case CLE_WRITTEN:
+			return; /* reading is decided once it is done */
+		default:
+			fatalx("%s: event %s in state %s", c->name,
+			    cl_event_names[ev], cl_state_names[c->state]);
+		}
+	}
 	switch (ev) {
 	case CLE_READ:
 		if (c->state != CL_READING)
@@ -419,6 +552,8 @@ client_dispatch(struct client *c, enum cl_event ev)
 		client_set_state(c, CL_READING);
 		if (!c->eof)
 			bufferevent_enable(c->bev, EV_READ);
+		if (c->tls)
+			client_tls_pending(c);
 		handle_reading_input(c);
 		break;
 	default:
@@ -445,19 +580,84 @@ client_write_cb(struct bufferevent *bev, void *arg)
 }
 
 static void
-client_event_cb(struct bufferevent *bev, short what, void *arg)
+client_end_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct client *c = arg;
 
+	(void)fd;
+	(void)what;
+	client_dispatch(c, c->end_ev);
+}
+
+/*
+ * The end of an established TLS connection, handled on the next loop
+ * pass: libevent 2.1's OpenSSL bufferevent reports EOF (or an error)
+ * from inside the read that found it, before the plaintext that read
+ * decrypted is in the input buffer, so the last lines of a sender that
+ * closes right after writing would be missed.  Without memory for the
+ * event, the end is handled at once (those lines may be lost).
+ */
+static void
+client_end_later(struct client *c, enum cl_event ev)
+{
+	c->end_ev = ev;
+	if (c->ev_end == NULL)
+		c->ev_end = evtimer_new(c->ls->base, client_end_cb, c);
+	if (c->ev_end == NULL) {
+		log_warnx("%s: evtimer_new failed; closing at once", c->name);
+		client_dispatch(c, ev);
+		return;
+	}
+	bufferevent_disable(c->bev, EV_READ);
+	event_active(c->ev_end, EV_TIMEOUT, 0);
+}
+
+static void
+client_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct client *c = arg;
+	enum cl_event ev;
+
 	(void)bev;
+	if (what & BEV_EVENT_CONNECTED) {
+		client_dispatch(c, CLE_CONNECTED);
+		return;
+	}
 	if (what & BEV_EVENT_ERROR) {
 		c->err = EVUTIL_SOCKET_ERROR();
 		if (c->err == 0)
 			c->err = EPIPE;
-		client_dispatch(c, CLE_ERROR);
+		ev = CLE_ERROR;
 	} else if (what & BEV_EVENT_EOF) {
-		client_dispatch(c, CLE_EOF);
+		ev = CLE_EOF;
+	} else {
+		return;
 	}
+	if (c->tls && c->state != CL_HANDSHAKE)
+		client_end_later(c, ev);
+	else
+		client_dispatch(c, ev);
+}
+
+/*
+ * A TLS handshake still unfinished after tls-handshake-timeout (or, when
+ * that is 0, idle-timeout) is given up: a client that connects and sends
+ * nothing, or half a ClientHello, holds no connection slot for long.
+ */
+static void
+sweep_handshake(struct listeners *ls, struct client *c, int64_t now)
+{
+	int limit = ls->tls_handshake_timeout_ms;
+
+	if (limit == 0)
+		limit = ls->set.idle_timeout_ms;
+	if (limit == 0 || now - c->accepted_ms < limit)
+		return;
+	metrics.connections_timed_out++;
+	tls_failed(c, METRICS_TLS_TIMEOUT,
+	    ls->tls_handshake_timeout_ms > 0
+		? "not finished within tls-handshake-timeout"
+		: "not finished within idle-timeout");
 }
 
 /*
@@ -478,6 +678,10 @@ sweep_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	for (c = ls->clients; c != NULL; c = next) {
 		next = c->next;
+		if (c->state == CL_HANDSHAKE) {
+			sweep_handshake(ls, c, now);
+			continue;
+		}
 		if (c->state != CL_READING || c->eof)
 			continue;
 		why = NULL;
@@ -586,6 +790,46 @@ refuse(struct listeners *ls, int fd, const struct sockaddr *sa, socklen_t salen,
 	ls->refuse_logged_ms = now;
 }
 
+/*
+ * The client's bufferevent, owning fd from now on except on failure (NULL:
+ * the caller closes fd).  On a tls=on listener, an OpenSSL one in the
+ * accepting state, made from the current context: a SIGHUP reload that
+ * replaces the context leaves the connections made before on theirs.
+ */
+static struct bufferevent *
+client_bev_new(struct listeners *ls, const struct listen_sock *sock,
+    struct client *c, int fd)
+{
+	struct bufferevent *bev;
+	struct ssl_st *ssl;
+
+	if (!sock->tls) {
+		bev =
+		    bufferevent_socket_new(ls->base, fd, BEV_OPT_CLOSE_ON_FREE);
+		if (bev == NULL)
+			log_warnx("%s: bufferevent_socket_new failed", c->name);
+		return bev;
+	}
+	if (ls->tls == NULL || (ssl = tls_conn_new(ls->tls)) == NULL) {
+		log_warnx("%s: connection dropped: no TLS context (out of "
+			  "memory?)",
+		    c->name);
+		return NULL;
+	}
+	bev = bufferevent_openssl_socket_new(ls->base, fd, ssl,
+	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	if (bev == NULL) {
+		log_warnx("%s: bufferevent_openssl_socket_new failed", c->name);
+		tls_conn_free(ssl);
+		return NULL;
+	}
+	/* A sender that closes without close_notify ends its stream as a
+	 * plain TCP sender does (its last line is stored). */
+	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	c->tls = true;
+	return bev;
+}
+
 static void
 accept_cb(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *sa,
     int salen, void *arg)
@@ -625,9 +869,8 @@ accept_cb(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *sa,
 	client_name(c, sa, (socklen_t)salen);
 	framer_init(&c->fr, ls->set.max_line_bytes, sock->framing);
 	c->format = sock->format;
-	c->bev = bufferevent_socket_new(ls->base, fd, BEV_OPT_CLOSE_ON_FREE);
-	if (c->bev == NULL) {
-		log_warnx("%s: bufferevent_socket_new failed", c->name);
+	c->accepted_ms = c->last_read_ms;
+	if ((c->bev = client_bev_new(ls, sock, c, fd)) == NULL) {
 		iptable_del(ls->per_ip, sa);
 		close(fd);
 		free(c);
@@ -657,9 +900,12 @@ accept_cb(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *sa,
 	ls->clients = c;
 	metrics.connections_accepted++;
 	metrics.connections_open++;
-	log_debug("%s: accepted", c->name);
-	c->state = ls->paused ? CL_PAUSED : CL_READING;
-	if (c->state == CL_READING)
+	log_debug("%s: accepted%s", c->name, c->tls ? " (TLS)" : "");
+	if (c->tls)
+		c->state = CL_HANDSHAKE; /* reads until it is done */
+	else
+		c->state = ls->paused ? CL_PAUSED : CL_READING;
+	if (c->state != CL_PAUSED)
 		bufferevent_enable(c->bev, EV_READ);
 }
 
@@ -694,6 +940,18 @@ accept_error_cb(struct evconnlistener *evl, void *arg)
 	evtimer_add(ls->ev_accept_retry, &tv);
 }
 
+/* Starts the once-a-second sweep (timeouts) unless it runs already. */
+static void
+sweep_arm(struct listeners *ls)
+{
+	struct timeval tv = { SWEEP_INTERVAL_MS / 1000,
+		(SWEEP_INTERVAL_MS % 1000) * 1000 };
+
+	if (!event_pending(ls->ev_sweep, EV_TIMEOUT, NULL) &&
+	    event_add(ls->ev_sweep, &tv) == -1)
+		log_warnx("event_add: the timeout sweep could not start");
+}
+
 struct listeners *
 listeners_new(struct event_base *base, struct queue *q,
     const struct listener_settings *set)
@@ -713,12 +971,20 @@ listeners_new(struct event_base *base, struct queue *q,
 		listeners_free(ls);
 		return NULL;
 	}
-	if (set->idle_timeout_ms > 0 || set->partial_line_timeout_ms > 0) {
-		struct timeval tv = { SWEEP_INTERVAL_MS / 1000,
-			(SWEEP_INTERVAL_MS % 1000) * 1000 };
-		event_add(ls->ev_sweep, &tv);
-	}
+	if (set->idle_timeout_ms > 0 || set->partial_line_timeout_ms > 0)
+		sweep_arm(ls);
 	return ls;
+}
+
+void
+listeners_set_tls(
+    struct listeners *ls, struct tls_ctx *ctx, int handshake_timeout_ms)
+{
+	tls_ctx_free(ls->tls); /* its connections hold their own reference */
+	ls->tls = ctx;
+	ls->tls_handshake_timeout_ms = handshake_timeout_ms;
+	if (handshake_timeout_ms > 0)
+		sweep_arm(ls);
 }
 
 /* socket + bind + listen for one address; -1 with err set. */
@@ -761,6 +1027,14 @@ add_sock(struct listeners *ls, int fd, const char *hostport,
 {
 	struct listen_sock **socks, *s;
 
+	if (spec->tls && ls->tls == NULL) {
+		close(fd);
+		snprintf(err, errlen,
+		    "listen %s: tls=on but no TLS context was loaded "
+		    "(tls-cert, tls-key)",
+		    hostport);
+		return -1;
+	}
 	socks = reallocarray(ls->socks, ls->nsocks + 1, sizeof(*socks));
 	if (socks != NULL)
 		ls->socks = socks;
@@ -772,6 +1046,7 @@ add_sock(struct listeners *ls, int fd, const char *hostport,
 	s->ls = ls;
 	memcpy(s->allow, spec->allow, sizeof(s->allow));
 	s->ack = spec->ack;
+	s->tls = spec->tls;
 	s->nallow = spec->nallow;
 	s->framing = (enum framer_mode)spec->framing;
 	s->format = (enum parser_format)spec->format;
@@ -820,9 +1095,10 @@ listeners_add(struct listeners *ls, const char *value, char *err, size_t errlen)
 		}
 	}
 	freeaddrinfo(res);
-	log_info("listening on %s framing=%s format=%s", hostport,
+	log_info("listening on %s framing=%s format=%s tls=%s", hostport,
 	    framer_mode_name((enum framer_mode)spec.framing),
-	    spec.format == PARSER_RAW ? "raw" : "auto");
+	    spec.format == PARSER_RAW ? "raw" : "auto",
+	    spec.tls ? "on" : "off");
 	return 0;
 }
 
@@ -851,15 +1127,19 @@ listeners_add_fd(
 	evutil_make_socket_closeonexec(fd);
 	if (add_sock(ls, fd, name, &spec, err, errlen) == -1)
 		return -1;
-	log_info("listening on %s (socket from systemd) framing=%s format=%s",
+	log_info("listening on %s (socket from systemd) framing=%s format=%s "
+		 "tls=%s",
 	    name, framer_mode_name((enum framer_mode)spec.framing),
-	    spec.format == PARSER_RAW ? "raw" : "auto");
+	    spec.format == PARSER_RAW ? "raw" : "auto",
+	    spec.tls ? "on" : "off");
 	return 0;
 }
 
 /*
  * One last read of everything the kernel holds for the client, so that
- * lines that reached this host before the signal are queued too.
+ * lines that reached this host before the signal are queued too.  Not on
+ * TLS connections: the kernel holds records there, not lines; what
+ * libevent has decrypted already is framed.
  */
 static void
 client_final_read(struct client *c)
@@ -867,7 +1147,9 @@ client_final_read(struct client *c)
 	struct evbuffer *in = bufferevent_get_input(c->bev);
 	int fd = bufferevent_getfd(c->bev);
 
-	while (!queue_full(c->ls->q) && !c->eof) {
+	if (c->tls && c->state != CL_HANDSHAKE)
+		client_tls_pending(c);
+	while (!c->tls && !queue_full(c->ls->q) && !c->eof) {
 		if (evbuffer_read(in, fd, READ_CHUNK_BYTES) <= 0)
 			break;
 		client_frame_input(c);
@@ -1010,6 +1292,7 @@ listeners_free(struct listeners *ls)
 	if (ls->ev_sweep != NULL)
 		event_free(ls->ev_sweep);
 	iptable_free(ls->per_ip);
+	tls_ctx_free(ls->tls);
 	free(ls->socks);
 	free(ls);
 }

@@ -31,6 +31,7 @@
 #include "logsink/queue.h"
 #include "logsink/schema.h"
 #include "logsink/spool.h"
+#include "logsink/tls.h"
 
 #define EXIT_USAGE         2
 #define DRAIN_POLL_MS      20
@@ -60,6 +61,7 @@ struct daemon {
 	struct spool *spool;   /* NULL: no spool-dir */
 	sigset_t startup_mask; /* the signal mask before start-up */
 	bool stopping;
+	bool tls; /* a tls=on listener: SIGHUP reloads its files */
 };
 
 static void
@@ -91,7 +93,10 @@ usage(FILE *fp)
 	    "line\n"
 	    "  ack=none|commit            write \"ok N\" once N lines are "
 	    "stored\n"
-	    "  allow=CIDR,...             only these peers may connect\n");
+	    "  allow=CIDR,...             only these peers may connect\n"
+	    "  tls=off|on                 TLS (RFC 5425) with tls-cert, "
+	    "tls-key,\n"
+	    "                             tls-ca and tls-verify-client\n");
 }
 
 /* Splits argv into actions and KEY VALUE pairs (checked later). */
@@ -202,6 +207,60 @@ load_config(
 		config_free(cfg);
 		return -1;
 	}
+	return 0;
+}
+
+/* The TLS part of cfg, for tls.c (strings borrowed from cfg). */
+static void
+tls_settings_of(const struct config *cfg, struct tls_settings *set)
+{
+	set->cert_file = cfg->tls_cert;
+	set->key_file = cfg->tls_key;
+	set->ca_file = cfg->tls_ca;
+	set->verify = (enum tls_verify)cfg->tls_verify_client;
+	set->min_version = cfg->tls_min_version;
+}
+
+/*
+ * Builds the TLS context from cfg's files; NULL with the reason in err.
+ * Warns of an expired server certificate.
+ */
+static struct tls_ctx *
+load_tls(const struct config *cfg, char *err, size_t errlen)
+{
+	struct tls_settings set;
+	struct tls_ctx *ctx;
+
+	tls_settings_of(cfg, &set);
+	if ((ctx = tls_ctx_new(&set, err, errlen)) == NULL)
+		return NULL;
+	if (tls_ctx_expired(ctx))
+		log_warnx("tls-cert %s has expired: TLS clients will refuse "
+			  "it; replace it and send SIGHUP",
+		    cfg->tls_cert);
+	return ctx;
+}
+
+/*
+ * --check-config: the TLS files too (readable, PEM, key matching the
+ * certificate, CA file); 0 or -1 with the reason printed.
+ */
+static int
+check_tls(const struct config *cfg)
+{
+	struct tls_settings set;
+	struct tls_ctx *ctx;
+	char err[1024];
+
+	if (cfg->tls_cert == NULL)
+		return 0;
+	tls_settings_of(cfg, &set);
+	if ((ctx = tls_ctx_new(&set, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "logsinkd: %s\n", err);
+		return -1;
+	}
+	printf("# tls: %s\n", tls_ctx_describe(ctx));
+	tls_ctx_free(ctx);
 	return 0;
 }
 
@@ -451,6 +510,44 @@ reload_warn(const struct config *old, const struct config *new)
 }
 
 /*
+ * SIGHUP with a tls=on listener: a new context from the files, for new
+ * connections (open ones keep theirs).  If the files do not load, the
+ * running context and its settings stay.
+ */
+static void
+reload_tls(struct daemon *d, struct config *n)
+{
+	struct tls_ctx *ctx;
+	char err[1024], *t;
+
+	if (!d->tls)
+		return;
+	if (n->tls_cert == NULL) {
+		/* No tls=on listener left in the file: that is a listen
+		 * change, which waits for a restart (reload_warn says so). */
+		log_warnx("SIGHUP: tls-cert and tls-key are no longer set; the "
+			  "TLS listeners keep the running certificate until a "
+			  "restart");
+		return;
+	}
+	if ((ctx = load_tls(n, err, sizeof(err))) == NULL) {
+		log_errx("SIGHUP: TLS files not reloaded, new connections keep "
+			 "the previous certificate: %s",
+		    err);
+		return;
+	}
+	listeners_set_tls(d->ls, ctx, n->tls_handshake_timeout_ms);
+	/* The running config takes n's file names (n frees the old ones). */
+	t = d->cfg.tls_cert, d->cfg.tls_cert = n->tls_cert, n->tls_cert = t;
+	t = d->cfg.tls_key, d->cfg.tls_key = n->tls_key, n->tls_key = t;
+	t = d->cfg.tls_ca, d->cfg.tls_ca = n->tls_ca, n->tls_ca = t;
+	d->cfg.tls_verify_client = n->tls_verify_client;
+	d->cfg.tls_min_version = n->tls_min_version;
+	d->cfg.tls_handshake_timeout_ms = n->tls_handshake_timeout_ms;
+	log_notice("SIGHUP: TLS files reloaded: %s", tls_ctx_describe(ctx));
+}
+
+/*
  * SIGHUP: re-read the file and the command line into a fresh config and
  * apply what can change at run time; a bad file keeps the old settings.
  */
@@ -490,6 +587,7 @@ reload(struct daemon *d)
 		tv.tv_usec = (n.stats_interval_ms % 1000) * 1000;
 		event_add(d->ev_stats, &tv);
 	}
+	reload_tls(d, &n);
 	config_free(&n);
 	log_notice("SIGHUP: configuration reloaded (log-level=%s "
 		   "batch-lines=%d batch-bytes=%zu flush-interval-ms=%d "
@@ -734,8 +832,9 @@ run(struct daemon *d)
 		d->cfg.reconnect_min_ms, d->cfg.reconnect_max_ms,
 		d->cfg.db_timeout_ms, d->cfg.maintenance_timeout_ms,
 		d->cfg.partitions_ahead, d->cfg.retention_days };
+	struct tls_settings tset;
+	struct tls_ctx *tls;
 	char err[1024];
-
 	sigset_t held;
 
 	/* Until the handlers exist, a SIGHUP or SIGTERM would kill us with
@@ -763,6 +862,14 @@ run(struct daemon *d)
 		fatalx("%s", err);
 	if ((d->ls = listeners_new(d->base, d->q, &lset)) == NULL)
 		fatalx("out of memory");
+	if (config_uses_tls(&d->cfg)) {
+		/* Read now, while still root if started so. */
+		if ((tls = load_tls(&d->cfg, err, sizeof(err))) == NULL)
+			fatalx("%s", err);
+		log_info("TLS: %s", tls_ctx_describe(tls));
+		listeners_set_tls(d->ls, tls, d->cfg.tls_handshake_timeout_ms);
+		d->tls = true;
+	}
 	if (d->cfg.metrics_listen != NULL) {
 		d->httpd = httpd_new(d->base, d->cfg.metrics_listen, gauges_cb,
 		    d, err, sizeof(err));
@@ -783,6 +890,10 @@ run(struct daemon *d)
 			fatalx("%s", err);
 		queue_set_spool(d->q, d->spool);
 	}
+	tls_settings_of(&d->cfg, &tset);
+	if (d->tls && !tls_files_readable(&tset, err, sizeof(err)))
+		log_warnx(
+		    "a SIGHUP reload of the TLS files would fail: %s", err);
 	setup_events(d);
 	pgpool_on_contact(d->pool, on_db_contact, d);
 	log_notice("logsinkd %s started", LOGSINK_VERSION);
@@ -858,6 +969,10 @@ main(int argc, char **argv)
 	switch (d.opts.action) {
 	case CHECK_CONFIG:
 		config_dump(&d.cfg, stdout);
+		if (check_tls(&d.cfg) == -1) {
+			config_free(&d.cfg);
+			return EXIT_USAGE;
+		}
 		printf("# configuration OK\n");
 		config_free(&d.cfg);
 		return 0;

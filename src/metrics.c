@@ -15,6 +15,22 @@ static const double batch_bounds[METRICS_BATCH_BUCKETS] = { 1, 10, 100, 500,
 static const double latency_bounds[METRICS_LATENCY_BUCKETS] = { 0.001, 0.005,
 	0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30 };
 
+static const char *const tls_failure_names[METRICS_TLS_NFAILURES] = {
+	"no_certificate",
+	"bad_certificate",
+	"expired_certificate",
+	"protocol",
+	"closed",
+	"timeout",
+};
+
+const char *
+metrics_tls_failure_name(enum metrics_tls_failure f)
+{
+	return (unsigned)f < METRICS_TLS_NFAILURES ? tls_failure_names[f]
+						   : "unknown";
+}
+
 static void
 observe(struct histogram *h, const double *bounds, int nb, double v)
 {
@@ -179,7 +195,8 @@ render_counters(struct buf *out)
 		"Client connections refused by limits.",
 		m->connections_refused) |
 	    counter(out, "connections_timed_out_total",
-		"Connections closed by idle-timeout or partial-line-timeout.",
+		"Connections closed by idle-timeout, partial-line-timeout or "
+		"tls-handshake-timeout.",
 		m->connections_timed_out) |
 	    counter(out, "accept_errors_total", "Failed accept() calls.",
 		m->accept_errors) |
@@ -193,6 +210,28 @@ render_counters(struct buf *out)
 	    counter(out, "backpressure_events_total",
 		"Times reading from clients was paused (queue full).",
 		m->backpressure_events);
+}
+
+/* Every reason is listed, zeros too, so that rate() sees each series. */
+static int
+render_tls(struct buf *out)
+{
+	int i, rc;
+
+	rc = counter(out, "tls_handshakes_total",
+	    "TLS handshakes completed on tls=on listeners.",
+	    metrics.tls_handshakes);
+	if (rc == 0)
+		rc = put(out,
+		    "# HELP logsink_tls_handshake_failures_total TLS "
+		    "handshakes that failed, by reason.\n"
+		    "# TYPE logsink_tls_handshake_failures_total counter\n");
+	for (i = 0; rc == 0 && i < METRICS_TLS_NFAILURES; i++)
+		rc = put(out,
+		    "logsink_tls_handshake_failures_total{reason=\"%s\"} "
+		    "%" PRIu64 "\n",
+		    tls_failure_names[i], metrics.tls_handshake_failures[i]);
+	return rc;
 }
 
 static int
@@ -226,7 +265,7 @@ metrics_render(struct buf *out, const struct metrics_gauges *g)
 		return -1;
 	if (metrics.backpressure_since_ms != 0)
 		bp_ms += (uint64_t)(g->now_ms - metrics.backpressure_since_ms);
-	rc = render_counters(out) | render_sqlstates(out) |
+	rc = render_counters(out) | render_sqlstates(out) | render_tls(out) |
 	    counter(out, "backpressure_seconds_total",
 		"Seconds spent with reading paused.", bp_ms / 1000) |
 	    gauge(out, "connections_open", "Client connections open.",

@@ -106,6 +106,7 @@ struct pgpool {
 	char *copy_sql;
 	char *reject_sql;
 	struct buf reject_raw;
+	struct buf reject_subject; /* its tls_subject, NUL-terminated */
 	struct buf reject_row;
 	int64_t reject_warned_ms;
 	char *check_sql;
@@ -701,8 +702,9 @@ pg_reject_start(struct pg_conn *pc, const char *sqlstate)
 	struct pgpool *pool = pc->pool;
 	const char *row = pc->batch->rows.data + pc->range.off;
 	char received_at[64], peer[128], state[6], error[256];
-	const char *values[6];
-	int lengths[6] = { 0 }, formats[6] = { 0 };
+	const char *values[7];
+	int lengths[7] = { 0 }, formats[7] = { 0 };
+	bool has_subject;
 
 	snprintf(state, sizeof(state), "%s", sqlstate);
 	snprintf(error, sizeof(error), "%s", pc->last_error);
@@ -714,8 +716,8 @@ pg_reject_start(struct pg_conn *pc, const char *sqlstate)
 	pool->reject_row.data[pc->range.len - 1] = '\0'; /* was the LF */
 
 	if (poison_row_fields(row, pc->range.len - 1, received_at,
-		sizeof(received_at), peer, sizeof(peer),
-		&pool->reject_raw) == -1) {
+		sizeof(received_at), peer, sizeof(peer), &pool->reject_raw,
+		&pool->reject_subject, &has_subject) == -1) {
 		pg_fail(pc, "dead-letter", "cannot decode the rejected row");
 		return;
 	}
@@ -727,10 +729,11 @@ pg_reject_start(struct pg_conn *pc, const char *sqlstate)
 	values[3] = pool->reject_row.data; /* text: NUL-terminated */
 	values[4] = state;
 	values[5] = error;
+	values[6] = has_subject ? pool->reject_subject.data : NULL;
 	pg_begin_command(pc);
 	/* The row text is valid UTF-8 without NUL: copyenc made it so. */
 	pool->reject_raw.data[pool->reject_raw.len] = '\0';
-	if (!PQsendQueryParams(pc->conn, pool->reject_sql, 6, NULL, values,
+	if (!PQsendQueryParams(pc->conn, pool->reject_sql, 7, NULL, values,
 		lengths, formats, 0)) {
 		pg_fail(pc, "dead-letter", PQerrorMessage(pc->conn));
 		return;
@@ -968,7 +971,8 @@ pgpool_new(struct event_base *base, struct queue *q,
 	pool->copy_sql = schema_copy_sql(set->table);
 	if (asprintf(&pool->reject_sql,
 		"INSERT INTO %s_rejected (received_at, peer, raw, copy_row, "
-		"sqlstate, error) VALUES ($1, $2, $3, $4, $5, $6)",
+		"sqlstate, error, tls_subject) VALUES ($1, $2, $3, $4, $5, "
+		"$6, $7)",
 		set->table) == -1)
 		pool->reject_sql = NULL;
 	pool->check_sql = schema_check_sql(set->table);
@@ -1022,6 +1026,7 @@ pgpool_free(struct pgpool *pool)
 	free(pool->copy_sql);
 	free(pool->reject_sql);
 	buf_free(&pool->reject_raw);
+	buf_free(&pool->reject_subject);
 	buf_free(&pool->reject_row);
 	free(pool->check_sql);
 	free(pool);

@@ -106,9 +106,14 @@ unescape(const char *p, size_t len, struct buf *out)
 	return 0;
 }
 
+/* Field indexes in a row (the order of COPYENC_COLUMNS). */
+#define FIELD_MESSAGE     9
+#define FIELD_TLS_SUBJECT 11
+
 int
 poison_row_fields(const char *row, size_t len, char *received_at, size_t ralen,
-    char *peer, size_t peerlen, struct buf *raw)
+    char *peer, size_t peerlen, struct buf *raw, struct buf *subject,
+    bool *has_subject)
 {
 	const char *f[COPYENC_NCOLUMNS], *end = row + len, *tab;
 	size_t flen[COPYENC_NCOLUMNS];
@@ -130,6 +135,14 @@ poison_row_fields(const char *row, size_t len, char *received_at, size_t ralen,
 		memcpy(peer, f[1], flen[1]);
 		peer[flen[1]] = '\0';
 	}
+	buf_reset(subject);
+	*has_subject = !(flen[FIELD_TLS_SUBJECT] == 2 &&
+	    memcmp(f[FIELD_TLS_SUBJECT], "\\N", 2) == 0);
+	if (*has_subject &&
+	    (unescape(f[FIELD_TLS_SUBJECT], flen[FIELD_TLS_SUBJECT], subject) ==
+		    -1 ||
+		buf_append(subject, "", 1) == -1))
+		return -1;
 	buf_reset(raw);
-	return unescape(f[9], flen[9], raw);
+	return unescape(f[FIELD_MESSAGE], flen[FIELD_MESSAGE], raw);
 }

@@ -46,6 +46,12 @@ struct config {
 	size_t spool_max_bytes;
 	size_t spool_segment_bytes;
 	int spool_sync_interval_ms;
+	char *tls_cert; /* PEM files for tls=on listeners */
+	char *tls_key;
+	char *tls_ca;
+	int tls_verify_client;        /* enum tls_verify */
+	int tls_min_version;          /* 12: TLS 1.2, 13: TLS 1.3 */
+	int tls_handshake_timeout_ms; /* 0: never */
 };
 
 void config_init(struct config *cfg);
@@ -69,9 +75,15 @@ int config_finish(struct config *cfg, char *err, size_t errlen)
 /* True if key names a setting (for the command line parser). */
 int config_is_key(const char *key);
 
+/* True if a listen value has tls=on (a server context is needed). */
+int config_uses_tls(const struct config *cfg);
+
 /*
  * One listen value: "HOST:PORT [framing=auto|lf|nul|octet]
- * [format=auto|raw] [ack=none|commit|spooled] [allow=CIDR,CIDR,...]".
+ * [format=auto|raw] [ack=none|commit|spooled] [allow=CIDR,CIDR,...]
+ * [tls=off|on]".  tls=on: TLS over TCP (RFC 5425), with the global
+ * tls-cert, tls-key, tls-ca and tls-verify-client settings; the framing
+ * applies inside TLS.
  */
 #define CONFIG_MAX_ALLOW 64
 
@@ -87,6 +99,7 @@ struct listen_spec {
 	int framing;                         /* enum framer_mode */
 	int format;                          /* enum parser_format */
 	int ack;                             /* enum config_ack */
+	int tls;                             /* 1: tls=on */
 	struct cidr allow[CONFIG_MAX_ALLOW]; /* none: any peer */
 	int nallow;
 };

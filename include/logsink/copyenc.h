@@ -20,8 +20,8 @@
 /* The column list, in row order, for "COPY table (...) FROM STDIN". */
 #define COPYENC_COLUMNS                                                        \
 	"received_at, peer, host, app, procid, msgid, facility, severity, "    \
-	"event_time, message, fields"
-#define COPYENC_NCOLUMNS 11
+	"event_time, message, fields, tls_subject"
+#define COPYENC_NCOLUMNS 12
 /* Names the row encoding; spool segments record it (hashed) so that rows
  * are never replayed into a table layout they were not encoded for. */
 #define COPYENC_FORMAT   "text " COPYENC_COLUMNS

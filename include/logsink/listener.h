@@ -14,6 +14,7 @@
 #include <event2/event.h>
 
 #include "logsink/queue.h"
+#include "logsink/tls.h"
 
 struct listener_settings {
 	size_t max_line_bytes;
@@ -28,8 +29,16 @@ struct listeners;
 struct listeners *listeners_new(struct event_base *base, struct queue *q,
     const struct listener_settings *set);
 /*
+ * The TLS context for new connections on tls=on listeners (owned by ls
+ * from now on; the previous one is freed, connections made from it keep
+ * it until they close) and how long a handshake may take (0: no limit).
+ * Call before adding a tls=on listener.
+ */
+void listeners_set_tls(
+    struct listeners *ls, struct tls_ctx *ctx, int handshake_timeout_ms);
+/*
  * Binds and listens on a listen value ("HOST:PORT [framing=..]
- * [format=..]", see config.h); -1 with a message in err.
+ * [format=..] [tls=on]", see config.h); -1 with a message in err.
  */
 int listeners_add(struct listeners *ls, const char *hostport, char *err,
     size_t errlen) __attribute__((warn_unused_result));

@@ -32,11 +32,13 @@ bool poison_pop(struct batch *b);
 
 /*
  * Splits one COPY text row (without its LF) for the dead-letter insert:
- * received_at text and peer text (NULL for \N) copied into the caller's
- * buffers, the message field decoded back to bytes into raw.
+ * received_at text and peer text (empty for \N) copied into the caller's
+ * buffers, the message field decoded back to bytes into raw, and the
+ * tls_subject field decoded into subject (NUL-terminated), *has_subject
+ * false when it is \N.
  */
 int poison_row_fields(const char *row, size_t len, char *received_at,
-    size_t ralen, char *peer, size_t peerlen, struct buf *raw)
-    __attribute__((warn_unused_result));
+    size_t ralen, char *peer, size_t peerlen, struct buf *raw,
+    struct buf *subject, bool *has_subject) __attribute__((warn_unused_result));
 
 #endif

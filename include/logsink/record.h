@@ -17,8 +17,10 @@ struct text {
 };
 
 struct record {
-	int64_t received_us; /* microseconds since the Unix epoch, UTC */
-	const char *peer;    /* inet text, NUL-terminated, or NULL */
+	int64_t received_us;     /* microseconds since the Unix epoch, UTC */
+	const char *peer;        /* inet text, NUL-terminated, or NULL */
+	const char *tls_subject; /* verified client certificate (RFC 2253),
+				    NUL-terminated, or NULL */
 	struct text host;
 	struct text app;
 	struct text procid;
@@ -31,7 +33,10 @@ struct record {
 	struct text fields;  /* JSON object text, or NULL */
 };
 
-/* Resets every parsed column to NULL, keeping received_us and peer. */
+/*
+ * Resets every parsed column to NULL, keeping received_us, peer and
+ * tls_subject (they come from the connection).
+ */
 static inline void
 record_clear_parsed(struct record *r)
 {

@@ -25,7 +25,8 @@ The last two tests guard against daemon defects this suite found
 (partial-line-timeout closing a busy client; a listen backlog of 128
 instead of 1024), fixed since.
 
-TLS cases are not here: the daemon has no TLS listener yet.
+The TLS cases (garbage before the handshake, expired and foreign client
+certificates, handshakes that never finish) are in test_tls.py.
 """
 
 import codecs

@@ -22,13 +22,14 @@ def test_check_constraint_rejects_go_to_dead_letter(fresh_pg, daemon):
                      == len(bad), 60, "good rows stored, bad ones rejected")
     assert sorted(pg.messages()) == sorted(good)
     rows = pg.query("select convert_from(raw, 'UTF8'), sqlstate, error, "
-                    "peer, received_at is not null, copy_row "
+                    "peer, received_at is not null, copy_row, tls_subject "
                     "from logs_rejected order by 1")
     assert [r[0] for r in rows] == sorted(l for l in lines if "BAD" in l)
-    for raw, sqlstate, error, peer, has_time, copy_row in rows:
+    for raw, sqlstate, error, peer, has_time, copy_row, subject in rows:
         assert sqlstate == "23514"
         assert "no_bad" in error
         assert peer == "127.0.0.1"
+        assert subject is None  # plain TCP (test_tls.py: with TLS)
         assert has_time
         assert raw in copy_row
     # The pipeline keeps flowing after the rejects.

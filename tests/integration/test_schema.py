@@ -24,7 +24,7 @@ from harness import make_lines, run_logsinkd, send_lines, wait_for
 
 TIMEOUT = 120
 COLUMNS = ("received_at, peer, host, app, procid, msgid, facility, "
-           "severity, event_time, message, fields")
+           "severity, event_time, message, fields, tls_subject")
 # The table's indexes (every partition has a copy).  The trigram index
 # on message is not one of them: maintain() builds it on each partition
 # whose day has ended (sql/005_trigram_per_partition.sql).
@@ -708,7 +708,8 @@ def test_migration_5_keeps_the_past_days_trigram_indexes(pg):
                            "message FROM up5"))
 
     init_table(pg, t)
-    assert pg.scalar("SELECT max(version) FROM up5_schema_version") == 5
+    assert pg.scalar("SELECT max(version) FROM up5_schema_version") == \
+        MIGRATIONS[-1][0]
     assert pg.scalar("SELECT to_regclass('public.up5_message_trgm') IS "
                      "NULL")
     assert trigram_indexes(pg, t) == {
@@ -730,6 +731,27 @@ def test_migration_5_keeps_the_past_days_trigram_indexes(pg):
                      "i ON i.inhrelid = c.conrelid WHERE i.inhparent = "
                      "%s::regclass AND c.contype = 'c'", (t,)) == 0
     assert maintain(pg, t, 3, 0).endswith("built 0 trigram index(es)")
+
+
+def test_migration_6_adds_tls_subject(pg):
+    """A table of schema version 5 (no tls_subject column): --init-db adds
+    it to the table and its dead-letter table; older rows have NULL."""
+    t = "public.up6"
+    init_table(pg, t)
+    pg.query("INSERT INTO up6 (received_at, message) VALUES (now(), 'old')")
+    pg.query("ALTER TABLE up6 DROP COLUMN tls_subject; "
+             "ALTER TABLE up6_rejected DROP COLUMN tls_subject; "
+             "DELETE FROM up6_schema_version WHERE version >= 6")
+    init_table(pg, t)
+    assert pg.scalar("SELECT max(version) FROM up6_schema_version") == \
+        MIGRATIONS[-1][0]
+    assert pg.query("SELECT message, tls_subject FROM up6") == [
+        ("old", None)]
+    assert pg.query("SELECT attrelid::regclass::text, atttypid::regtype::text "
+                    "FROM pg_attribute WHERE attname = 'tls_subject' AND "
+                    "attrelid IN ('public.up6'::regclass, "
+                    "'public.up6_rejected'::regclass) ORDER BY 1") == [
+        ("up6", "text"), ("up6_rejected", "text")]
 
 
 def test_maintain_checks_its_arguments(pg):
@@ -870,7 +892,7 @@ def _copy_data(messages):
     """COPY text rows for COLUMNS, received now."""
     now = datetime.datetime.now(datetime.timezone.utc).isoformat()
     return io.StringIO("".join(
-        "%s\t127.0.0.1\th\ta\t\\N\t\\N\t1\t6\t\\N\t%s\t{\"k\": 1}\n"
+        "%s\t127.0.0.1\th\ta\t\\N\t\\N\t1\t6\t\\N\t%s\t{\"k\": 1}\t\\N\n"
         % (now, m) for m in messages))
 
 
@@ -949,8 +971,8 @@ def test_check_fails_with_ls001_saying_what_to_do(pg, roles, sql, case):
         pg.query("GRANT INSERT (received_at, message) ON %s TO nobody" % t)
         want = ("role nobody may not INSERT into %s (columns peer, host, "
                 "app, procid, msgid, facility, severity, event_time, "
-                "fields): make it a member of logsink_writer (GRANT "
-                "logsink_writer TO nobody)" % t)
+                "fields, tls_subject): make it a member of logsink_writer "
+                "(GRANT logsink_writer TO nobody)" % t)
     elif case == "no usage":
         user = roles["writer"]
         pg.query("CREATE SCHEMA closed")

@@ -22,6 +22,7 @@
 #include "logsink/config.h"
 #include "logsink/framer.h"
 #include "logsink/parser.h"
+#include "logsink/tls.h"
 
 #define KiB ((size_t)1024)
 #define MiB (KiB * 1024)
@@ -474,8 +475,19 @@ test_listen(void **state)
 	    "'crlf'", NULL);
 	assert_err_has(
 	    set_err(x, "listen", "h:1 format=json"), "format", "'json'", NULL);
-	assert_err_has(set_err(x, "listen", "h:1 tls=on"), "unknown option",
-	    "'tls=on'", NULL);
+	assert_err_has(set_err(x, "listen", "h:1 tls=yes"), "tls", "'yes'",
+	    "on or off", NULL);
+	assert_err_has(set_err(x, "listen", "h:1 tcp=on"), "unknown option",
+	    "'tcp=on'", "tls=", NULL);
+	assert_int_equal(config_parse_listen("h:1 tls=on framing=octet", &spec,
+			     x->err, sizeof(x->err)),
+	    0);
+	assert_int_equal(spec.tls, 1);
+	assert_int_equal(spec.framing, FRAMER_OCTET);
+	assert_int_equal(
+	    config_parse_listen("h:1 tls=off", &spec, x->err, sizeof(x->err)),
+	    0);
+	assert_int_equal(spec.tls, 0);
 	assert_err_has(set_err(x, "listen", "h:1 framing"), "'framing'",
 	    "key=value", NULL);
 	assert_int_equal(c->nlisten, 1);
@@ -484,6 +496,47 @@ test_listen(void **state)
 	    "'nohost'", NULL);
 	assert_err_has(
 	    set_err(x, "metrics-listen", "host:0"), "metrics-listen", NULL);
+}
+
+/* The TLS keys: values, and what config_finish() requires of them. */
+static void
+test_tls(void **state)
+{
+	struct fx *x = *state;
+	struct config *c = &x->cfg;
+
+	assert_int_equal(c->tls_verify_client, TLS_VERIFY_NONE);
+	assert_int_equal(c->tls_min_version, 12);
+	assert_int_equal(c->tls_handshake_timeout_ms, 10000);
+	set_ok(x, "tls-verify-client", "require");
+	assert_int_equal(c->tls_verify_client, TLS_VERIFY_REQUIRE);
+	set_ok(x, "tls-verify-client", "optional");
+	assert_int_equal(c->tls_verify_client, TLS_VERIFY_OPTIONAL);
+	assert_err_has(set_err(x, "tls-verify-client", "yes"),
+	    "tls-verify-client", "'yes'", "none, optional or require", NULL);
+	set_ok(x, "tls-min-version", "1.3");
+	assert_int_equal(c->tls_min_version, 13);
+	assert_err_has(set_err(x, "tls-min-version", "1.1"), "tls-min-version",
+	    "'1.1'", "1.2 or 1.3", NULL);
+	set_ok(x, "tls-handshake-timeout", "2");
+	assert_int_equal(c->tls_handshake_timeout_ms, 2000);
+	/* optional needs tls-ca. */
+	assert_int_equal(config_finish(c, x->err, sizeof(x->err)), -1);
+	assert_err_has(x->err, "tls-verify-client = optional", "tls-ca", NULL);
+	set_ok(x, "tls-verify-client", "none");
+	/* A tls=on listener needs the certificate and key. */
+	set_ok(x, "listen", "127.0.0.1:6514 tls=on");
+	assert_int_equal(config_uses_tls(c), 1);
+	assert_int_equal(config_finish(c, x->err, sizeof(x->err)), -1);
+	assert_err_has(x->err, "tls=on", "tls-cert", "tls-key", NULL);
+	set_ok(x, "tls-cert", "/etc/ssl/server.pem");
+	assert_int_equal(config_finish(c, x->err, sizeof(x->err)), -1);
+	assert_err_has(x->err, "tls-cert is set but tls-key is not", NULL);
+	set_ok(x, "tls-key", "/etc/ssl/server.key");
+	assert_int_equal(config_finish(c, x->err, sizeof(x->err)), 0);
+	config_clear_listen(c);
+	set_ok(x, "listen", "127.0.0.1:514");
+	assert_int_equal(config_uses_tls(c), 0);
 }
 
 static void
@@ -809,6 +862,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(
 		    test_unknown_key, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_listen, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tls, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_split_hostport, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_table, setup, teardown),

@@ -681,7 +681,8 @@ test_row_all_null(void **state)
 				   "\t\\N\t\\N\t\\N\t\\N\t\\N" /* peer..msgid */
 				   "\t\\N\t\\N\t\\N" /* fac, sev, event_time */
 				   "\t"              /* message: empty */
-				   "\t\\N\n";        /* fields */
+				   "\t\\N"           /* fields */
+				   "\t\\N\n";        /* tls_subject */
 	struct fx *x = *state;
 	struct dfield f[MAXFIELDS];
 	struct record r;
@@ -717,6 +718,7 @@ record_all_set(struct record *r)
 	r->event_us = -1;
 	r->message = (struct text){ msg, sizeof(msg) - 1 };
 	r->fields = (struct text){ "{\"k\": \"v\"}", 10 };
+	r->tls_subject = "CN=web\\,01,O=Ex\tample";
 }
 
 static void
@@ -726,7 +728,8 @@ test_row_all_set(void **state)
 	    "2024-02-29 12:34:56.789012+00\t192.0.2.1\tweb\\t01\t"
 	    "back\\\\slash\t4242\t\\\\N\t23\t0\t"
 	    "1969-12-31 23:59:59.999999+00\t"
-	    "line1\\nline2\\r" R R "\xc3\xa9 \\\\N\t{\"k\": \"v\"}\n";
+	    "line1\\nline2\\r" R R "\xc3\xa9 \\\\N\t{\"k\": \"v\"}\t"
+	    "CN=web\\\\,01,O=Ex\\tample\n";
 	struct fx *x = *state;
 	struct dfield f[MAXFIELDS];
 	struct record r;
@@ -1008,7 +1011,7 @@ test_pg_row_round_trip(void **state)
 		"2024-02-29 12:34:56.789012|192.0.2.1|web\t01|back\\slash|"
 		"4242|\\N|23|0|1969-12-31 23:59:59.999999|"
 		"6c696e65310a6c696e65320defbfbdefbfbdc3a9205c4e|"
-		"{\"k\": \"v\"}",
+		"{\"k\": \"v\"}|CN=web\\,01,O=Ex\tample",
 	};
 	struct fx *x = *state;
 	struct record r;
@@ -1023,7 +1026,7 @@ test_pg_row_round_trip(void **state)
 	    "CREATE TEMP TABLE r (received_at timestamptz NOT NULL, "
 	    "peer inet, host text, app text, procid text, msgid text, "
 	    "facility smallint, severity smallint, event_time timestamptz, "
-	    "message text NOT NULL, fields jsonb)",
+	    "message text NOT NULL, fields jsonb, tls_subject text)",
 	    PGRES_COMMAND_OK);
 	buf_reset(&x->data);
 	record_all_null(&r, 0);
@@ -1048,7 +1051,8 @@ test_pg_row_round_trip(void **state)
 	    "coalesce(severity::text, '<null>'), "
 	    "coalesce(to_char(event_time, 'YYYY-MM-DD HH24:MI:SS.US'), "
 	    "'<null>'), encode(convert_to(message, 'UTF8'), 'hex'), "
-	    "coalesce(fields::text, '<null>')) FROM r ORDER BY received_at",
+	    "coalesce(fields::text, '<null>'), tls_subject) FROM r "
+	    "ORDER BY received_at",
 	    PGRES_TUPLES_OK);
 	assert_int_equal(PQntuples(x->res), 4);
 	for (i = 0; i < 4; i++) {
