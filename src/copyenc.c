@@ -2,6 +2,7 @@
  * copyenc: COPY text rows (see include/logsink/copyenc.h).
  * Format reference: PostgreSQL docs, "COPY", section "Text Format".
  */
+#include <stdint.h>
 #include <string.h>
 
 #include "logsink/copyenc.h"
@@ -71,22 +72,64 @@ utf8_seq_len(const unsigned char *p, size_t avail)
 	return n;
 }
 
+#define ONES  0x0101010101010101ULL
+#define HIGHS 0x8080808080808080ULL
+
+/*
+ * Nonzero when one of the 8 bytes of w is not copied as it is by every
+ * rule: below 0x20 (NUL, tab, LF, CR and the other controls), a backslash,
+ * or 0x80 and above.  Exact as a yes/no (the "hasless" and "haszero" bit
+ * tricks; no borrow crosses a plain byte), not as a position: the caller
+ * looks at the bytes one by one then.
+ */
+static inline uint64_t
+word_special(uint64_t w)
+{
+	uint64_t bs = w ^ (ONES * '\\');
+
+	return (((w - ONES * 0x20) | w) | ((bs - ONES) & ~bs)) & HIGHS;
+}
+
+/*
+ * The scan is the daemon's hottest loop (docs/performance.md): plain text
+ * moves 8 bytes per step; a word holding a byte of interest goes through
+ * the byte table (other control bytes are copied there too).
+ */
 size_t
 copyenc_text(struct buf *out, const char *text, size_t len)
 {
-	const unsigned char *p = (const unsigned char *)text;
-	const unsigned char *end = p + len, *run;
+	const unsigned char *start = (const unsigned char *)text, *p = start;
+	const unsigned char *end = p + len, *stop;
 	char *o = out->data + out->len;
 	size_t replaced = 0, n;
+	uint64_t w;
 
-	while (p < end) {
-		run = p;
-		while (p < end && byte_class[*p] == C_PLAIN)
-			p++;
-		memcpy(o, run, (size_t)(p - run));
-		o += p - run;
+	for (;;) {
+		while (end - p >= 8) {
+			memcpy(&w, p, sizeof(w));
+			if (word_special(w) != 0)
+				break;
+			memcpy(o, &w, sizeof(w));
+			o += 8;
+			p += 8;
+		}
+		/* The last bytes: one more word, overlapping what was copied
+		 * (those bytes are plain if the word is: copied 1:1). */
+		if (end - p < 8 && end - start >= 8) {
+			memcpy(&w, end - 8, sizeof(w));
+			if (word_special(w) == 0) {
+				memcpy(o - (8 - (end - p)), &w, sizeof(w));
+				o += end - p;
+				break;
+			}
+		}
+		stop = end - p > 8 ? p + 8 : end;
+		while (p < stop && byte_class[*p] == C_PLAIN)
+			*o++ = (char)*p++;
 		if (p == end)
 			break;
+		if (p == stop)
+			continue; /* controls copied as they are */
 		switch (byte_class[*p]) {
 		case C_ESC:
 			*o++ = '\\';
@@ -150,26 +193,54 @@ put_digits(char *o, unsigned v, int width)
 	return o + width;
 }
 
+/* "00" .. "99": two digits per lookup for the microseconds. */
+static const char digits2[201] = "00010203040506070809"
+				 "10111213141516171819"
+				 "20212223242526272829"
+				 "30313233343536373839"
+				 "40414243444546474849"
+				 "50515253545556575859"
+				 "60616263646566676869"
+				 "70717273747576777879"
+				 "80818283848586878889"
+				 "90919293949596979899";
+
+/* Appends v (0..999999) as six digits. */
+static char *
+put_micros(char *o, unsigned v)
+{
+	memcpy(o, digits2 + 2 * (v / 10000), 2);
+	memcpy(o + 2, digits2 + 2 * (v / 100 % 100), 2);
+	memcpy(o + 4, digits2 + 2 * (v % 100), 2);
+	return o + 6;
+}
+
 /* 0001-01-01 and 9999-12-31 23:59:59.999999 UTC, in µs since 1970. */
 #define TS_MIN_US (-62135596800LL * 1000000)
 #define TS_MAX_US (253402300800LL * 1000000 - 1)
 
-void
-copyenc_timestamp(struct buf *out, int64_t us)
+/*
+ * The last two seconds formatted as "YYYY-MM-DD HH:MM:SS", used in turn:
+ * received_at changes second rarely, and a sender's event_time is often
+ * as steady, so the date arithmetic runs about once a second instead of
+ * once per column (docs/performance.md).  Per thread: a cache, not state.
+ */
+#define TS_SECS_LEN 19
+static _Thread_local struct ts_cache {
+	int64_t secs;
+	char text[TS_SECS_LEN];
+} ts_cache[2] = { { INT64_MIN, "" }, { INT64_MIN, "" } };
+static _Thread_local unsigned ts_next;
+
+/* Formats secs (seconds since 1970) into c. */
+static void
+ts_format(struct ts_cache *c, int64_t secs)
 {
-	int64_t secs, days;
-	unsigned sod;
-	char *o = out->data + out->len;
+	int64_t days = secs >= 0 ? secs / 86400 : (secs - 86399) / 86400;
+	unsigned sod = (unsigned)(secs - days * 86400);
+	char *o = c->text;
 	int y, m, d;
 
-	/* timestamptz text input needs a four-digit year. */
-	if (us < TS_MIN_US)
-		us = TS_MIN_US;
-	else if (us > TS_MAX_US)
-		us = TS_MAX_US;
-	secs = us >= 0 ? us / 1000000 : (us - 999999) / 1000000;
-	days = secs >= 0 ? secs / 86400 : (secs - 86399) / 86400;
-	sod = (unsigned)(secs - days * 86400);
 	civil_from_days(days, &y, &m, &d);
 	o = put_digits(o, (unsigned)y, 4);
 	*o++ = '-';
@@ -181,9 +252,36 @@ copyenc_timestamp(struct buf *out, int64_t us)
 	*o++ = ':';
 	o = put_digits(o, sod / 60 % 60, 2);
 	*o++ = ':';
-	o = put_digits(o, sod % 60, 2);
+	put_digits(o, sod % 60, 2);
+	c->secs = secs;
+}
+
+void
+copyenc_timestamp(struct buf *out, int64_t us)
+{
+	struct ts_cache *c;
+	int64_t secs;
+	char *o = out->data + out->len;
+
+	/* timestamptz text input needs a four-digit year. */
+	if (us < TS_MIN_US)
+		us = TS_MIN_US;
+	else if (us > TS_MAX_US)
+		us = TS_MAX_US;
+	secs = us >= 0 ? us / 1000000 : (us - 999999) / 1000000;
+	if (ts_cache[0].secs == secs)
+		c = &ts_cache[0];
+	else if (ts_cache[1].secs == secs)
+		c = &ts_cache[1];
+	else {
+		c = &ts_cache[ts_next];
+		ts_next ^= 1;
+		ts_format(c, secs);
+	}
+	memcpy(o, c->text, TS_SECS_LEN);
+	o += TS_SECS_LEN;
 	*o++ = '.';
-	o = put_digits(o, (unsigned)(us - secs * 1000000), 6);
+	o = put_micros(o, (unsigned)(us - secs * 1000000));
 	memcpy(o, "+00", 3);
 	out->len = (size_t)(o + 3 - out->data);
 }

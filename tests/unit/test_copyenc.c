@@ -543,6 +543,45 @@ test_text_round_trip(void **state)
 	}
 }
 
+/*
+ * copyenc_text moves plain text 8 bytes at a time: every byte of interest
+ * (and harmless controls, which stop the 8-byte steps too) at every
+ * position of runs up to 40 bytes, alone and in pairs, against the
+ * reference.
+ */
+static void
+test_text_word_edges(void **state)
+{
+	static const char special[] = { '\t', '\n', '\r', '\\', '\0', '\x01',
+		'\x1f', '\x7f', '\x80', '\xc3', '\xa9', '\xff', ' ', '~' };
+	struct fx *x = *state;
+	struct dfield f[MAXFIELDS];
+	char in[48], what[64];
+	size_t len, i, j, k, got, bad;
+
+	for (len = 0; len <= 40; len++)
+		for (i = 0; i < len; i++)
+			for (k = 0; k < sizeof(special); k++) {
+				memset(in, 'a' + (int)(len % 26), len);
+				in[i] = special[k];
+				j = (i * 7 + k) % len;
+				if (k % 2 == 0)
+					in[j] =
+					    special[(k + 3) % sizeof(special)];
+				got = encode(x, in, len);
+				assert_int_equal(
+				    decode_row(x, x->out.data, x->out.len, f),
+				    1);
+				bad = sanitize(&x->ref, in, len);
+				snprintf(what, sizeof(what),
+				    "len %zu, byte %zu = %02x", len, i,
+				    (unsigned char)special[k]);
+				assert_bytes(what, x->dec.data, x->dec.len,
+				    x->ref.data, x->ref.len);
+				assert_int_equal(got, bad);
+			}
+}
+
 /* Encodes one timestamp into x->out as a C string. */
 static const char *
 ts(struct fx *x, int64_t us)
@@ -600,6 +639,44 @@ test_timestamp(void **state)
 	assert_memory_equal(x->out.data, "x1970-01-01 00:00:00.000000+00", 30);
 }
 
+/* The reference text of instant us, from gmtime_r(). */
+static const char *
+ref_ts(char *want, size_t wantlen, int64_t us)
+{
+	int64_t s = us / 1000000 - (us % 1000000 < 0);
+	time_t t = (time_t)s;
+	struct tm tm;
+
+	assert_non_null(gmtime_r(&t, &tm));
+	snprintf(want, wantlen, "%04d-%02d-%02d %02d:%02d:%02d.%06lld+00",
+	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+	    tm.tm_sec, (long long)(us - s * 1000000));
+	return want;
+}
+
+/*
+ * copyenc_timestamp keeps the last two seconds it formatted: instants
+ * drawn from three nearby seconds (and across midnight, and negative
+ * ones), in an order that hits and misses both entries.
+ */
+static void
+test_timestamp_cache(void **state)
+{
+	static const int64_t base[] = { 1763769599, 1763769600, 1763769601, -1,
+		0, 1763769599 + 86400 };
+	uint64_t seed = 0xA4093822299F31D0u;
+	struct fx *x = *state;
+	char want[64];
+	int64_t us;
+	int i;
+
+	for (i = 0; i < 100000; i++) {
+		us = base[rnd(&seed) % (i < 50000 ? 3 : 6)] * 1000000 +
+		    (int64_t)(rnd(&seed) % 1000000);
+		assert_string_equal(ts(x, us), ref_ts(want, sizeof(want), us));
+	}
+}
+
 /* Random instants from year 1 to 9999 against gmtime_r(). */
 static void
 test_timestamp_vs_gmtime(void **state)
@@ -608,9 +685,7 @@ test_timestamp_vs_gmtime(void **state)
 	uint64_t seed = 0x13198A2E03707344u;
 	struct fx *x = *state;
 	char want[64];
-	struct tm tm;
-	int64_t us, s;
-	time_t t;
+	int64_t us;
 	int i;
 
 	for (i = 0; i < 200000; i++) {
@@ -618,14 +693,7 @@ test_timestamp_vs_gmtime(void **state)
 		if (i % 4 == 0) /* near the epoch, both signs */
 			us = (int64_t)(rnd(&seed) % 4000000000000u) -
 			    2000000000000;
-		s = us / 1000000 - (us % 1000000 < 0);
-		t = (time_t)s;
-		assert_non_null(gmtime_r(&t, &tm));
-		snprintf(want, sizeof(want),
-		    "%04d-%02d-%02d %02d:%02d:%02d.%06lld+00",
-		    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-		    tm.tm_min, tm.tm_sec, (long long)(us - s * 1000000));
-		assert_string_equal(ts(x, us), want);
+		assert_string_equal(ts(x, us), ref_ts(want, sizeof(want), us));
 	}
 }
 
@@ -1074,11 +1142,15 @@ main(void)
 		cmocka_unit_test_setup_teardown(
 		    test_text_round_trip, setup, teardown),
 		cmocka_unit_test_setup_teardown(
+		    test_text_word_edges, setup, teardown),
+		cmocka_unit_test_setup_teardown(
 		    test_timestamp, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_timestamp_vs_gmtime, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_timestamp_clamp, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_timestamp_cache, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_row_all_null, setup, teardown),
 		cmocka_unit_test_setup_teardown(
