@@ -41,6 +41,14 @@ and the COPY ceiling of the same rows, on a private PostgreSQL.
   --daemon-user NAME     as root: the user logsinkd switches to (--user), if it
                          supports that (default: nobody, else postgres)
   --loadgen-args "ARGS"  extra loadgen options, e.g. "--size 300"
+  --variants "N=ARGS;..." compare logsinkd settings: every case runs once per
+                         variant N (extra daemon ARGS, may be empty) in each
+                         run, interleaved (A B A B ...); rows are labelled
+                         CASE:N; one ceiling per case and run serves all.
+                         ARGS starting with @PATH run the logsinkd at PATH
+                         (e.g. a build with other buffer sizes)
+  --ack-rate R           the ack case's loadgen --rate (default: half the
+                         plain16 median of this run, else 50000)
   --pg-setting K=V       extra/overriding server setting (repeatable)
   --settle S             give up waiting for rows after S s without
                          progress (default 20; smoke 10)
@@ -78,6 +86,7 @@ parse_count() {
 # ---------------------------------------------------------------- options
 LINES=2000000 RUNS=3 CASES="" STREAMS=2 SMOKE=0 JSON="" BUILD_DIR="$REPO/build"
 FORCE_BUILD=0 KEEP=0 NO_INDEXES=0 SETTLE="" DAEMON_USER="" DAEMON_ARGS=() LOADGEN_ARGS=() PG_EXTRA=()
+VARIANTS_SPEC="" FIXED_ACK_RATE=""
 lines_set=0 runs_set=0
 while (($#)); do
 	case $1 in
@@ -92,6 +101,8 @@ while (($#)); do
 	--daemon-args) read -r -a DAEMON_ARGS <<<"${2?}"; shift ;;
 	--daemon-user) DAEMON_USER=${2:?--daemon-user needs a user}; shift ;;
 	--loadgen-args) read -r -a LOADGEN_ARGS <<<"${2?}"; shift ;;
+	--variants) VARIANTS_SPEC=${2:?--variants needs N=ARGS;...}; shift ;;
+	--ack-rate) FIXED_ACK_RATE=${2:?--ack-rate needs lines/s}; shift ;;
 	--pg-setting) [[ ${2:-} == *=* ]] || die "--pg-setting needs NAME=VALUE"; PG_EXTRA+=("$2"); shift ;;
 	--settle) SETTLE=${2:?--settle needs seconds}; shift ;;
 	--keep) KEEP=1 ;;
@@ -275,6 +286,27 @@ fi
 "$LOGSINKD" --db "$DB" "${DAEMON_BASE[@]}" "${DAEMON_ARGS[@]}" --check-config >"$WORK/check-config.txt" 2>&1 ||
 	{ cat "$WORK/check-config.txt" >&2; die "logsinkd rejects --daemon-args"; }
 DB_CONNS=$(awk -F' = ' '$1 == "db-connections" { print $2 }' "$WORK/check-config.txt")
+# --variants: names, extra arguments, and db-connections of each.
+VNAMES=() VARGS=() VBINS=() VCONNS=() VAR_DARGS=() CASE_DB_CONNS=$DB_CONNS VAR_BIN=""
+if [[ -n $VARIANTS_SPEC ]]; then
+	IFS=';' read -r -a _vs <<<"$VARIANTS_SPEC"
+	for v in "${_vs[@]}"; do
+		[[ $v == *=* && ${v%%=*} =~ ^[A-Za-z0-9.]+$ ]] || die "--variants: '$v' is not NAME=ARGS (NAME: letters, digits, '.')"
+		VNAMES+=("${v%%=*}")
+		read -r -a _a <<<"${v#*=}"
+		_bin=$LOGSINKD
+		if [[ ${_a[0]:-} == @* ]]; then
+			_bin=${_a[0]#@}
+			[[ -x $_bin ]] || die "--variants: $_bin is not executable"
+			_a=("${_a[@]:1}")
+		fi
+		VBINS+=("$_bin")
+		VARGS+=("${_a[*]}")
+		"$_bin" --db "$DB" "${DAEMON_BASE[@]}" "${DAEMON_ARGS[@]}" "${_a[@]}" --check-config >"$WORK/check-config.v.txt" 2>&1 ||
+			{ cat "$WORK/check-config.v.txt" >&2; die "logsinkd rejects variant '$v'"; }
+		VCONNS+=("$(awk -F' = ' '$1 == "db-connections" { print $2 }' "$WORK/check-config.v.txt")")
+	done
+fi
 DAEMON_SETTINGS=$(awk -F' = ' '$1 ~ /^(db-connections|batch-lines|batch-bytes|flush-interval-ms|queue-bytes)$/ { printf "%s%s=%s", sep, $1, $2; sep=" " }' "$WORK/check-config.txt")
 
 # ------------------------------------------------------------ helpers
@@ -346,7 +378,7 @@ start_daemon() {
 	for attempt in 1 2 3; do
 		pick_port || { fail_run "no free port"; return 1; }
 		: >"$DLOG"
-		"$LOGSINKD" --db "$DB" --listen "127.0.0.1:$PORT$LISTEN_OPTS" "${DAEMON_BASE[@]}" "${CASE_DARGS[@]}" "${DAEMON_ARGS[@]}" >>"$DLOG" 2>&1 &
+		"${VAR_BIN:-$LOGSINKD}" --db "$DB" --listen "127.0.0.1:$PORT$LISTEN_OPTS" "${DAEMON_BASE[@]}" "${CASE_DARGS[@]}" "${DAEMON_ARGS[@]}" "${VAR_DARGS[@]}" >>"$DLOG" 2>&1 &
 		DPID=$!
 		for ((i = 0; i < 300; i++)); do
 			if ! kill -0 "$DPID" 2>/dev/null; then
@@ -356,7 +388,7 @@ start_daemon() {
 			fi
 			if grep -q ' started$' "$DLOG"; then
 				n=$(q -c "select count(*) from pg_stat_activity where application_name = 'logsinkd'" 2>/dev/null || echo 0)
-				((n >= DB_CONNS)) && return 0
+				((n >= CASE_DB_CONNS)) && return 0
 			fi
 			sleep 0.05
 		done
@@ -391,7 +423,7 @@ daemon_run() { # CASE RUN CONNS IDLE FORMAT ACK
 	local conns=$3 idle=$4 format=$5 ack=$6 run_id lg_rc=0 lg_out sent
 	local c0 c1=0 pg0 pg1=0 sb0 st0 sb1=0 st1=0 oth rss0 hwm=0 done_ok=0 last_c=-1 c queued t_prog t cnt=-1 last_cnt=-1
 	local stats total distinct t_first t_last secs rate lost dup d_rc=0 err="" conns_max lg_args=()
-	run_id="${1//_/.}.r$2"
+	run_id="${1//[^A-Za-z0-9.]/.}.r$2"
 	DLOG=$WORK/logsinkd.$1.$2.log
 	truncate_and_checkpoint
 	if ! start_daemon; then
@@ -572,7 +604,12 @@ for CASE in "${SEL_CASES[@]}"; do
 		# runs), as the issue asks; 50,000 lines/s without one.
 		ACK_RATE=$(awk -F'\t' '$1 == "daemon" && $2 == "plain16" && $10 > 0 { print int($10) }' "$RESULTS" |
 			sort -n | awk '{ a[NR] = $1 } END { print (NR ? int(a[int((NR + 1) / 2)] / 2) : 50000) }')
-		NOTES+=("ack: listener ack=commit, loadgen --ack --rate $ACK_RATE (half the plain16 median, or 50000 without one)")
+		if [[ -n $FIXED_ACK_RATE ]]; then
+			ACK_RATE=$FIXED_ACK_RATE
+			NOTES+=("ack: listener ack=commit, loadgen --ack --rate $ACK_RATE (--ack-rate)")
+		else
+			NOTES+=("ack: listener ack=commit, loadgen --ack --rate $ACK_RATE (half the plain16 median, or 50000 without one)")
+		fi
 		;;
 	esac
 	LISTEN_OPTS=""
@@ -596,11 +633,29 @@ for CASE in "${SEL_CASES[@]}"; do
 		log "${NOTES[-1]}"
 	fi
 	for ((RUN = 1; RUN <= RUNS; RUN++)); do
-		daemon_run "$CASE" "$RUN" "$conns" "$idle" "$format" "$ack" || true
+		if ((${#VNAMES[@]} == 0)); then
+			daemon_run "$CASE" "$RUN" "$conns" "$idle" "$format" "$ack" || true
+		fi
+		for ((vi = 0; vi < ${#VNAMES[@]}; vi++)); do
+			read -r -a VAR_DARGS <<<"${VARGS[vi]}"
+			CASE_DB_CONNS=${VCONNS[vi]} VAR_BIN=${VBINS[vi]}
+			daemon_run "$CASE:${VNAMES[vi]}" "$RUN" "$conns" "$idle" "$format" "$ack" || true
+		done
+		VAR_DARGS=() CASE_DB_CONNS=$DB_CONNS VAR_BIN=""
 		if ((RUN == 1)); then
 			export_rows
 		fi
-		if ((CEIL_ROWS > 0)); then ceiling_run "$CASE" "$RUN"; fi
+		if ((CEIL_ROWS > 0)); then
+			ceiling_run "$CASE" "$RUN"
+			# The same ceiling for every variant's row of the summary.
+			for ((vi = 0; vi < ${#VNAMES[@]}; vi++)); do
+				tail -n 1 "$RESULTS" | awk -F'\t' -v OFS='\t' -v c="$CASE:${VNAMES[vi]}" '{ $2 = c; print }' >>"$RESULTS.v"
+			done
+			if [[ -s $RESULTS.v ]]; then
+				cat "$RESULTS.v" >>"$RESULTS"
+				rm -f "$RESULTS.v"
+			fi
+		fi
 	done
 	rm -f "$WORK"/ceiling.part.*
 done
