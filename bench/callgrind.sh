@@ -80,7 +80,7 @@ run() { # FORMAT N
 		"$LOGSINKD" --db "$DB" --listen "127.0.0.1:$port" "${DAEMON_ARGS[@]}" >"$log" 2>&1 &
 	DPID=$!
 	for ((i = 0; i < 600; i++)); do
-		grep -q ' started$' "$log" && break
+		grep -qs ' started$' "$log" && break
 		sleep 0.1
 	done
 	"$LOADGEN" --connect "127.0.0.1:$port" --connections 16 --lines "$2" --format "$1" >/dev/null

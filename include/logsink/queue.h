@@ -28,7 +28,7 @@ struct batch_ack {
 	uint32_t n;
 };
 
-/* Rows off..off+len of a batch's COPY text, holding lines rows. */
+/* Rows off..off+len of a batch's COPY rows, holding lines rows. */
 struct batch_range {
 	size_t off, len;
 	uint32_t lines;
@@ -38,7 +38,7 @@ struct batch_range {
  * queue_take() and queue_done()/queue_return(). */
 struct batch {
 	struct batch *next;
-	struct buf rows; /* COPY text, one row per line */
+	struct buf rows; /* COPY rows (copyenc binary format), one per line */
 	uint32_t lines;
 	size_t charged; /* bytes counted against the queue limit */
 	struct batch_ack *acks;
