@@ -9,11 +9,15 @@
 # alternating text and binary (A B A B ...), each file is loaded into the
 # TRUNCATEd table by one psql \copy; the backend's utime+stime
 # (/proc/PID/stat) before and after gives its CPU per million rows.
+#
+# With --rows-per-copy "1000 5000 20000", it compares instead the text
+# files split into COPYs of that many rows (one transaction each, one
+# session, sizes alternating): PostgreSQL's cost per COPY (batch-lines).
 set -euo pipefail
 export LC_ALL=C
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-BUILD_DIR=$REPO/build LINES=1M RUNS=5 FORMATS=plain,rfc5424 KEEP=0
+BUILD_DIR=$REPO/build LINES=1M RUNS=5 FORMATS=plain,rfc5424 KEEP=0 CHUNKS=""
 
 while (($#)); do
 	case $1 in
@@ -22,8 +26,9 @@ while (($#)); do
 	--runs) RUNS=$2; shift ;;
 	--formats) FORMATS=$2; shift ;;
 	--keep) KEEP=1 ;;
+	--rows-per-copy) CHUNKS=$2; shift ;;
 	-h | --help)
-		echo "usage: bench/copy_format.sh [--build-dir DIR] [--lines N] [--runs K] [--formats plain,rfc5424] [--keep]"
+		echo "usage: bench/copy_format.sh [--build-dir DIR] [--lines N] [--runs K] [--formats plain,rfc5424] [--rows-per-copy \"N ...\"] [--keep]"
 		exit 0 ;;
 	*) echo "copy_format.sh: unknown option $1" >&2; exit 2 ;;
 	esac
@@ -92,8 +97,48 @@ EOF
 	awk -v t="$CLK_TCK" 'NR == 1 { a = $1 } NR == 2 { printf "%.2f", ($1 - a) / t }' <<<"$out"
 }
 
+# CPU seconds of the backend that loads the files DIR/chunk.* (text), one
+# \copy (transaction) each, in one session.
+chunks_cpu() { # DB DIR
+	local f
+	{
+		echo "truncate logs;"
+		echo "checkpoint;"
+		echo "select pg_backend_pid() as pid \\gset"
+		echo "\\setenv PID :pid"
+		echo "\\! awk '{ sub(/^.*\\) /, \"\"); print \$12 + \$13 }' /proc/\$PID/stat"
+		for f in "$2"/chunk.*; do echo "\\copy logs ($COLS) from '$f'"; done
+		echo "\\! awk '{ sub(/^.*\\) /, \"\"); print \$12 + \$13 }' /proc/\$PID/stat"
+	} >"$2.sql"
+	psql "$1" -X -q -A -t -v ON_ERROR_STOP=1 -f "$2.sql" |
+		awk -v t="$CLK_TCK" 'NR == 1 { a = $1 } NR == 2 { printf "%.2f", ($1 - a) / t }'
+}
+
 median() { tr ' ' '\n' | sort -n | awk '{ a[NR] = $1 } END { print (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2) }'; }
 
+if [[ -n $CHUNKS ]]; then
+	echo "# $(date -u +%FT%TZ) load $(cut -d' ' -f1-3 /proc/loadavg); $LINES rows, $RUNS runs each, COPY sizes alternating"
+	printf 'rows\trows per COPY\ts/M rows (runs)\n'
+	for f in "${FMTS[@]}"; do
+		rows=$(awk 'END { print NR }' "$WORK/$f.text")
+		for n in $CHUNKS; do
+			mkdir -p "$WORK/$f.$n"
+			split -l "$n" -d -a 5 "$WORK/$f.text" "$WORK/$f.$n/chunk."
+		done
+		declare -A res=()
+		for ((r = 0; r < RUNS; r++)); do
+			for n in $CHUNKS; do
+				res[$n]+=" $(awk -v s="$(chunks_cpu "$DB" "$WORK/$f.$n")" -v n="$rows" 'BEGIN { printf "%.2f", s / (n / 1e6) }')"
+			done
+		done
+		for n in $CHUNKS; do
+			printf '%s\t%s\t%s (%s)\n' "$f" "$n" "$(echo ${res[$n]} | median)" "${res[$n]# }"
+		done
+		unset res
+	done
+	echo "# load at end $(cut -d' ' -f1-3 /proc/loadavg)"
+	exit 0
+fi
 echo "# $(date -u +%FT%TZ) load $(cut -d' ' -f1-3 /proc/loadavg); $LINES rows per file, $RUNS runs each, text and binary alternating"
 printf 'rows\tschema\ttext file MB\tbinary file MB\ttext s/M rows (runs)\tbinary s/M rows (runs)\tbinary/text\n'
 for f in "${FMTS[@]}"; do

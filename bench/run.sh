@@ -9,8 +9,9 @@
 # of the first row); both come from the database (received_at and
 # track_commit_timestamp), so the script never polls count(*) during the
 # measured window.  The ceiling: the rows of the case's first run, exported
-# with \copy, split into P files and COPY'd back by P parallel psql streams
-# into the same (TRUNCATEd) table.
+# with \copy into P files (binary COPY format, as logsinkd sends, unless
+# --ceiling-format text) and COPY'd back by P parallel psql streams into
+# the same (TRUNCATEd) table.
 set -euo pipefail
 export LC_ALL=C
 
@@ -30,6 +31,7 @@ and the COPY ceiling of the same rows, on a private PostgreSQL.
   --cases LIST           comma-separated: plain16,rfc5424_16,conn1000,
                          idle10k,ack (default: all)
   --ceiling-streams P    parallel COPY streams for the ceiling (default 2)
+  --ceiling-format F     binary (default: the format logsinkd writes) or text
   --smoke                CI mode: 20k lines, 1 run, plain16 and rfc5424_16,
                          shared_buffers=128MB; fails (exit 1) on any error
                          or lost line.  Explicit options override these.
@@ -86,7 +88,7 @@ parse_count() {
 # ---------------------------------------------------------------- options
 LINES=2000000 RUNS=3 CASES="" STREAMS=2 SMOKE=0 JSON="" BUILD_DIR="$REPO/build"
 FORCE_BUILD=0 KEEP=0 NO_INDEXES=0 SETTLE="" DAEMON_USER="" DAEMON_ARGS=() LOADGEN_ARGS=() PG_EXTRA=()
-VARIANTS_SPEC="" FIXED_ACK_RATE=""
+VARIANTS_SPEC="" FIXED_ACK_RATE="" CEIL_FORMAT=binary
 lines_set=0 runs_set=0
 while (($#)); do
 	case $1 in
@@ -94,6 +96,7 @@ while (($#)); do
 	--runs) RUNS=${2:?--runs needs a value} runs_set=1; shift ;;
 	--cases) CASES=${2:?--cases needs a value}; shift ;;
 	--ceiling-streams) STREAMS=${2:?--ceiling-streams needs a value}; shift ;;
+	--ceiling-format) CEIL_FORMAT=${2:?--ceiling-format needs text or binary}; shift ;;
 	--smoke) SMOKE=1 ;;
 	--json) JSON=${2:?--json needs a file}; shift ;;
 	--build-dir) BUILD_DIR=${2:?--build-dir needs a directory}; shift ;;
@@ -122,6 +125,7 @@ fi
 [[ -n $SETTLE ]] || SETTLE=20
 [[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "--runs: a positive integer"
 [[ $STREAMS =~ ^[1-9][0-9]*$ ]] || die "--ceiling-streams: a positive integer"
+[[ $CEIL_FORMAT == text || $CEIL_FORMAT == binary ]] || die "--ceiling-format: text or binary"
 [[ $SETTLE =~ ^[1-9][0-9]*$ ]] || die "--settle: a positive integer"
 ((LINES > 0)) || die "--lines must be positive"
 IFS=, read -r -a SEL_CASES <<<"$CASES"
@@ -532,13 +536,15 @@ daemon_run() { # CASE RUN CONNS IDLE FORMAT ACK
 	return 0
 }
 
-# Exports the rows of the current table as the ceiling's input, P files.
+# Exports the rows of the current table as the ceiling's input, P files
+# in the COPY format of --ceiling-format.
 export_rows() {
-	rm -f "$WORK"/ceiling.rows "$WORK"/ceiling.part.*
-	q -c "\\copy (select $COLS from logs) to '$WORK/ceiling.rows'"
-	CEIL_ROWS=$(awk 'END { print NR }' "$WORK/ceiling.rows")
-	split -n "l/$STREAMS" -d -a 3 "$WORK/ceiling.rows" "$WORK/ceiling.part."
-	rm -f "$WORK/ceiling.rows"
+	local k
+	rm -f "$WORK"/ceiling.part.*
+	CEIL_ROWS=$(q -c "select count(*) from logs")
+	for ((k = 0; k < STREAMS; k++)); do
+		q -c "\\copy (select $COLS from (select *, row_number() over () as rn from logs) s where rn % $STREAMS = $k) to '$WORK/ceiling.part.$(printf %03d "$k")' with (format $CEIL_FORMAT)"
+	done
 }
 
 ceiling_run() { # CASE RUN
@@ -550,7 +556,7 @@ ceiling_run() { # CASE RUN
 	read -r sb0 st0 < <(sys_ticks)
 	times >"$WORK/times.0"
 	for p in "$WORK"/ceiling.part.*; do
-		"$PSQL" "$DB" -X -q -v ON_ERROR_STOP=1 -c "\\copy logs ($COLS) from '$p'" >>"$WORK/ceiling.log" 2>&1 &
+		"$PSQL" "$DB" -X -q -v ON_ERROR_STOP=1 -c "\\copy logs ($COLS) from '$p' with (format $CEIL_FORMAT)" >>"$WORK/ceiling.log" 2>&1 &
 		CEIL_PIDS+=($!)
 	done
 	for p in "${CEIL_PIDS[@]}"; do wait "$p" || rc=$?; done
@@ -717,8 +723,8 @@ MEAS_S=$(awk -v a="$T_START" -v b="$T_END" 'BEGIN { printf "%.0f", b - a }')
 	printf '# PostgreSQL %s, private cluster over a unix socket: %s\n' "$PG_VERSION" "${PG_SETTINGS[*]}"
 	printf '# logsinkd %s: %s; started with %s; open-file limit %s\n' "$LOGSINKD" "$DAEMON_SETTINGS" \
 		"${DAEMON_BASE[*]}${DAEMON_ARGS[*]:+ ${DAEMON_ARGS[*]}}" "$NOFILE"
-	printf '# %s lines per run, %s run(s) per case%s; ceiling: the same rows COPY'"'"'d by %s parallel psql \\copy streams\n' \
-		"$LINES" "$RUNS" "$( ((SMOKE)) && echo ', smoke mode')" "$STREAMS"
+	printf '# %s lines per run, %s run(s) per case%s; ceiling: the same rows COPY'"'"'d (%s format) by %s parallel psql \\copy streams\n' \
+		"$LINES" "$RUNS" "$( ((SMOKE)) && echo ', smoke mode')" "$CEIL_FORMAT" "$STREAMS"
 	printf '# lines/s = rows / (last commit - first line received); ratio = lines/s / ceiling rows/s (medians over ok runs); bad = rows without a valid id\n'
 	printf '# CPU = logsinkd utime+stime, PG CPU = whole PostgreSQL cluster, s per million rows (medians); CPU ratio = ceiling CPU\n'
 	printf '# (PostgreSQL + psql) / logsinkd-path CPU (logsinkd + PostgreSQL + loadgen) per row; RSS = largest VmHWM; lost, dup, bad summed\n\n'
@@ -765,8 +771,8 @@ if [[ -n $JSON ]]; then
 		printf '    "pg_settings": %s, "daemon_settings": %s, "daemon_args": %s, "loadgen_args": %s,\n' \
 			"$(json_str "${PG_SETTINGS[*]}")" "$(json_str "$DAEMON_SETTINGS")" "$(json_str "${DAEMON_ARGS[*]}")" \
 			"$(json_str "${LOADGEN_ARGS[*]}")"
-		printf '    "lines": %s, "runs": %s, "ceiling_streams": %s, "smoke": %s, "seconds": %s},\n' \
-			"$LINES" "$RUNS" "$STREAMS" "$( ((SMOKE)) && echo true || echo false)" "$MEAS_S"
+		printf '    "lines": %s, "runs": %s, "ceiling_streams": %s, "ceiling_format": "%s", "smoke": %s, "seconds": %s},\n' \
+			"$LINES" "$RUNS" "$STREAMS" "$CEIL_FORMAT" "$( ((SMOKE)) && echo true || echo false)" "$MEAS_S"
 		printf '  "cases": ['
 		sep=""
 		while IFS=$'\t' read -r c r m ratio cpu pgc cpgc rss lost dup okr nruns cmax a50 a99 lgc ccl cratio nbad; do
