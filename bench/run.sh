@@ -9,14 +9,15 @@
 # of the first row); both come from the database (received_at and
 # track_commit_timestamp), so the script never polls count(*) during the
 # measured window.  The ceiling: the rows of the case's first run, exported
-# with \copy, split into P files and COPY'd back by P parallel psql streams
-# into the same (TRUNCATEd) table.
+# with \copy into P files (binary COPY format, as logsinkd sends, unless
+# --ceiling-format text) and COPY'd back by P parallel psql streams into
+# the same (TRUNCATEd) table.
 set -euo pipefail
 export LC_ALL=C
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 ALL_CASES=(plain16 rfc5424_16 conn1000 idle10k ack)
-COLS="received_at, peer, host, app, procid, msgid, facility, severity, event_time, message, fields"
+COLS="received_at, peer, host, app, procid, msgid, facility, severity, event_time, message, fields, tls_subject"
 
 usage() {
 	cat <<'EOF'
@@ -30,6 +31,7 @@ and the COPY ceiling of the same rows, on a private PostgreSQL.
   --cases LIST           comma-separated: plain16,rfc5424_16,conn1000,
                          idle10k,ack (default: all)
   --ceiling-streams P    parallel COPY streams for the ceiling (default 2)
+  --ceiling-format F     binary (default: the format logsinkd writes) or text
   --smoke                CI mode: 20k lines, 1 run, plain16 and rfc5424_16,
                          shared_buffers=128MB; fails (exit 1) on any error
                          or lost line.  Explicit options override these.
@@ -41,6 +43,14 @@ and the COPY ceiling of the same rows, on a private PostgreSQL.
   --daemon-user NAME     as root: the user logsinkd switches to (--user), if it
                          supports that (default: nobody, else postgres)
   --loadgen-args "ARGS"  extra loadgen options, e.g. "--size 300"
+  --variants "N=ARGS;..." compare logsinkd settings: every case runs once per
+                         variant N (extra daemon ARGS, may be empty) in each
+                         run, interleaved (A B A B ...); rows are labelled
+                         CASE:N; one ceiling per case and run serves all.
+                         ARGS starting with @PATH run the logsinkd at PATH
+                         (e.g. a build with other buffer sizes)
+  --ack-rate R           the ack case's loadgen --rate (default: half the
+                         plain16 median of this run, else 50000)
   --pg-setting K=V       extra/overriding server setting (repeatable)
   --settle S             give up waiting for rows after S s without
                          progress (default 20; smoke 10)
@@ -78,6 +88,7 @@ parse_count() {
 # ---------------------------------------------------------------- options
 LINES=2000000 RUNS=3 CASES="" STREAMS=2 SMOKE=0 JSON="" BUILD_DIR="$REPO/build"
 FORCE_BUILD=0 KEEP=0 NO_INDEXES=0 SETTLE="" DAEMON_USER="" DAEMON_ARGS=() LOADGEN_ARGS=() PG_EXTRA=()
+VARIANTS_SPEC="" FIXED_ACK_RATE="" CEIL_FORMAT=binary
 lines_set=0 runs_set=0
 while (($#)); do
 	case $1 in
@@ -85,6 +96,7 @@ while (($#)); do
 	--runs) RUNS=${2:?--runs needs a value} runs_set=1; shift ;;
 	--cases) CASES=${2:?--cases needs a value}; shift ;;
 	--ceiling-streams) STREAMS=${2:?--ceiling-streams needs a value}; shift ;;
+	--ceiling-format) CEIL_FORMAT=${2:?--ceiling-format needs text or binary}; shift ;;
 	--smoke) SMOKE=1 ;;
 	--json) JSON=${2:?--json needs a file}; shift ;;
 	--build-dir) BUILD_DIR=${2:?--build-dir needs a directory}; shift ;;
@@ -92,6 +104,8 @@ while (($#)); do
 	--daemon-args) read -r -a DAEMON_ARGS <<<"${2?}"; shift ;;
 	--daemon-user) DAEMON_USER=${2:?--daemon-user needs a user}; shift ;;
 	--loadgen-args) read -r -a LOADGEN_ARGS <<<"${2?}"; shift ;;
+	--variants) VARIANTS_SPEC=${2:?--variants needs N=ARGS;...}; shift ;;
+	--ack-rate) FIXED_ACK_RATE=${2:?--ack-rate needs lines/s}; shift ;;
 	--pg-setting) [[ ${2:-} == *=* ]] || die "--pg-setting needs NAME=VALUE"; PG_EXTRA+=("$2"); shift ;;
 	--settle) SETTLE=${2:?--settle needs seconds}; shift ;;
 	--keep) KEEP=1 ;;
@@ -111,6 +125,7 @@ fi
 [[ -n $SETTLE ]] || SETTLE=20
 [[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "--runs: a positive integer"
 [[ $STREAMS =~ ^[1-9][0-9]*$ ]] || die "--ceiling-streams: a positive integer"
+[[ $CEIL_FORMAT == text || $CEIL_FORMAT == binary ]] || die "--ceiling-format: text or binary"
 [[ $SETTLE =~ ^[1-9][0-9]*$ ]] || die "--settle: a positive integer"
 ((LINES > 0)) || die "--lines must be positive"
 IFS=, read -r -a SEL_CASES <<<"$CASES"
@@ -275,6 +290,27 @@ fi
 "$LOGSINKD" --db "$DB" "${DAEMON_BASE[@]}" "${DAEMON_ARGS[@]}" --check-config >"$WORK/check-config.txt" 2>&1 ||
 	{ cat "$WORK/check-config.txt" >&2; die "logsinkd rejects --daemon-args"; }
 DB_CONNS=$(awk -F' = ' '$1 == "db-connections" { print $2 }' "$WORK/check-config.txt")
+# --variants: names, extra arguments, and db-connections of each.
+VNAMES=() VARGS=() VBINS=() VCONNS=() VAR_DARGS=() CASE_DB_CONNS=$DB_CONNS VAR_BIN=""
+if [[ -n $VARIANTS_SPEC ]]; then
+	IFS=';' read -r -a _vs <<<"$VARIANTS_SPEC"
+	for v in "${_vs[@]}"; do
+		[[ $v == *=* && ${v%%=*} =~ ^[A-Za-z0-9.]+$ ]] || die "--variants: '$v' is not NAME=ARGS (NAME: letters, digits, '.')"
+		VNAMES+=("${v%%=*}")
+		read -r -a _a <<<"${v#*=}"
+		_bin=$LOGSINKD
+		if [[ ${_a[0]:-} == @* ]]; then
+			_bin=${_a[0]#@}
+			[[ -x $_bin ]] || die "--variants: $_bin is not executable"
+			_a=("${_a[@]:1}")
+		fi
+		VBINS+=("$_bin")
+		VARGS+=("${_a[*]}")
+		"$_bin" --db "$DB" "${DAEMON_BASE[@]}" "${DAEMON_ARGS[@]}" "${_a[@]}" --check-config >"$WORK/check-config.v.txt" 2>&1 ||
+			{ cat "$WORK/check-config.v.txt" >&2; die "logsinkd rejects variant '$v'"; }
+		VCONNS+=("$(awk -F' = ' '$1 == "db-connections" { print $2 }' "$WORK/check-config.v.txt")")
+	done
+fi
 DAEMON_SETTINGS=$(awk -F' = ' '$1 ~ /^(db-connections|batch-lines|batch-bytes|flush-interval-ms|queue-bytes)$/ { printf "%s%s=%s", sep, $1, $2; sep=" " }' "$WORK/check-config.txt")
 
 # ------------------------------------------------------------ helpers
@@ -346,7 +382,7 @@ start_daemon() {
 	for attempt in 1 2 3; do
 		pick_port || { fail_run "no free port"; return 1; }
 		: >"$DLOG"
-		"$LOGSINKD" --db "$DB" --listen "127.0.0.1:$PORT$LISTEN_OPTS" "${DAEMON_BASE[@]}" "${CASE_DARGS[@]}" "${DAEMON_ARGS[@]}" >>"$DLOG" 2>&1 &
+		"${VAR_BIN:-$LOGSINKD}" --db "$DB" --listen "127.0.0.1:$PORT$LISTEN_OPTS" "${DAEMON_BASE[@]}" "${CASE_DARGS[@]}" "${DAEMON_ARGS[@]}" "${VAR_DARGS[@]}" >>"$DLOG" 2>&1 &
 		DPID=$!
 		for ((i = 0; i < 300; i++)); do
 			if ! kill -0 "$DPID" 2>/dev/null; then
@@ -356,7 +392,7 @@ start_daemon() {
 			fi
 			if grep -q ' started$' "$DLOG"; then
 				n=$(q -c "select count(*) from pg_stat_activity where application_name = 'logsinkd'" 2>/dev/null || echo 0)
-				((n >= DB_CONNS)) && return 0
+				((n >= CASE_DB_CONNS)) && return 0
 			fi
 			sleep 0.05
 		done
@@ -391,7 +427,7 @@ daemon_run() { # CASE RUN CONNS IDLE FORMAT ACK
 	local conns=$3 idle=$4 format=$5 ack=$6 run_id lg_rc=0 lg_out sent
 	local c0 c1=0 pg0 pg1=0 sb0 st0 sb1=0 st1=0 oth rss0 hwm=0 done_ok=0 last_c=-1 c queued t_prog t cnt=-1 last_cnt=-1
 	local stats total distinct t_first t_last secs rate lost dup d_rc=0 err="" conns_max lg_args=()
-	run_id="${1//_/.}.r$2"
+	run_id="${1//[^A-Za-z0-9.]/.}.r$2"
 	DLOG=$WORK/logsinkd.$1.$2.log
 	truncate_and_checkpoint
 	if ! start_daemon; then
@@ -500,13 +536,15 @@ daemon_run() { # CASE RUN CONNS IDLE FORMAT ACK
 	return 0
 }
 
-# Exports the rows of the current table as the ceiling's input, P files.
+# Exports the rows of the current table as the ceiling's input, P files
+# in the COPY format of --ceiling-format.
 export_rows() {
-	rm -f "$WORK"/ceiling.rows "$WORK"/ceiling.part.*
-	q -c "\\copy (select $COLS from logs) to '$WORK/ceiling.rows'"
-	CEIL_ROWS=$(awk 'END { print NR }' "$WORK/ceiling.rows")
-	split -n "l/$STREAMS" -d -a 3 "$WORK/ceiling.rows" "$WORK/ceiling.part."
-	rm -f "$WORK/ceiling.rows"
+	local k
+	rm -f "$WORK"/ceiling.part.*
+	CEIL_ROWS=$(q -c "select count(*) from logs")
+	for ((k = 0; k < STREAMS; k++)); do
+		q -c "\\copy (select $COLS from (select *, row_number() over () as rn from logs) s where rn % $STREAMS = $k) to '$WORK/ceiling.part.$(printf %03d "$k")' with (format $CEIL_FORMAT)"
+	done
 }
 
 ceiling_run() { # CASE RUN
@@ -518,7 +556,7 @@ ceiling_run() { # CASE RUN
 	read -r sb0 st0 < <(sys_ticks)
 	times >"$WORK/times.0"
 	for p in "$WORK"/ceiling.part.*; do
-		"$PSQL" "$DB" -X -q -v ON_ERROR_STOP=1 -c "\\copy logs ($COLS) from '$p'" >>"$WORK/ceiling.log" 2>&1 &
+		"$PSQL" "$DB" -X -q -v ON_ERROR_STOP=1 -c "\\copy logs ($COLS) from '$p' with (format $CEIL_FORMAT)" >>"$WORK/ceiling.log" 2>&1 &
 		CEIL_PIDS+=($!)
 	done
 	for p in "${CEIL_PIDS[@]}"; do wait "$p" || rc=$?; done
@@ -572,7 +610,12 @@ for CASE in "${SEL_CASES[@]}"; do
 		# runs), as the issue asks; 50,000 lines/s without one.
 		ACK_RATE=$(awk -F'\t' '$1 == "daemon" && $2 == "plain16" && $10 > 0 { print int($10) }' "$RESULTS" |
 			sort -n | awk '{ a[NR] = $1 } END { print (NR ? int(a[int((NR + 1) / 2)] / 2) : 50000) }')
-		NOTES+=("ack: listener ack=commit, loadgen --ack --rate $ACK_RATE (half the plain16 median, or 50000 without one)")
+		if [[ -n $FIXED_ACK_RATE ]]; then
+			ACK_RATE=$FIXED_ACK_RATE
+			NOTES+=("ack: listener ack=commit, loadgen --ack --rate $ACK_RATE (--ack-rate)")
+		else
+			NOTES+=("ack: listener ack=commit, loadgen --ack --rate $ACK_RATE (half the plain16 median, or 50000 without one)")
+		fi
 		;;
 	esac
 	LISTEN_OPTS=""
@@ -596,11 +639,29 @@ for CASE in "${SEL_CASES[@]}"; do
 		log "${NOTES[-1]}"
 	fi
 	for ((RUN = 1; RUN <= RUNS; RUN++)); do
-		daemon_run "$CASE" "$RUN" "$conns" "$idle" "$format" "$ack" || true
+		if ((${#VNAMES[@]} == 0)); then
+			daemon_run "$CASE" "$RUN" "$conns" "$idle" "$format" "$ack" || true
+		fi
+		for ((vi = 0; vi < ${#VNAMES[@]}; vi++)); do
+			read -r -a VAR_DARGS <<<"${VARGS[vi]}"
+			CASE_DB_CONNS=${VCONNS[vi]} VAR_BIN=${VBINS[vi]}
+			daemon_run "$CASE:${VNAMES[vi]}" "$RUN" "$conns" "$idle" "$format" "$ack" || true
+		done
+		VAR_DARGS=() CASE_DB_CONNS=$DB_CONNS VAR_BIN=""
 		if ((RUN == 1)); then
 			export_rows
 		fi
-		if ((CEIL_ROWS > 0)); then ceiling_run "$CASE" "$RUN"; fi
+		if ((CEIL_ROWS > 0)); then
+			ceiling_run "$CASE" "$RUN"
+			# The same ceiling for every variant's row of the summary.
+			for ((vi = 0; vi < ${#VNAMES[@]}; vi++)); do
+				tail -n 1 "$RESULTS" | awk -F'\t' -v OFS='\t' -v c="$CASE:${VNAMES[vi]}" '{ $2 = c; print }' >>"$RESULTS.v"
+			done
+			if [[ -s $RESULTS.v ]]; then
+				cat "$RESULTS.v" >>"$RESULTS"
+				rm -f "$RESULTS.v"
+			fi
+		fi
 	done
 	rm -f "$WORK"/ceiling.part.*
 done
@@ -662,8 +723,8 @@ MEAS_S=$(awk -v a="$T_START" -v b="$T_END" 'BEGIN { printf "%.0f", b - a }')
 	printf '# PostgreSQL %s, private cluster over a unix socket: %s\n' "$PG_VERSION" "${PG_SETTINGS[*]}"
 	printf '# logsinkd %s: %s; started with %s; open-file limit %s\n' "$LOGSINKD" "$DAEMON_SETTINGS" \
 		"${DAEMON_BASE[*]}${DAEMON_ARGS[*]:+ ${DAEMON_ARGS[*]}}" "$NOFILE"
-	printf '# %s lines per run, %s run(s) per case%s; ceiling: the same rows COPY'"'"'d by %s parallel psql \\copy streams\n' \
-		"$LINES" "$RUNS" "$( ((SMOKE)) && echo ', smoke mode')" "$STREAMS"
+	printf '# %s lines per run, %s run(s) per case%s; ceiling: the same rows COPY'"'"'d (%s format) by %s parallel psql \\copy streams\n' \
+		"$LINES" "$RUNS" "$( ((SMOKE)) && echo ', smoke mode')" "$CEIL_FORMAT" "$STREAMS"
 	printf '# lines/s = rows / (last commit - first line received); ratio = lines/s / ceiling rows/s (medians over ok runs); bad = rows without a valid id\n'
 	printf '# CPU = logsinkd utime+stime, PG CPU = whole PostgreSQL cluster, s per million rows (medians); CPU ratio = ceiling CPU\n'
 	printf '# (PostgreSQL + psql) / logsinkd-path CPU (logsinkd + PostgreSQL + loadgen) per row; RSS = largest VmHWM; lost, dup, bad summed\n\n'
@@ -710,8 +771,8 @@ if [[ -n $JSON ]]; then
 		printf '    "pg_settings": %s, "daemon_settings": %s, "daemon_args": %s, "loadgen_args": %s,\n' \
 			"$(json_str "${PG_SETTINGS[*]}")" "$(json_str "$DAEMON_SETTINGS")" "$(json_str "${DAEMON_ARGS[*]}")" \
 			"$(json_str "${LOADGEN_ARGS[*]}")"
-		printf '    "lines": %s, "runs": %s, "ceiling_streams": %s, "smoke": %s, "seconds": %s},\n' \
-			"$LINES" "$RUNS" "$STREAMS" "$( ((SMOKE)) && echo true || echo false)" "$MEAS_S"
+		printf '    "lines": %s, "runs": %s, "ceiling_streams": %s, "ceiling_format": "%s", "smoke": %s, "seconds": %s},\n' \
+			"$LINES" "$RUNS" "$STREAMS" "$CEIL_FORMAT" "$( ((SMOKE)) && echo true || echo false)" "$MEAS_S"
 		printf '  "cases": ['
 		sep=""
 		while IFS=$'\t' read -r c r m ratio cpu pgc cpgc rss lost dup okr nruns cmax a50 a99 lgc ccl cratio nbad; do

@@ -70,6 +70,22 @@ set_field(struct text *t, const struct text *f)
 	*t = *f;
 }
 
+/* SD-NAME characters, one lookup per byte (the scan was a tenth of an
+ * RFC 5424 line's cost, docs/performance.md). */
+#define SD_NAME_CHAR(c)                                                        \
+	((c) > ' ' && (c) < 0x7f && (c) != '=' && (c) != ']' && (c) != '"')
+#define SD_ROW(c)                                                              \
+	SD_NAME_CHAR(c), SD_NAME_CHAR(c + 1), SD_NAME_CHAR(c + 2),             \
+	    SD_NAME_CHAR(c + 3), SD_NAME_CHAR(c + 4), SD_NAME_CHAR(c + 5),     \
+	    SD_NAME_CHAR(c + 6), SD_NAME_CHAR(c + 7), SD_NAME_CHAR(c + 8),     \
+	    SD_NAME_CHAR(c + 9), SD_NAME_CHAR(c + 10), SD_NAME_CHAR(c + 11),   \
+	    SD_NAME_CHAR(c + 12), SD_NAME_CHAR(c + 13), SD_NAME_CHAR(c + 14),  \
+	    SD_NAME_CHAR(c + 15)
+static const bool sd_name_char[256] = { SD_ROW(0), SD_ROW(16), SD_ROW(32),
+	SD_ROW(48), SD_ROW(64), SD_ROW(80), SD_ROW(96), SD_ROW(112),
+	SD_ROW(128), SD_ROW(144), SD_ROW(160), SD_ROW(176), SD_ROW(192),
+	SD_ROW(208), SD_ROW(224), SD_ROW(240) };
+
 /*
  * Parses an SD-NAME (RFC 5424 section 6.3: 1*32 PRINTUSASCII except '=',
  * SP, ']', '"'; the 32 limit is not enforced) and writes it to d as a
@@ -81,8 +97,7 @@ sd_name(const char *p, const char *end, char **dp)
 	const char *q = p;
 	char *d = *dp;
 
-	while (q<end && * q> ' ' && *q < 0x7f && *q != '=' && *q != ']' &&
-	    *q != '"')
+	while (q < end && sd_name_char[(unsigned char)*q])
 		q++;
 	if (q == p)
 		return NULL;

@@ -22,6 +22,7 @@
 #include <event2/event.h>
 #include <libpq-fe.h>
 
+#include "logsink/copyenc.h"
 #include "logsink/dbconn.h"
 #include "logsink/log.h"
 #include "logsink/metrics.h"
@@ -29,7 +30,12 @@
 #include "logsink/poison.h"
 #include "logsink/schema.h"
 
-/* Bytes handed to PQputCopyData at a time; CopyData need not align rows. */
+/*
+ * Bytes handed to PQputCopyData at a time; CopyData need not align rows.
+ * libpq copies each into its output buffer: 64 KiB and 256 KiB cost the
+ * same, 1 MiB makes that buffer grow (+18 % instructions per line, lower
+ * rates; docs/performance.md).
+ */
 #define COPY_CHUNK_BYTES    (256 * 1024)
 #define WARN_INTERVAL_MS    10000
 #define MAINTAIN_INTERVAL_S 3600
@@ -564,6 +570,12 @@ handle_copy_start_io(struct pg_conn *pc, enum pg_event ev)
 	res = PQgetResult(pc->conn);
 	if (res != NULL && PQresultStatus(res) == PGRES_COPY_IN) {
 		PQclear(res);
+		/* Binary COPY: the header, then the range's rows. */
+		if (PQputCopyData(
+			pc->conn, COPYENC_HEADER, COPYENC_HEADER_LEN) != 1) {
+			pg_fail(pc, "COPY", PQerrorMessage(pc->conn));
+			return;
+		}
 		pg_set_state(pc, PG_COPY_SEND);
 		pg_dispatch(pc, PGE_WRITABLE);
 		return;
@@ -595,7 +607,9 @@ handle_copy_send_write(struct pg_conn *pc)
 		if (r == -1)
 			break;
 		if (pc->sent == pc->range.len) {
-			if (PQputCopyEnd(pc->conn, NULL) != 1)
+			if (PQputCopyData(pc->conn, COPYENC_TRAILER,
+				COPYENC_TRAILER_LEN) != 1 ||
+			    PQputCopyEnd(pc->conn, NULL) != 1)
 				break;
 			pg_set_state(pc, PG_COPY_END);
 			pg_dispatch(pc, PGE_WRITABLE);
@@ -708,16 +722,9 @@ pg_reject_start(struct pg_conn *pc, const char *sqlstate)
 
 	snprintf(state, sizeof(state), "%s", sqlstate);
 	snprintf(error, sizeof(error), "%s", pc->last_error);
-	buf_reset(&pool->reject_row);
-	if (buf_append(&pool->reject_row, row, pc->range.len) == -1) {
-		pg_fail(pc, "dead-letter", "out of memory");
-		return;
-	}
-	pool->reject_row.data[pc->range.len - 1] = '\0'; /* was the LF */
-
-	if (poison_row_fields(row, pc->range.len - 1, received_at,
+	if (poison_row_fields(row, pc->range.len, received_at,
 		sizeof(received_at), peer, sizeof(peer), &pool->reject_raw,
-		&pool->reject_subject, &has_subject) == -1) {
+		&pool->reject_row, &pool->reject_subject, &has_subject) == -1) {
 		pg_fail(pc, "dead-letter", "cannot decode the rejected row");
 		return;
 	}
@@ -726,7 +733,7 @@ pg_reject_start(struct pg_conn *pc, const char *sqlstate)
 	values[2] = pool->reject_raw.data;
 	lengths[2] = (int)pool->reject_raw.len;
 	formats[2] = 1;                    /* bytea, binary */
-	values[3] = pool->reject_row.data; /* text: NUL-terminated */
+	values[3] = pool->reject_row.data; /* COPY text, NUL-terminated */
 	values[4] = state;
 	values[5] = error;
 	values[6] = has_subject ? pool->reject_subject.data : NULL;

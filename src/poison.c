@@ -50,15 +50,19 @@ poison_split(struct batch *b)
 	struct batch_range r, first, second;
 	const char *p, *end;
 	uint32_t n;
+	size_t len;
 
 	poison_current(b, &r);
 	if (r.lines < 2)
 		return -1;
-	/* The end of row lines/2: rows end at the only raw LFs of COPY text. */
+	/* The end of row lines/2, walking the rows' field lengths. */
 	p = b->rows.data + r.off;
 	end = p + r.len;
-	for (n = 0; n < r.lines / 2; n++)
-		p = (const char *)memchr(p, '\n', (size_t)(end - p)) + 1;
+	for (n = 0; n < r.lines / 2; n++) {
+		if ((len = copyenc_row_size(p, (size_t)(end - p))) == 0)
+			return -1; /* not rows: cannot happen */
+		p += len;
+	}
 	first.off = r.off;
 	first.len = (size_t)(p - (b->rows.data + r.off));
 	first.lines = r.lines / 2;
@@ -83,66 +87,34 @@ poison_pop(struct batch *b)
 	return b->npending == 0;
 }
 
-/* Decodes COPY text escapes (\\ \n \r \t, and \N for NULL). */
-static int
-unescape(const char *p, size_t len, struct buf *out)
-{
-	size_t i;
-	char c;
-
-	if (buf_reserve(out, len + 1) == -1)
-		return -1;
-	for (i = 0; i < len; i++) {
-		c = p[i];
-		if (c == '\\' && i + 1 < len) {
-			c = p[++i];
-			c = c == 'n'   ? '\n'
-			    : c == 'r' ? '\r'
-			    : c == 't' ? '\t'
-				       : c;
-		}
-		out->data[out->len++] = c;
-	}
-	return 0;
-}
-
-/* Field indexes in a row (the order of COPYENC_COLUMNS). */
-#define FIELD_MESSAGE     9
-#define FIELD_TLS_SUBJECT 11
-
 int
 poison_row_fields(const char *row, size_t len, char *received_at, size_t ralen,
-    char *peer, size_t peerlen, struct buf *raw, struct buf *subject,
-    bool *has_subject)
+    char *peer, size_t peerlen, struct buf *raw, struct buf *text_row,
+    struct buf *subject, bool *has_subject)
 {
-	const char *f[COPYENC_NCOLUMNS], *end = row + len, *tab;
-	size_t flen[COPYENC_NCOLUMNS];
-	int i;
+	struct record rec;
+	struct buf ts = { received_at, 0, ralen };
+	size_t replaced;
 
-	for (i = 0; i < COPYENC_NCOLUMNS; i++) {
-		tab = memchr(row, '\t', (size_t)(end - row));
-		f[i] = row;
-		flen[i] = (size_t)((tab != NULL ? tab : end) - row);
-		row = tab != NULL ? tab + 1 : end;
-	}
-	if (flen[0] >= ralen || flen[1] >= peerlen)
+	if (ralen < 40 || copyenc_decode(row, len, &rec, peer, peerlen) == -1)
 		return -1;
-	memcpy(received_at, f[0], flen[0]);
-	received_at[flen[0]] = '\0';
-	if (flen[1] == 2 && memcmp(f[1], "\\N", 2) == 0)
+	if (rec.peer == NULL)
 		peer[0] = '\0';
-	else {
-		memcpy(peer, f[1], flen[1]);
-		peer[flen[1]] = '\0';
-	}
+	copyenc_timestamp(&ts, rec.received_us);
+	received_at[ts.len] = '\0';
+	buf_reset(raw);
+	buf_reset(text_row);
+	if (buf_reserve(raw, rec.message.len + 1) == -1 ||
+	    copyenc_row_text(text_row, &rec, &replaced) == -1)
+		return -1;
+	buf_put(raw, rec.message.ptr, rec.message.len);
+	text_row->data[text_row->len - 1] = '\0'; /* was the LF */
 	buf_reset(subject);
-	*has_subject = !(flen[FIELD_TLS_SUBJECT] == 2 &&
-	    memcmp(f[FIELD_TLS_SUBJECT], "\\N", 2) == 0);
+	*has_subject = rec.tls_subject.ptr != NULL;
 	if (*has_subject &&
-	    (unescape(f[FIELD_TLS_SUBJECT], flen[FIELD_TLS_SUBJECT], subject) ==
+	    (buf_append(subject, rec.tls_subject.ptr, rec.tls_subject.len) ==
 		    -1 ||
 		buf_append(subject, "", 1) == -1))
 		return -1;
-	buf_reset(raw);
-	return unescape(f[FIELD_MESSAGE], flen[FIELD_MESSAGE], raw);
+	return 0;
 }

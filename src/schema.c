@@ -234,8 +234,8 @@ schema_copy_sql(const char *table)
 {
 	char *s;
 
-	if (asprintf(&s, "COPY %s (%s) FROM STDIN", table, COPYENC_COLUMNS) ==
-	    -1)
+	if (asprintf(&s, "COPY %s (%s) FROM STDIN " COPYENC_OPTIONS, table,
+		COPYENC_COLUMNS) == -1)
 		return NULL;
 	return s;
 }

@@ -31,14 +31,17 @@ int poison_split(struct batch *b) __attribute__((warn_unused_result));
 bool poison_pop(struct batch *b);
 
 /*
- * Splits one COPY text row (without its LF) for the dead-letter insert:
- * received_at text and peer text (empty for \N) copied into the caller's
- * buffers, the message field decoded back to bytes into raw, and the
- * tls_subject field decoded into subject (NUL-terminated), *has_subject
- * false when it is \N.
+ * Decodes one row of a batch (copyenc binary format, len bytes) for the
+ * dead-letter insert: received_at text and peer text (empty for NULL)
+ * into the caller's buffers (ralen >= 40), the message's bytes into raw
+ * (with room for a NUL after them), the row in COPY text format without
+ * its LF into text_row (NUL-terminated), and the tls_subject into subject
+ * (NUL-terminated; *has_subject false when it is NULL).  -1 if it is not
+ * such a row or memory ran out.
  */
 int poison_row_fields(const char *row, size_t len, char *received_at,
     size_t ralen, char *peer, size_t peerlen, struct buf *raw,
-    struct buf *subject, bool *has_subject) __attribute__((warn_unused_result));
+    struct buf *text_row, struct buf *subject, bool *has_subject)
+    __attribute__((warn_unused_result));
 
 #endif

@@ -37,7 +37,7 @@ struct batch_ack {
 	bool at_spool; /* ack=spooled: credit once the lines are on disk */
 };
 
-/* Rows off..off+len of a batch's COPY text, holding lines rows. */
+/* Rows off..off+len of a batch's COPY rows, holding lines rows. */
 struct batch_range {
 	size_t off, len;
 	uint32_t lines;
@@ -47,7 +47,7 @@ struct batch_range {
  * queue_take() and queue_done()/queue_return(). */
 struct batch {
 	struct batch *next;
-	struct buf rows; /* COPY text, one row per line */
+	struct buf rows; /* COPY rows (copyenc binary format), one per line */
 	uint32_t lines;
 	size_t charged; /* bytes counted against the queue limit */
 	struct batch_ack *acks;

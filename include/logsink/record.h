@@ -19,8 +19,8 @@ struct text {
 struct record {
 	int64_t received_us;     /* microseconds since the Unix epoch, UTC */
 	const char *peer;        /* inet text, NUL-terminated, or NULL */
-	const char *tls_subject; /* verified client certificate (RFC 2253),
-				    NUL-terminated, or NULL */
+	struct text tls_subject; /* verified client certificate (RFC 2253),
+				    or NULL */
 	struct text host;
 	struct text app;
 	struct text procid;

@@ -16,26 +16,43 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static struct buf scratch, row;
+static struct buf scratch, row, row2;
 
 static bool
 on_msg(void *arg, const char *msg, size_t len, bool truncated)
 {
 	struct record rec = { .received_us = 1763700000000000LL,
 		.peer = "127.0.0.1" };
-	size_t replaced, i;
+	struct record dec;
+	size_t replaced, i, text_len;
+	char peer[64];
 
 	(void)arg;
 	(void)truncated;
 	assert(len > 0);
 	if (parser_parse(&rec, msg, len, PARSER_AUTO, &scratch) == -1)
 		return true;
+	/* The text row is one line without NUL. */
 	buf_reset(&row);
-	if (copyenc_row(&row, &rec, &replaced) == -1)
+	if (copyenc_row_text(&row, &rec, &replaced) == -1)
 		return true;
 	assert(row.len > 0 && row.data[row.len - 1] == '\n');
 	for (i = 0; i + 1 < row.len; i++)
 		assert(row.data[i] != '\n' && row.data[i] != '\0');
+	/* The binary row is whole and decodes to the same text row. */
+	text_len = row.len;
+	if (copyenc_row(&row, &rec, &replaced) == -1)
+		return true;
+	assert(copyenc_row_size(row.data + text_len, row.len - text_len) ==
+	    row.len - text_len);
+	assert(copyenc_decode(row.data + text_len, row.len - text_len, &dec,
+		   peer, sizeof(peer)) == 0);
+	buf_reset(&row2);
+	if (copyenc_row_text(&row2, &dec, &replaced) == -1)
+		return true;
+	assert(replaced == 0);
+	assert(
+	    row2.len == text_len && memcmp(row2.data, row.data, text_len) == 0);
 	return true;
 }
 

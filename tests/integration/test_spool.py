@@ -75,12 +75,26 @@ def records(seg_path):
 
 
 def record_messages(seg_path, rec):
-    """The messages (COPY column 10) of one record's rows."""
+    """The messages of one record's rows (COPY binary rows: an int16
+    field count, then per field an int32 length, -1 for NULL, and the
+    bytes; the message is field 9)."""
     off, length, _ = rec
     with open(seg_path, "rb") as f:
         f.seek(off + RECORD_HEADER)
         payload = f.read(length)
-    return [row.split(b"\t")[9].decode() for row in payload.splitlines()]
+    out, p = [], 0
+    while p < len(payload):
+        (nfields,) = struct.unpack_from(">h", payload, p)
+        p += 2
+        for i in range(nfields):
+            (n,) = struct.unpack_from(">i", payload, p)
+            p += 4
+            if n < 0:
+                continue
+            if i == 9:
+                out.append(payload[p:p + n].decode())
+            p += n
+    return out
 
 
 def metrics(port):

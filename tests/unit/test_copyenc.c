@@ -543,6 +543,45 @@ test_text_round_trip(void **state)
 	}
 }
 
+/*
+ * copyenc_text moves plain text 8 bytes at a time: every byte of interest
+ * (and harmless controls, which stop the 8-byte steps too) at every
+ * position of runs up to 40 bytes, alone and in pairs, against the
+ * reference.
+ */
+static void
+test_text_word_edges(void **state)
+{
+	static const char special[] = { '\t', '\n', '\r', '\\', '\0', '\x01',
+		'\x1f', '\x7f', '\x80', '\xc3', '\xa9', '\xff', ' ', '~' };
+	struct fx *x = *state;
+	struct dfield f[MAXFIELDS];
+	char in[48], what[64];
+	size_t len, i, j, k, got, bad;
+
+	for (len = 0; len <= 40; len++)
+		for (i = 0; i < len; i++)
+			for (k = 0; k < sizeof(special); k++) {
+				memset(in, 'a' + (int)(len % 26), len);
+				in[i] = special[k];
+				j = (i * 7 + k) % len;
+				if (k % 2 == 0)
+					in[j] =
+					    special[(k + 3) % sizeof(special)];
+				got = encode(x, in, len);
+				assert_int_equal(
+				    decode_row(x, x->out.data, x->out.len, f),
+				    1);
+				bad = sanitize(&x->ref, in, len);
+				snprintf(what, sizeof(what),
+				    "len %zu, byte %zu = %02x", len, i,
+				    (unsigned char)special[k]);
+				assert_bytes(what, x->dec.data, x->dec.len,
+				    x->ref.data, x->ref.len);
+				assert_int_equal(got, bad);
+			}
+}
+
 /* Encodes one timestamp into x->out as a C string. */
 static const char *
 ts(struct fx *x, int64_t us)
@@ -600,6 +639,44 @@ test_timestamp(void **state)
 	assert_memory_equal(x->out.data, "x1970-01-01 00:00:00.000000+00", 30);
 }
 
+/* The reference text of instant us, from gmtime_r(). */
+static const char *
+ref_ts(char *want, size_t wantlen, int64_t us)
+{
+	int64_t s = us / 1000000 - (us % 1000000 < 0);
+	time_t t = (time_t)s;
+	struct tm tm;
+
+	assert_non_null(gmtime_r(&t, &tm));
+	snprintf(want, wantlen, "%04d-%02d-%02d %02d:%02d:%02d.%06lld+00",
+	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+	    tm.tm_sec, (long long)(us - s * 1000000));
+	return want;
+}
+
+/*
+ * copyenc_timestamp keeps the last two seconds it formatted: instants
+ * drawn from three nearby seconds (and across midnight, and negative
+ * ones), in an order that hits and misses both entries.
+ */
+static void
+test_timestamp_cache(void **state)
+{
+	static const int64_t base[] = { 1763769599, 1763769600, 1763769601, -1,
+		0, 1763769599 + 86400 };
+	uint64_t seed = 0xA4093822299F31D0u;
+	struct fx *x = *state;
+	char want[64];
+	int64_t us;
+	int i;
+
+	for (i = 0; i < 100000; i++) {
+		us = base[rnd(&seed) % (i < 50000 ? 3 : 6)] * 1000000 +
+		    (int64_t)(rnd(&seed) % 1000000);
+		assert_string_equal(ts(x, us), ref_ts(want, sizeof(want), us));
+	}
+}
+
 /* Random instants from year 1 to 9999 against gmtime_r(). */
 static void
 test_timestamp_vs_gmtime(void **state)
@@ -608,9 +685,7 @@ test_timestamp_vs_gmtime(void **state)
 	uint64_t seed = 0x13198A2E03707344u;
 	struct fx *x = *state;
 	char want[64];
-	struct tm tm;
-	int64_t us, s;
-	time_t t;
+	int64_t us;
 	int i;
 
 	for (i = 0; i < 200000; i++) {
@@ -618,14 +693,7 @@ test_timestamp_vs_gmtime(void **state)
 		if (i % 4 == 0) /* near the epoch, both signs */
 			us = (int64_t)(rnd(&seed) % 4000000000000u) -
 			    2000000000000;
-		s = us / 1000000 - (us % 1000000 < 0);
-		t = (time_t)s;
-		assert_non_null(gmtime_r(&t, &tm));
-		snprintf(want, sizeof(want),
-		    "%04d-%02d-%02d %02d:%02d:%02d.%06lld+00",
-		    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-		    tm.tm_min, tm.tm_sec, (long long)(us - s * 1000000));
-		assert_string_equal(ts(x, us), want);
+		assert_string_equal(ts(x, us), ref_ts(want, sizeof(want), us));
 	}
 }
 
@@ -671,7 +739,7 @@ row(struct fx *x, const struct record *r, size_t *replaced)
 {
 	buf_reset(&x->out);
 	*replaced = 12345; /* must be reset by copyenc_row */
-	assert_int_equal(copyenc_row(&x->out, r, replaced), 0);
+	assert_int_equal(copyenc_row_text(&x->out, r, replaced), 0);
 }
 
 static void
@@ -718,7 +786,8 @@ record_all_set(struct record *r)
 	r->event_us = -1;
 	r->message = (struct text){ msg, sizeof(msg) - 1 };
 	r->fields = (struct text){ "{\"k\": \"v\"}", 10 };
-	r->tls_subject = "CN=web\\,01,O=Ex\tample";
+	r->tls_subject.ptr = "CN=web\\,01,O=Ex\tample";
+	r->tls_subject.len = strlen(r->tls_subject.ptr);
 }
 
 static void
@@ -776,13 +845,13 @@ test_row_appends_and_grows(void **state)
 	r.host = (struct text){ x->in.data, 999 };
 	buf_reset(&x->out);
 	append(&x->out, "prev\n", 5);
-	assert_int_equal(copyenc_row(&x->out, &r, &replaced), 0);
+	assert_int_equal(copyenc_row_text(&x->out, &r, &replaced), 0);
 	/* Each "\xff\0\\" has 2 replaced bytes; the host has 333. */
 	assert_int_equal(replaced, 2 * 2 * (x->in.len / 3) + 2 * 333);
 	assert_memory_equal(x->out.data, "prev\n1970-", 10);
 	first = x->out.len;
 	assert_int_equal(x->out.data[first - 1], '\n');
-	assert_int_equal(copyenc_row(&x->out, &r, &replaced), 0);
+	assert_int_equal(copyenc_row_text(&x->out, &r, &replaced), 0);
 	assert_int_equal(x->out.len, first + (first - 5));
 }
 
@@ -855,6 +924,156 @@ test_row_round_trip(void **state)
 		check_small(x, &f[6], r.facility);
 		check_small(x, &f[7], r.severity);
 	}
+}
+
+/* A random record: texts from gen(), valid JSON, IPv4 and IPv6 peers. */
+static void
+random_record(struct fx *x, struct record *r, uint64_t *seed, int64_t id)
+{
+	static const char *const peers[] = { NULL, "192.0.2.1", "10.0.0.255",
+		"::1", "2001:db8::17", "::ffff:198.51.100.7" };
+	struct text *cols[5] = { &r->host, &r->app, &r->procid, &r->msgid,
+		&r->message };
+	size_t c;
+
+	record_all_null(r,
+	    (int64_t)(rnd(seed) % 4000000000000000u) - 2000000000000000 + id);
+	r->peer = peers[rnd(seed) % 6];
+	for (c = 0; c < 5; c++) {
+		if (rnd(seed) % 4 == 0)
+			continue; /* NULL */
+		gen(&x->src[c], seed, 20);
+		append(&x->src[c], "", 1); /* never a NULL pointer */
+		cols[c]->ptr = x->src[c].data;
+		cols[c]->len = x->src[c].len - 1;
+	}
+	r->facility = (int)(rnd(seed) % 25) - 1;
+	r->severity = (int)(rnd(seed) % 9) - 1;
+	if ((r->has_event_time = rnd(seed) % 2 == 0))
+		r->event_us =
+		    (int64_t)(rnd(seed) % 8000000000000000u) - 4000000000000000;
+	if (rnd(seed) % 2 == 0)
+		r->fields = (struct text){ "{\"a\": [1, \"\\u00e9\"]}", 20 };
+	if (rnd(seed) % 3 == 0)
+		r->tls_subject = (struct text){ "CN=c\\,1,O=x\ty\xff", 14 };
+}
+
+/* Binary rows: exact bytes of an all-NULL row and of an all-set one. */
+static void
+test_bin_row_bytes(void **state)
+{
+	/* received_at 1970-01-01 = -946684800000000 µs from 2000. */
+	static const char null_row[] =
+	    "\0\14"                                  /* 12 fields */
+	    "\0\0\0\10\377\374\242\376\304\310\40\0" /* received_at */
+	    "\377\377\377\377\377\377\377\377"       /* peer, host */
+	    "\377\377\377\377\377\377\377\377"       /* app, procid */
+	    "\377\377\377\377\377\377\377\377"       /* msgid, facility */
+	    "\377\377\377\377\377\377\377\377"       /* severity, event */
+	    "\0\0\0\0"                               /* message: empty */
+	    "\377\377\377\377"                       /* fields */
+	    "\377\377\377\377";                      /* tls_subject */
+	static const char set_tail[] =
+	    "\0\0\0\10\0\0\0\0\0\0\0\0"    /* 2000-01-01 */
+	    "\0\0\0\10\2\40\0\4\300\0\2\1" /* inet 192.0.2.1 */
+	    "\0\0\0\6web\t01"              /* host: no escapes */
+	    "\0\0\0\3a\\b"                 /* app */
+	    "\377\377\377\377"             /* procid NULL */
+	    "\0\0\0\2\\N"                  /* msgid: text */
+	    "\0\0\0\2\0\27\0\0\0\2\0\0"    /* facility 23, severity 0 */
+	    "\0\0\0\10\377\377\377\377\377\377\377\377" /* 1999-12-31
+							   23:59:59.999999 */
+	    "\0\0\0\11x" R "\n" R "y"   /* message: NUL, \xff replaced */
+	    "\0\0\0\13\1{\"k\": \"v\"}" /* jsonb version 1 */
+	    "\0\0\0\4CN=x";             /* tls_subject */
+	struct fx *x = *state;
+	struct record r;
+	size_t replaced;
+
+	record_all_null(&r, 0);
+	buf_reset(&x->out);
+	assert_int_equal(copyenc_row(&x->out, &r, &replaced), 0);
+	assert_int_equal(replaced, 0);
+	assert_bytes("all-NULL binary row", x->out.data, x->out.len, null_row,
+	    sizeof(null_row) - 1);
+	record_all_null(&r, 946684800000000);
+	r.peer = "192.0.2.1";
+	r.host = (struct text){ "web\t01", 6 };
+	r.app = (struct text){ "a\\b", 3 };
+	r.msgid = (struct text){ "\\N", 2 };
+	r.facility = 23;
+	r.severity = 0;
+	r.has_event_time = true;
+	r.event_us = 946684800000000 - 1;
+	r.message = (struct text){ "x\0\n\xffy", 5 };
+	r.fields = (struct text){ "{\"k\": \"v\"}", 10 };
+	r.tls_subject = (struct text){ "CN=x", 4 };
+	buf_reset(&x->out);
+	assert_int_equal(copyenc_row(&x->out, &r, &replaced), 0);
+	assert_int_equal(replaced, 2);
+	assert_bytes("all-set binary row", x->out.data + 2, x->out.len - 2,
+	    set_tail, sizeof(set_tail) - 1);
+	/* An IPv6 peer; a peer that is no address is NULL. */
+	r.peer = "2001:db8::1";
+	buf_reset(&x->out);
+	assert_int_equal(copyenc_row(&x->out, &r, &replaced), 0);
+	assert_memory_equal(x->out.data + 14,
+	    "\0\0\0\24\3\200\0\20\x20\x01\x0d\xb8\0\0\0\0\0\0\0\0\0\0\0\1", 24);
+	r.peer = "not-an-ip";
+	buf_reset(&x->out);
+	assert_int_equal(copyenc_row(&x->out, &r, &replaced), 0);
+	assert_memory_equal(x->out.data + 14, "\377\377\377\377", 4);
+}
+
+/*
+ * Random records: copyenc_row_size() finds each row's end in a run of
+ * rows and refuses every shorter cut; copyenc_decode() gives a record
+ * whose text row equals the original's (sanitising is idempotent).
+ */
+static void
+test_bin_round_trip(void **state)
+{
+	struct fx *x = *state;
+	uint64_t seed = 0xBE5466CF34E90C6Cu;
+	struct record r, d;
+	size_t replaced, off, n, cut, i;
+	char peer[64];
+
+	buf_reset(&x->data);
+	for (i = 0; i < 3000; i++) {
+		random_record(x, &r, &seed, (int64_t)i);
+		off = x->data.len;
+		assert_int_equal(copyenc_row(&x->data, &r, &replaced), 0);
+		n = x->data.len - off;
+		assert_int_equal(copyenc_row_size(x->data.data + off, n), n);
+		for (cut = 0; cut < n; cut += 1 + cut / 8)
+			assert_int_equal(
+			    copyenc_row_size(x->data.data + off, cut), 0);
+		assert_int_equal(copyenc_decode(x->data.data + off, n, &d, peer,
+				     sizeof(peer)),
+		    0);
+		assert_int_equal(copyenc_decode(x->data.data + off, n - 1, &d,
+				     peer, sizeof(peer)),
+		    -1);
+		buf_reset(&x->out);
+		assert_int_equal(copyenc_row_text(&x->out, &r, &replaced), 0);
+		buf_reset(&x->ref);
+		assert_int_equal(copyenc_decode(x->data.data + off, n, &d, peer,
+				     sizeof(peer)),
+		    0);
+		assert_int_equal(copyenc_row_text(&x->ref, &d, &replaced), 0);
+		assert_int_equal(replaced, 0);
+		assert_bytes("text of the decoded row", x->ref.data, x->ref.len,
+		    x->out.data, x->out.len);
+	}
+	/* The rows back to back, then the trailer. */
+	append(&x->data, COPYENC_TRAILER, COPYENC_TRAILER_LEN);
+	for (off = 0, i = 0;
+	     (n = copyenc_row_size(x->data.data + off, x->data.len - off)) > 0;
+	     i++)
+		off += n;
+	assert_int_equal(i, 3000);
+	assert_int_equal(off, x->data.len - COPYENC_TRAILER_LEN);
 }
 
 /* Runs sql; the result stays in x->res (freed by teardown). */
@@ -994,6 +1213,58 @@ test_pg_text_round_trip(void **state)
 		    PQgetvalue(x->res, (int)i, 1), x->want.data);
 }
 
+/* The four rows of test_pg_row_round_trip() into x->data, in the
+ * binary format (with header and trailer) or in the text format. */
+static void
+edge_rows(struct fx *x, int binary)
+{
+	int (*enc)(struct buf *, const struct record *, size_t *) =
+	    binary ? copyenc_row : copyenc_row_text;
+	struct record r;
+	size_t replaced;
+
+	buf_reset(&x->data);
+	if (binary)
+		append(&x->data, COPYENC_HEADER, COPYENC_HEADER_LEN);
+	record_all_null(&r, 0);
+	assert_int_equal(enc(&x->data, &r, &replaced), 0);
+	record_all_set(&r);
+	assert_int_equal(enc(&x->data, &r, &replaced), 0);
+	record_all_null(&r, -1);
+	r.message = (struct text){ "hi", 2 };
+	assert_int_equal(enc(&x->data, &r, &replaced), 0);
+	record_all_null(&r, -62135596800000000);
+	r.host = (struct text){ "", 0 };
+	r.has_event_time = true;
+	r.event_us = 253402300799999999;
+	assert_int_equal(enc(&x->data, &r, &replaced), 0);
+	if (binary)
+		append(&x->data, COPYENC_TRAILER, COPYENC_TRAILER_LEN);
+}
+
+/* Table r, one row per line of want. */
+static void
+check_edge_rows(struct fx *x, const char *const *want, int n)
+{
+	int i;
+
+	pg_exec(x,
+	    "SELECT concat_ws('|', "
+	    "to_char(received_at, 'YYYY-MM-DD HH24:MI:SS.US'), "
+	    "coalesce(host(peer), '<null>'), coalesce(host, '<null>'), "
+	    "coalesce(app, '<null>'), coalesce(procid, '<null>'), "
+	    "coalesce(msgid, '<null>'), coalesce(facility::text, '<null>'), "
+	    "coalesce(severity::text, '<null>'), "
+	    "coalesce(to_char(event_time, 'YYYY-MM-DD HH24:MI:SS.US'), "
+	    "'<null>'), encode(convert_to(message, 'UTF8'), 'hex'), "
+	    "coalesce(fields::text, '<null>'), tls_subject) FROM r "
+	    "ORDER BY received_at",
+	    PGRES_TUPLES_OK);
+	assert_int_equal(PQntuples(x->res), n);
+	for (i = 0; i < n; i++)
+		assert_string_equal(PQgetvalue(x->res, i, 0), want[i]);
+}
+
 /*
  * A real COPY of whole rows into a table with the columns of
  * sql/001_logs.sql: NULLs, escapes, replaced bytes and edge timestamps.
@@ -1014,9 +1285,7 @@ test_pg_row_round_trip(void **state)
 		"{\"k\": \"v\"}|CN=web\\,01,O=Ex\tample",
 	};
 	struct fx *x = *state;
-	struct record r;
-	size_t replaced, i;
-	int j;
+	int binary;
 
 	if (!pg_connect(x)) {
 		skip();
@@ -1028,37 +1297,73 @@ test_pg_row_round_trip(void **state)
 	    "facility smallint, severity smallint, event_time timestamptz, "
 	    "message text NOT NULL, fields jsonb, tls_subject text)",
 	    PGRES_COMMAND_OK);
-	buf_reset(&x->data);
-	record_all_null(&r, 0);
-	assert_int_equal(copyenc_row(&x->data, &r, &replaced), 0);
-	record_all_set(&r);
-	assert_int_equal(copyenc_row(&x->data, &r, &replaced), 0);
-	record_all_null(&r, -1);
-	r.message = (struct text){ "hi", 2 };
-	assert_int_equal(copyenc_row(&x->data, &r, &replaced), 0);
-	record_all_null(&r, -62135596800000000);
-	r.host = (struct text){ "", 0 };
-	r.has_event_time = true;
-	r.event_us = 253402300799999999;
-	assert_int_equal(copyenc_row(&x->data, &r, &replaced), 0);
-	pg_copy(x, "COPY r (" COPYENC_COLUMNS ") FROM STDIN");
-	pg_exec(x,
-	    "SELECT concat_ws('|', "
-	    "to_char(received_at, 'YYYY-MM-DD HH24:MI:SS.US'), "
-	    "coalesce(host(peer), '<null>'), coalesce(host, '<null>'), "
-	    "coalesce(app, '<null>'), coalesce(procid, '<null>'), "
-	    "coalesce(msgid, '<null>'), coalesce(facility::text, '<null>'), "
-	    "coalesce(severity::text, '<null>'), "
-	    "coalesce(to_char(event_time, 'YYYY-MM-DD HH24:MI:SS.US'), "
-	    "'<null>'), encode(convert_to(message, 'UTF8'), 'hex'), "
-	    "coalesce(fields::text, '<null>'), tls_subject) FROM r "
-	    "ORDER BY received_at",
-	    PGRES_TUPLES_OK);
-	assert_int_equal(PQntuples(x->res), 4);
-	for (i = 0; i < 4; i++) {
-		j = (int)i;
-		assert_string_equal(PQgetvalue(x->res, j, 0), want[i]);
+	for (binary = 0; binary <= 1; binary++) {
+		pg_exec(x, "TRUNCATE r", PGRES_COMMAND_OK);
+		edge_rows(x, binary);
+		pg_copy(x,
+		    binary ? "COPY r (" COPYENC_COLUMNS
+			     ") FROM STDIN " COPYENC_OPTIONS
+			   : "COPY r (" COPYENC_COLUMNS ") FROM STDIN");
+		check_edge_rows(x, want, 4);
 	}
+}
+
+/*
+ * The same random records COPY'd in text format into one table and in
+ * binary format into another give identical tables: the two encoders
+ * agree on every column, as PostgreSQL reads them.
+ */
+static void
+test_pg_binary_equals_text(void **state)
+{
+	struct fx *x = *state;
+	uint64_t seed = 0x452821E638D01377u, s2;
+	struct record r;
+	size_t replaced;
+	int i, pass;
+
+	if (!pg_connect(x)) {
+		skip();
+		return;
+	}
+	for (pass = 0; pass < 2; pass++) {
+		pg_exec(x,
+		    pass ? "CREATE TEMP TABLE rb AS TABLE rt WITH NO DATA"
+			 : "CREATE TEMP TABLE rt (id serial, "
+			   "received_at timestamptz NOT NULL, peer inet, host "
+			   "text, app text, procid text, msgid text, facility "
+			   "smallint, severity smallint, event_time "
+			   "timestamptz, message text NOT NULL, fields jsonb, "
+			   "tls_subject text)",
+		    PGRES_COMMAND_OK);
+		buf_reset(&x->data);
+		if (pass)
+			append(&x->data, COPYENC_HEADER, COPYENC_HEADER_LEN);
+		s2 = seed;
+		for (i = 0; i < 2000; i++) {
+			random_record(x, &r, &s2, i);
+			assert_int_equal(pass
+				? copyenc_row(&x->data, &r, &replaced)
+				: copyenc_row_text(&x->data, &r, &replaced),
+			    0);
+		}
+		if (pass)
+			append(&x->data, COPYENC_TRAILER, COPYENC_TRAILER_LEN);
+		pg_copy(x,
+		    pass ? "COPY rb (" COPYENC_COLUMNS
+			   ") FROM STDIN " COPYENC_OPTIONS
+			 : "COPY rt (" COPYENC_COLUMNS ") FROM STDIN");
+	}
+	pg_exec(x,
+	    "SELECT (SELECT count(*) FROM rb), (SELECT count(*) FROM "
+	    "(SELECT received_at, peer, host, app, procid, msgid, facility, "
+	    "severity, event_time, message, fields::text, tls_subject FROM rt "
+	    "EXCEPT ALL SELECT received_at, peer, host, app, procid, msgid, "
+	    "facility, severity, event_time, message, fields::text, "
+	    "tls_subject FROM rb) d)",
+	    PGRES_TUPLES_OK);
+	assert_string_equal(PQgetvalue(x->res, 0, 0), "2000");
+	assert_string_equal(PQgetvalue(x->res, 0, 1), "0");
 }
 
 int
@@ -1078,11 +1383,15 @@ main(void)
 		cmocka_unit_test_setup_teardown(
 		    test_text_round_trip, setup, teardown),
 		cmocka_unit_test_setup_teardown(
+		    test_text_word_edges, setup, teardown),
+		cmocka_unit_test_setup_teardown(
 		    test_timestamp, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_timestamp_vs_gmtime, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_timestamp_clamp, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_timestamp_cache, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_row_all_null, setup, teardown),
 		cmocka_unit_test_setup_teardown(
@@ -1092,9 +1401,15 @@ main(void)
 		cmocka_unit_test_setup_teardown(
 		    test_row_round_trip, setup, teardown),
 		cmocka_unit_test_setup_teardown(
+		    test_bin_row_bytes, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_bin_round_trip, setup, teardown),
+		cmocka_unit_test_setup_teardown(
 		    test_pg_text_round_trip, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_pg_row_round_trip, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_pg_binary_equals_text, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

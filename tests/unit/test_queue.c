@@ -153,25 +153,21 @@ give_back(struct fx *x, struct batch *b)
 static bool
 batch_has(const struct batch *b, const char *msg)
 {
-	size_t n = strlen(msg);
-	const char *p, *end, *tab;
+	size_t n = strlen(msg), off = 0, len;
+	struct record r;
+	char peer[64];
 
 	assert_non_null(b);
-	p = b->rows.data;
-	end = p + b->rows.len;
-	/* The message is the 10th field: after the 9th TAB of a row. */
-	while (p < end) {
-		const char *eol = memchr(p, '\n', (size_t)(end - p));
-		int tabs = 0;
-
-		assert_non_null(eol);
-		for (tab = p; tab < eol && tabs < 9; tab++)
-			tabs += *tab == '\t';
-		if ((size_t)(eol - tab) > n && memcmp(tab, msg, n) == 0 &&
-		    tab[n] == '\t')
+	while ((len = copyenc_row_size(b->rows.data + off, b->rows.len - off)) >
+	    0) {
+		assert_int_equal(copyenc_decode(b->rows.data + off, len, &r,
+				     peer, sizeof(peer)),
+		    0);
+		if (r.message.len == n && memcmp(r.message.ptr, msg, n) == 0)
 			return true;
-		p = eol + 1;
+		off += len;
 	}
+	assert_int_equal(off, b->rows.len);
 	return false;
 }
 
@@ -179,10 +175,14 @@ static uint32_t
 count_rows(const struct batch *b)
 {
 	uint32_t n = 0;
-	size_t i;
+	size_t off = 0, len;
 
-	for (i = 0; i < b->rows.len; i++)
-		n += b->rows.data[i] == '\n';
+	while ((len = copyenc_row_size(b->rows.data + off, b->rows.len - off)) >
+	    0) {
+		off += len;
+		n++;
+	}
+	assert_int_equal(off, b->rows.len);
 	return n;
 }
 

@@ -1181,14 +1181,19 @@ expected_rows(struct fx *x, uint32_t from, uint32_t to, struct buf *out)
 	}
 }
 
+/* Rows in a batch (copyenc binary rows, back to back). */
 static uint32_t
 count_rows(const struct batch *b)
 {
 	uint32_t n = 0;
-	size_t i;
+	size_t off = 0, len;
 
-	for (i = 0; i < b->rows.len; i++)
-		n += b->rows.data[i] == '\n';
+	while (off < b->rows.len) {
+		len = copyenc_row_size(b->rows.data + off, b->rows.len - off);
+		assert_true(len > 0);
+		off += len;
+		n++;
+	}
 	return n;
 }
 
