@@ -6,7 +6,7 @@
 --   received_at, peer  as logsinkd tried to store them
 --   raw                the message bytes as received (after the U+FFFD
 --                      replacement of NUL and invalid UTF-8 bytes)
---   copy_row           the whole row as sent, in COPY text format
+--   copy_row           the whole row, in COPY text format (as logsinkd encoded it)
 --   sqlstate, error    why PostgreSQL refused it
 
 CREATE TABLE IF NOT EXISTS @TABLE@_rejected (
