@@ -147,6 +147,10 @@ static const struct cf_key cf_keys[] = {
 	    "10s", 0, 2000000000,
 	    "close a TLS connection whose handshake has not finished after "
 	    "this long (0: idle-timeout applies)" },
+	{ "tls-max-handshakes", CF_INT, OFF(tls_max_handshakes), "1000", 1,
+	    1000000,
+	    "TLS connections still in their handshake at once (each holds "
+	    "about 48 KiB); more are refused" },
 };
 
 #define NKEYS (sizeof(cf_keys) / sizeof(cf_keys[0]))
@@ -880,6 +884,6 @@ config_dump(const struct config *cfg, FILE *fp)
 	fprintf(fp, "tls-verify-client = %s\ntls-min-version = 1.%d\n",
 	    tls_verify_name((enum tls_verify)cfg->tls_verify_client),
 	    cfg->tls_min_version % 10);
-	fprintf(fp, "tls-handshake-timeout = %dms\n",
-	    cfg->tls_handshake_timeout_ms);
+	fprintf(fp, "tls-handshake-timeout = %dms\ntls-max-handshakes = %d\n",
+	    cfg->tls_handshake_timeout_ms, cfg->tls_max_handshakes);
 }

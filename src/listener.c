@@ -164,6 +164,7 @@ struct listeners {
 	struct iptable *per_ip;
 	int64_t refuse_logged_ms;
 	uint64_t refused_unlogged;
+	int handshaking; /* clients in CL_HANDSHAKE */
 	struct client *clients;
 	uint64_t next_id;
 	bool paused;
@@ -182,6 +183,8 @@ client_set_state(struct client *c, enum cl_state state)
 {
 	log_debug("%s: %s -> %s", c->name, cl_state_names[c->state],
 	    cl_state_names[state]);
+	if (c->state == CL_HANDSHAKE && state != CL_HANDSHAKE)
+		c->ls->handshaking--;
 	c->state = state;
 }
 
@@ -316,6 +319,8 @@ client_close(struct client *c, const char *reason)
 	}
 	iptable_del(ls->per_ip, (struct sockaddr *)&c->sa);
 	metrics.connections_open--;
+	if (c->state == CL_HANDSHAKE)
+		ls->handshaking--;
 	free(c);
 }
 
@@ -773,6 +778,9 @@ refuse_reason(const struct listen_sock *sock, const struct sockaddr *sa)
 	}
 	if (metrics.connections_open >= (uint64_t)ls->set.max_connections)
 		return "max-connections reached";
+	if (sock->tls && ls->handshaking >= ls->set.max_tls_handshakes)
+		return "tls-max-handshakes reached (too many TLS handshakes "
+		       "under way)";
 	return NULL;
 }
 
@@ -910,9 +918,10 @@ accept_cb(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *sa,
 	metrics.connections_accepted++;
 	metrics.connections_open++;
 	log_debug("%s: accepted%s", c->name, c->tls ? " (TLS)" : "");
-	if (c->tls)
+	if (c->tls) {
 		c->state = CL_HANDSHAKE; /* reads until it is done */
-	else
+		ls->handshaking++;
+	} else
 		c->state = ls->paused ? CL_PAUSED : CL_READING;
 	if (c->state != CL_PAUSED)
 		bufferevent_enable(c->bev, EV_READ);

@@ -826,7 +826,8 @@ run(struct daemon *d)
 {
 	struct listener_settings lset = { d->cfg.max_line_bytes,
 		d->cfg.max_connections, d->cfg.max_connections_per_ip,
-		d->cfg.idle_timeout_ms, d->cfg.partial_line_timeout_ms };
+		d->cfg.idle_timeout_ms, d->cfg.partial_line_timeout_ms,
+		d->cfg.tls_max_handshakes };
 	struct pgpool_settings pset = { d->cfg.db, d->cfg.table,
 		d->cfg.db_connections, d->cfg.flush_interval_ms,
 		d->cfg.reconnect_min_ms, d->cfg.reconnect_max_ms,

@@ -52,6 +52,7 @@ struct config {
 	int tls_verify_client;        /* enum tls_verify */
 	int tls_min_version;          /* 12: TLS 1.2, 13: TLS 1.3 */
 	int tls_handshake_timeout_ms; /* 0: never */
+	int tls_max_handshakes;
 };
 
 void config_init(struct config *cfg);

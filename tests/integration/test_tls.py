@@ -30,6 +30,7 @@ import psycopg2
 import pytest
 
 import harness
+from test_hostile import RssSampler, small_asan_quarantine  # noqa: F401
 from harness import make_lines, wait_for
 
 TIMEOUT = harness.DEFAULT_TIMEOUT
@@ -740,3 +741,50 @@ def test_check_config_validates_tls_files(tls_files, tmp_path):
     assert p.returncode != 0
     assert "tls-ca %s: no usable PEM CA certificate" % t.server_key \
         in p.stderr, p.output
+
+
+def test_handshake_flood_memory_bounded(daemon, pg, tls_files):
+    """800 connections that start a TLS handshake and never finish it, and
+    200 that send garbage, against tls-max-handshakes 500: 500 are held
+    (about 48 KiB each), the rest refused at once; the daemon stays up, its
+    memory within the bound below, and a good TLS client's lines sent
+    meanwhile all arrive."""
+    t = tls_files
+    nhalf, ngarbage, cap = 800, 200, 500
+    d = start_tls(daemon, pg, t, "--tls-handshake-timeout", "10m",
+                  "--tls-max-handshakes", cap, "--max-connections-per-ip", 0)
+    socks = []
+    with RssSampler(d.pid) as rss:
+        try:
+            good = tls_connect(d.port, t)
+            for i in range(nhalf):
+                s = harness.connect(d.port)
+                try:
+                    s.sendall(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc"
+                              b"\x03\x03")
+                except OSError:
+                    pass  # refused: closed at once
+                socks.append(s)
+                if i % 100 == 0:
+                    good.sendall(b"flood-%04d\n" % i)
+            wait_for(lambda: metric(d, "connections_refused_total")
+                     >= nhalf - cap, TIMEOUT,
+                     "the handshakes past tls-max-handshakes refused")
+            for i in range(ngarbage):
+                with harness.connect(d.port) as s:
+                    try:
+                        s.sendall(os.urandom(512))
+                    except OSError:
+                        pass
+            good.sendall(b"flood-last\n")
+            tls_close(good)
+            wait_rows(pg, "flood-%", nhalf // 100 + 1,
+                      "the good client's lines")
+            assert metric(d, "connections_open") <= cap + 1
+        finally:
+            for s in socks:
+                s.close()
+    assert d.alive(), d.log()
+    assert "tls-max-handshakes reached" in d.log()
+    rss.check("%d unfinished TLS handshakes (%d held) + %d garbage senders"
+              % (nhalf, cap, ngarbage), 64)
