@@ -653,9 +653,9 @@ load_db_file(struct config *cfg, char *err, size_t errlen)
 	return rc;
 }
 
-/* Whether a listener acknowledges lines once spooled. */
+/* Whether some listen value has value in its int field at offset field. */
 static bool
-need_spool(const struct config *cfg)
+any_listen(const struct config *cfg, size_t field, int value)
 {
 	struct listen_spec spec;
 	char err[256];
@@ -664,24 +664,23 @@ need_spool(const struct config *cfg)
 	for (i = 0; i < cfg->nlisten; i++)
 		if (config_parse_listen(
 			cfg->listen[i], &spec, err, sizeof(err)) == 0 &&
-		    spec.ack == CONFIG_ACK_SPOOLED)
+		    *(int *)((char *)&spec + field) == value)
 			return true;
 	return false;
+}
+
+/* Whether a listener acknowledges lines once spooled. */
+static bool
+need_spool(const struct config *cfg)
+{
+	return any_listen(
+	    cfg, offsetof(struct listen_spec, ack), CONFIG_ACK_SPOOLED);
 }
 
 int
 config_uses_tls(const struct config *cfg)
 {
-	struct listen_spec spec;
-	char err[256];
-	size_t i;
-
-	for (i = 0; i < cfg->nlisten; i++)
-		if (config_parse_listen(
-			cfg->listen[i], &spec, err, sizeof(err)) == 0 &&
-		    spec.tls)
-			return 1;
-	return 0;
+	return any_listen(cfg, offsetof(struct listen_spec, tls), 1);
 }
 
 /* The TLS settings go together; the files themselves are tls.c's. */

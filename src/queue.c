@@ -137,18 +137,13 @@ queue_set_ack_callbacks(
 	q->ack_drop = drop;
 }
 
-/* Counts one more line of ref in b: extends the last run or adds one. */
+/* Appends a run to b's acknowledgement runs; -1 if memory ran out. */
 static int
-note_ack(struct batch *b, void *ref, uint64_t seq, bool at_spool)
+push_ack(struct batch *b, const struct batch_ack *run)
 {
 	struct batch_ack *a;
 	size_t cap;
 
-	a = b->nacks > 0 ? &b->acks[b->nacks - 1] : NULL;
-	if (a != NULL && a->ref == ref && a->first + a->n == seq) {
-		a->n++;
-		return 0;
-	}
 	if (b->nacks == b->capacks) {
 		cap = b->capacks ? b->capacks * 2 : 8;
 		if ((a = reallocarray(b->acks, cap, sizeof(*a))) == NULL)
@@ -156,11 +151,22 @@ note_ack(struct batch *b, void *ref, uint64_t seq, bool at_spool)
 		b->acks = a;
 		b->capacks = cap;
 	}
-	b->acks[b->nacks].ref = ref;
-	b->acks[b->nacks].first = seq;
-	b->acks[b->nacks].at_spool = at_spool;
-	b->acks[b->nacks++].n = 1;
-	return 1;
+	b->acks[b->nacks++] = *run;
+	return 0;
+}
+
+/* Counts one more line of ref in b: extends the last run or adds one. */
+static int
+note_ack(struct batch *b, void *ref, uint64_t seq, bool at_spool)
+{
+	struct batch_ack *a, run = { ref, seq, 1, at_spool };
+
+	a = b->nacks > 0 ? &b->acks[b->nacks - 1] : NULL;
+	if (a != NULL && a->ref == ref && a->first + a->n == seq) {
+		a->n++;
+		return 0;
+	}
+	return push_ack(b, &run) == -1 ? -1 : 1;
 }
 
 void
@@ -524,26 +530,17 @@ static void
 attach_sacks(struct queue *q, struct batch *b)
 {
 	struct spilled_ack *e;
-	struct batch_ack *a;
 	int c;
 
 	while (q->sacks_head < q->nsacks) {
 		e = &q->sacks[q->sacks_head];
-		if (e->a.ref != NULL &&
-		    (c = pos_cmp(&e->pos, &b->spool_pos)) >= 0) {
-			if (c > 0)
-				break;
-			if (b->nacks == b->capacks) {
-				size_t cap = b->capacks ? b->capacks * 2 : 8;
-
-				if ((a = reallocarray(
-					 b->acks, cap, sizeof(*a))) == NULL)
-					break; /* credited at sync or dropped */
-				b->acks = a;
-				b->capacks = cap;
-			}
-			b->acks[b->nacks++] = e->a;
-		} else if (e->a.ref != NULL) {
+		c = pos_cmp(&e->pos, &b->spool_pos);
+		if (c > 0)
+			break;
+		if (c == 0) {
+			if (push_ack(b, &e->a) == -1)
+				break; /* kept: dropped with a later record */
+		} else {
 			/* Its record was skipped as corrupt. */
 			q->ack_drop(e->a.ref, e->a.first, e->a.n);
 		}
