@@ -653,9 +653,9 @@ load_db_file(struct config *cfg, char *err, size_t errlen)
 	return rc;
 }
 
-/* Whether some listen value has value in its int field at offset field. */
+/* Whether some listen value satisfies has(). */
 static bool
-any_listen(const struct config *cfg, size_t field, int value)
+any_listen(const struct config *cfg, bool (*has)(const struct listen_spec *))
 {
 	struct listen_spec spec;
 	char err[256];
@@ -664,23 +664,34 @@ any_listen(const struct config *cfg, size_t field, int value)
 	for (i = 0; i < cfg->nlisten; i++)
 		if (config_parse_listen(
 			cfg->listen[i], &spec, err, sizeof(err)) == 0 &&
-		    *(int *)((char *)&spec + field) == value)
+		    has(&spec))
 			return true;
 	return false;
+}
+
+static bool
+acks_spooled(const struct listen_spec *spec)
+{
+	return spec->ack == CONFIG_ACK_SPOOLED;
+}
+
+static bool
+is_tls(const struct listen_spec *spec)
+{
+	return spec->tls != 0;
 }
 
 /* Whether a listener acknowledges lines once spooled. */
 static bool
 need_spool(const struct config *cfg)
 {
-	return any_listen(
-	    cfg, offsetof(struct listen_spec, ack), CONFIG_ACK_SPOOLED);
+	return any_listen(cfg, acks_spooled);
 }
 
 int
 config_uses_tls(const struct config *cfg)
 {
-	return any_listen(cfg, offsetof(struct listen_spec, tls), 1);
+	return any_listen(cfg, is_tls);
 }
 
 /* The TLS settings go together; the files themselves are tls.c's. */
