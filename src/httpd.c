@@ -10,10 +10,10 @@
 #include <event2/http.h>
 
 #include "logsink/buf.h"
+#include "logsink/clock.h"
 #include "logsink/config.h"
 #include "logsink/httpd.h"
 #include "logsink/pgpool.h"
-#include "logsink/queue.h"
 
 /* Owned by main; freed by httpd_free(). */
 struct httpd {
@@ -28,7 +28,7 @@ fill(struct httpd *h, struct metrics_gauges *g, int *counts)
 {
 	memset(g, 0, sizeof(*g));
 	g->db_state_counts = counts;
-	g->now_ms = queue_now_ms();
+	g->now_ms = clock_mono_ms();
 	h->cb(h->arg, g);
 }
 

@@ -21,7 +21,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -30,6 +29,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
+#include "logsink/clock.h"
 #include "logsink/config.h"
 #include "logsink/framer.h"
 #include "logsink/iptable.h"
@@ -188,15 +188,6 @@ client_set_state(struct client *c, enum cl_state state)
 	c->state = state;
 }
 
-static int64_t
-now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 /* framer callback: one message -> one queued record. */
 static bool
 on_message(void *arg, const char *msg, size_t len, bool truncated)
@@ -251,7 +242,7 @@ client_frame_input(struct client *c)
 	char term;
 	uint64_t lines_before = c->lines;
 
-	c->rec.received_us = now_us();
+	c->rec.received_us = clock_real_us();
 	while (!queue_full(c->ls->q) && (len = evbuffer_get_length(in)) > 0) {
 		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
 			break;
@@ -279,7 +270,7 @@ client_frame_input(struct client *c)
 	if (evbuffer_get_length(in) == 0)
 		c->partial_since_ms = 0;
 	else if (c->partial_since_ms == 0 || c->lines != lines_before)
-		c->partial_since_ms = queue_now_ms();
+		c->partial_since_ms = clock_mono_ms();
 	if (c->fr.bad_frames != c->bad_frames) {
 		if (c->bad_frames == 0)
 			log_warnx("%s: octet-counting frame without a valid "
@@ -332,7 +323,7 @@ pause_all(struct listeners *ls)
 	if (ls->paused)
 		return;
 	ls->paused = true;
-	ls->paused_since_ms = queue_now_ms();
+	ls->paused_since_ms = clock_mono_ms();
 	metrics.backpressure_since_ms = ls->paused_since_ms;
 	metrics.backpressure_events++;
 	log_notice("queue full (%zu bytes, %llu lines): pausing reads from "
@@ -453,7 +444,7 @@ static void
 tls_failed(struct client *c, enum metrics_tls_failure why, const char *text)
 {
 	struct listeners *ls = c->ls;
-	int64_t now = queue_now_ms();
+	int64_t now = clock_mono_ms();
 
 	metrics.tls_handshake_failures[why]++;
 	ls->tls_fail_unlogged++;
@@ -501,7 +492,7 @@ handle_handshake_done(struct client *c)
 	log_debug("%s: TLS handshake done: %s subject=%s", c->name,
 	    tls_conn_version(ssl),
 	    c->tls_subject != NULL ? c->tls_subject : "(none)");
-	c->last_read_ms = queue_now_ms();
+	c->last_read_ms = clock_mono_ms();
 	if (c->ls->paused) {
 		bufferevent_disable(c->bev, EV_READ);
 		client_set_state(c, CL_PAUSED);
@@ -582,7 +573,7 @@ client_read_cb(struct bufferevent *bev, void *arg)
 	struct client *c = arg;
 
 	(void)bev;
-	c->last_read_ms = queue_now_ms();
+	c->last_read_ms = clock_mono_ms();
 	client_dispatch(c, CLE_READ);
 }
 
@@ -685,7 +676,7 @@ sweep_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct listeners *ls = arg;
 	struct client *c, *next;
-	int64_t now = queue_now_ms();
+	int64_t now = clock_mono_ms();
 	const char *why;
 
 	(void)fd;
@@ -731,7 +722,7 @@ listeners_resume(struct listeners *ls)
 		return;
 	ls->paused = false;
 	metrics.backpressure_ms +=
-	    (uint64_t)(queue_now_ms() - ls->paused_since_ms);
+	    (uint64_t)(clock_mono_ms() - ls->paused_since_ms);
 	metrics.backpressure_since_ms = 0;
 	log_notice("queue below resume level (%zu bytes): reading again",
 	    queue_bytes(ls->q));
@@ -790,7 +781,7 @@ refuse(struct listeners *ls, int fd, const struct sockaddr *sa, socklen_t salen,
     const char *why)
 {
 	char host[NI_MAXHOST];
-	int64_t now = queue_now_ms();
+	int64_t now = clock_mono_ms();
 
 	close(fd);
 	metrics.connections_refused++;
@@ -881,7 +872,7 @@ accept_cb(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *sa,
 	c->id = ++ls->next_id;
 	memcpy(&c->sa, sa,
 	    (size_t)salen < sizeof(c->sa) ? (size_t)salen : sizeof(c->sa));
-	c->last_read_ms = queue_now_ms();
+	c->last_read_ms = clock_mono_ms();
 	c->rec.peer = c->addr;
 	client_name(c, sa, (socklen_t)salen);
 	framer_init(&c->fr, ls->set.max_line_bytes, sock->framing);
@@ -995,6 +986,18 @@ listeners_new(struct event_base *base, struct queue *q,
 }
 
 void
+listeners_set_settings(
+    struct listeners *ls, const struct listener_settings *set)
+{
+	size_t max_line_bytes = ls->set.max_line_bytes;
+
+	ls->set = *set;
+	ls->set.max_line_bytes = max_line_bytes; /* framers are sized for it */
+	if (set->idle_timeout_ms > 0 || set->partial_line_timeout_ms > 0)
+		sweep_arm(ls);
+}
+
+void
 listeners_set_tls(
     struct listeners *ls, struct tls_ctx *ctx, int handshake_timeout_ms)
 {
@@ -1084,54 +1087,54 @@ add_sock(struct listeners *ls, int fd, const char *hostport,
 }
 
 int
-listeners_add(struct listeners *ls, const char *value, char *err, size_t errlen)
+listeners_add(struct listeners *ls, const struct listen_spec *spec, char *err,
+    size_t errlen)
 {
 	struct addrinfo hints, *res, *ai;
-	struct listen_spec spec;
 	char hostport[300];
 	int fd, rc;
 
-	if (config_parse_listen(value, &spec, err, errlen) == -1)
-		return -1;
 	snprintf(hostport, sizeof(hostport),
-	    strchr(spec.host, ':') != NULL ? "[%s]:%s" : "%s:%s", spec.host,
-	    spec.port);
+	    strchr(spec->host, ':') != NULL ? "[%s]:%s" : "%s:%s", spec->host,
+	    spec->port);
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-	if ((rc = getaddrinfo(spec.host, spec.port, &hints, &res)) != 0) {
+	if ((rc = getaddrinfo(spec->host, spec->port, &hints, &res)) != 0) {
 		snprintf(
 		    err, errlen, "listen %s: %s", hostport, gai_strerror(rc));
 		return -1;
 	}
 	for (ai = res; ai != NULL; ai = ai->ai_next) {
 		if ((fd = bind_one(ai, hostport, err, errlen)) == -1 ||
-		    add_sock(ls, fd, hostport, &spec, err, errlen) == -1) {
+		    add_sock(ls, fd, hostport, spec, err, errlen) == -1) {
 			freeaddrinfo(res);
 			return -1;
 		}
 	}
 	freeaddrinfo(res);
 	log_info("listening on %s framing=%s format=%s tls=%s", hostport,
-	    framer_mode_name((enum framer_mode)spec.framing),
-	    spec.format == PARSER_RAW ? "raw" : "auto",
-	    spec.tls ? "on" : "off");
+	    framer_mode_name((enum framer_mode)spec->framing),
+	    spec->format == PARSER_RAW ? "raw" : "auto",
+	    spec->tls ? "on" : "off");
 	return 0;
 }
 
 int
-listeners_add_fd(
-    struct listeners *ls, int fd, const char *value, char *err, size_t errlen)
+listeners_add_fd(struct listeners *ls, int fd, const struct listen_spec *spec,
+    char *err, size_t errlen)
 {
-	struct listen_spec spec;
+	struct listen_spec defaults;
 	struct sockaddr_storage ss;
 	socklen_t sslen = sizeof(ss);
 	char host[NI_MAXHOST], serv[NI_MAXSERV], name[300];
 
-	if (config_parse_listen(
-		value != NULL ? value : "x:1", &spec, err, errlen) == -1)
-		return -1;
+	if (spec == NULL) {
+		if (config_parse_listen("x:1", &defaults, err, errlen) == -1)
+			return -1;
+		spec = &defaults;
+	}
 	if (getsockname(fd, (struct sockaddr *)&ss, &sslen) == -1 ||
 	    getnameinfo((struct sockaddr *)&ss, sslen, host, sizeof(host), serv,
 		sizeof(serv), NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
@@ -1143,13 +1146,13 @@ listeners_add_fd(
 	    ss.ss_family == AF_INET6 ? "[%s]:%s" : "%s:%s", host, serv);
 	evutil_make_socket_nonblocking(fd);
 	evutil_make_socket_closeonexec(fd);
-	if (add_sock(ls, fd, name, &spec, err, errlen) == -1)
+	if (add_sock(ls, fd, name, spec, err, errlen) == -1)
 		return -1;
 	log_info("listening on %s (socket from systemd) framing=%s format=%s "
 		 "tls=%s",
-	    name, framer_mode_name((enum framer_mode)spec.framing),
-	    spec.format == PARSER_RAW ? "raw" : "auto",
-	    spec.tls ? "on" : "off");
+	    name, framer_mode_name((enum framer_mode)spec->framing),
+	    spec->format == PARSER_RAW ? "raw" : "auto",
+	    spec->tls ? "on" : "off");
 	return 0;
 }
 

@@ -11,6 +11,7 @@
 #include <pwd.h>
 #include <signal.h>
 #include <unistd.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -734,28 +735,30 @@ teardown(struct daemon *d)
 	config_free(&d->cfg);
 }
 
-/* The listen setting whose port matches a socket passed by systemd. */
-static const char *
-listen_for_fd(const struct config *cfg, int fd)
+/*
+ * The listen setting whose port matches a socket passed by systemd, parsed
+ * into spec; false if none does.
+ */
+static bool
+listen_for_fd(const struct config *cfg, int fd, struct listen_spec *spec)
 {
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
-	struct listen_spec spec;
 	char err[256], port[8];
 	size_t i;
 
 	if (getsockname(fd, (struct sockaddr *)&ss, &len) == -1)
-		return NULL;
+		return false;
 	snprintf(port, sizeof(port), "%u",
 	    ntohs(ss.ss_family == AF_INET6
 		    ? ((struct sockaddr_in6 *)&ss)->sin6_port
 		    : ((struct sockaddr_in *)&ss)->sin_port));
 	for (i = 0; i < cfg->nlisten; i++)
 		if (config_parse_listen(
-			cfg->listen[i], &spec, err, sizeof(err)) == 0 &&
-		    strcmp(spec.port, port) == 0)
-			return cfg->listen[i];
-	return NULL;
+			cfg->listen[i], spec, err, sizeof(err)) == 0 &&
+		    strcmp(spec->port, port) == 0)
+			return true;
+	return false;
 }
 
 /*
@@ -765,6 +768,7 @@ listen_for_fd(const struct config *cfg, int fd)
 static void
 open_listeners(struct daemon *d)
 {
+	struct listen_spec spec;
 	char err[1024];
 	int i, n, fd;
 	size_t k;
@@ -777,15 +781,17 @@ open_listeners(struct daemon *d)
 			fatalx("socket %d from systemd is not a listening TCP "
 			       "socket (ListenStream= in the .socket unit)",
 			    fd);
-		if (listeners_add_fd(d->ls, fd, listen_for_fd(&d->cfg, fd), err,
+		if (listeners_add_fd(d->ls, fd,
+			listen_for_fd(&d->cfg, fd, &spec) ? &spec : NULL, err,
 			sizeof(err)) == -1)
 			fatalx("%s", err);
 	}
 	if (n > 0)
 		return;
 	for (k = 0; k < d->cfg.nlisten; k++)
-		if (listeners_add(d->ls, d->cfg.listen[k], err, sizeof(err)) ==
-		    -1)
+		if (config_parse_listen(
+			d->cfg.listen[k], &spec, err, sizeof(err)) == -1 ||
+		    listeners_add(d->ls, &spec, err, sizeof(err)) == -1)
 			fatalx("%s", err);
 }
 

@@ -17,11 +17,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <event2/event.h>
 #include <libpq-fe.h>
 
+#include "logsink/clock.h"
 #include "logsink/copyenc.h"
 #include "logsink/dbconn.h"
 #include "logsink/log.h"
@@ -152,15 +152,6 @@ pg_set_state(struct pg_conn *pc, enum pg_state state)
 	log_debug("pg%d: %s -> %s", pc->id, pg_state_names[pc->state],
 	    pg_state_names[state]);
 	pc->state = state;
-}
-
-static int64_t
-now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 /* A new command: forget the results of the last one. */
@@ -428,7 +419,7 @@ flush_due(const struct pgpool *pool)
 {
 	return pool->draining || queue_full(pool->q) ||
 	    (queue_open_lines(pool->q) > 0 &&
-		queue_now_ms() - queue_open_since_ms(pool->q) >=
+		clock_mono_ms() - queue_open_since_ms(pool->q) >=
 		    pool->set.flush_interval_ms);
 }
 
@@ -443,7 +434,7 @@ arm_flush_timer(struct pgpool *pool)
 	    evtimer_pending(pool->ev_flush, NULL))
 		return;
 	wait = queue_open_since_ms(pool->q) + pool->set.flush_interval_ms -
-	    queue_now_ms();
+	    clock_mono_ms();
 	if (wait < 0)
 		wait = 0;
 	tv.tv_sec = wait / 1000;
@@ -529,7 +520,7 @@ pg_start_copy(struct pg_conn *pc)
 	pg_begin_command(pc);
 	poison_current(pc->batch, &pc->range);
 	pc->sent = 0;
-	pc->copy_start_us = now_us();
+	pc->copy_start_us = clock_mono_us();
 	if (!PQsendQuery(pc->conn, pc->pool->copy_sql)) {
 		pg_fail(pc, "COPY", PQerrorMessage(pc->conn));
 		return;
@@ -619,7 +610,7 @@ handle_copy_send_write(struct pg_conn *pc)
 		if (n > COPY_CHUNK_BYTES)
 			n = COPY_CHUNK_BYTES;
 		if (PQputCopyData(pc->conn,
-			b->rows.data + pc->range.off + pc->sent, (int)n) != 1)
+			batch_rows(b) + pc->range.off + pc->sent, (int)n) != 1)
 			break;
 		pc->sent += n;
 	}
@@ -651,7 +642,8 @@ pg_range_done(struct pg_conn *pc)
 		pg_start_copy(pc);
 		return;
 	}
-	log_debug("pg%d: batch of %u lines done", pc->id, pc->batch->lines);
+	log_debug(
+	    "pg%d: batch of %u lines done", pc->id, batch_lines(pc->batch));
 	queue_done(pool->q, pc->batch);
 	pc->batch = NULL;
 	pg_set_state(pc, PG_IDLE);
@@ -665,7 +657,8 @@ pg_range_done(struct pg_conn *pc)
 static void
 pg_data_error(struct pg_conn *pc, const char *sqlstate)
 {
-	if (pc->range.lines == pc->batch->lines && pc->batch->npending == 0)
+	if (pc->range.lines == batch_lines(pc->batch) &&
+	    !batch_is_split(pc->batch))
 		log_warnx("pg%d: COPY of %u lines refused (SQLSTATE %s: %s); "
 			  "isolating the rejected rows",
 		    pc->id, pc->range.lines, sqlstate, pc->last_error);
@@ -703,8 +696,8 @@ handle_await_result_read(struct pg_conn *pc)
 	}
 	metrics.lines_committed += pc->range.lines;
 	metrics.copy_batches++;
-	metrics_observe_batch(
-	    pc->range.lines, (double)(now_us() - pc->copy_start_us) / 1e6);
+	metrics_observe_batch(pc->range.lines,
+	    (double)(clock_mono_us() - pc->copy_start_us) / 1e6);
 	log_debug("pg%d: committed %u lines", pc->id, pc->range.lines);
 	pg_range_done(pc);
 }
@@ -714,7 +707,7 @@ static void
 pg_reject_start(struct pg_conn *pc, const char *sqlstate)
 {
 	struct pgpool *pool = pc->pool;
-	const char *row = pc->batch->rows.data + pc->range.off;
+	const char *row = batch_rows(pc->batch) + pc->range.off;
 	char received_at[64], peer[128], state[6], error[256];
 	const char *values[7];
 	int lengths[7] = { 0 }, formats[7] = { 0 };
@@ -766,7 +759,7 @@ handle_reject_io(struct pg_conn *pc, enum pg_event ev)
 		return;
 	}
 	metrics.lines_rejected++;
-	now = queue_now_ms();
+	now = clock_mono_ms();
 	if (now - pool->reject_warned_ms >= WARN_INTERVAL_MS) {
 		log_warnx("pg%d: a row the database refused is in %s_rejected "
 			  "(%llu so far; later ones within 10 s are only "
@@ -793,7 +786,7 @@ static void
 pg_fail(struct pg_conn *pc, const char *what, const char *msg)
 {
 	struct pgpool *pool = pc->pool;
-	int64_t now = queue_now_ms();
+	int64_t now = clock_mono_ms();
 	char text[256];
 	int delay;
 

@@ -5,8 +5,8 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "logsink/clock.h"
 #include "logsink/copyenc.h"
 #include "logsink/log.h"
 #include "logsink/metrics.h"
@@ -56,13 +56,28 @@ struct queue {
 	int64_t spool_warned_ms;
 };
 
-int64_t
-queue_now_ms(void)
+const char *
+batch_rows(const struct batch *b)
 {
-	struct timespec ts;
+	return b->rows.data;
+}
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+size_t
+batch_rows_len(const struct batch *b)
+{
+	return b->rows.len;
+}
+
+uint32_t
+batch_lines(const struct batch *b)
+{
+	return b->lines;
+}
+
+bool
+batch_is_split(const struct batch *b)
+{
+	return b->npending > 0;
 }
 
 struct queue *
@@ -248,7 +263,7 @@ queue_append_acked(struct queue *q, const struct record *rec, size_t *replaced,
 			return -1;
 		}
 		q->open = b;
-		q->open_since_ms = queue_now_ms();
+		q->open_since_ms = clock_mono_ms();
 		first = true;
 	}
 	len = b->rows.len;
@@ -447,7 +462,7 @@ static bool
 spill_batch(struct queue *q, struct batch *b)
 {
 	struct spool_pos pos;
-	int64_t now = queue_now_ms();
+	int64_t now = clock_mono_ms();
 	size_t i;
 	int e;
 

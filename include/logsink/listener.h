@@ -13,6 +13,7 @@
 
 #include <event2/event.h>
 
+#include "logsink/config.h"
 #include "logsink/queue.h"
 #include "logsink/tls.h"
 
@@ -38,18 +39,23 @@ struct listeners *listeners_new(struct event_base *base, struct queue *q,
 void listeners_set_tls(
     struct listeners *ls, struct tls_ctx *ctx, int handshake_timeout_ms);
 /*
- * Binds and listens on a listen value ("HOST:PORT [framing=..]
- * [format=..] [tls=on]", see config.h); -1 with a message in err.
+ * Run-time settings (SIGHUP): connection limits and timeouts apply at
+ * once, to open connections too; max_line_bytes keeps its start-up value.
  */
-int listeners_add(struct listeners *ls, const char *hostport, char *err,
-    size_t errlen) __attribute__((warn_unused_result));
+void listeners_set_settings(
+    struct listeners *ls, const struct listener_settings *set);
+/* Binds and listens on a parsed listen value (config.h); -1 with a
+ * message in err. */
+int listeners_add(struct listeners *ls, const struct listen_spec *spec,
+    char *err, size_t errlen) __attribute__((warn_unused_result));
 /*
- * Adopts an already listening socket (systemd socket activation).  value,
- * if not NULL, is the listen setting whose options (framing=, format=)
+ * Adopts an already listening socket (systemd socket activation).  spec,
+ * if not NULL, is the listen setting whose options (framing=, format=...)
  * apply to it.
  */
-int listeners_add_fd(struct listeners *ls, int fd, const char *value, char *err,
-    size_t errlen) __attribute__((warn_unused_result));
+int listeners_add_fd(struct listeners *ls, int fd,
+    const struct listen_spec *spec, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
 /* The queue has room again: resume reading from clients. */
 void listeners_resume(struct listeners *ls);
 /*

@@ -61,6 +61,13 @@ struct batch {
 	struct spool_pos spool_pos;
 };
 
+/* What a writer reads of a batch: its encoded rows and line count, and
+ * whether poison isolation has split it (poison.h). */
+const char *batch_rows(const struct batch *b);
+size_t batch_rows_len(const struct batch *b);
+uint32_t batch_lines(const struct batch *b);
+bool batch_is_split(const struct batch *b);
+
 /*
  * Acknowledgement handles (listener-owned, opaque here): take is called
  * when a batch starts a run of a sender's lines (the batch now holds a
@@ -142,7 +149,5 @@ int64_t queue_open_since_ms(const struct queue *q);
  * spool's own lines are not counted until read back). */
 size_t queue_bytes(const struct queue *q);
 uint64_t queue_lines(const struct queue *q);
-
-int64_t queue_now_ms(void);
 
 #endif

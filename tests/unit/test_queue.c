@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #include "logsink/buf.h"
+#include "logsink/clock.h"
 #include "logsink/copyenc.h"
 #include "logsink/queue.h"
 #include "logsink/record.h"
@@ -575,9 +576,9 @@ test_open_since(void **state)
 
 	make_queue(x, BIG, 75, 10, BIG);
 	assert_int_equal(queue_open_lines(x->q), 0);
-	before = queue_now_ms();
+	before = clock_mono_ms();
 	push(x, "first");
-	after = queue_now_ms();
+	after = clock_mono_ms();
 	assert_in_range(queue_open_since_ms(x->q), before, after);
 	push(x, "second");
 	assert_in_range(queue_open_since_ms(x->q), before, after);
