@@ -1067,6 +1067,33 @@ pgpool_set_flush_interval(struct pgpool *pool, int ms)
 }
 
 void
+pgpool_set_timeouts(
+    struct pgpool *pool, int db_timeout_ms, int maintenance_timeout_ms)
+{
+	pool->set.db_timeout_ms = db_timeout_ms;
+	pool->set.maintenance_timeout_ms = maintenance_timeout_ms;
+	/* dc.vals points at this text: the next PQconnectStartParams uses
+	 * it, unless the conninfo set its own tcp_user_timeout. */
+	snprintf(pool->dc.user_timeout, sizeof(pool->dc.user_timeout), "%d",
+	    db_timeout_ms);
+}
+
+void
+pgpool_set_reconnect(struct pgpool *pool, int min_ms, int max_ms)
+{
+	int i;
+
+	pool->set.reconnect_min_ms = min_ms;
+	pool->set.reconnect_max_ms = max_ms;
+	for (i = 0; i < pool->set.connections; i++) {
+		if (pool->conns[i].backoff_ms < min_ms)
+			pool->conns[i].backoff_ms = min_ms;
+		if (pool->conns[i].backoff_ms > max_ms)
+			pool->conns[i].backoff_ms = max_ms;
+	}
+}
+
+void
 pgpool_set_partitions(struct pgpool *pool, int days_ahead, int retention_days)
 {
 	pool->set.partitions_ahead = days_ahead;

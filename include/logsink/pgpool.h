@@ -51,6 +51,12 @@ void pgpool_drain(struct pgpool *pool);
 void pgpool_set_partitions(
     struct pgpool *pool, int days_ahead, int retention_days);
 void pgpool_set_flush_interval(struct pgpool *pool, int ms);
+/* db-timeout and maintenance-timeout: for the next command a connection
+ * starts (and tcp_user_timeout of the next connection attempt). */
+void pgpool_set_timeouts(
+    struct pgpool *pool, int db_timeout_ms, int maintenance_timeout_ms);
+/* reconnect-min-ms and reconnect-max-ms: from the next failure on. */
+void pgpool_set_reconnect(struct pgpool *pool, int min_ms, int max_ms);
 
 /* Names of the connection states, for metrics; counts[] per state. */
 const char *const *pgpool_state_names(int *nstates);
