@@ -145,7 +145,7 @@ test_defaults(void **state)
 	assert_int_equal(c->retention_days, 0);
 	assert_int_equal(config_finish(c, x->err, sizeof(x->err)), 0);
 	assert_int_equal(c->nlisten, 1);
-	assert_string_equal(c->listen[0], CONFIG_DEFAULT_LISTEN);
+	assert_string_equal(c->listen[0].text, CONFIG_DEFAULT_LISTEN);
 	assert_string_equal(CONFIG_DEFAULT_LISTEN, "127.0.0.1:5140");
 	/* Twice is harmless: no second default. */
 	assert_int_equal(config_finish(c, x->err, sizeof(x->err)), 0);
@@ -215,7 +215,7 @@ test_set_every_key(void **state)
 	set_ok(x, "partitions-ahead", "7");
 	set_ok(x, "retention-days", "30");
 	assert_int_equal(c->nlisten, 1);
-	assert_string_equal(c->listen[0], "0.0.0.0:514");
+	assert_string_equal(c->listen[0].text, "0.0.0.0:514");
 	assert_string_equal(c->db, "host=/tmp dbname=x");
 	assert_string_equal(c->table, "logs.events");
 	assert_int_equal(c->log_level, LOG_DEBUG);
@@ -439,11 +439,11 @@ test_listen(void **state)
 	set_ok(x, "listen", "localhost:65535");
 	set_ok(x, "listen", "127.0.0.1:6514 framing=octet format=raw");
 	assert_int_equal(c->nlisten, 4);
-	assert_string_equal(c->listen[0], "[::1]:5140");
-	assert_string_equal(c->listen[1], "0.0.0.0:514");
-	assert_string_equal(c->listen[2], "localhost:65535");
+	assert_string_equal(c->listen[0].text, "[::1]:5140");
+	assert_string_equal(c->listen[1].text, "0.0.0.0:514");
+	assert_string_equal(c->listen[2].text, "localhost:65535");
 	assert_string_equal(
-	    c->listen[3], "127.0.0.1:6514 framing=octet format=raw");
+	    c->listen[3].text, "127.0.0.1:6514 framing=octet format=raw");
 	/* config_finish() keeps them; no default added. */
 	assert_int_equal(config_finish(c, x->err, sizeof(x->err)), 0);
 	assert_int_equal(c->nlisten, 4);
@@ -457,7 +457,7 @@ test_listen(void **state)
 	config_clear_listen(c);
 	assert_int_equal(config_finish(c, x->err, sizeof(x->err)), 0);
 	assert_int_equal(c->nlisten, 1);
-	assert_string_equal(c->listen[0], CONFIG_DEFAULT_LISTEN);
+	assert_string_equal(c->listen[0].text, CONFIG_DEFAULT_LISTEN);
 	/* Options. */
 	assert_int_equal(
 	    config_parse_listen("[::1]:5140", &spec, x->err, sizeof(x->err)),
@@ -674,8 +674,8 @@ test_load_file(void **state)
 	    0)
 		fail_msg("%s", x->err);
 	assert_int_equal(c->nlisten, 2);
-	assert_string_equal(c->listen[0], "127.0.0.1:5140");
-	assert_string_equal(c->listen[1], "[::1]:5141 framing=nul");
+	assert_string_equal(c->listen[0].text, "127.0.0.1:5140");
+	assert_string_equal(c->listen[1].text, "[::1]:5141 framing=nul");
 	assert_string_equal(c->db, "host=/tmp dbname=x");
 	assert_string_equal(c->table, "public.logs");
 	assert_int_equal(c->log_level, LOG_WARNING);
@@ -838,7 +838,7 @@ test_dump_reloads(void **state)
 		&x->cfg2, write_file(x, x->mem), x->err, sizeof(x->err)) != 0)
 		fail_msg("reloading the dump: %s", x->err);
 	assert_int_equal(x->cfg2.nlisten, 2);
-	assert_string_equal(x->cfg2.listen[1], "[::1]:5140 framing=octet");
+	assert_string_equal(x->cfg2.listen[1].text, "[::1]:5140 framing=octet");
 	assert_int_equal(x->cfg2.batch_lines, 123);
 	assert_int_equal(x->cfg2.shutdown_timeout_ms, 7000);
 	assert_int_equal(x->cfg2.stats_interval_ms, 90000);
