@@ -897,7 +897,7 @@ config_print_keys(FILE *fp)
 	size_t i;
 
 	for (i = 0; i < NKEYS; i++)
-		fprintf(fp, "  --%-22s %s (default: %s; %s)\n", cf_keys[i].name,
+		fprintf(fp, "  --%-22s %s (default: %s); %s\n", cf_keys[i].name,
 		    cf_keys[i].help,
 		    cf_keys[i].def != NULL ? cf_keys[i].def : "unset",
 		    reload_word(cf_keys[i].reload));

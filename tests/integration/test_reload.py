@@ -37,8 +37,8 @@ from test_tls import (CertFactory, OTHER_SUBJECT, metric, metrics_text,
                       wait_closed)  # noqa: F401 (tls_files is a fixture)
 
 TIMEOUT = harness.DEFAULT_TIMEOUT
-HELP_LINE = re.compile(r"^\s+--([a-z][a-z0-9-]*)\s.*; "
-                       r"(SIGHUP applies it|needs a restart)\)$", re.M)
+HELP_LINE = re.compile(r"^\s+--([a-z][a-z0-9-]*)\s.*\); "
+                       r"(SIGHUP applies it|needs a restart)$", re.M)
 KEY_LINE = re.compile(
     r"SIGHUP: ([a-z][a-z0-9-]*) (.*) -> (.*?)(?P<how> \(applied\)|: needs a "
     r"restart, running value kept|: not applied \((?P<why>[^)]*)\), running "
