@@ -620,6 +620,10 @@ reload_note(const struct config *old, const struct config *n, size_t key,
  * why).  Every key whose value changed is logged as applied or as needing
  * a restart; the running config takes the applied values only, so it
  * keeps describing what runs (a restart key is reported again next time).
+ * The mix stays valid: config_finish()'s cross-key checks tie keys of one
+ * class (reconnect-min/max, tls-verify-client/tls-ca, db/db-file,
+ * ack=spooled/spool-dir, max-line-bytes/queue-bytes), but for tls-cert
+ * and tls-key against tls=on listeners, which reload_tls() keeps.
  */
 static void
 reload(struct daemon *d)
