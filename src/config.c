@@ -1,6 +1,7 @@
 /*
  * config: settings table, value parsing and the config file reader.
  */
+#include <assert.h>
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
@@ -22,6 +23,7 @@
 enum cf_type {
 	CF_LISTEN,   /* repeatable HOST:PORT */
 	CF_STRING,   /* free text */
+	CF_CONNINFO, /* free text never shown: it may hold a password */
 	CF_HOSTPORT, /* one HOST:PORT */
 	CF_TABLE,    /* [schema.]table identifier */
 	CF_LEVEL,    /* log level name */
@@ -33,12 +35,17 @@ enum cf_type {
 	CF_TLSVER,   /* 1.2 or 1.3 */
 };
 
+/*
+ * One setting.  reload says what SIGHUP does with a new value: the part of
+ * the daemon that applies it at run time, or CONFIG_RESTART.
+ */
 struct cf_key {
 	const char *name;
 	enum cf_type type;
 	size_t offset;
 	const char *def;
 	long long min, max;
+	enum config_reload reload;
 	const char *help;
 };
 
@@ -46,114 +53,168 @@ struct cf_key {
 
 static const struct cf_key cf_keys[] = {
 	{ "listen", CF_LISTEN, OFF(listen), CONFIG_DEFAULT_LISTEN, 0, 0,
-	    "address to accept TCP clients on (repeatable)" },
-	{ "db", CF_STRING, OFF(db), NULL, 0, 0,
+	    CONFIG_RESTART, "address to accept TCP clients on (repeatable)" },
+	{ "db", CF_CONNINFO, OFF(db), NULL, 0, 0, CONFIG_RESTART,
 	    "libpq conninfo or postgresql:// URI; unset: the PG* environment" },
-	{ "db-file", CF_STRING, OFF(db_file), NULL, 0, 0,
+	{ "db-file", CF_STRING, OFF(db_file), NULL, 0, 0, CONFIG_RESTART,
 	    "read the db setting from this file (keeps a password out of "
 	    "the config and the process list)" },
-	{ "table", CF_TABLE, OFF(table), "public.logs", 0, 0,
+	{ "table", CF_TABLE, OFF(table), "public.logs", 0, 0, CONFIG_RESTART,
 	    "table the lines are written to" },
-	{ "log-level", CF_LEVEL, OFF(log_level), "info", 0, 0,
+	{ "log-level", CF_LEVEL, OFF(log_level), "info", 0, 0, CONFIG_APPLY_LOG,
 	    "debug, info, notice, warning or error" },
 	{ "max-line-bytes", CF_SIZE, OFF(max_line_bytes), "64KiB", 16,
-	    1LL << 30, "longer lines are truncated (counted, logged)" },
+	    1LL << 30, CONFIG_RESTART,
+	    "longer lines are truncated (counted, logged)" },
 	/* Confirmed: throughput is PostgreSQL's; 16 MiB is as fast, 256 MiB
 	 * no faster (more RSS and CPU).  The size sets how long an outage or
 	 * a burst is absorbed (docs/performance.md, "Queue"). */
 	{ "queue-bytes", CF_SIZE, OFF(queue_bytes), "64MiB", 64 * 1024,
-	    1LL << 40,
+	    1LL << 40, CONFIG_RESTART,
 	    "memory for lines not yet committed; full = stop reading" },
 	{ "queue-resume-percent", CF_INT, OFF(queue_resume_percent), "75", 1,
-	    99, "reading resumes when the queue drops below this fill level" },
+	    99, CONFIG_RESTART,
+	    "reading resumes when the queue drops below this fill level" },
 	/* Confirmed: 1 leaves a core idle, 3 or 4 add PostgreSQL CPU per row
 	 * without more throughput on 2 cores (docs/performance.md). */
 	{ "db-connections", CF_INT, OFF(db_connections), "2", 1, 64,
-	    "PostgreSQL connections writing in parallel" },
+	    CONFIG_RESTART, "PostgreSQL connections writing in parallel" },
 	/* Confirmed: 20000 saves ~8 % of PostgreSQL's CPU per row but doubles
 	 * the p99 ack latency at half the maximum rate; 1000 costs ~5 % more
 	 * (docs/performance.md, "Batch size and flush interval"). */
 	{ "batch-lines", CF_INT, OFF(batch_lines), "5000", 1, 10000000,
-	    "most lines in one COPY" },
+	    CONFIG_APPLY_QUEUE, "most lines in one COPY" },
 	/* Confirmed: only long lines reach it before batch-lines. */
 	{ "batch-bytes", CF_SIZE, OFF(batch_bytes), "16MiB", 4096, 1LL << 32,
+	    CONFIG_APPLY_QUEUE,
 	    "a batch is closed once its encoded rows reach this size" },
 	/* Confirmed: bounds the latency of slow senders; under load batches
 	 * fill first (docs/performance.md). */
 	{ "flush-interval-ms", CF_MS, OFF(flush_interval_ms), "100", 1, 60000,
+	    CONFIG_APPLY_POOL,
 	    "longest a line waits before its batch is sent" },
 	{ "shutdown-timeout", CF_SECONDS, OFF(shutdown_timeout_ms), "30s", 0,
-	    3600000, "time allowed to flush the queue on SIGTERM" },
+	    3600000, CONFIG_APPLY_READ,
+	    "time allowed to flush the queue on SIGTERM" },
 	{ "reconnect-min-ms", CF_MS, OFF(reconnect_min_ms), "100", 1, 3600000,
-	    "first reconnect delay after a database error" },
+	    CONFIG_APPLY_POOL, "first reconnect delay after a database error" },
 	{ "reconnect-max-ms", CF_MS, OFF(reconnect_max_ms), "30000", 1, 3600000,
-	    "reconnect delays double up to this" },
+	    CONFIG_APPLY_POOL, "reconnect delays double up to this" },
 	{ "stats-interval", CF_SECONDS, OFF(stats_interval_ms), "60s", 0,
-	    86400000, "period of the \"stats:\" log line (0: never)" },
+	    86400000, CONFIG_APPLY_STATS,
+	    "period of the \"stats:\" log line (0: never)" },
 	{ "db-timeout", CF_SECONDS, OFF(db_timeout_ms), "30s", 1000, 3600000,
+	    CONFIG_APPLY_POOL,
 	    "a database command without progress this long is given "
 	    "up: reconnect, retry the batch" },
 	{ "maintenance-timeout", CF_SECONDS, OFF(maintenance_timeout_ms), "1h",
-	    1000, 86400000,
+	    1000, 86400000, CONFIG_APPLY_POOL,
 	    "partition upkeep (creating, indexing, dropping partitions) may "
 	    "take this long" },
 	{ "metrics-listen", CF_HOSTPORT, OFF(metrics_listen), NULL, 0, 0,
+	    CONFIG_RESTART,
 	    "HOST:PORT serving /metrics and /healthz over HTTP; unset: off" },
 	{ "partitions-ahead", CF_INT, OFF(partitions_ahead), "3", 0, 365,
+	    CONFIG_APPLY_PARTITIONS,
 	    "daily partitions created ahead of today" },
 	{ "retention-days", CF_INT, OFF(retention_days), "0", 0, 1000000,
+	    CONFIG_APPLY_PARTITIONS,
 	    "partitions older than this many days are dropped (0: keep all)" },
 	{ "max-connections", CF_INT, OFF(max_connections), "10000", 1, 1000000,
+	    CONFIG_APPLY_LISTENERS,
 	    "client connections open at once; more are refused" },
 	{ "max-connections-per-ip", CF_INT, OFF(max_connections_per_ip), "1000",
-	    0, 1000000, "connections from one address at once (0: no limit)" },
+	    0, 1000000, CONFIG_APPLY_LISTENERS,
+	    "connections from one address at once (0: no limit)" },
 	{ "idle-timeout", CF_SECONDS, OFF(idle_timeout_ms), "1h", 0, 2000000000,
+	    CONFIG_APPLY_LISTENERS,
 	    "close a connection that sent nothing this long (0: "
 	    "never)" },
 	{ "partial-line-timeout", CF_SECONDS, OFF(partial_line_timeout_ms),
-	    "60s", 0, 2000000000,
+	    "60s", 0, 2000000000, CONFIG_APPLY_LISTENERS,
 	    "close a connection whose unfinished line waited this long; the "
 	    "part received is stored (0: never)" },
-	{ "user", CF_STRING, OFF(user), NULL, 0, 0,
+	{ "user", CF_STRING, OFF(user), NULL, 0, 0, CONFIG_RESTART,
 	    "when started as root, switch to this user after binding" },
-	{ "spool-dir", CF_STRING, OFF(spool_dir), NULL, 0, 0,
+	{ "spool-dir", CF_STRING, OFF(spool_dir), NULL, 0, 0, CONFIG_RESTART,
 	    "directory for lines the database cannot take yet (memory full, "
 	    "shutdown); unset: no disk spool" },
 	{ "spool-max-bytes", CF_SIZE, OFF(spool_max_bytes), "1GiB", 1024 * 1024,
-	    1LL << 50,
+	    1LL << 50, CONFIG_RESTART,
 	    "disk the spool may use; when it and the queue are full, "
 	    "reading stops" },
 	{ "spool-segment-bytes", CF_SIZE, OFF(spool_segment_bytes), "16MiB",
-	    64 * 1024, 1LL << 32,
+	    64 * 1024, 1LL << 32, CONFIG_RESTART,
 	    "spool file size; a file is deleted once all its lines are "
 	    "stored" },
 	{ "spool-sync-interval-ms", CF_MS, OFF(spool_sync_interval_ms), "100",
-	    1, 60000,
+	    1, 60000, CONFIG_RESTART,
 	    "the spool is fdatasync()ed this often; ack=spooled acks wait "
 	    "for it" },
-	{ "tls-cert", CF_STRING, OFF(tls_cert), NULL, 0, 0,
+	{ "tls-cert", CF_STRING, OFF(tls_cert), NULL, 0, 0, CONFIG_APPLY_TLS,
 	    "PEM certificate (then its chain) of tls=on listeners; re-read "
 	    "on SIGHUP" },
-	{ "tls-key", CF_STRING, OFF(tls_key), NULL, 0, 0,
+	{ "tls-key", CF_STRING, OFF(tls_key), NULL, 0, 0, CONFIG_APPLY_TLS,
 	    "PEM private key of tls-cert (not encrypted); re-read on SIGHUP" },
-	{ "tls-ca", CF_STRING, OFF(tls_ca), NULL, 0, 0,
+	{ "tls-ca", CF_STRING, OFF(tls_ca), NULL, 0, 0, CONFIG_APPLY_TLS,
 	    "PEM CA certificates client certificates must chain to" },
 	{ "tls-verify-client", CF_VERIFY, OFF(tls_verify_client), "none", 0, 0,
+	    CONFIG_APPLY_TLS,
 	    "client certificates: none (not asked), optional (one sent must "
 	    "verify), require" },
 	{ "tls-min-version", CF_TLSVER, OFF(tls_min_version), "1.2", 0, 0,
-	    "oldest TLS version accepted: 1.2 or 1.3" },
+	    CONFIG_APPLY_TLS, "oldest TLS version accepted: 1.2 or 1.3" },
 	{ "tls-handshake-timeout", CF_SECONDS, OFF(tls_handshake_timeout_ms),
-	    "10s", 0, 2000000000,
+	    "10s", 0, 2000000000, CONFIG_APPLY_TLS,
 	    "close a TLS connection whose handshake has not finished after "
 	    "this long (0: idle-timeout applies)" },
 	{ "tls-max-handshakes", CF_INT, OFF(tls_max_handshakes), "1000", 1,
-	    1000000,
+	    1000000, CONFIG_APPLY_LISTENERS,
 	    "TLS connections still in their handshake at once (each holds "
 	    "about 48 KiB); more are refused" },
 };
 
 #define NKEYS (sizeof(cf_keys) / sizeof(cf_keys[0]))
+_Static_assert(NKEYS <= CONFIG_MAX_KEYS, "raise CONFIG_MAX_KEYS");
+
+/* How a type's value is stored in struct config. */
+enum cf_store {
+	ST_INT,    /* int */
+	ST_SIZE,   /* size_t */
+	ST_STR,    /* char *, NULL: unset */
+	ST_LISTEN, /* listen[nlisten] */
+};
+
+static enum cf_store
+cf_store(enum cf_type t)
+{
+	switch (t) {
+	case CF_LISTEN:
+		return ST_LISTEN;
+	case CF_STRING:
+	case CF_CONNINFO:
+	case CF_HOSTPORT:
+	case CF_TABLE:
+		return ST_STR;
+	case CF_SIZE:
+		return ST_SIZE;
+	default:
+		return ST_INT;
+	}
+}
+
+/* k's field in cfg (void *: the caller names the stored type). */
+static void *
+cf_field(struct config *cfg, const struct cf_key *k)
+{
+	return (char *)cfg + k->offset;
+}
+
+static const void *
+cf_cfield(const struct config *cfg, const struct cf_key *k)
+{
+	return (const char *)cfg + k->offset;
+}
 
 static int cf_error(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -279,7 +340,7 @@ set_number(struct config *cfg, const struct cf_key *k, const char *value,
     char *err, size_t errlen)
 {
 	const struct unit *units = int_units;
-	char *p = (char *)cfg + k->offset;
+	void *p = cf_field(cfg, k);
 	long long v;
 
 	if (k->type == CF_SIZE)
@@ -298,10 +359,10 @@ set_number(struct config *cfg, const struct cf_key *k, const char *value,
 		    k->type == CF_SIZE      ? " bytes"
 			: k->type == CF_INT ? ""
 					    : " ms");
-	if (k->type == CF_SIZE)
-		*(size_t *)(void *)p = (size_t)v;
+	if (cf_store(k->type) == ST_SIZE)
+		*(size_t *)p = (size_t)v;
 	else
-		*(int *)(void *)p = (int)v;
+		*(int *)p = (int)v;
 	return 0;
 }
 
@@ -484,22 +545,22 @@ config_parse_listen(
 	return 0;
 }
 
+/* Appends a listen value, parsed once here, with its text. */
 static int
 add_listen(struct config *cfg, const char *value, char *err, size_t errlen)
 {
-	struct listen_spec spec;
-	char **l, *copy;
+	struct listen_spec *l;
 
-	if (config_parse_listen(value, &spec, err, errlen) == -1)
-		return -1;
 	l = reallocarray(cfg->listen, cfg->nlisten + 1, sizeof(*l));
-	if (l == NULL || (copy = strdup(value)) == NULL) {
-		if (l != NULL)
-			cfg->listen = l;
+	if (l == NULL)
 		return cf_error(err, errlen, "out of memory");
-	}
 	cfg->listen = l;
-	cfg->listen[cfg->nlisten++] = copy;
+	l += cfg->nlisten;
+	if (config_parse_listen(value, l, err, errlen) == -1)
+		return -1;
+	if ((l->text = strdup(value)) == NULL)
+		return cf_error(err, errlen, "out of memory");
+	cfg->nlisten++;
 	return 0;
 }
 
@@ -535,7 +596,8 @@ config_set(struct config *cfg, const char *key, const char *value, char *err,
 	case CF_LISTEN:
 		return add_listen(cfg, value, err, errlen);
 	case CF_STRING:
-		sp = (char **)(void *)((char *)cfg + k->offset);
+	case CF_CONNINFO:
+		sp = cf_field(cfg, k);
 		free(*sp);
 		if ((*sp = strdup(value)) == NULL)
 			return cf_error(err, errlen, "out of memory");
@@ -546,7 +608,7 @@ config_set(struct config *cfg, const char *key, const char *value, char *err,
 			return cf_error(err, errlen,
 			    "%s: '%s' is not HOST:PORT or [IPV6]:PORT", key,
 			    value);
-		sp = (char **)(void *)((char *)cfg + k->offset);
+		sp = cf_field(cfg, k);
 		free(*sp);
 		if ((*sp = strdup(value)) == NULL)
 			return cf_error(err, errlen, "out of memory");
@@ -599,7 +661,7 @@ config_clear_listen(struct config *cfg)
 	size_t i;
 
 	for (i = 0; i < cfg->nlisten; i++)
-		free(cfg->listen[i]);
+		free(cfg->listen[i].text);
 	free(cfg->listen);
 	cfg->listen = NULL;
 	cfg->nlisten = 0;
@@ -608,16 +670,17 @@ config_clear_listen(struct config *cfg)
 void
 config_free(struct config *cfg)
 {
-	config_clear_listen(cfg);
-	free(cfg->db);
-	free(cfg->db_file);
-	free(cfg->table);
-	free(cfg->metrics_listen);
-	free(cfg->user);
-	free(cfg->spool_dir);
-	free(cfg->tls_cert);
-	free(cfg->tls_key);
-	free(cfg->tls_ca);
+	char **sp;
+	size_t i;
+
+	for (i = 0; i < NKEYS; i++) {
+		if (cf_store(cf_keys[i].type) == ST_LISTEN) {
+			config_clear_listen(cfg);
+		} else if (cf_store(cf_keys[i].type) == ST_STR) {
+			sp = cf_field(cfg, &cf_keys[i]);
+			free(*sp);
+		}
+	}
 	memset(cfg, 0, sizeof(*cfg));
 }
 
@@ -657,14 +720,10 @@ load_db_file(struct config *cfg, char *err, size_t errlen)
 static bool
 any_listen(const struct config *cfg, bool (*has)(const struct listen_spec *))
 {
-	struct listen_spec spec;
-	char err[256];
 	size_t i;
 
 	for (i = 0; i < cfg->nlisten; i++)
-		if (config_parse_listen(
-			cfg->listen[i], &spec, err, sizeof(err)) == 0 &&
-		    has(&spec))
+		if (has(&cfg->listen[i]))
 			return true;
 	return false;
 }
@@ -825,75 +884,242 @@ config_load_file(struct config *cfg, const char *path, char *err, size_t errlen)
 	return rc;
 }
 
+/* What --help and the docs say SIGHUP does with a key. */
+static const char *
+reload_word(enum config_reload r)
+{
+	return r == CONFIG_RESTART ? "needs a restart" : "SIGHUP applies it";
+}
+
 void
 config_print_keys(FILE *fp)
 {
 	size_t i;
 
 	for (i = 0; i < NKEYS; i++)
-		fprintf(fp, "  --%-22s %s (default: %s)\n", cf_keys[i].name,
+		fprintf(fp, "  --%-22s %s (default: %s); %s\n", cf_keys[i].name,
 		    cf_keys[i].help,
-		    cf_keys[i].def != NULL ? cf_keys[i].def : "unset");
+		    cf_keys[i].def != NULL ? cf_keys[i].def : "unset",
+		    reload_word(cf_keys[i].reload));
 }
 
-/* Prints KEY = VALUE, or a comment for an unset key. */
-static void
-dump_opt(FILE *fp, const char *key, const char *value)
+/* Whether k has a value in cfg (strings and listen may be unset). */
+static bool
+cf_is_set(const struct config *cfg, const struct cf_key *k)
 {
-	if (value != NULL)
-		fprintf(fp, "%s = %s\n", key, value);
-	else
-		fprintf(fp, "# %s = (unset)\n", key);
+	const char *const *sp;
+
+	switch (cf_store(k->type)) {
+	case ST_LISTEN:
+		return cfg->nlisten > 0;
+	case ST_STR:
+		sp = cf_cfield(cfg, k);
+		return *sp != NULL;
+	default:
+		return true;
+	}
+}
+
+/*
+ * k's value in cfg as config file text: what config_set() takes back
+ * ("" when unset).  Listen: the entries in double quotes, ", " between
+ * them (config_dump() prints one line per entry instead).
+ */
+static void
+cf_format(
+    const struct config *cfg, const struct cf_key *k, char *buf, size_t len)
+{
+	const void *p = cf_cfield(cfg, k);
+	const char *const *sp = p;
+	const int *ip = p;
+	const size_t *zp = p;
+	size_t i, n;
+
+	buf[0] = '\0';
+	switch (k->type) {
+	case CF_LISTEN:
+		for (i = n = 0; i < cfg->nlisten && n < len; i++)
+			n += (size_t)snprintf(buf + n, len - n, "%s\"%s\"",
+			    i > 0 ? ", " : "", cfg->listen[i].text);
+		break;
+	case CF_STRING:
+	case CF_CONNINFO:
+	case CF_HOSTPORT:
+	case CF_TABLE:
+		snprintf(buf, len, "%s", *sp != NULL ? *sp : "");
+		break;
+	case CF_SIZE:
+		snprintf(buf, len, "%zu", *zp);
+		break;
+	case CF_SECONDS: /* a bare number would mean seconds */
+		snprintf(buf, len, "%dms", *ip);
+		break;
+	case CF_MS: /* the key's name says ms */
+	case CF_INT:
+		snprintf(buf, len, "%d", *ip);
+		break;
+	case CF_LEVEL:
+		snprintf(buf, len, "%s", log_level_name(*ip));
+		break;
+	case CF_VERIFY:
+		snprintf(
+		    buf, len, "%s", tls_verify_name((enum tls_verify) * ip));
+		break;
+	case CF_TLSVER:
+		snprintf(buf, len, "1.%d", *ip % 10);
+		break;
+	}
+}
+
+/* Whether the config reader would change v: then it is dumped quoted. */
+static bool
+needs_quotes(const char *v)
+{
+	size_t n = strlen(v);
+
+	return n == 0 || isspace((unsigned char)v[0]) ||
+	    isspace((unsigned char)v[n - 1]) || v[0] == '"' ||
+	    strstr(v, " #") != NULL || strstr(v, "\t#") != NULL;
 }
 
 void
 config_dump(const struct config *cfg, FILE *fp)
 {
+	const struct cf_key *k;
+	char value[4096];
+	size_t i, j;
+
+	for (i = 0; i < NKEYS; i++) {
+		k = &cf_keys[i];
+		if (k->type == CF_LISTEN) {
+			for (j = 0; j < cfg->nlisten; j++)
+				fprintf(fp, "%s = %s\n", k->name,
+				    cfg->listen[j].text);
+			continue;
+		}
+		if (!cf_is_set(cfg, k)) {
+			fprintf(fp, "# %s = (unset)\n", k->name);
+			continue;
+		}
+		if (k->type == CF_CONNINFO) {
+			fprintf(fp,
+			    "# %s = (set, not shown: it may hold a "
+			    "password)\n",
+			    k->name);
+			continue;
+		}
+		cf_format(cfg, k, value, sizeof(value));
+		fprintf(fp, needs_quotes(value) ? "%s = \"%s\"\n" : "%s = %s\n",
+		    k->name, value);
+	}
+}
+
+size_t
+config_nkeys(void)
+{
+	return NKEYS;
+}
+
+const char *
+config_key_name(size_t key)
+{
+	assert(key < NKEYS);
+	return cf_keys[key].name;
+}
+
+enum config_reload
+config_key_reload(size_t key)
+{
+	assert(key < NKEYS);
+	return cf_keys[key].reload;
+}
+
+void
+config_key_value(const struct config *cfg, size_t key, char *buf, size_t len)
+{
+	const struct cf_key *k;
+
+	assert(key < NKEYS);
+	k = &cf_keys[key];
+	if (!cf_is_set(cfg, k))
+		snprintf(buf, len, "unset");
+	else if (k->type == CF_CONNINFO)
+		snprintf(buf, len, "(set, not shown)");
+	else
+		cf_format(cfg, k, buf, len);
+}
+
+/* Whether k has the same value in a and b (listen: the same texts). */
+static bool
+cf_equal(const struct config *a, const struct config *b, const struct cf_key *k)
+{
+	const void *pa = cf_cfield(a, k), *pb = cf_cfield(b, k);
+	const char *const *sa = pa, *const *sb = pb;
 	size_t i;
 
-	for (i = 0; i < cfg->nlisten; i++)
-		fprintf(fp, "listen = %s\n", cfg->listen[i]);
-	if (cfg->db_file != NULL)
-		fprintf(fp, "db-file = %s\n", cfg->db_file);
-	else if (cfg->db != NULL)
-		fprintf(
-		    fp, "# db = (set, not shown: it may hold a password)\n");
-	else
-		dump_opt(fp, "db", NULL);
-	fprintf(fp, "table = %s\nlog-level = %s\n", cfg->table,
-	    log_level_name(cfg->log_level));
-	fprintf(fp, "max-line-bytes = %zu\nqueue-bytes = %zu\n",
-	    cfg->max_line_bytes, cfg->queue_bytes);
-	fprintf(fp, "queue-resume-percent = %d\ndb-connections = %d\n",
-	    cfg->queue_resume_percent, cfg->db_connections);
-	fprintf(fp, "batch-lines = %d\nbatch-bytes = %zu\n", cfg->batch_lines,
-	    cfg->batch_bytes);
-	fprintf(fp, "flush-interval-ms = %d\nshutdown-timeout = %dms\n",
-	    cfg->flush_interval_ms, cfg->shutdown_timeout_ms);
-	fprintf(fp, "reconnect-min-ms = %d\nreconnect-max-ms = %d\n",
-	    cfg->reconnect_min_ms, cfg->reconnect_max_ms);
-	fprintf(fp, "stats-interval = %dms\n", cfg->stats_interval_ms);
-	fprintf(fp, "db-timeout = %dms\nmaintenance-timeout = %dms\n",
-	    cfg->db_timeout_ms, cfg->maintenance_timeout_ms);
-	dump_opt(fp, "metrics-listen", cfg->metrics_listen);
-	fprintf(fp, "partitions-ahead = %d\nretention-days = %d\n",
-	    cfg->partitions_ahead, cfg->retention_days);
-	fprintf(fp, "max-connections = %d\nmax-connections-per-ip = %d\n",
-	    cfg->max_connections, cfg->max_connections_per_ip);
-	fprintf(fp, "idle-timeout = %dms\npartial-line-timeout = %dms\n",
-	    cfg->idle_timeout_ms, cfg->partial_line_timeout_ms);
-	dump_opt(fp, "user", cfg->user);
-	dump_opt(fp, "spool-dir", cfg->spool_dir);
-	fprintf(fp, "spool-max-bytes = %zu\nspool-segment-bytes = %zu\n",
-	    cfg->spool_max_bytes, cfg->spool_segment_bytes);
-	fprintf(
-	    fp, "spool-sync-interval-ms = %d\n", cfg->spool_sync_interval_ms);
-	dump_opt(fp, "tls-cert", cfg->tls_cert);
-	dump_opt(fp, "tls-key", cfg->tls_key);
-	dump_opt(fp, "tls-ca", cfg->tls_ca);
-	fprintf(fp, "tls-verify-client = %s\ntls-min-version = 1.%d\n",
-	    tls_verify_name((enum tls_verify)cfg->tls_verify_client),
-	    cfg->tls_min_version % 10);
-	fprintf(fp, "tls-handshake-timeout = %dms\ntls-max-handshakes = %d\n",
-	    cfg->tls_handshake_timeout_ms, cfg->tls_max_handshakes);
+	switch (cf_store(k->type)) {
+	case ST_LISTEN:
+		if (a->nlisten != b->nlisten)
+			return false;
+		for (i = 0; i < a->nlisten; i++)
+			if (strcmp(a->listen[i].text, b->listen[i].text) != 0)
+				return false;
+		return true;
+	case ST_STR:
+		if (*sa == NULL || *sb == NULL)
+			return *sa == *sb;
+		return strcmp(*sa, *sb) == 0;
+	case ST_SIZE:
+		return *(const size_t *)pa == *(const size_t *)pb;
+	default:
+		return *(const int *)pa == *(const int *)pb;
+	}
+}
+
+size_t
+config_diff(
+    const struct config *a, const struct config *b, size_t *keys, size_t max)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < NKEYS && n < max; i++)
+		if (!cf_equal(a, b, &cf_keys[i]))
+			keys[n++] = i;
+	return n;
+}
+
+/* Exchanges n bytes at x and y. */
+static void
+swap_bytes(void *x, void *y, size_t n)
+{
+	unsigned char t[sizeof(size_t)], *p = x, *q = y;
+
+	assert(n <= sizeof(t));
+	memcpy(t, p, n);
+	memcpy(p, q, n);
+	memcpy(q, t, n);
+}
+
+void
+config_key_swap(struct config *a, struct config *b, size_t key)
+{
+	const struct cf_key *k;
+
+	assert(key < NKEYS);
+	k = &cf_keys[key];
+	switch (cf_store(k->type)) {
+	case ST_LISTEN:
+		swap_bytes(&a->listen, &b->listen, sizeof(a->listen));
+		swap_bytes(&a->nlisten, &b->nlisten, sizeof(a->nlisten));
+		break;
+	case ST_STR:
+		swap_bytes(cf_field(a, k), cf_field(b, k), sizeof(char *));
+		break;
+	case ST_SIZE:
+		swap_bytes(cf_field(a, k), cf_field(b, k), sizeof(size_t));
+		break;
+	default:
+		swap_bytes(cf_field(a, k), cf_field(b, k), sizeof(int));
+		break;
+	}
 }

@@ -92,8 +92,9 @@ usage(FILE *fp)
 	    "connection)\n"
 	    "  format=auto|raw            parse syslog/JSON, or store the raw "
 	    "line\n"
-	    "  ack=none|commit            write \"ok N\" once N lines are "
+	    "  ack=none|commit|spooled    write \"ok N\" once N lines are "
 	    "stored\n"
+	    "                             (spooled: or safe in spool-dir)\n"
 	    "  allow=CIDR,...             only these peers may connect\n"
 	    "  tls=off|on                 TLS (RFC 5425) with tls-cert, "
 	    "tls-key,\n"
@@ -471,91 +472,167 @@ deadline_cb(evutil_socket_t fd, short what, void *arg)
 	event_base_loopexit(d->base, NULL); /* exit 0: the stop was asked for */
 }
 
-/* Settings that only a restart can change, for the reload log line. */
+/* Re-arms the stats: timer for stats-interval (0: no stats: line). */
 static void
-reload_warn(const struct config *old, const struct config *new)
+stats_arm(struct daemon *d)
 {
-	size_t i;
-	bool same = old->nlisten == new->nlisten;
+	int ms = d->cfg.stats_interval_ms;
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
 
-	for (i = 0; same && i < old->nlisten; i++)
-		same = strcmp(old->listen[i], new->listen[i]) == 0;
-	if (!same)
-		log_warnx("SIGHUP: listen changed; restart to apply");
-	if ((old->db == NULL) != (new->db == NULL) ||
-	    (old->db != NULL && strcmp(old->db, new->db) != 0))
-		log_warnx("SIGHUP: db changed; restart to apply");
-	if (strcmp(old->table, new->table) != 0)
-		log_warnx("SIGHUP: table changed; restart to apply");
-	if ((old->metrics_listen == NULL) != (new->metrics_listen == NULL) ||
-	    (old->metrics_listen != NULL &&
-		strcmp(old->metrics_listen, new->metrics_listen) != 0))
-		log_warnx("SIGHUP: metrics-listen changed; restart to apply");
-	if ((old->spool_dir == NULL) != (new->spool_dir == NULL) ||
-	    (old->spool_dir != NULL &&
-		strcmp(old->spool_dir, new->spool_dir) != 0) ||
-	    old->spool_max_bytes != new->spool_max_bytes ||
-	    old->spool_segment_bytes != new->spool_segment_bytes ||
-	    old->spool_sync_interval_ms != new->spool_sync_interval_ms)
-		log_warnx("SIGHUP: spool-* settings apply only after a "
-			  "restart");
-	if (old->max_line_bytes != new->max_line_bytes ||
-	    old->queue_bytes != new->queue_bytes ||
-	    old->queue_resume_percent != new->queue_resume_percent ||
-	    old->db_connections != new->db_connections ||
-	    old->reconnect_min_ms != new->reconnect_min_ms ||
-	    old->reconnect_max_ms != new->reconnect_max_ms)
-		log_warnx("SIGHUP: max-line-bytes, queue-bytes, "
-			  "queue-resume-percent, db-connections and "
-			  "reconnect-* apply only after a restart");
+	event_del(d->ev_stats);
+	if (ms > 0 && event_add(d->ev_stats, &tv) == -1)
+		log_warnx("event_add: the stats timer: no stats: lines");
+}
+
+/* The listener part of cfg (start-up and SIGHUP). */
+static void
+listener_settings_of(const struct config *cfg, struct listener_settings *set)
+{
+	memset(set, 0, sizeof(*set));
+	set->max_line_bytes = cfg->max_line_bytes;
+	set->max_connections = cfg->max_connections;
+	set->max_per_ip = cfg->max_connections_per_ip;
+	set->idle_timeout_ms = cfg->idle_timeout_ms;
+	set->partial_line_timeout_ms = cfg->partial_line_timeout_ms;
+	set->max_tls_handshakes = cfg->tls_max_handshakes;
 }
 
 /*
- * SIGHUP with a tls=on listener: a new context from the files, for new
- * connections (open ones keep theirs).  If the files do not load, the
- * running context and its settings stay.
+ * SIGHUP with a tls=on listener: a new context from n's files, for new
+ * connections (open ones keep theirs).  The files are read again even if
+ * their names did not change (a renewed certificate).  NULL when the new
+ * context replaced the running one; else why not: then the running
+ * context and tls-* settings stay.
  */
-static void
-reload_tls(struct daemon *d, struct config *n)
+static const char *
+reload_tls(struct daemon *d, const struct config *n)
 {
 	struct tls_ctx *ctx;
-	char err[1024], *t;
+	char err[1024];
 
 	if (!d->tls)
-		return;
+		return NULL;
 	if (n->tls_cert == NULL) {
 		/* No tls=on listener left in the file: that is a listen
-		 * change, which waits for a restart (reload_warn says so). */
+		 * change, which waits for a restart. */
 		log_warnx("SIGHUP: tls-cert and tls-key are no longer set; the "
 			  "TLS listeners keep the running certificate until a "
 			  "restart");
-		return;
+		return "tls-cert and tls-key are no longer set";
 	}
 	if ((ctx = load_tls(n, err, sizeof(err))) == NULL) {
 		log_errx("SIGHUP: TLS files not reloaded, new connections keep "
 			 "the previous certificate: %s",
 		    err);
-		return;
+		return "the TLS files did not load";
 	}
 	listeners_set_tls(d->ls, ctx, n->tls_handshake_timeout_ms);
-	/* The running config takes n's file names (n frees the old ones). */
-	t = d->cfg.tls_cert, d->cfg.tls_cert = n->tls_cert, n->tls_cert = t;
-	t = d->cfg.tls_key, d->cfg.tls_key = n->tls_key, n->tls_key = t;
-	t = d->cfg.tls_ca, d->cfg.tls_ca = n->tls_ca, n->tls_ca = t;
-	d->cfg.tls_verify_client = n->tls_verify_client;
-	d->cfg.tls_min_version = n->tls_min_version;
-	d->cfg.tls_handshake_timeout_ms = n->tls_handshake_timeout_ms;
 	log_notice("SIGHUP: TLS files reloaded: %s", tls_ctx_describe(ctx));
+	return NULL;
 }
 
 /*
- * SIGHUP: re-read the file and the command line into a fresh config and
- * apply what can change at run time; a bad file keeps the old settings.
+ * Hands the running config's values to the parts named in groups (an OR
+ * of enum config_reload): the keys of those groups changed.
+ * CONFIG_APPLY_READ keys are read from d->cfg when used; TLS was applied
+ * by reload_tls().
+ */
+static void
+reload_apply(struct daemon *d, unsigned groups)
+{
+	const struct config *c = &d->cfg;
+	struct listener_settings lset;
+
+	if (groups & CONFIG_APPLY_LOG)
+		log_level = c->log_level;
+	if (groups & CONFIG_APPLY_QUEUE)
+		queue_set_batch_limits(
+		    d->q, (uint32_t)c->batch_lines, c->batch_bytes);
+	if (groups & CONFIG_APPLY_POOL) {
+		pgpool_set_flush_interval(d->pool, c->flush_interval_ms);
+		pgpool_set_timeouts(
+		    d->pool, c->db_timeout_ms, c->maintenance_timeout_ms);
+		pgpool_set_reconnect(
+		    d->pool, c->reconnect_min_ms, c->reconnect_max_ms);
+	}
+	if (groups & CONFIG_APPLY_PARTITIONS)
+		pgpool_set_partitions(
+		    d->pool, c->partitions_ahead, c->retention_days);
+	if (groups & CONFIG_APPLY_LISTENERS) {
+		listener_settings_of(c, &lset);
+		listeners_set_settings(d->ls, &lset);
+	}
+	if (groups & CONFIG_APPLY_STATS)
+		stats_arm(d);
+}
+
+/* Appends " text" to the NUL-terminated buf of size len (truncating). */
+static void
+append(char *buf, size_t len, const char *text)
+{
+	size_t n = strlen(buf);
+
+	if (n + 1 < len)
+		snprintf(buf + n, len - n, " %s", text);
+}
+
+/* The reload's result for the log: what SIGHUP did with the changed keys. */
+struct reload_log {
+	char applied[2048]; /* " key=value ..." */
+	char restart[1024]; /* " key ..." */
+	char kept[1024];    /* " key ...": applying failed */
+};
+
+/*
+ * Logs what the reload does with one changed key, old and new values
+ * (db not shown), and notes it in rl.  kept: why an applied key could
+ * not be applied (NULL: it was).
+ */
+static void
+reload_note(const struct config *old, const struct config *n, size_t key,
+    const char *kept, struct reload_log *rl)
+{
+	const char *name = config_key_name(key);
+	char a[1024], b[1024], kv[1100];
+
+	config_key_value(old, key, a, sizeof(a));
+	config_key_value(n, key, b, sizeof(b));
+	if (config_key_reload(key) == CONFIG_RESTART) {
+		log_warnx("SIGHUP: %s %s -> %s: needs a restart, running value "
+			  "kept",
+		    name, a, b);
+		append(rl->restart, sizeof(rl->restart), name);
+	} else if (kept != NULL) {
+		log_warnx("SIGHUP: %s %s -> %s: not applied (%s), running "
+			  "value kept",
+		    name, a, b, kept);
+		append(rl->kept, sizeof(rl->kept), name);
+	} else {
+		log_notice("SIGHUP: %s %s -> %s (applied)", name, a, b);
+		snprintf(kv, sizeof(kv), "%s=%s", name, b);
+		append(rl->applied, sizeof(rl->applied), kv);
+	}
+}
+
+/*
+ * SIGHUP: re-read the file and the command line into a fresh config,
+ * validated as a whole (a bad file keeps the running settings, and says
+ * why).  Every key whose value changed is logged as applied or as needing
+ * a restart; the running config takes the applied values only, so it
+ * keeps describing what runs (a restart key is reported again next time).
+ * The mix stays valid: config_finish()'s cross-key checks tie keys of one
+ * class (reconnect-min/max, tls-verify-client/tls-ca, db/db-file,
+ * ack=spooled/spool-dir, max-line-bytes/queue-bytes), but for tls-cert
+ * and tls-key against tls=on listeners, which reload_tls() keeps.
  */
 static void
 reload(struct daemon *d)
 {
-	struct timeval tv;
+	size_t keys[CONFIG_MAX_KEYS], nkeys, i;
+	struct reload_log rl = { "", "", "" };
+	const char *tls_kept, *kept;
+	enum config_reload r;
+	unsigned groups = 0;
 	struct config n;
 	char err[1024];
 
@@ -567,34 +644,27 @@ reload(struct daemon *d)
 		sd_notify(0, "READY=1");
 		return;
 	}
-	reload_warn(&d->cfg, &n);
-	log_level = d->cfg.log_level = n.log_level;
-	d->cfg.batch_lines = n.batch_lines;
-	d->cfg.batch_bytes = n.batch_bytes;
-	queue_set_batch_limits(d->q, (uint32_t)n.batch_lines, n.batch_bytes);
-	d->cfg.flush_interval_ms = n.flush_interval_ms;
-	pgpool_set_flush_interval(d->pool, n.flush_interval_ms);
-	d->cfg.shutdown_timeout_ms = n.shutdown_timeout_ms;
-	if (d->cfg.partitions_ahead != n.partitions_ahead ||
-	    d->cfg.retention_days != n.retention_days)
-		pgpool_set_partitions(
-		    d->pool, n.partitions_ahead, n.retention_days);
-	d->cfg.partitions_ahead = n.partitions_ahead;
-	d->cfg.retention_days = n.retention_days;
-	d->cfg.stats_interval_ms = n.stats_interval_ms;
-	event_del(d->ev_stats);
-	if (n.stats_interval_ms > 0) {
-		tv.tv_sec = n.stats_interval_ms / 1000;
-		tv.tv_usec = (n.stats_interval_ms % 1000) * 1000;
-		event_add(d->ev_stats, &tv);
+	nkeys = config_diff(&d->cfg, &n, keys, CONFIG_MAX_KEYS);
+	tls_kept = reload_tls(d, &n);
+	for (i = 0; i < nkeys; i++) {
+		r = config_key_reload(keys[i]);
+		kept = r == CONFIG_APPLY_TLS ? tls_kept : NULL;
+		reload_note(&d->cfg, &n, keys[i], kept, &rl);
+		if (r == CONFIG_RESTART || kept != NULL)
+			continue;
+		config_key_swap(&d->cfg, &n, keys[i]);
+		groups |= (unsigned)r;
 	}
-	reload_tls(d, &n);
+	if (nkeys == 0)
+		log_notice("SIGHUP: configuration reloaded, nothing changed");
+	else
+		log_notice("SIGHUP: configuration reloaded; applied:%s; apply "
+			   "only after a restart:%s%s%s",
+		    rl.applied[0] ? rl.applied : " none",
+		    rl.restart[0] ? rl.restart : " none",
+		    rl.kept[0] ? "; not applied:" : "", rl.kept);
+	reload_apply(d, groups); /* the log level last: the lines above show */
 	config_free(&n);
-	log_notice("SIGHUP: configuration reloaded (log-level=%s "
-		   "batch-lines=%d batch-bytes=%zu flush-interval-ms=%d "
-		   "shutdown-timeout=%dms)",
-	    log_level_name(log_level), d->cfg.batch_lines, d->cfg.batch_bytes,
-	    d->cfg.flush_interval_ms, d->cfg.shutdown_timeout_ms);
 	sd_notify(0, "READY=1");
 }
 
@@ -736,29 +806,27 @@ teardown(struct daemon *d)
 }
 
 /*
- * The listen setting whose port matches a socket passed by systemd, parsed
- * into spec; false if none does.
+ * The listen setting whose port matches a socket passed by systemd; NULL
+ * if none does.
  */
-static bool
-listen_for_fd(const struct config *cfg, int fd, struct listen_spec *spec)
+static const struct listen_spec *
+listen_for_fd(const struct config *cfg, int fd)
 {
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
-	char err[256], port[8];
+	char port[8];
 	size_t i;
 
 	if (getsockname(fd, (struct sockaddr *)&ss, &len) == -1)
-		return false;
+		return NULL;
 	snprintf(port, sizeof(port), "%u",
 	    ntohs(ss.ss_family == AF_INET6
 		    ? ((struct sockaddr_in6 *)&ss)->sin6_port
 		    : ((struct sockaddr_in *)&ss)->sin_port));
 	for (i = 0; i < cfg->nlisten; i++)
-		if (config_parse_listen(
-			cfg->listen[i], spec, err, sizeof(err)) == 0 &&
-		    strcmp(spec->port, port) == 0)
-			return true;
-	return false;
+		if (strcmp(cfg->listen[i].port, port) == 0)
+			return &cfg->listen[i];
+	return NULL;
 }
 
 /*
@@ -768,7 +836,6 @@ listen_for_fd(const struct config *cfg, int fd, struct listen_spec *spec)
 static void
 open_listeners(struct daemon *d)
 {
-	struct listen_spec spec;
 	char err[1024];
 	int i, n, fd;
 	size_t k;
@@ -781,17 +848,15 @@ open_listeners(struct daemon *d)
 			fatalx("socket %d from systemd is not a listening TCP "
 			       "socket (ListenStream= in the .socket unit)",
 			    fd);
-		if (listeners_add_fd(d->ls, fd,
-			listen_for_fd(&d->cfg, fd, &spec) ? &spec : NULL, err,
+		if (listeners_add_fd(d->ls, fd, listen_for_fd(&d->cfg, fd), err,
 			sizeof(err)) == -1)
 			fatalx("%s", err);
 	}
 	if (n > 0)
 		return;
 	for (k = 0; k < d->cfg.nlisten; k++)
-		if (config_parse_listen(
-			d->cfg.listen[k], &spec, err, sizeof(err)) == -1 ||
-		    listeners_add(d->ls, &spec, err, sizeof(err)) == -1)
+		if (listeners_add(d->ls, &d->cfg.listen[k], err, sizeof(err)) ==
+		    -1)
 			fatalx("%s", err);
 }
 
@@ -830,10 +895,7 @@ drop_privileges(const struct config *cfg)
 static int
 run(struct daemon *d)
 {
-	struct listener_settings lset = { d->cfg.max_line_bytes,
-		d->cfg.max_connections, d->cfg.max_connections_per_ip,
-		d->cfg.idle_timeout_ms, d->cfg.partial_line_timeout_ms,
-		d->cfg.tls_max_handshakes };
+	struct listener_settings lset;
 	struct pgpool_settings pset = { d->cfg.db, d->cfg.table,
 		d->cfg.db_connections, d->cfg.flush_interval_ms,
 		d->cfg.reconnect_min_ms, d->cfg.reconnect_max_ms,
@@ -851,6 +913,7 @@ run(struct daemon *d)
 	sigaddset(&held, SIGTERM);
 	sigaddset(&held, SIGINT);
 	sigprocmask(SIG_BLOCK, &held, &d->startup_mask);
+	listener_settings_of(&d->cfg, &lset);
 	if (geteuid() == 0 && d->cfg.user == NULL)
 		fatalx("refusing to run as root: set user = NAME (or --user "
 		       "NAME) to switch to that user after binding, or start "

@@ -1,6 +1,7 @@
 /*
  * config: the daemon's settings.  One static table drives parsing,
- * defaults, range checks, --help and the docs.  Leaf module: it reports
+ * defaults, range checks, --help, --check-config's dump, freeing and what
+ * a SIGHUP reload does with each key.  Leaf module: it reports
  * errors through (err, errlen) and never logs or exits.
  */
 #ifndef LOGSINK_CONFIG_H
@@ -13,9 +14,57 @@
 
 #define CONFIG_DEFAULT_LISTEN "127.0.0.1:5140"
 
+/*
+ * One listen value: "HOST:PORT [framing=auto|lf|nul|octet]
+ * [format=auto|raw] [ack=none|commit|spooled] [allow=CIDR,CIDR,...]
+ * [tls=off|on]".  tls=on: TLS over TCP (RFC 5425), with the global
+ * tls-cert, tls-key, tls-ca and tls-verify-client settings; the framing
+ * applies inside TLS.
+ */
+#define CONFIG_MAX_ALLOW 64
+
+enum config_ack {
+	CONFIG_ACK_NONE,
+	CONFIG_ACK_COMMIT,  /* "ok N": N lines committed */
+	CONFIG_ACK_SPOOLED, /* the same, or durable in the spool */
+};
+
+struct listen_spec {
+	char host[256];
+	char port[8];
+	int framing;                         /* enum framer_mode */
+	int format;                          /* enum parser_format */
+	int ack;                             /* enum config_ack */
+	int tls;                             /* 1: tls=on */
+	struct cidr allow[CONFIG_MAX_ALLOW]; /* none: any peer */
+	int nallow;
+	char *text; /* the value as written, for dump and comparison; owned
+		     * by the config holding the spec (NULL from
+		     * config_parse_listen()) */
+};
+
+/*
+ * What SIGHUP does with a key whose value changed (the table's reload
+ * column): CONFIG_RESTART keeps the running value; the others name the
+ * part of the daemon main's reload hands the new value to.
+ */
+enum config_reload {
+	CONFIG_RESTART = 1 << 0,          /* read at start-up only */
+	CONFIG_APPLY_READ = 1 << 1,       /* read from the config when used */
+	CONFIG_APPLY_LOG = 1 << 2,        /* the log level */
+	CONFIG_APPLY_QUEUE = 1 << 3,      /* queue_set_batch_limits() */
+	CONFIG_APPLY_POOL = 1 << 4,       /* pgpool_set_*() but partitions */
+	CONFIG_APPLY_PARTITIONS = 1 << 5, /* pgpool_set_partitions() */
+	CONFIG_APPLY_LISTENERS = 1 << 6,  /* listeners_set_settings() */
+	CONFIG_APPLY_STATS = 1 << 7,      /* the stats: timer */
+	CONFIG_APPLY_TLS = 1 << 8,        /* a new TLS context, if it loads */
+};
+
+#define CONFIG_MAX_KEYS 64 /* at least the number of keys */
+
 /* Owned by main; strings and the listen array freed by config_free(). */
 struct config {
-	char **listen; /* "HOST:PORT" strings */
+	struct listen_spec *listen; /* parsed, each with its text */
 	size_t nlisten;
 	char *db;      /* libpq conninfo; NULL: PG* environment */
 	char *db_file; /* file holding the conninfo instead */
@@ -79,32 +128,6 @@ int config_is_key(const char *key);
 /* True if a listen value has tls=on (a server context is needed). */
 int config_uses_tls(const struct config *cfg);
 
-/*
- * One listen value: "HOST:PORT [framing=auto|lf|nul|octet]
- * [format=auto|raw] [ack=none|commit|spooled] [allow=CIDR,CIDR,...]
- * [tls=off|on]".  tls=on: TLS over TCP (RFC 5425), with the global
- * tls-cert, tls-key, tls-ca and tls-verify-client settings; the framing
- * applies inside TLS.
- */
-#define CONFIG_MAX_ALLOW 64
-
-enum config_ack {
-	CONFIG_ACK_NONE,
-	CONFIG_ACK_COMMIT,  /* "ok N": N lines committed */
-	CONFIG_ACK_SPOOLED, /* the same, or durable in the spool */
-};
-
-struct listen_spec {
-	char host[256];
-	char port[8];
-	int framing;                         /* enum framer_mode */
-	int format;                          /* enum parser_format */
-	int ack;                             /* enum config_ack */
-	int tls;                             /* 1: tls=on */
-	struct cidr allow[CONFIG_MAX_ALLOW]; /* none: any peer */
-	int nallow;
-};
-
 int config_parse_listen(const char *value, struct listen_spec *spec, char *err,
     size_t errlen) __attribute__((warn_unused_result));
 
@@ -112,9 +135,27 @@ int config_parse_listen(const char *value, struct listen_spec *spec, char *err,
 int config_split_hostport(const char *s, char *host, size_t hostlen, char *port,
     size_t portlen) __attribute__((warn_unused_result));
 
-/* Prints every key with its default and meaning. */
+/* Prints every key with its meaning, default and what SIGHUP does. */
 void config_print_keys(FILE *fp);
 /* Prints the effective settings (db masked) as a config file. */
 void config_dump(const struct config *cfg, FILE *fp);
+
+/* The keys, by index 0..config_nkeys()-1 in the table's order. */
+size_t config_nkeys(void);
+const char *config_key_name(size_t key);
+enum config_reload config_key_reload(size_t key);
+/*
+ * key's value in cfg for the log: as in the config file, "unset" when it
+ * has none, "(set, not shown)" for db; listen entries quoted, comma
+ * separated.  Truncated to len.
+ */
+void config_key_value(
+    const struct config *cfg, size_t key, char *buf, size_t len);
+/* Puts the keys whose values differ in a and b into keys[] (at most max,
+ * table order) and returns how many. */
+size_t config_diff(
+    const struct config *a, const struct config *b, size_t *keys, size_t max);
+/* Exchanges key's values (and their ownership) between a and b. */
+void config_key_swap(struct config *a, struct config *b, size_t key);
 
 #endif

@@ -32,8 +32,10 @@
 struct fx {
 	struct config cfg;
 	struct config cfg2; /* for reload comparisons */
-	char path[64];      /* temp file, or "" */
-	char *mem;          /* open_memstream buffer */
+	struct config cfg3;
+	char path[64];    /* temp file, or "" */
+	char db_path[64]; /* a second one (db-file), or "" */
+	char *mem;        /* open_memstream buffer */
 	size_t memlen;
 	char err[512];
 };
@@ -47,6 +49,7 @@ setup(void **state)
 		return -1;
 	config_init(&x->cfg);
 	config_init(&x->cfg2);
+	config_init(&x->cfg3);
 	*state = x;
 	return 0;
 }
@@ -58,8 +61,11 @@ teardown(void **state)
 
 	config_free(&x->cfg);
 	config_free(&x->cfg2);
+	config_free(&x->cfg3);
 	if (x->path[0] != '\0')
 		unlink(x->path);
+	if (x->db_path[0] != '\0')
+		unlink(x->db_path);
 	free(x->mem);
 	free(x);
 	return 0;
@@ -145,7 +151,7 @@ test_defaults(void **state)
 	assert_int_equal(c->retention_days, 0);
 	assert_int_equal(config_finish(c, x->err, sizeof(x->err)), 0);
 	assert_int_equal(c->nlisten, 1);
-	assert_string_equal(c->listen[0], CONFIG_DEFAULT_LISTEN);
+	assert_string_equal(c->listen[0].text, CONFIG_DEFAULT_LISTEN);
 	assert_string_equal(CONFIG_DEFAULT_LISTEN, "127.0.0.1:5140");
 	/* Twice is harmless: no second default. */
 	assert_int_equal(config_finish(c, x->err, sizeof(x->err)), 0);
@@ -215,7 +221,7 @@ test_set_every_key(void **state)
 	set_ok(x, "partitions-ahead", "7");
 	set_ok(x, "retention-days", "30");
 	assert_int_equal(c->nlisten, 1);
-	assert_string_equal(c->listen[0], "0.0.0.0:514");
+	assert_string_equal(c->listen[0].text, "0.0.0.0:514");
 	assert_string_equal(c->db, "host=/tmp dbname=x");
 	assert_string_equal(c->table, "logs.events");
 	assert_int_equal(c->log_level, LOG_DEBUG);
@@ -439,11 +445,11 @@ test_listen(void **state)
 	set_ok(x, "listen", "localhost:65535");
 	set_ok(x, "listen", "127.0.0.1:6514 framing=octet format=raw");
 	assert_int_equal(c->nlisten, 4);
-	assert_string_equal(c->listen[0], "[::1]:5140");
-	assert_string_equal(c->listen[1], "0.0.0.0:514");
-	assert_string_equal(c->listen[2], "localhost:65535");
+	assert_string_equal(c->listen[0].text, "[::1]:5140");
+	assert_string_equal(c->listen[1].text, "0.0.0.0:514");
+	assert_string_equal(c->listen[2].text, "localhost:65535");
 	assert_string_equal(
-	    c->listen[3], "127.0.0.1:6514 framing=octet format=raw");
+	    c->listen[3].text, "127.0.0.1:6514 framing=octet format=raw");
 	/* config_finish() keeps them; no default added. */
 	assert_int_equal(config_finish(c, x->err, sizeof(x->err)), 0);
 	assert_int_equal(c->nlisten, 4);
@@ -457,7 +463,7 @@ test_listen(void **state)
 	config_clear_listen(c);
 	assert_int_equal(config_finish(c, x->err, sizeof(x->err)), 0);
 	assert_int_equal(c->nlisten, 1);
-	assert_string_equal(c->listen[0], CONFIG_DEFAULT_LISTEN);
+	assert_string_equal(c->listen[0].text, CONFIG_DEFAULT_LISTEN);
 	/* Options. */
 	assert_int_equal(
 	    config_parse_listen("[::1]:5140", &spec, x->err, sizeof(x->err)),
@@ -674,8 +680,8 @@ test_load_file(void **state)
 	    0)
 		fail_msg("%s", x->err);
 	assert_int_equal(c->nlisten, 2);
-	assert_string_equal(c->listen[0], "127.0.0.1:5140");
-	assert_string_equal(c->listen[1], "[::1]:5141 framing=nul");
+	assert_string_equal(c->listen[0].text, "127.0.0.1:5140");
+	assert_string_equal(c->listen[1].text, "[::1]:5141 framing=nul");
 	assert_string_equal(c->db, "host=/tmp dbname=x");
 	assert_string_equal(c->table, "public.logs");
 	assert_int_equal(c->log_level, LOG_WARNING);
@@ -838,11 +844,317 @@ test_dump_reloads(void **state)
 		&x->cfg2, write_file(x, x->mem), x->err, sizeof(x->err)) != 0)
 		fail_msg("reloading the dump: %s", x->err);
 	assert_int_equal(x->cfg2.nlisten, 2);
-	assert_string_equal(x->cfg2.listen[1], "[::1]:5140 framing=octet");
+	assert_string_equal(x->cfg2.listen[1].text, "[::1]:5140 framing=octet");
 	assert_int_equal(x->cfg2.batch_lines, 123);
 	assert_int_equal(x->cfg2.shutdown_timeout_ms, 7000);
 	assert_int_equal(x->cfg2.stats_interval_ms, 90000);
 	assert_null(x->cfg2.metrics_listen);
+}
+
+/*
+ * A value other than the default for every key, valid together (for
+ * config_finish()).  A key missing here fails test_every_key_has_value:
+ * each new key gets its reload, dump and diff tests by being added.
+ * db-file's value is replaced by a file the fixture makes.
+ */
+static const struct {
+	const char *key, *value;
+} other_values[] = {
+	{ "listen",
+	    "[::1]:5141 framing=nul ack=spooled allow=10.0.0.0/8 "
+	    "tls=on" },
+	{ "db", "host=/tmp dbname=x password=secret" },
+	{ "db-file", NULL },
+	{ "table", "logs2.events" },
+	{ "log-level", "debug" },
+	{ "max-line-bytes", "1MiB" },
+	{ "queue-bytes", "128MiB" },
+	{ "queue-resume-percent", "50" },
+	{ "db-connections", "4" },
+	{ "batch-lines", "77" },
+	{ "batch-bytes", "1MiB" },
+	{ "flush-interval-ms", "250" },
+	{ "shutdown-timeout", "7" },
+	{ "reconnect-min-ms", "200" },
+	{ "reconnect-max-ms", "5s" },
+	{ "stats-interval", "90s" },
+	{ "db-timeout", "45s" },
+	{ "maintenance-timeout", "2h" },
+	{ "metrics-listen", "127.0.0.1:9100" },
+	{ "partitions-ahead", "5" },
+	{ "retention-days", "30" },
+	{ "max-connections", "100" },
+	{ "max-connections-per-ip", "0" },
+	{ "idle-timeout", "5s" },
+	{ "partial-line-timeout", "0" },
+	{ "user", "logsink" },
+	{ "spool-dir", "/var/lib/logsinkd/spool #2 " }, /* dumped quoted */
+	{ "spool-max-bytes", "2GiB" },
+	{ "spool-segment-bytes", "1MiB" },
+	{ "spool-sync-interval-ms", "50" },
+	{ "tls-cert", "/etc/tls/server.pem" },
+	{ "tls-key", "/etc/tls/server.key" },
+	{ "tls-ca", "/etc/tls/ca.pem" },
+	{ "tls-verify-client", "require" },
+	{ "tls-min-version", "1.3" },
+	{ "tls-handshake-timeout", "3s" },
+	{ "tls-max-handshakes", "10" },
+};
+
+#define NOTHER (sizeof(other_values) / sizeof(other_values[0]))
+
+/* The other value of key (db-file: a file holding a conninfo). */
+static const char *
+other_value(struct fx *x, const char *key)
+{
+	size_t i;
+	int fd;
+
+	for (i = 0; i < NOTHER; i++)
+		if (strcmp(other_values[i].key, key) == 0)
+			break;
+	if (i == NOTHER)
+		fail_msg("key %s has no entry in other_values[]", key);
+	if (other_values[i].value != NULL)
+		return other_values[i].value;
+	if (x->db_path[0] == '\0') {
+		snprintf(x->db_path, sizeof(x->db_path),
+		    "/tmp/logsink-test-dbfile.XXXXXX");
+		fd = mkstemp(x->db_path);
+		assert_true(fd >= 0);
+		assert_int_equal(write(fd, "host=/tmp dbname=y\n", 19), 19);
+		assert_int_equal(close(fd), 0);
+	}
+	return x->db_path;
+}
+
+static void
+set_in(struct fx *x, struct config *c, const char *key, const char *value)
+{
+	if (config_set(c, key, value, x->err, sizeof(x->err)) != 0)
+		fail_msg("config_set(%s, '%s'): %s", key, value, x->err);
+}
+
+/*
+ * Every key of the table has other_values[] entry, a unique name, and a
+ * reload column holding exactly one enum config_reload value; --help
+ * says which.
+ */
+static void
+test_every_key_has_reload(void **state)
+{
+	struct fx *x = *state;
+	size_t i, j, napplied = 0;
+	char want[128];
+	const char *p;
+	unsigned r;
+	FILE *fp;
+
+	assert_int_equal(config_nkeys(), NOTHER);
+	assert_true(config_nkeys() <= CONFIG_MAX_KEYS);
+	fp = open_memstream(&x->mem, &x->memlen);
+	assert_non_null(fp);
+	config_print_keys(fp);
+	assert_int_equal(fclose(fp), 0);
+	for (i = 0; i < config_nkeys(); i++) {
+		const char *name = config_key_name(i);
+
+		assert_true(config_is_key(name));
+		(void)other_value(x, name);
+		for (j = 0; j < i; j++)
+			assert_string_not_equal(config_key_name(j), name);
+		r = (unsigned)config_key_reload(i);
+		if (r == 0 || (r & (r - 1)) != 0 || r > CONFIG_APPLY_TLS)
+			fail_msg("%s: reload column %#x is not one "
+				 "enum config_reload value",
+			    name, r);
+		napplied += r != CONFIG_RESTART;
+		snprintf(want, sizeof(want), "--%s ", name);
+		assert_non_null(strstr(x->mem, want));
+	}
+	/* --help: one "SIGHUP applies it" per applied key. */
+	for (p = x->mem, j = 0; (p = strstr(p, "SIGHUP applies it")) != NULL;
+	     p++)
+		j++;
+	assert_int_equal(j, napplied);
+}
+
+/* Index of a key by name. */
+static size_t
+key_index(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < config_nkeys(); i++)
+		if (strcmp(config_key_name(i), name) == 0)
+			return i;
+	fail_msg("no key %s", name);
+	return 0;
+}
+
+/* Which keys SIGHUP applies: the ones the daemon has setters for. */
+static void
+test_reload_classes(void **state)
+{
+	static const char *const restart[] = { "listen", "db", "db-file",
+		"table", "max-line-bytes", "queue-bytes",
+		"queue-resume-percent", "db-connections", "metrics-listen",
+		"user", "spool-dir", "spool-max-bytes", "spool-segment-bytes",
+		"spool-sync-interval-ms" };
+	size_t i, j, n = sizeof(restart) / sizeof(restart[0]);
+	bool is_restart;
+
+	(void)state;
+	for (i = 0; i < config_nkeys(); i++) {
+		is_restart = false;
+		for (j = 0; j < n; j++)
+			is_restart |=
+			    strcmp(restart[j], config_key_name(i)) == 0;
+		if (is_restart != (config_key_reload(i) == CONFIG_RESTART))
+			fail_msg("%s: %s", config_key_name(i),
+			    is_restart ? "should need a restart"
+				       : "should be applied by SIGHUP");
+	}
+	assert_int_equal(config_key_reload(key_index("idle-timeout")),
+	    CONFIG_APPLY_LISTENERS);
+	assert_int_equal(
+	    config_key_reload(key_index("tls-cert")), CONFIG_APPLY_TLS);
+	assert_int_equal(config_key_reload(key_index("tls-max-handshakes")),
+	    CONFIG_APPLY_LISTENERS);
+}
+
+/* Sets every key of c to its other value (db left out when db-file is). */
+static void
+set_all_other(struct fx *x, struct config *c, bool with_db)
+{
+	size_t i;
+
+	for (i = 0; i < config_nkeys(); i++) {
+		const char *name = config_key_name(i);
+
+		if (strcmp(name, "db") == 0 && !with_db)
+			continue;
+		set_in(x, c, name, other_value(x, name));
+	}
+	set_in(x, c, "listen", "0.0.0.0:514");
+}
+
+/*
+ * Dump, then load the dump: every key has the same value (db comes from
+ * db-file both times; its value is never printed).
+ */
+static void
+test_dump_round_trips_every_key(void **state)
+{
+	struct fx *x = *state;
+	size_t keys[CONFIG_MAX_KEYS];
+	FILE *fp;
+
+	set_all_other(x, &x->cfg, false);
+	if (config_finish(&x->cfg, x->err, sizeof(x->err)) != 0)
+		fail_msg("config_finish: %s", x->err);
+	/* Every key differs from its default. */
+	assert_int_equal(config_finish(&x->cfg3, x->err, sizeof(x->err)), 0);
+	assert_int_equal(config_diff(&x->cfg, &x->cfg3, keys, CONFIG_MAX_KEYS),
+	    config_nkeys());
+	fp = open_memstream(&x->mem, &x->memlen);
+	assert_non_null(fp);
+	config_dump(&x->cfg, fp);
+	assert_int_equal(fclose(fp), 0);
+	assert_null(strstr(x->mem, "dbname")); /* db masked */
+	assert_non_null(strstr(x->mem, "# db = (set, not shown"));
+	assert_non_null(
+	    strstr(x->mem, "spool-dir = \"/var/lib/logsinkd/spool #2 \"\n"));
+	if (config_load_file(
+		&x->cfg2, write_file(x, x->mem), x->err, sizeof(x->err)) != 0)
+		fail_msg("loading the dump: %s\n%s", x->err, x->mem);
+	if (config_finish(&x->cfg2, x->err, sizeof(x->err)) != 0)
+		fail_msg("config_finish of the dump: %s", x->err);
+	if (config_diff(&x->cfg, &x->cfg2, keys, CONFIG_MAX_KEYS) != 0)
+		fail_msg("%s differs after dump and load:\n%s",
+		    config_key_name(keys[0]), x->mem);
+	assert_int_equal(x->cfg2.nlisten, 2);
+	assert_int_equal(x->cfg2.listen[0].ack, CONFIG_ACK_SPOOLED);
+	assert_int_equal(x->cfg2.listen[0].tls, 1);
+	assert_int_equal(x->cfg2.listen[0].nallow, 1);
+	assert_string_equal(x->cfg2.listen[1].host, "0.0.0.0");
+}
+
+/*
+ * config_diff reports exactly the key that changed, one key at a time;
+ * config_key_swap moves the value (and its memory) over.
+ */
+static void
+test_diff_names_exactly_the_changed_keys(void **state)
+{
+	struct fx *x = *state;
+	size_t keys[CONFIG_MAX_KEYS], i, n;
+
+	assert_int_equal(
+	    config_diff(&x->cfg, &x->cfg2, keys, CONFIG_MAX_KEYS), 0);
+	for (i = 0; i < config_nkeys(); i++) {
+		const char *name = config_key_name(i);
+
+		set_in(x, &x->cfg2, name, other_value(x, name));
+		n = config_diff(&x->cfg, &x->cfg2, keys, CONFIG_MAX_KEYS);
+		if (n != 1 || keys[0] != i)
+			fail_msg("changing %s: %zu keys differ, the first %s",
+			    name, n, n > 0 ? config_key_name(keys[0]) : "-");
+		config_key_swap(&x->cfg, &x->cfg2, i);
+		/* cfg has the new value, cfg2 the old one: swap back and
+		 * the configs differ in the same key again. */
+		assert_int_equal(
+		    config_diff(&x->cfg, &x->cfg2, keys, CONFIG_MAX_KEYS), 1);
+		config_key_swap(&x->cfg, &x->cfg2, i);
+		/* Settle: both take the new value. */
+		set_in(x, &x->cfg, name, other_value(x, name));
+		n = config_diff(&x->cfg, &x->cfg2, keys, CONFIG_MAX_KEYS);
+		if (n != 0)
+			fail_msg("after setting %s in both: %s differs", name,
+			    config_key_name(keys[0]));
+	}
+	/* Listen: a second entry, the same entries in another order. */
+	set_in(x, &x->cfg2, "listen", "127.0.0.1:1");
+	assert_int_equal(config_diff(&x->cfg, &x->cfg2, keys, 1), 1);
+	assert_string_equal(config_key_name(keys[0]), "listen");
+	/* max bounds what is reported. */
+	set_in(x, &x->cfg2, "batch-lines", "5");
+	assert_int_equal(config_diff(&x->cfg, &x->cfg2, keys, 1), 1);
+	assert_int_equal(
+	    config_diff(&x->cfg, &x->cfg2, keys, CONFIG_MAX_KEYS), 2);
+}
+
+/* Values as the reload log shows them. */
+static void
+test_key_values_for_the_log(void **state)
+{
+	struct fx *x = *state;
+	char v[256];
+
+	config_key_value(&x->cfg, key_index("db"), v, sizeof(v));
+	assert_string_equal(v, "unset");
+	set_ok(x, "db", "host=h password=secret");
+	config_key_value(&x->cfg, key_index("db"), v, sizeof(v));
+	assert_string_equal(v, "(set, not shown)");
+	config_key_value(&x->cfg, key_index("idle-timeout"), v, sizeof(v));
+	assert_string_equal(v, "3600000ms");
+	config_key_value(&x->cfg, key_index("db-connections"), v, sizeof(v));
+	assert_string_equal(v, "2");
+	config_key_value(&x->cfg, key_index("flush-interval-ms"), v, sizeof(v));
+	assert_string_equal(v, "100");
+	config_key_value(&x->cfg, key_index("queue-bytes"), v, sizeof(v));
+	assert_string_equal(v, "67108864");
+	config_key_value(&x->cfg, key_index("tls-min-version"), v, sizeof(v));
+	assert_string_equal(v, "1.2");
+	config_key_value(&x->cfg, key_index("listen"), v, sizeof(v));
+	assert_string_equal(v, "unset");
+	set_ok(x, "listen", "127.0.0.1:1");
+	set_ok(x, "listen", "[::1]:2 framing=nul");
+	config_key_value(&x->cfg, key_index("listen"), v, sizeof(v));
+	assert_string_equal(v, "\"127.0.0.1:1\", \"[::1]:2 framing=nul\"");
+	/* Truncated, still terminated. */
+	config_key_value(&x->cfg, key_index("listen"), v, 8);
+	assert_string_equal(v, "\"127.0.");
 }
 
 int
@@ -884,6 +1196,16 @@ main(void)
 		    test_finish_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_dump_reloads, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_every_key_has_reload, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_reload_classes, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_dump_round_trips_every_key, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_diff_names_exactly_the_changed_keys, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_key_values_for_the_log, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
