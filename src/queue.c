@@ -11,6 +11,7 @@
 #include "logsink/log.h"
 #include "logsink/metrics.h"
 #include "logsink/queue.h"
+#include "batch_int.h"
 
 /*
  * First allocation of a batch's row buffer; it doubles from there.  Small,
@@ -56,30 +57,6 @@ struct queue {
 	int64_t spool_warned_ms;
 };
 
-const char *
-batch_rows(const struct batch *b)
-{
-	return b->rows.data;
-}
-
-size_t
-batch_rows_len(const struct batch *b)
-{
-	return b->rows.len;
-}
-
-uint32_t
-batch_lines(const struct batch *b)
-{
-	return b->lines;
-}
-
-bool
-batch_is_split(const struct batch *b)
-{
-	return b->npending > 0;
-}
-
 struct queue *
 queue_new(size_t limit_bytes, int resume_percent, uint32_t batch_lines,
     size_t batch_bytes)
@@ -95,20 +72,6 @@ queue_new(size_t limit_bytes, int resume_percent, uint32_t batch_lines,
 	return q;
 }
 
-/* Frees a batch; senders of runs still listed get no credit. */
-static void
-batch_free(struct queue *q, struct batch *b)
-{
-	size_t i;
-
-	for (i = 0; i < b->nacks; i++)
-		q->ack_drop(b->acks[i].ref, b->acks[i].first, b->acks[i].n);
-	free(b->acks);
-	free(b->pending);
-	buf_free(&b->rows);
-	free(b);
-}
-
 void
 queue_free(struct queue *q)
 {
@@ -119,13 +82,13 @@ queue_free(struct queue *q)
 		return;
 	while ((b = q->head) != NULL) {
 		q->head = b->next;
-		batch_free(q, b);
+		batch_free(b, q->ack_drop);
 	}
 	if (q->open != NULL)
-		batch_free(q, q->open);
+		batch_free(q->open, q->ack_drop);
 	while ((b = q->retry) != NULL) {
 		q->retry = b->next;
-		batch_free(q, b);
+		batch_free(b, q->ack_drop);
 	}
 	for (i = q->sacks_head; i < q->nsacks; i++)
 		q->ack_drop(
@@ -150,38 +113,6 @@ queue_set_ack_callbacks(
 	q->ack_take = take;
 	q->ack_credit = credit;
 	q->ack_drop = drop;
-}
-
-/* Appends a run to b's acknowledgement runs; -1 if memory ran out. */
-static int
-push_ack(struct batch *b, const struct batch_ack *run)
-{
-	struct batch_ack *a;
-	size_t cap;
-
-	if (b->nacks == b->capacks) {
-		cap = b->capacks ? b->capacks * 2 : 8;
-		if ((a = reallocarray(b->acks, cap, sizeof(*a))) == NULL)
-			return -1;
-		b->acks = a;
-		b->capacks = cap;
-	}
-	b->acks[b->nacks++] = *run;
-	return 0;
-}
-
-/* Counts one more line of ref in b: extends the last run or adds one. */
-static int
-note_ack(struct batch *b, void *ref, uint64_t seq, bool at_spool)
-{
-	struct batch_ack *a, run = { ref, seq, 1, at_spool };
-
-	a = b->nacks > 0 ? &b->acks[b->nacks - 1] : NULL;
-	if (a != NULL && a->ref == ref && a->first + a->n == seq) {
-		a->n++;
-		return 0;
-	}
-	return push_ack(b, &run) == -1 ? -1 : 1;
 }
 
 void
@@ -253,15 +184,10 @@ queue_append_acked(struct queue *q, const struct record *rec, size_t *replaced,
 	int added = 0;
 
 	if (b == NULL) {
-		if ((b = calloc(1, sizeof(*b))) == NULL)
+		if ((b = batch_new(q->last_cap > BATCH_INITIAL_BYTES
+			     ? q->last_cap
+			     : BATCH_INITIAL_BYTES)) == NULL)
 			return -1;
-		if (buf_reserve(&b->rows,
-			q->last_cap > BATCH_INITIAL_BYTES
-			    ? q->last_cap
-			    : BATCH_INITIAL_BYTES) == -1) {
-			free(b);
-			return -1;
-		}
 		q->open = b;
 		q->open_since_ms = clock_mono_ms();
 		first = true;
@@ -272,7 +198,7 @@ queue_append_acked(struct queue *q, const struct record *rec, size_t *replaced,
 		return -1;
 	}
 	if (ack_ref != NULL &&
-	    (added = note_ack(b, ack_ref, seq, at_spool)) == -1) {
+	    (added = batch_note_ack(b, ack_ref, seq, at_spool)) == -1) {
 		b->rows.len = len; /* the row is not queued after all */
 		return -1;
 	}
@@ -343,7 +269,7 @@ queue_done(struct queue *q, struct batch *b)
 	b->nacks = 0;
 	if (b->from_spool)
 		spool_done(q->spool, &b->spool_pos);
-	batch_free(q, b);
+	batch_free(b, q->ack_drop);
 	maybe_resume(q);
 }
 
@@ -496,7 +422,7 @@ spill_batch(struct queue *q, struct batch *b)
 	q->bytes -= b->charged;
 	q->lines -= b->lines;
 	metrics.lines_spooled += b->lines;
-	batch_free(q, b);
+	batch_free(b, q->ack_drop);
 	return true;
 }
 
@@ -553,7 +479,7 @@ attach_sacks(struct queue *q, struct batch *b)
 		if (c > 0)
 			break;
 		if (c == 0) {
-			if (push_ack(b, &e->a) == -1)
+			if (batch_push_ack(b, &e->a) == -1)
 				break; /* kept: dropped with a later record */
 		} else {
 			/* Its record was skipped as corrupt. */
@@ -574,13 +500,12 @@ replay(struct queue *q)
 
 	if (!spool_has_unread(q->spool))
 		return NULL;
-	if ((b = calloc(1, sizeof(*b))) == NULL)
+	if ((b = batch_new(0)) == NULL)
 		return NULL;
 	if ((r = spool_read(q->spool, &b->rows, &lines, &b->spool_pos)) != 1) {
 		if (r == -1)
 			log_warnx("spool: out of memory reading a record");
-		buf_free(&b->rows);
-		free(b);
+		batch_free(b, q->ack_drop);
 		return NULL;
 	}
 	b->from_spool = true;
