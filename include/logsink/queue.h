@@ -17,8 +17,10 @@
  * before the ones in memory.  Acknowledgement runs of spooled batches are
  * kept in memory (charged against the limit) and reattached on replay.
  *
- * A batch is opaque here (batch.h): writers read it through batch_rows()
- * and friends.
+ * The module spans queue.c (FIFO, encoder/sealer, accounting) and
+ * queue_spool.c (spill, replay, retry list; the runs are kept by
+ * ack_spill.h), sharing src/queue_int.h.  A batch is opaque here
+ * (batch.h): writers read it through batch_rows() and friends.
  */
 #ifndef LOGSINK_QUEUE_H
 #define LOGSINK_QUEUE_H
