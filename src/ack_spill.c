@@ -77,7 +77,9 @@ ack_spill_reserve(struct ack_spill *as, size_t n)
 	compact(as);
 	if (as->cap - as->n >= n)
 		return 0;
-	if (n > SIZE_MAX / 2 - as->n) {
+	/* More than half of what can be addressed cannot be had: say so
+	 * before the doubling below could overflow. */
+	if (n > SIZE_MAX / 2 / sizeof(*p) - as->n) {
 		errno = ENOMEM;
 		return -1;
 	}

@@ -329,7 +329,7 @@ test_reserve_enomem(void **state)
 	assert_int_equal(ack_spill_reserve(x->as, SIZE_MAX), -1);
 	assert_int_equal(errno, ENOMEM);
 	errno = 0;
-	assert_int_equal(ack_spill_reserve(x->as, SIZE_MAX / 4), -1);
+	assert_int_equal(ack_spill_reserve(x->as, SIZE_MAX / 64), -1);
 	assert_int_equal(errno, ENOMEM);
 	assert_int_equal(ack_spill_slots(x->as), slots);
 	assert_int_equal(ack_spill_runs(x->as), 1);
