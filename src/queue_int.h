@@ -11,10 +11,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "logsink/ack_spill.h"
 #include "logsink/queue.h"
-#include "logsink/spool.h"
 #include "batch_int.h"
+
+struct ack_spill;
 
 /* Owned by main; freed by queue_free(). */
 struct queue {
@@ -33,10 +33,12 @@ struct queue {
 	void *cb_arg;
 	/* Spool (optional; queue_spool.c). */
 	struct spool *spool;
-	struct batch *retry;     /* replayed batches a writer gave back */
-	struct ack_spill *sacks; /* made by the first spill */
-	size_t sacks_charged;    /* ack_spill_bytes() counted in bytes */
-	int64_t spool_retry_ms;  /* refused: not before this time */
+	struct batch *retry; /* replayed batches a writer gave back */
+	/* Runs of spilled batches: made by the first spill, freed by
+	 * queue_spool_free(). */
+	struct ack_spill *sacks;
+	size_t sacks_charged;   /* ack_spill_bytes() counted in bytes */
+	int64_t spool_retry_ms; /* refused: not before this time */
 	bool no_replay;
 	int64_t spool_warned_ms;
 };
