@@ -6,6 +6,7 @@
 
 #include "logsink/copyenc.h"
 #include "logsink/poison.h"
+#include "batch_int.h"
 
 bool
 poison_is_data_error(const char *sqlstate)

@@ -13,8 +13,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "logsink/batch.h"
 #include "logsink/buf.h"
-#include "logsink/queue.h"
 
 /* SQLSTATEs caused by the rows themselves (classes 22, 23, P0, 54). */
 bool poison_is_data_error(const char *sqlstate);

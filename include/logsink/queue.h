@@ -16,6 +16,11 @@
  * soon as they are sealed.  Writers take spooled batches (oldest first)
  * before the ones in memory.  Acknowledgement runs of spooled batches are
  * kept in memory (charged against the limit) and reattached on replay.
+ *
+ * The module spans queue.c (FIFO, encoder/sealer, accounting) and
+ * queue_spool.c (spill, replay, retry list; the runs are kept by
+ * ack_spill.h), sharing src/queue_int.h.  A batch is opaque here
+ * (batch.h): writers read it through batch_rows() and friends.
  */
 #ifndef LOGSINK_QUEUE_H
 #define LOGSINK_QUEUE_H
@@ -24,57 +29,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "logsink/buf.h"
+#include "logsink/batch.h"
 #include "logsink/record.h"
 #include "logsink/spool.h"
-
-/* A run of one sender's lines in a batch (ack=commit): its lines first ..
- * first + n - 1, counted from 0 per sender. */
-struct batch_ack {
-	void *ref; /* the sender's acknowledgement handle */
-	uint64_t first;
-	uint32_t n;
-	bool at_spool; /* ack=spooled: credit once the lines are on disk */
-};
-
-/* Rows off..off+len of a batch's COPY rows, holding lines rows. */
-struct batch_range {
-	size_t off, len;
-	uint32_t lines;
-};
-
-/* A run of encoded rows; owned by the queue, or by a writer in between
- * queue_take() and queue_done()/queue_return(). */
-struct batch {
-	struct batch *next;
-	struct buf rows; /* COPY rows (copyenc binary format), one per line */
-	uint32_t lines;
-	size_t charged; /* bytes counted against the queue limit */
-	struct batch_ack *acks;
-	size_t nacks, capacks;
-	/* Poison-row isolation (poison.c): rows still to send, as a stack of
-	 * ranges; empty while the batch is sent whole. */
-	struct batch_range *pending;
-	size_t npending, cappending;
-	uint32_t spool_ack_lines; /* lines of ack=spooled senders */
-	bool from_spool;          /* replayed: the record at spool_pos */
-	struct spool_pos spool_pos;
-};
-
-/* What a writer reads of a batch: its encoded rows and line count, and
- * whether poison isolation has split it (poison.h). */
-const char *batch_rows(const struct batch *b);
-size_t batch_rows_len(const struct batch *b);
-uint32_t batch_lines(const struct batch *b);
-bool batch_is_split(const struct batch *b);
 
 /*
  * Acknowledgement handles (listener-owned, opaque here): take is called
  * when a batch starts a run of a sender's lines (the batch now holds a
  * reference), credit when that batch commits, drop when it is freed
  * without committing (shutdown); credit and drop release the reference.
+ * Called as f(ref, first, n) for lines first .. first + n - 1 (take: n 0).
  */
-typedef void (*queue_ack_cb)(void *ref, uint64_t first, uint32_t n);
+typedef batch_ack_cb queue_ack_cb;
 
 struct queue;
 

@@ -10,11 +10,15 @@
  *  12  u32 format    the row encoding (COPYENC_FORMAT) its records use
  *  16  u64 replayed  every record before this offset is stored in the
  *                    database (rewritten in place as replay progresses)
- *  24  u64 reserved
+ *  24  u32 flags     bit 0 (SEG_FLAG_CORRUPT in spool.c): a record was
+ *                    skipped as corrupt, so the segment is renamed to
+ *                    SEQ.seg.corrupt, not deleted, once it is finished;
+ *                    set in place when the first bad record is found
+ *  28  u32 reserved  zero
  *
  * then records, each a 16-byte header and its payload:
  *
- *   0  u32 magic     0x4c53524b ("LSRK")
+ *   0  u32 magic     0x4c53524b ("LSRK"; on disk the bytes "KRSL")
  *   4  u32 length    payload bytes
  *   8  u32 lines     rows in the payload
  *  12  u32 crc       CRC-32C of bytes 4..11 and the payload
@@ -23,6 +27,8 @@
  * a record that fails its checks is skipped and logged (with its offset
  * and length), the scan looks for the next valid record after it, and the
  * segment is kept as SEQ.seg.corrupt once its good records are replayed.
+ * A torn tail (the unfinished last write of a crash or a full disk) is
+ * skipped and logged the same way but does not mark the segment corrupt.
  *
  * Only one segment is written at a time (the active one); it is
  * fdatasync()ed by spool_sync(), which the owner calls on a timer, and on

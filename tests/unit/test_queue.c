@@ -23,6 +23,7 @@
 #include "logsink/copyenc.h"
 #include "logsink/queue.h"
 #include "logsink/record.h"
+#include "../../src/batch_int.h" /* what a batch is charged */
 
 #define BIG      ((size_t)1 << 40)
 #define MAXTAKEN 64
@@ -159,16 +160,16 @@ batch_has(const struct batch *b, const char *msg)
 	char peer[64];
 
 	assert_non_null(b);
-	while ((len = copyenc_row_size(b->rows.data + off, b->rows.len - off)) >
-	    0) {
-		assert_int_equal(copyenc_decode(b->rows.data + off, len, &r,
+	while ((len = copyenc_row_size(
+		    batch_rows(b) + off, batch_rows_len(b) - off)) > 0) {
+		assert_int_equal(copyenc_decode(batch_rows(b) + off, len, &r,
 				     peer, sizeof(peer)),
 		    0);
 		if (r.message.len == n && memcmp(r.message.ptr, msg, n) == 0)
 			return true;
 		off += len;
 	}
-	assert_int_equal(off, b->rows.len);
+	assert_int_equal(off, batch_rows_len(b));
 	return false;
 }
 
@@ -178,12 +179,12 @@ count_rows(const struct batch *b)
 	uint32_t n = 0;
 	size_t off = 0, len;
 
-	while ((len = copyenc_row_size(b->rows.data + off, b->rows.len - off)) >
-	    0) {
+	while ((len = copyenc_row_size(
+		    batch_rows(b) + off, batch_rows_len(b) - off)) > 0) {
 		off += len;
 		n++;
 	}
-	assert_int_equal(off, b->rows.len);
+	assert_int_equal(off, batch_rows_len(b));
 	return n;
 }
 
@@ -394,7 +395,7 @@ test_seal_at_batch_lines(void **state)
 	assert_int_equal(queue_open_lines(x->q), 0);
 	b = take(x, false);
 	assert_non_null(b);
-	assert_int_equal(b->lines, 3);
+	assert_int_equal(batch_lines(b), 3);
 	assert_int_equal(count_rows(b), 3);
 	assert_true(
 	    batch_has(b, "a") && batch_has(b, "b") && batch_has(b, "c"));
@@ -439,14 +440,15 @@ test_seal_at_batch_bytes(void **state)
 	assert_true(queue_has_sealed(x->q));
 	b = take(x, false);
 	assert_non_null(b);
-	assert_int_equal(b->lines, per);
-	assert_int_equal(b->rows.len, per * rowlen);
-	assert_true(b->rows.len >= 4096 && b->rows.len - rowlen < 4096);
+	assert_int_equal(batch_lines(b), per);
+	assert_int_equal(batch_rows_len(b), per * rowlen);
+	assert_true(
+	    batch_rows_len(b) >= 4096 && batch_rows_len(b) - rowlen < 4096);
 	/* One row bigger than batch_bytes is a batch on its own. */
 	push_n(x, 5000);
 	assert_true(queue_has_sealed(x->q));
 	b = take(x, false);
-	assert_int_equal(b->lines, 1);
+	assert_int_equal(batch_lines(b), 1);
 }
 
 /* queue_take(): sealed batches oldest first; flush adds the open one. */
@@ -474,7 +476,7 @@ test_take_fifo_and_flush(void **state)
 	assert_null(take(x, false));
 	b = take(x, true);
 	assert_non_null(b);
-	assert_int_equal(b->lines, 1);
+	assert_int_equal(batch_lines(b), 1);
 	assert_true(batch_has(b, "m4"));
 	assert_int_equal(queue_open_lines(x->q), 0);
 	assert_null(take(x, true));
@@ -544,7 +546,7 @@ test_accounting(void **state)
 	/* Taking changes neither counter. */
 	while ((b = take(x, true)) != NULL) {
 		sum += b->charged;
-		lines += b->lines;
+		lines += batch_lines(b);
 		assert_true(b->charged >= b->rows.cap);
 	}
 	assert_int_equal(x->ntaken, 4); /* 3 + 3 + 3 + 1 */
@@ -556,7 +558,7 @@ test_accounting(void **state)
 	while (x->ntaken > 0) {
 		b = x->taken[x->ntaken - 1];
 		sum = b->charged;
-		lines = b->lines;
+		lines = batch_lines(b);
 		bytes = queue_bytes(x->q);
 		i = (size_t)queue_lines(x->q);
 		done(x, b);

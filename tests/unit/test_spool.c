@@ -35,6 +35,7 @@
 #include "logsink/queue.h"
 #include "logsink/record.h"
 #include "logsink/spool.h"
+#include "../../src/batch_int.h" /* the acks of replayed batches */
 
 #define BIG         ((size_t)1 << 40)
 #define MAXTAKEN    64
