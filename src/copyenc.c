@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "logsink/copyenc.h"
+#include "logsink/utf8.h"
 
 /* Byte classes: copied as is, escaped, or starting a multi-byte check. */
 enum { C_PLAIN, C_ESC, C_NUL, C_HIGH };
@@ -40,44 +41,6 @@ static const unsigned char byte_class[256] = {
 	/* 0xF8 */ C_HIGH, C_HIGH, C_HIGH, C_HIGH, C_HIGH, C_HIGH, C_HIGH, C_HIGH,
 };
 /* clang-format on */
-
-static const char replacement[3] = { '\xEF', '\xBF', '\xBD' };
-
-/*
- * Length of the well-formed UTF-8 sequence at p (lead byte >= 0x80), or 0
- * if it is ill-formed.  Ranges from Unicode table 3-7.
- */
-static size_t
-utf8_seq_len(const unsigned char *p, size_t avail)
-{
-	unsigned char c = p[0], lo = 0x80, hi = 0xBF;
-	size_t n, i;
-
-	if (c >= 0xC2 && c <= 0xDF)
-		n = 2;
-	else if (c >= 0xE0 && c <= 0xEF)
-		n = 3;
-	else if (c >= 0xF0 && c <= 0xF4)
-		n = 4;
-	else
-		return 0;
-	if (n > avail)
-		return 0;
-	if (c == 0xE0)
-		lo = 0xA0;
-	else if (c == 0xED)
-		hi = 0x9F;
-	else if (c == 0xF0)
-		lo = 0x90;
-	else if (c == 0xF4)
-		hi = 0x8F;
-	if (p[1] < lo || p[1] > hi)
-		return 0;
-	for (i = 2; i < n; i++)
-		if ((p[i] & 0xC0) != 0x80)
-			return 0;
-	return n;
-}
 
 #define ONES  0x0101010101010101ULL
 #define HIGHS 0x8080808080808080ULL
@@ -159,14 +122,14 @@ scan(char *o, const unsigned char *p, size_t len, bool escape, size_t *replaced)
 				p += n;
 				break;
 			}
-			memcpy(o, replacement, sizeof(replacement));
-			o += sizeof(replacement);
+			memcpy(o, UTF8_REPLACEMENT, UTF8_REPLACEMENT_LEN);
+			o += UTF8_REPLACEMENT_LEN;
 			(*replaced)++;
 			p++;
 			break;
 		default: /* NUL */
-			memcpy(o, replacement, sizeof(replacement));
-			o += sizeof(replacement);
+			memcpy(o, UTF8_REPLACEMENT, UTF8_REPLACEMENT_LEN);
+			o += UTF8_REPLACEMENT_LEN;
 			(*replaced)++;
 			p++;
 			break;
