@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "logsink/civil.h"
 #include "logsink/copyenc.h"
 #include "logsink/utf8.h"
 
@@ -159,23 +160,6 @@ copyenc_utf8(struct buf *out, const char *text, size_t len)
 	return replaced;
 }
 
-/* Days since 1970-01-01 -> civil date (H. Hinnant's days_from_civil). */
-static void
-civil_from_days(int64_t z, int *y, int *m, int *d)
-{
-	int64_t era, yoe, doy, mp;
-
-	z += 719468;
-	era = (z >= 0 ? z : z - 146096) / 146097;
-	yoe = z - era * 146097;
-	yoe = (yoe - yoe / 1460 + yoe / 36524 - yoe / 146096) / 365;
-	doy = z - era * 146097 - (365 * yoe + yoe / 4 - yoe / 100);
-	mp = (5 * doy + 2) / 153;
-	*d = (int)(doy - (153 * mp + 2) / 5 + 1);
-	*m = (int)(mp < 10 ? mp + 3 : mp - 9);
-	*y = (int)(yoe + era * 400 + (*m <= 2));
-}
-
 static char *
 put_digits(char *o, unsigned v, int width)
 {
@@ -234,7 +218,8 @@ ts_format(struct ts_cache *c, int64_t secs)
 	int64_t days = secs >= 0 ? secs / 86400 : (secs - 86399) / 86400;
 	unsigned sod = (unsigned)(secs - days * 86400);
 	char *o = c->text;
-	int y, m, d;
+	int64_t y;
+	int m, d;
 
 	civil_from_days(days, &y, &m, &d);
 	o = put_digits(o, (unsigned)y, 4);
