@@ -3,8 +3,6 @@
  * include/logsink/tls.h).  References: RFC 5425 (syslog over TLS),
  * OpenSSL 3.0 SSL_CTX_new(3), SSL_CTX_set_verify(3), X509_NAME_print_ex(3).
  */
-#include <sys/types.h>
-
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -16,10 +14,8 @@
 
 #include <openssl/bio.h>
 #include <openssl/err.h>
-#include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
-#include <openssl/x509v3.h>
 
 #include "logsink/tls.h"
 
