@@ -12,7 +12,9 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "logsink/civil.h"
 #include "logsink/copyenc.h"
+#include "logsink/utf8.h"
 
 /* Byte classes: copied as is, escaped, or starting a multi-byte check. */
 enum { C_PLAIN, C_ESC, C_NUL, C_HIGH };
@@ -40,44 +42,6 @@ static const unsigned char byte_class[256] = {
 	/* 0xF8 */ C_HIGH, C_HIGH, C_HIGH, C_HIGH, C_HIGH, C_HIGH, C_HIGH, C_HIGH,
 };
 /* clang-format on */
-
-static const char replacement[3] = { '\xEF', '\xBF', '\xBD' };
-
-/*
- * Length of the well-formed UTF-8 sequence at p (lead byte >= 0x80), or 0
- * if it is ill-formed.  Ranges from Unicode table 3-7.
- */
-static size_t
-utf8_seq_len(const unsigned char *p, size_t avail)
-{
-	unsigned char c = p[0], lo = 0x80, hi = 0xBF;
-	size_t n, i;
-
-	if (c >= 0xC2 && c <= 0xDF)
-		n = 2;
-	else if (c >= 0xE0 && c <= 0xEF)
-		n = 3;
-	else if (c >= 0xF0 && c <= 0xF4)
-		n = 4;
-	else
-		return 0;
-	if (n > avail)
-		return 0;
-	if (c == 0xE0)
-		lo = 0xA0;
-	else if (c == 0xED)
-		hi = 0x9F;
-	else if (c == 0xF0)
-		lo = 0x90;
-	else if (c == 0xF4)
-		hi = 0x8F;
-	if (p[1] < lo || p[1] > hi)
-		return 0;
-	for (i = 2; i < n; i++)
-		if ((p[i] & 0xC0) != 0x80)
-			return 0;
-	return n;
-}
 
 #define ONES  0x0101010101010101ULL
 #define HIGHS 0x8080808080808080ULL
@@ -159,14 +123,14 @@ scan(char *o, const unsigned char *p, size_t len, bool escape, size_t *replaced)
 				p += n;
 				break;
 			}
-			memcpy(o, replacement, sizeof(replacement));
-			o += sizeof(replacement);
+			memcpy(o, UTF8_REPLACEMENT, UTF8_REPLACEMENT_LEN);
+			o += UTF8_REPLACEMENT_LEN;
 			(*replaced)++;
 			p++;
 			break;
 		default: /* NUL */
-			memcpy(o, replacement, sizeof(replacement));
-			o += sizeof(replacement);
+			memcpy(o, UTF8_REPLACEMENT, UTF8_REPLACEMENT_LEN);
+			o += UTF8_REPLACEMENT_LEN;
 			(*replaced)++;
 			p++;
 			break;
@@ -194,23 +158,6 @@ copyenc_utf8(struct buf *out, const char *text, size_t len)
 
 	out->len = (size_t)(o - out->data);
 	return replaced;
-}
-
-/* Days since 1970-01-01 -> civil date (H. Hinnant's days_from_civil). */
-static void
-civil_from_days(int64_t z, int *y, int *m, int *d)
-{
-	int64_t era, yoe, doy, mp;
-
-	z += 719468;
-	era = (z >= 0 ? z : z - 146096) / 146097;
-	yoe = z - era * 146097;
-	yoe = (yoe - yoe / 1460 + yoe / 36524 - yoe / 146096) / 365;
-	doy = z - era * 146097 - (365 * yoe + yoe / 4 - yoe / 100);
-	mp = (5 * doy + 2) / 153;
-	*d = (int)(doy - (153 * mp + 2) / 5 + 1);
-	*m = (int)(mp < 10 ? mp + 3 : mp - 9);
-	*y = (int)(yoe + era * 400 + (*m <= 2));
 }
 
 static char *
@@ -271,7 +218,8 @@ ts_format(struct ts_cache *c, int64_t secs)
 	int64_t days = secs >= 0 ? secs / 86400 : (secs - 86399) / 86400;
 	unsigned sod = (unsigned)(secs - days * 86400);
 	char *o = c->text;
-	int y, m, d;
+	int64_t y;
+	int m, d;
 
 	civil_from_days(days, &y, &m, &d);
 	o = put_digits(o, (unsigned)y, 4);

@@ -6,6 +6,7 @@
 #include <strings.h>
 
 #include "logsink/framer.h"
+#include "logsink/utf8.h"
 
 /* RFC 6587 3.4.1: MSG-LEN is NONZERO-DIGIT *DIGIT; we take up to 9. */
 #define OCTET_MAX_DIGITS 9
@@ -43,39 +44,6 @@ framer_terminator(const struct framer *f)
 	return f->mode == FRAMER_NUL ? '\0' : '\n';
 }
 
-/* Bytes in the UTF-8 sequence lead byte c starts (1 if it starts none). */
-static size_t
-utf8_lead_len(unsigned char c)
-{
-	if (c >= 0xC2 && c <= 0xDF)
-		return 2;
-	if (c >= 0xE0 && c <= 0xEF)
-		return 3;
-	if (c >= 0xF0 && c <= 0xF4)
-		return 4;
-	return 1;
-}
-
-/*
- * Cutting buf at n must not split a multi-byte UTF-8 character: if the
- * byte at n continues a sequence whose lead byte (at most 3 back) starts
- * before n, cut before that lead byte.  Stray continuation bytes, which
- * belong to no character, are cut where asked.
- */
-size_t
-framer_utf8_cut(const char *buf, size_t n, size_t avail)
-{
-	const unsigned char *p = (const unsigned char *)buf;
-	size_t k;
-
-	if (n >= avail || (p[n] & 0xC0) != 0x80)
-		return n;
-	for (k = 1; k <= 3 && k <= n; k++)
-		if ((p[n - k] & 0xC0) != 0x80)
-			return utf8_lead_len(p[n - k]) > k ? n - k : n;
-	return n;
-}
-
 static bool
 is_digit(char c)
 {
@@ -98,7 +66,7 @@ deliver(
 	if (len > 0 && p[len - 1] == '\r')
 		len--;
 	if (len > f->max_line) {
-		len = framer_utf8_cut(p, f->max_line, len);
+		len = utf8_cut(p, f->max_line, len);
 		truncated = true;
 		f->truncated++;
 	}
@@ -116,7 +84,7 @@ deliver_cut(
     struct framer *f, const char *p, size_t avail, framer_msg_cb cb, void *arg)
 {
 	f->truncated++;
-	return cb(arg, p, framer_utf8_cut(p, f->max_line, avail), true);
+	return cb(arg, p, utf8_cut(p, f->max_line, avail), true);
 }
 
 /*

@@ -441,7 +441,7 @@ client_tls_pending(struct client *c)
  * at most once per TLS_LOG_INTERVAL_MS with the count in between.
  */
 static void
-tls_failed(struct client *c, enum metrics_tls_failure why, const char *text)
+tls_failed(struct client *c, enum tls_failure why, const char *text)
 {
 	struct listeners *ls = c->ls;
 	int64_t now = clock_mono_ms();
@@ -453,7 +453,7 @@ tls_failed(struct client *c, enum metrics_tls_failure why, const char *text)
 		log_warnx("%s: TLS handshake failed (%s): %s (%llu such "
 			  "failures since the last message, this one "
 			  "included; later ones within 10 s are only counted)",
-		    c->name, metrics_tls_failure_name(why), text,
+		    c->name, tls_failure_name(why), text,
 		    (unsigned long long)ls->tls_fail_unlogged);
 		ls->tls_fail_unlogged = 0;
 		ls->tls_fail_logged_ms = now;
@@ -468,7 +468,7 @@ handle_handshake_error(struct client *c)
 	unsigned long errs[TLS_MAX_ERRORS], e;
 	size_t n = 0;
 	char why[256];
-	enum metrics_tls_failure f;
+	enum tls_failure f;
 
 	while ((e = bufferevent_get_openssl_error(c->bev)) != 0)
 		if (n < TLS_MAX_ERRORS)
@@ -659,7 +659,7 @@ sweep_handshake(struct listeners *ls, struct client *c, int64_t now)
 	if (limit == 0 || now - c->accepted_ms < limit)
 		return;
 	metrics.connections_timed_out++;
-	tls_failed(c, METRICS_TLS_TIMEOUT,
+	tls_failed(c, TLS_FAILURE_TIMEOUT,
 	    ls->tls_handshake_timeout_ms > 0
 		? "not finished within tls-handshake-timeout"
 		: "not finished within idle-timeout");

@@ -15,22 +15,6 @@ static const double batch_bounds[METRICS_BATCH_BUCKETS] = { 1, 10, 100, 500,
 static const double latency_bounds[METRICS_LATENCY_BUCKETS] = { 0.001, 0.005,
 	0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30 };
 
-static const char *const tls_failure_names[METRICS_TLS_NFAILURES] = {
-	"no_certificate",
-	"bad_certificate",
-	"expired_certificate",
-	"protocol",
-	"closed",
-	"timeout",
-};
-
-const char *
-metrics_tls_failure_name(enum metrics_tls_failure f)
-{
-	return (unsigned)f < METRICS_TLS_NFAILURES ? tls_failure_names[f]
-						   : "unknown";
-}
-
 static void
 observe(struct histogram *h, const double *bounds, int nb, double v)
 {
@@ -226,11 +210,12 @@ render_tls(struct buf *out)
 		    "# HELP logsink_tls_handshake_failures_total TLS "
 		    "handshakes that failed, by reason.\n"
 		    "# TYPE logsink_tls_handshake_failures_total counter\n");
-	for (i = 0; rc == 0 && i < METRICS_TLS_NFAILURES; i++)
+	for (i = 0; rc == 0 && i < TLS_NFAILURES; i++)
 		rc = put(out,
 		    "logsink_tls_handshake_failures_total{reason=\"%s\"} "
 		    "%" PRIu64 "\n",
-		    tls_failure_names[i], metrics.tls_handshake_failures[i]);
+		    tls_failure_name((enum tls_failure)i),
+		    metrics.tls_handshake_failures[i]);
 	return rc;
 }
 

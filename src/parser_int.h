@@ -48,8 +48,6 @@ size_t parser_json_escape(char *, const char *, size_t);
 #define PARSER_JSON_ESCAPE_MAX(n) ((n)*6)
 
 /* parser_time.c */
-int64_t parser_days_from_civil(int64_t, int, int);
-bool parser_valid_date(int, int, int);
 bool parser_event_in_range(int64_t);
 bool parser_rfc3339(const char *, size_t, int64_t *);
 bool parser_bsd_time(int64_t, int, int, int, int, int, int, int64_t *);

@@ -29,6 +29,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "logsink/utf8.h"
 #include "parser_int.h"
 
 #define JSON_MAX_DEPTH 64
@@ -394,32 +395,6 @@ json_value(const char *p, const char *end, int depth, unsigned *flags)
 	}
 }
 
-/* Encodes code point cp (<= 0x10ffff) as UTF-8 at d; returns the length. */
-static size_t
-utf8_put(char *d, int32_t cp)
-{
-	if (cp < 0x80) {
-		d[0] = (char)cp;
-		return 1;
-	}
-	if (cp < 0x800) {
-		d[0] = (char)(0xc0 | cp >> 6);
-		d[1] = (char)(0x80 | (cp & 0x3f));
-		return 2;
-	}
-	if (cp < 0x10000) {
-		d[0] = (char)(0xe0 | cp >> 12);
-		d[1] = (char)(0x80 | (cp >> 6 & 0x3f));
-		d[2] = (char)(0x80 | (cp & 0x3f));
-		return 3;
-	}
-	d[0] = (char)(0xf0 | cp >> 18);
-	d[1] = (char)(0x80 | (cp >> 12 & 0x3f));
-	d[2] = (char)(0x80 | (cp >> 6 & 0x3f));
-	d[3] = (char)(0x80 | (cp & 0x3f));
-	return 4;
-}
-
 /* The byte a one-letter escape (RFC 8259 section 7) stands for. */
 static char
 short_unescape(char c)
@@ -466,7 +441,7 @@ json_unescape(char *d, const char *p, const char *end)
 			continue;
 		}
 		p += u_escape(p, end, &cp);
-		d += utf8_put(d, cp < 0 ? 0xfffd : cp);
+		d += utf8_put(d, cp < 0 ? 0xFFFD : (uint32_t)cp);
 	}
 	return (size_t)(d - d0);
 }

@@ -18,6 +18,7 @@
 #include <stdbool.h>
 #include <string.h>
 
+#include "logsink/utf8.h"
 #include "parser_int.h"
 
 /* A BSD timestamp (RFC 3164 section 4.1.2) as written. */
@@ -245,8 +246,8 @@ rfc5424(struct pctx *c, const char *p, const char *end)
 		return rc;
 	if (p < end && *p++ != ' ')
 		return PARSER_NOMATCH;
-	if (end - p >= 3 && memcmp(p, "\xef\xbb\xbf", 3) == 0)
-		p += 3;
+	if (end - p >= UTF8_BOM_LEN && memcmp(p, UTF8_BOM, UTF8_BOM_LEN) == 0)
+		p += UTF8_BOM_LEN;
 	set_text(&r->message, p, end);
 	if (!(f[0].len == 1 && f[0].ptr[0] == '-'))
 		r->has_event_time =

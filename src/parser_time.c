@@ -6,7 +6,7 @@
  * a year nor a zone: they are local time of the daemon (TZ) in the year that
  * puts them closest to the time the message was received.  Converting them
  * must not call mktime()/localtime() per message (both take a lock and may
- * stat the zone file), so we use days-from-civil and a UTC offset that is
+ * stat the zone file), so we use civil.h and a UTC offset that is
  * cached per thread and refreshed when received_us enters a new 15-minute
  * slot (every zone transition falls on such a boundary).  The offset used
  * is the one in force when the message was received, so a message stamped
@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "logsink/civil.h"
 #include "parser_int.h"
 
 #define US_PER_S    INT64_C(1000000)
@@ -36,58 +37,6 @@ static _Thread_local struct {
 	int32_t off_s;
 	bool valid;
 } off_cache;
-
-/*
- * Days since 1970-01-01 of the proleptic Gregorian date y-m-d (m 1..12).
- * H. Hinnant's days_from_civil: exact for any year, no tables, no libc.
- */
-int64_t
-parser_days_from_civil(int64_t y, int m, int d)
-{
-	int64_t era, yoe, doy, doe;
-
-	y -= m <= 2;
-	era = (y >= 0 ? y : y - 399) / 400;
-	yoe = y - era * 400;
-	doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	return era * 146097 + doe - 719468;
-}
-
-/* The year of the day z days after 1970-01-01 (inverse of the above). */
-static int64_t
-year_from_days(int64_t z)
-{
-	int64_t era, doe, yoe, doy, mp;
-
-	z += 719468;
-	era = (z >= 0 ? z : z - 146096) / 146097;
-	doe = z - era * 146097;
-	yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-	doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-	mp = (5 * doy + 2) / 153;
-	return yoe + era * 400 + (mp >= 10);
-}
-
-static bool
-is_leap(int64_t y)
-{
-	return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-}
-
-/* True if y-m-d exists in the Gregorian calendar (no Feb 30). */
-bool
-parser_valid_date(int y, int m, int d)
-{
-	static const signed char mdays[12] = { 31, 28, 31, 30, 31, 30, 31, 31,
-		30, 31, 30, 31 };
-
-	if (m < 1 || m > 12 || d < 1)
-		return false;
-	if (m == 2 && d == 29)
-		return is_leap(y);
-	return d <= mdays[m - 1];
-}
 
 /* True if us is a storable event time (see EVENT_MIN_US). */
 bool
@@ -179,13 +128,12 @@ parser_rfc3339(const char *s, size_t n, int64_t *us)
 	    (h = dig2(s + 11)) < 0 || (mi = dig2(s + 14)) < 0 ||
 	    (sec = dig2(s + 17)) < 0)
 		return false;
-	if (!parser_valid_date(y1 * 100 + y2, mo, d) || h > 23 || mi > 59 ||
-	    sec > 60)
+	if (!civil_valid(y1 * 100 + y2, mo, d) || h > 23 || mi > 59 || sec > 60)
 		return false;
 	if (!parse_frac(&p, end, &frac) || !parse_offset(p, end, &off_s))
 		return false;
-	t = parser_days_from_civil(y1 * 100 + y2, mo, d) * S_PER_DAY +
-	    h * 3600 + mi * 60 + sec - off_s;
+	t = civil_to_days(y1 * 100 + y2, mo, d) * S_PER_DAY + h * 3600 +
+	    mi * 60 + sec - off_s;
 	*us = t * US_PER_S + frac;
 	return parser_event_in_range(*us);
 }
@@ -234,19 +182,20 @@ parser_bsd_time(int64_t received_us, int mo, int d, int h, int mi, int s,
     int frac_us, int64_t *us)
 {
 	int64_t off_s, recv_s, y, cand, best = 0, best_dist = INT64_MAX, dist;
-	int i;
+	int i, m, dd; /* the local date received_us falls on: y-m-dd */
 
 	if (h > 23 || mi > 59 || s > 60)
 		return false;
 	off_s = local_offset(received_us);
 	recv_s = received_us / US_PER_S;
-	y = year_from_days(
-	    (recv_s + off_s) / S_PER_DAY - ((recv_s + off_s) % S_PER_DAY < 0));
+	civil_from_days(
+	    (recv_s + off_s) / S_PER_DAY - ((recv_s + off_s) % S_PER_DAY < 0),
+	    &y, &m, &dd);
 	for (i = -1; i <= 1; i++) {
-		if (!parser_valid_date((int)(y + i), mo, d))
+		if (!civil_valid(y + i, mo, d))
 			continue;
-		cand = parser_days_from_civil(y + i, mo, d) * S_PER_DAY +
-		    h * 3600 + mi * 60 + s - off_s;
+		cand = civil_to_days(y + i, mo, d) * S_PER_DAY + h * 3600 +
+		    mi * 60 + s - off_s;
 		dist = cand > recv_s ? cand - recv_s : recv_s - cand;
 		if (dist < best_dist) {
 			best_dist = dist;

@@ -3,8 +3,6 @@
  * include/logsink/tls.h).  References: RFC 5425 (syslog over TLS),
  * OpenSSL 3.0 SSL_CTX_new(3), SSL_CTX_set_verify(3), X509_NAME_print_ex(3).
  */
-#include <sys/types.h>
-
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -16,10 +14,8 @@
 
 #include <openssl/bio.h>
 #include <openssl/err.h>
-#include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
-#include <openssl/x509v3.h>
 
 #include "logsink/tls.h"
 
@@ -36,20 +32,6 @@ struct tls_ctx {
 struct pass_ask {
 	bool asked;
 };
-
-const char *
-tls_verify_name(enum tls_verify v)
-{
-	switch (v) {
-	case TLS_VERIFY_NONE:
-		return "none";
-	case TLS_VERIFY_OPTIONAL:
-		return "optional";
-	case TLS_VERIFY_REQUIRE:
-		return "require";
-	}
-	return "?";
-}
 
 /*
  * Empties OpenSSL's error queue of this thread into buf: the reasons,
@@ -373,7 +355,7 @@ first_lib_error(const unsigned long *errs, size_t n)
 	return 0;
 }
 
-enum metrics_tls_failure
+enum tls_failure
 tls_failure(struct ssl_st *ssl, const unsigned long *errs, size_t n,
     int sock_err, char *buf, size_t buflen)
 {
@@ -385,14 +367,14 @@ tls_failure(struct ssl_st *ssl, const unsigned long *errs, size_t n,
 		snprintf(buf, buflen, "%s",
 		    sock_err != 0 ? strerror(sock_err)
 				  : "the peer closed the connection");
-		return METRICS_TLS_CLOSED;
+		return TLS_FAILURE_CLOSED;
 	}
 	if (ERR_GET_LIB(e) == ERR_LIB_SSL &&
 	    ERR_GET_REASON(e) == SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE) {
 		snprintf(buf, buflen,
 		    "the client sent no certificate (tls-verify-client = "
 		    "require)");
-		return METRICS_TLS_NO_CERTIFICATE;
+		return TLS_FAILURE_NO_CERTIFICATE;
 	}
 	if (ERR_GET_LIB(e) == ERR_LIB_SSL &&
 	    ERR_GET_REASON(e) == SSL_R_CERTIFICATE_VERIFY_FAILED) {
@@ -403,11 +385,11 @@ tls_failure(struct ssl_st *ssl, const unsigned long *errs, size_t n,
 		    X509_verify_cert_error_string(v));
 		return v == X509_V_ERR_CERT_HAS_EXPIRED ||
 			v == X509_V_ERR_CERT_NOT_YET_VALID
-		    ? METRICS_TLS_EXPIRED_CERTIFICATE
-		    : METRICS_TLS_BAD_CERTIFICATE;
+		    ? TLS_FAILURE_EXPIRED_CERTIFICATE
+		    : TLS_FAILURE_BAD_CERTIFICATE;
 	}
 	if ((r = ERR_reason_error_string(e)) == NULL)
 		r = "unknown OpenSSL error";
 	snprintf(buf, buflen, "%s", r);
-	return METRICS_TLS_PROTOCOL;
+	return TLS_FAILURE_PROTOCOL;
 }

@@ -14,10 +14,11 @@
  *
  * In every framing empty messages are skipped, the bytes after the last
  * terminator at EOF are a message too, and messages longer than max_line
- * are cut to at most max_line bytes at a UTF-8 character boundary (the
- * rest is discarded and counted).  A malformed octet-count header (not
- * 1-9 digits then a space) is counted in bad_frames and the connection
- * continues in LF framing from that byte on, so nothing is skipped.
+ * are cut to at most max_line bytes at a UTF-8 character boundary
+ * (utf8_cut() of logsink/utf8.h; the rest is discarded and counted).  A
+ * malformed octet-count header (not 1-9 digits then a space) is counted in
+ * bad_frames and the connection continues in LF framing from that byte on,
+ * so nothing is skipped.
  *
  * Leaf module: no I/O, no logging, no globals.  The caller owns the bytes;
  * the framer keeps no pointer into them.
@@ -74,8 +75,5 @@ char framer_terminator(const struct framer *f);
 /* Parses a framing name ("auto", "lf", "nul", "octet"); -1 if unknown. */
 int framer_mode_parse(const char *name);
 const char *framer_mode_name(enum framer_mode mode);
-
-/* Length <= n of buf[0..n) that does not end inside a UTF-8 sequence. */
-size_t framer_utf8_cut(const char *buf, size_t n, size_t avail);
 
 #endif

@@ -6,7 +6,6 @@
 #ifndef LOGSINK_LOG_H
 #define LOGSINK_LOG_H
 
-#include <stdbool.h>
 #include <syslog.h>
 
 extern int log_level;

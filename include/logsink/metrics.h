@@ -11,21 +11,11 @@
 #include <stdint.h>
 
 #include "logsink/buf.h"
+#include "logsink/tls_types.h"
 
 #define METRICS_BATCH_BUCKETS   10
 #define METRICS_LATENCY_BUCKETS 13
 #define METRICS_SQLSTATES       32
-
-/* Label values of logsink_tls_handshake_failures_total{reason=...}. */
-enum metrics_tls_failure {
-	METRICS_TLS_NO_CERTIFICATE,      /* tls-verify-client = require */
-	METRICS_TLS_BAD_CERTIFICATE,     /* did not verify against tls-ca */
-	METRICS_TLS_EXPIRED_CERTIFICATE, /* expired (or not yet valid) */
-	METRICS_TLS_PROTOCOL,            /* not TLS, no common version... */
-	METRICS_TLS_CLOSED,              /* the peer went away mid-handshake */
-	METRICS_TLS_TIMEOUT,             /* tls-handshake-timeout */
-	METRICS_TLS_NFAILURES,
-};
 
 struct histogram {
 	uint64_t counts[METRICS_LATENCY_BUCKETS + 1]; /* last: +Inf */
@@ -51,8 +41,8 @@ struct metrics {
 	uint64_t connections_refused;
 	uint64_t connections_timed_out;
 	uint64_t accept_errors;
-	uint64_t tls_handshakes; /* completed */
-	uint64_t tls_handshake_failures[METRICS_TLS_NFAILURES];
+	uint64_t tls_handshakes;                        /* completed */
+	uint64_t tls_handshake_failures[TLS_NFAILURES]; /* per reason */
 	uint64_t copy_batches;
 	uint64_t copy_failures;
 	uint64_t db_reconnects;
@@ -86,9 +76,6 @@ struct metrics_gauges {
 	uint64_t spool_corrupt_records, spool_corrupt_bytes;
 	uint64_t spool_write_errors;
 };
-
-/* "no_certificate", ...: the label value of a failure reason. */
-const char *metrics_tls_failure_name(enum metrics_tls_failure f);
 
 void metrics_observe_batch(uint32_t lines, double commit_seconds);
 void metrics_count_sqlstate(const char *sqlstate);

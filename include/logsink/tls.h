@@ -14,16 +14,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "logsink/metrics.h"
+#include "logsink/tls_types.h"
 
 struct ssl_st;
-
-/* tls-verify-client */
-enum tls_verify {
-	TLS_VERIFY_NONE,     /* no client certificate is asked for */
-	TLS_VERIFY_OPTIONAL, /* asked for; one that is sent must verify */
-	TLS_VERIFY_REQUIRE,  /* a client without a valid one is refused */
-};
 
 /* What a context is built from (strings borrowed for the call). */
 struct tls_settings {
@@ -91,13 +84,9 @@ char *tls_peer_subject(struct ssl_st *ssl);
  * (bufferevent_get_openssl_error(); none: the peer closed or reset the
  * connection, sock_err says which).  Puts the reason, with the result of
  * the certificate check when that was the cause, in buf and returns the
- * metrics label it counts as.
+ * reason it counts as.
  */
-enum metrics_tls_failure tls_failure(struct ssl_st *ssl,
-    const unsigned long *errs, size_t n, int sock_err, char *buf,
-    size_t buflen);
-
-/* "none", "optional" or "require". */
-const char *tls_verify_name(enum tls_verify v);
+enum tls_failure tls_failure(struct ssl_st *ssl, const unsigned long *errs,
+    size_t n, int sock_err, char *buf, size_t buflen);
 
 #endif

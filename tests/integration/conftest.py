@@ -61,6 +61,14 @@ def stopped_pg(logsinkd):
     cluster.destroy()
 
 
+@pytest.fixture
+def empty_table(pg):
+    """The module's cluster (pg) with the logs table emptied first.  A
+    module whose tests all start from an empty table says so with
+    pytestmark = pytest.mark.usefixtures("empty_table")."""
+    pg.truncate()
+
+
 class DaemonFactory:
     """daemon(...) starts a logsinkd; all are stopped at teardown."""
 

@@ -16,6 +16,8 @@ import subprocess
 import tempfile
 import threading
 import time
+import urllib.error
+import urllib.request
 
 import psycopg2
 
@@ -458,6 +460,68 @@ class Daemon:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(30)
+
+
+# --------------------------------------------------------------------------
+# the metrics endpoint (--metrics-listen)
+
+
+def http_get(port, path, timeout=30):
+    """GET http://127.0.0.1:port/path: (status, body text); (0, the reason)
+    when nothing listens there (yet)."""
+    try:
+        with urllib.request.urlopen("http://127.0.0.1:%d%s" % (port, path),
+                                    timeout=timeout) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+    except urllib.error.URLError as e:
+        return 0, str(e)
+
+
+def _metrics_port(where):
+    """A port number, or a daemon whose test set d.mport."""
+    return getattr(where, "mport", where)
+
+
+def metrics_text(where, timeout=30):
+    """The /metrics page (Prometheus text) of where (a port, or a daemon
+    with d.mport); AssertionError unless 200."""
+    port = _metrics_port(where)
+    status, body = http_get(port, "/metrics", timeout)
+    assert status == 200, "GET /metrics on port %d: %d %s" % (
+        port, status, _short(body))
+    return body
+
+
+def parse_metrics(text):
+    """{sample: value} of a Prometheus text page.  A sample is named as on
+    the page, labels included: "logsink_lines_received_total",
+    'logsink_tls_handshake_failures_total{reason="closed"}'."""
+    values = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            values[name] = float(value)
+    return values
+
+
+def scrape_metrics(where):
+    """parse_metrics() of the /metrics page of where (see metrics_text)."""
+    return parse_metrics(metrics_text(where))
+
+
+def metric(where, name, **labels):
+    """The value of logsink_NAME{labels} on the /metrics page of where (see
+    metrics_text); AssertionError naming the sample if the page lacks it."""
+    key = "logsink_" + name
+    if labels:
+        key += "{%s}" % ",".join('%s="%s"' % kv for kv in labels.items())
+    text = metrics_text(where)
+    values = parse_metrics(text)
+    if key not in values:
+        raise AssertionError("no %s in /metrics:\n%s" % (key, text))
+    return values[key]
 
 
 # --------------------------------------------------------------------------

@@ -11,9 +11,8 @@ TIMEOUT = 120
 MIB = 1 << 20
 
 
-@pytest.fixture(autouse=True)
-def empty_table(pg):
-    pg.truncate()
+# Every test starts from an empty logs table (conftest.empty_table).
+pytestmark = pytest.mark.usefixtures("empty_table")
 
 
 def rows(pg):

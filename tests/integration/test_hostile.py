@@ -39,7 +39,6 @@ import signal
 import socket
 import threading
 import time
-import urllib.request
 
 import psycopg2
 import pytest
@@ -84,9 +83,8 @@ def nofile_limit():
 # helpers
 
 
-@pytest.fixture(autouse=True)
-def empty_table(pg):
-    pg.truncate()
+# Every test starts from an empty logs table (conftest.empty_table).
+pytestmark = pytest.mark.usefixtures("empty_table")
 
 
 @functools.lru_cache(maxsize=None)
@@ -198,25 +196,9 @@ def start(daemon, pg, *args, attack="", extra=()):
     return d
 
 
-def metrics(d):
-    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % d.mport,
-                                timeout=30) as r:
-        text = r.read().decode()
-    out = {}
-    for line in text.splitlines():
-        if line.startswith("logsink_") and "{" not in line:
-            name, value = line.split()
-            out[name[len("logsink_"):]] = float(value)
-    return out
-
-
-def metric(d, name):
-    return metrics(d)[name]
-
-
 def wait_open(d, n):
     """Waits until the daemon has exactly n client connections open."""
-    wait_for(lambda: metric(d, "connections_open") == n, TIMEOUT,
+    wait_for(lambda: harness.metric(d, "connections_open") == n, TIMEOUT,
              "logsink_connections_open == %d" % n)
 
 
@@ -246,8 +228,9 @@ def send_from(src, port, data, chunk=MIB):
 
 def handled(d):
     """Connections the daemon has taken from its accept queue."""
-    m = metrics(d)
-    return m["connections_accepted_total"] + m["connections_refused_total"]
+    m = harness.scrape_metrics(d)
+    return (m["logsink_connections_accepted_total"]
+            + m["logsink_connections_refused_total"])
 
 
 def open_many(d, sources, n, batch=64):
@@ -305,7 +288,7 @@ def wait_rows_from(pg, peer, n):
 
 
 def wait_queue_empty(d):
-    wait_for(lambda: metric(d, "queue_lines") == 0, TIMEOUT,
+    wait_for(lambda: harness.metric(d, "queue_lines") == 0, TIMEOUT,
              "logsink_queue_lines == 0")
 
 
@@ -376,11 +359,12 @@ def test_5000_idle_connections(pg, daemon):
     try:
         with GoodClient(d) as good, RssSampler(d.pid) as rss:
             socks = open_many(d, IDLE_SOURCES, IDLE_CONNS)
-            wait_for(lambda: metric(d, "connections_open") >= IDLE_CONNS + 1,
+            wait_for(lambda: harness.metric(d, "connections_open")
+                     >= IDLE_CONNS + 1,
                      TIMEOUT, "logsink_connections_open >= %d" % IDLE_CONNS)
-            m = metrics(d)
-            assert m["connections_open"] >= IDLE_CONNS
-            assert m["connections_refused_total"] == 0
+            m = harness.scrape_metrics(d)
+            assert m["logsink_connections_open"] >= IDLE_CONNS
+            assert m["logsink_connections_refused_total"] == 0
             # The idle connections are still open (nothing closed them).
             sel = selectors.DefaultSelector()
             for s in socks:
@@ -433,9 +417,9 @@ def test_flood_past_max_connections(pg, daemon):
                     "connection %d (over max-connections %d) not closed "
                     "within 10 s" % (i + 1, FLOOD_MAX))
                 latency.append(time.monotonic() - t0)
-            m = metrics(d)
-            assert m["connections_refused_total"] == FLOOD_CONNS - room
-            assert m["connections_open"] == FLOOD_MAX
+            m = harness.scrape_metrics(d)
+            assert m["logsink_connections_refused_total"] == FLOOD_CONNS - room
+            assert m["logsink_connections_open"] == FLOOD_MAX
             # The first ones (within the limit) are still open.
             sel = selectors.DefaultSelector()
             for s in socks[:room]:
@@ -462,7 +446,7 @@ def test_flood_past_max_connections(pg, daemon):
             s.close()
     wait_rows_from(pg, FLOOD_SOURCES[0], 1)
     assert stored_from(pg, FLOOD_SOURCES[0]) == {"after the flood": 1}
-    assert metric(d, "connections_refused_total") == FLOOD_CONNS - room
+    assert harness.metric(d, "connections_refused_total") == FLOOD_CONNS - room
     finish(d)
 
 
@@ -481,7 +465,7 @@ def test_flood_past_max_connections_per_ip(pg, daemon):
             assert peer_closed(extra, 10), (
                 "connection %d from 127.0.0.2 (over max-connections-per-ip "
                 "%d) not closed within 10 s" % (PER_IP + 1, PER_IP))
-            assert metric(d, "connections_refused_total") == 1
+            assert harness.metric(d, "connections_refused_total") == 1
             sel = selectors.DefaultSelector()
             for s in socks[:PER_IP]:
                 sel.register(s, selectors.EVENT_READ)
@@ -492,7 +476,7 @@ def test_flood_past_max_connections_per_ip(pg, daemon):
             send_from("127.0.0.3", d.port, b"other address\n")
             harness.send_lines(d.port, ["from 127.0.0.1 too"],
                                wait_close=True)
-            assert metric(d, "connections_refused_total") == 1
+            assert harness.metric(d, "connections_refused_total") == 1
         good.check(pg)
         # Measured: baseline 9.5 MiB, peak 9.7 MiB; ASan 19 MiB.
         rss.check("flood past max-connections-per-ip", 64)
@@ -563,7 +547,7 @@ def test_slowloris(pg, daemon):
         assert min(closed_after.values()) >= SLOW_TIMEOUT - 0.1
         assert max(closed_after.values()) < SLOW_TIMEOUT + 12
         wait_open(d, 0)
-        assert metric(d, "connections_timed_out_total") >= SLOW_CONNS
+        assert harness.metric(d, "connections_timed_out_total") >= SLOW_CONNS
         good.check(pg)
         # Measured: baseline 9.4 MiB, peak 9.9-10.1 MiB; ASan 21 MiB.
         rss.check("slowloris", 64)
@@ -620,7 +604,7 @@ def test_100mib_line_without_newline(pg, daemon):
     assert stored_from(pg, "127.0.0.2") == {
         pattern[:MAX_LINE].decode(): 1}
     assert stored_from(pg, "127.0.0.3") == collections.Counter(after)
-    assert metric(d, "lines_truncated_total") == 1
+    assert harness.metric(d, "lines_truncated_total") == 1
     finish(d)
 
 
@@ -694,10 +678,10 @@ def test_random_binary(pg, daemon):
     assert all(isinstance(r[0], str) for r in auto_rows)
     assert pg.scalar("select max(octet_length(message)) from public.logs") \
         <= MAX_LINE
-    m = metrics(d)
-    assert m["lines_rejected_total"] == 0
-    assert m["lines_dropped_oom_total"] == 0
-    assert m["lines_sanitized_total"] > 0
+    m = harness.scrape_metrics(d)
+    assert m["logsink_lines_rejected_total"] == 0
+    assert m["logsink_lines_dropped_oom_total"] == 0
+    assert m["logsink_lines_sanitized_total"] > 0
     finish(d)
 
 
@@ -799,7 +783,7 @@ def test_octet_counting_frames(pg, daemon):
     d = start(daemon, pg, attack="format=raw",
               extra=["framing=octet format=raw"])
     port = {"auto": d.port, "octet": d.extra_ports[0]}
-    bad_before = metric(d, "bad_frames_total")
+    bad_before = harness.metric(d, "bad_frames_total")
     with GoodClient(d) as good, RssSampler(d.pid) as rss:
         for i, (listener, data, _, _) in enumerate(OCTET_CASES):
             # Each from its own address (the peer column tells them
@@ -816,10 +800,10 @@ def test_octet_counting_frames(pg, daemon):
         assert got == collections.Counter(rows), (
             "%s listener, sent %r: stored %r"
             % (listener, data[:40], [r[:40] for r in got]))
-    m = metrics(d)
-    assert m["bad_frames_total"] - bad_before == sum(
+    m = harness.scrape_metrics(d)
+    assert m["logsink_bad_frames_total"] - bad_before == sum(
         c[3] for c in OCTET_CASES)
-    assert m["lines_truncated_total"] == 1
+    assert m["logsink_lines_truncated_total"] == 1
     finish(d)
 
 
@@ -879,7 +863,7 @@ def test_sql_looking_payloads(pg, daemon):
     assert pg.scalar("select to_regclass('public.students')") is None
     assert pg.scalar("select count(*) from public.logs where message is "
                      "null") == 0
-    assert metric(d, "lines_rejected_total") == 0
+    assert harness.metric(d, "lines_rejected_total") == 0
     finish(d)
 
 
@@ -907,7 +891,7 @@ def test_partial_line_timeout_spares_a_busy_client(pg, daemon):
             for i in range(writes + 1)}
     wait_rows_from(pg, "127.0.0.2", len(want))
     assert stored_from(pg, "127.0.0.2") == want
-    assert metric(d, "connections_timed_out_total") == 0
+    assert harness.metric(d, "connections_timed_out_total") == 0
     finish(d)
 
 

@@ -13,9 +13,8 @@ from harness import (connect, ipv6_loopback_available, make_lines,
 TIMEOUT = 120
 
 
-@pytest.fixture(autouse=True)
-def empty_table(pg):
-    pg.truncate()
+# Every test starts from an empty logs table (conftest.empty_table).
+pytestmark = pytest.mark.usefixtures("empty_table")
 
 
 def stored(pg):

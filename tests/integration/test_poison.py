@@ -78,9 +78,7 @@ def test_metrics_count_rejects(fresh_pg, daemon):
     harness.send_lines(d.port, ["short", "x" * 40, "also short"],
                        wait_close=True)
     harness.wait_for(lambda: pg.count() == 2, 60, "good rows")
-    import urllib.request
-    body = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % mport,
-                                  timeout=10).read().decode()
+    body = harness.metrics_text(mport)
     assert "logsink_lines_rejected_total 1" in body
     assert 'logsink_db_errors_total{sqlstate="23514"}' in body
     assert d.stop() == 0

@@ -76,8 +76,9 @@ int main(int argc, char **argv)
 
 class SchemaSql:
     """The SQL that src/schema.c generates, from a helper program linked
-    with the build's liblogsink_core.a (the statements are not printed by
-    the daemon, and must not be copied into the tests)."""
+    with the build's liblogsink_core.a and liblogsink_pure.a (the
+    statements are not printed by the daemon, and must not be copied into
+    the tests)."""
 
     def __init__(self, workdir):
         build = build_dir()
@@ -105,7 +106,8 @@ class SchemaSql:
         cmd = ([cc, "-std=c11", "-D_GNU_SOURCE"] + flags
                + ["-I", os.path.join(harness.REPO_ROOT, "include")]
                + pkg("--cflags", "libpq", "libevent", "libbsd-overlay")
-               + [src, os.path.join(build, "liblogsink_core.a")]
+               + [src, os.path.join(build, "liblogsink_core.a"),
+                  os.path.join(build, "liblogsink_pure.a")]
                + pkg("--libs", "libevent", "libpq", "libbsd-overlay")
                + ["-lm", "-o", self.exe] + flags)
         p = subprocess.run(cmd, stdout=subprocess.PIPE,

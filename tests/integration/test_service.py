@@ -10,8 +10,6 @@ import socket
 import subprocess
 import tempfile
 import threading
-import urllib.error
-import urllib.request
 
 import harness
 
@@ -201,45 +199,25 @@ def test_sighup_reload(pg, daemon, tmp_path):
     shutil.rmtree(confdir)
 
 
-def http_get(port, path):
-    try:
-        with urllib.request.urlopen("http://127.0.0.1:%d%s" % (port, path),
-                                    timeout=10) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
-    except urllib.error.URLError as e:  # not listening (yet)
-        return 0, str(e)
-
-
-def parse_metrics(text):
-    values = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, value = line.rsplit(" ", 1)
-            values[name] = float(value)
-    return values
-
-
 def test_metrics_and_healthz_under_load(fresh_pg, daemon):
     mport = harness.free_port()
     d = daemon("--metrics-listen", "127.0.0.1:%d" % mport,
                db=fresh_pg.conninfo)
-    harness.wait_for(lambda: http_get(mport, "/healthz")[0] == 200, 30,
+    harness.wait_for(lambda: harness.http_get(mport, "/healthz")[0] == 200, 30,
                      "/healthz to report the database writable")
     streamers = [harness.Streamer(d.port, "m%d" % i) for i in range(4)]
     for s in streamers:
         s.start()
     scrapes = []
     harness.wait_for(
-        lambda: scrapes.append(parse_metrics(http_get(mport, "/metrics")[1]))
+        lambda: scrapes.append(harness.scrape_metrics(mport))
         or scrapes[-1]["logsink_lines_committed_total"] > 2000,
         60, "commits visible in /metrics during the load")
     for s in streamers:
         s.stop()
     sent = sum(len(s.sent) for s in streamers)
     harness.wait_for(lambda: fresh_pg.count() == sent, 60, "all lines")
-    m = parse_metrics(http_get(mport, "/metrics")[1])
+    m = harness.scrape_metrics(mport)
     assert m["logsink_lines_received_total"] == sent
     assert m["logsink_lines_committed_total"] == sent
     assert m["logsink_queue_lines"] == 0
@@ -256,14 +234,14 @@ def test_metrics_and_healthz_under_load(fresh_pg, daemon):
     assert firsts == sorted(firsts)
     # The database goes away: /healthz says so, errors are counted.
     fresh_pg.stop("fast")
-    harness.wait_for(lambda: http_get(mport, "/healthz")[0] == 503, 60,
+    harness.wait_for(lambda: harness.http_get(mport, "/healthz")[0] == 503, 60,
                      "/healthz to report 503 with the database down")
-    status, body = http_get(mport, "/healthz")
+    status, body = harness.http_get(mport, "/healthz")
     assert "no database connection" in body
-    assert http_get(mport, "/nope")[0] == 404
+    assert harness.http_get(mport, "/nope")[0] == 404
     fresh_pg.start()
-    harness.wait_for(lambda: http_get(mport, "/healthz")[0] == 200, 90,
+    harness.wait_for(lambda: harness.http_get(mport, "/healthz")[0] == 200, 90,
                      "/healthz back to 200")
-    m = parse_metrics(http_get(mport, "/metrics")[1])
+    m = harness.scrape_metrics(mport)
     assert m["logsink_db_reconnects_total"] >= 2
     assert d.stop() == 0

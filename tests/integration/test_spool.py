@@ -19,7 +19,6 @@ import struct
 import subprocess
 import tempfile
 import time
-import urllib.request
 
 import pytest
 
@@ -97,18 +96,6 @@ def record_messages(seg_path, rec):
     return out
 
 
-def metrics(port):
-    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port,
-                                timeout=10) as r:
-        text = r.read().decode()
-    out = {}
-    for line in text.splitlines():
-        m = re.fullmatch(r"(logsink_\w+) (\S+)", line)
-        if m:
-            out[m.group(1)] = float(m.group(2))
-    return out
-
-
 def spool_daemon(daemon, path, *args, db, metrics_port=None, **kw):
     extra = ["--spool-dir", path, "--reconnect-min-ms", 50,
              "--reconnect-max-ms", 500]
@@ -163,7 +150,7 @@ def test_full_queue_spills_instead_of_backpressure(stopped_pg, daemon,
     # 100,000 lines (about 6 MiB) through a 256 KiB queue with the database
     # down: the daemon reads them all (wait_close) only if it spills.
     harness.send_lines(d.port, sent, wait_close=True, timeout=TIMEOUT)
-    m = metrics(mport)
+    m = harness.scrape_metrics(mport)
     assert m["logsink_lines_spooled_total"] > 0, m
     assert m["logsink_queue_bytes"] <= 256 * 1024 + 64 * 1024, m
     assert m["logsink_spool_bytes"] > 0, m
@@ -171,7 +158,7 @@ def test_full_queue_spills_instead_of_backpressure(stopped_pg, daemon,
     pg.start()
     wait_for(lambda: distinct_stored(pg) >= len(sent), TIMEOUT,
              "every line stored once the database is back")
-    m = metrics(mport)
+    m = harness.scrape_metrics(mport)
     assert d.stop() == 0, d.log()
     t = Tally(sent, stored_counter(pg))
     t.check("memory full, spilled to disk", 0)
@@ -327,19 +314,19 @@ def test_spool_disk_full_backpressure_and_recovery(stopped_pg, daemon,
         s = LineStreamer(d.port, "full", chunk=200, pause=0.002,
                          line=lambda i: padded_line("full", i, pad=100))
         s.start()
-        wait_for(lambda: metrics(mport)["logsink_spool_refused_total"] > 0,
+        wait_for(lambda: harness.metric(mport, "spool_refused_total") > 0,
                  TIMEOUT, "the spool refusing writes (disk full)")
         # Memory and spool full: the daemon stops reading, the sender
         # blocks.
         wait_for(lambda: time.monotonic() - s.last_send > 2, TIMEOUT,
                  "the sender blocked by back-pressure")
         assert d.alive(), d.log()
-        m_full = metrics(mport)
+        m_full = harness.scrape_metrics(mport)
         blocked_at = total_sent([s])
         os.unlink(filler)  # space returns
         wait_for(lambda: total_sent([s]) > blocked_at + 2000, TIMEOUT,
                  "the sender moving again once there is space")
-        assert metrics(mport)["logsink_lines_spooled_total"] > \
+        assert harness.scrape_metrics(mport)["logsink_lines_spooled_total"] > \
             m_full["logsink_lines_spooled_total"]
         # The database returns before the tmpfs fills up again.
         pg.start()

@@ -16,7 +16,6 @@ import socket
 import subprocess
 import tempfile
 import threading
-import urllib.request
 
 import pytest
 
@@ -286,9 +285,7 @@ def traced_session(logsinkd, pg, tmp_path):
         harness.send_lines(port, harness.make_lines("sandbox", 100),
                            wait_close=True)
         harness.wait_for(lambda: pg.count() == 100, 60, "100 rows stored")
-        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % mport,
-                                    timeout=30) as r:
-            assert r.status == 200
+        assert harness.http_get(mport, "/metrics")[0] == 200
         os.kill(pid, signal.SIGHUP)
         harness.wait_for(lambda: "configuration reloaded"
                          in log_path.read_text(errors="replace"), 30,

@@ -24,7 +24,6 @@ import socket
 import ssl
 import subprocess
 import tempfile
-import urllib.request
 
 import psycopg2
 import pytest
@@ -180,9 +179,8 @@ def tls_files():
 # the daemon and its clients
 
 
-@pytest.fixture(autouse=True)
-def empty_table(pg):
-    pg.truncate()
+# Every test starts from an empty logs table (conftest.empty_table).
+pytestmark = pytest.mark.usefixtures("empty_table")
 
 
 def start_tls(daemon, pg, t, *args, verify="optional", cert=None, key=None,
@@ -207,24 +205,8 @@ def start_tls(daemon, pg, t, *args, verify="optional", cert=None, key=None,
     return d
 
 
-def metrics_text(d):
-    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % d.mport,
-                                timeout=10) as r:
-        return r.read().decode()
-
-
-def metric(d, name, **labels):
-    key = "logsink_" + name
-    if labels:
-        key += "{%s}" % ",".join('%s="%s"' % kv for kv in labels.items())
-    for line in metrics_text(d).splitlines():
-        if line.startswith(key + " "):
-            return float(line.split()[-1])
-    raise AssertionError("no %s in /metrics:\n%s" % (key, metrics_text(d)))
-
-
 def failures(d, reason):
-    return metric(d, "tls_handshake_failures_total", reason=reason)
+    return harness.metric(d, "tls_handshake_failures_total", reason=reason)
 
 
 def tls_context(t, cert=None, key=None):
@@ -337,7 +319,7 @@ def test_s_client_lines_stored_with_subject(daemon, pg, tls_files):
     got = wait_rows(pg, "signed-%", 20, "TLS rows with a client certificate")
     assert [r[0] for r in got] == signed
     assert {(r[1], r[2]) for r in got} == {(CLIENT_SUBJECT, "127.0.0.1")}
-    assert metric(d, "tls_handshakes_total") >= 2
+    assert harness.metric(d, "tls_handshakes_total") >= 2
     # A plain listener's rows have no subject.
     harness.send_lines(d.plain_port, ["plain-1"], wait_close=True)
     assert wait_rows(pg, "plain-%", 1, "plain row") == [
@@ -396,8 +378,8 @@ def test_backpressure_over_tls(daemon, fresh_pg, tls_files):
     s = tls_connect(d.port, t)
     lines = make_lines("bp", 3000)  # ~190 KB: three times the queue
     s.sendall("".join(l + "\n" for l in lines).encode())
-    wait_for(lambda: metric(d, "backpressure_events_total") >= 1, TIMEOUT,
-             "reading paused (queue full)")
+    wait_for(lambda: harness.metric(d, "backpressure_events_total") >= 1,
+             TIMEOUT, "reading paused (queue full)")
     fresh_pg.start()
     buf, acked = b"", 0
     while acked < len(lines):
@@ -558,10 +540,10 @@ def test_require_refuses_bad_clients(daemon, pg, tls_files):
     assert "TLS handshake failed (no_certificate): the client sent no " \
         "certificate" in log, log
     # Each refused client counted once, under its own reason.
-    assert metric(d, "tls_handshake_failures_total",
-                  reason="bad_certificate") == 1
-    assert metric(d, "tls_handshake_failures_total",
-                  reason="expired_certificate") == 1
+    assert harness.metric(d, "tls_handshake_failures_total",
+                          reason="bad_certificate") == 1
+    assert harness.metric(d, "tls_handshake_failures_total",
+                          reason="expired_certificate") == 1
 
 
 def test_require_failures_logged_with_reason(daemon, pg, tls_files):
@@ -619,7 +601,7 @@ def test_unfinished_handshakes_time_out(daemon, pg, tls_files):
         silent.close()
         half.close()
     assert failures(d, "timeout") == 2
-    assert metric(d, "connections_timed_out_total") == 2
+    assert harness.metric(d, "connections_timed_out_total") == 2
     good.sendall(b"during-stall-2\n")
     tls_close(good)
     wait_rows(pg, "during-stall-%", 2, "the good client's lines")
@@ -767,7 +749,7 @@ def test_handshake_flood_memory_bounded(daemon, pg, tls_files):
                 socks.append(s)
                 if i % 100 == 0:
                     good.sendall(b"flood-%04d\n" % i)
-            wait_for(lambda: metric(d, "connections_refused_total")
+            wait_for(lambda: harness.metric(d, "connections_refused_total")
                      >= nhalf - cap, TIMEOUT,
                      "the handshakes past tls-max-handshakes refused")
             for i in range(ngarbage):
@@ -780,7 +762,7 @@ def test_handshake_flood_memory_bounded(daemon, pg, tls_files):
             tls_close(good)
             wait_rows(pg, "flood-%", nhalf // 100 + 1,
                       "the good client's lines")
-            assert metric(d, "connections_open") <= cap + 1
+            assert harness.metric(d, "connections_open") <= cap + 1
         finally:
             for s in socks:
                 s.close()

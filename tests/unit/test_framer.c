@@ -502,55 +502,6 @@ test_truncated_counter(void **state)
 	assert_int_equal(x->nmsg, 10);
 }
 
-/* framer_utf8_cut on well-formed UTF-8. */
-static void
-test_utf8_cut(void **state)
-{
-	static const char ascii[] = "abcdefgh";
-	static const char two[] = "ab\xc3\xa9gh";              /* é at 2-3 */
-	static const char three[] = "ab\xe2\x82\xacgh";        /* € at 2-4 */
-	static const char four[] = "ab\xf0\x9f\x98\x80gh";     /* at 2-5 */
-	static const char cont[] = "\x80\x80\x80\x80\x80\x80"; /* no lead */
-
-	(void)state;
-	assert_int_equal(framer_utf8_cut(ascii, 4, 8), 4);
-	assert_int_equal(framer_utf8_cut(ascii, 8, 8), 8); /* n == avail */
-	assert_int_equal(framer_utf8_cut(three, 3, 3), 3); /* nothing after */
-	assert_int_equal(framer_utf8_cut(two, 2, 6), 2);   /* at the lead */
-	assert_int_equal(framer_utf8_cut(two, 3, 6), 2);   /* inside */
-	assert_int_equal(framer_utf8_cut(two, 4, 6), 4);   /* after */
-	assert_int_equal(framer_utf8_cut(three, 3, 7), 2);
-	assert_int_equal(framer_utf8_cut(three, 4, 7), 2);
-	assert_int_equal(framer_utf8_cut(three, 5, 7), 5);
-	assert_int_equal(framer_utf8_cut(four, 3, 8), 2);
-	assert_int_equal(framer_utf8_cut(four, 4, 8), 2);
-	assert_int_equal(framer_utf8_cut(four, 5, 8), 2);
-	assert_int_equal(framer_utf8_cut(four, 6, 8), 6);
-	assert_int_equal(framer_utf8_cut(cont, 0, 6), 0);
-	assert_int_equal(framer_utf8_cut(cont, 5, 6), 5); /* not UTF-8 */
-	assert_int_equal(framer_utf8_cut(four + 3, 2, 5), 2);
-}
-
-/*
- * framer_utf8_cut on ill-formed input: only a lead byte whose sequence
- * reaches past the cut may move it back.  An ASCII byte or a complete
- * character before stray continuation bytes is not split by cutting at n
- * and must be kept (framer.c backs up over up to 3 continuation bytes to
- * any non-continuation byte, so it drops the complete character too).
- */
-static void
-test_utf8_cut_ill_formed(void **state)
-{
-	static const char ascii_stray[] = "abcde\x80\x80xy"; /* e, 2 strays */
-	static const char two_stray[] = "abc\xc3\xa9\xa9\xa9xy"; /* é, strays */
-
-	(void)state;
-	/* Cut at 6 may drop the strays (5 or 6), never 'e' at 4. */
-	assert_in_range(framer_utf8_cut(ascii_stray, 6, 9), 5, 6);
-	/* Cut at 6 may drop the stray 0xA9 (5 or 6), never é at 3-4. */
-	assert_in_range(framer_utf8_cut(two_stray, 6, 9), 5, 6);
-}
-
 /*
  * NUL framing cuts a message once max_line + 2 bytes have arrived without
  * a NUL, but deliver() trims leading and trailing CR/LF from that piece
@@ -656,8 +607,6 @@ main(void)
 		    test_stop_on_cut_line, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_truncated_counter, setup, teardown),
-		cmocka_unit_test(test_utf8_cut),
-		cmocka_unit_test(test_utf8_cut_ill_formed),
 		cmocka_unit_test_setup_teardown(
 		    test_nul_split_trim_leading, setup, teardown),
 		cmocka_unit_test_setup_teardown(

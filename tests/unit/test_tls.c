@@ -116,11 +116,11 @@ test_failure_closed(void **state)
 
 	assert_int_equal(
 	    tls_failure(x->ssl, NULL, 0, 0, x->err, sizeof(x->err)),
-	    METRICS_TLS_CLOSED);
+	    TLS_FAILURE_CLOSED);
 	assert_string_equal(x->err, "the peer closed the connection");
 	assert_int_equal(
 	    tls_failure(x->ssl, NULL, 0, ECONNRESET, x->err, sizeof(x->err)),
-	    METRICS_TLS_CLOSED);
+	    TLS_FAILURE_CLOSED);
 	assert_string_equal(x->err, strerror(ECONNRESET));
 }
 
@@ -135,18 +135,18 @@ test_failure_reasons(void **state)
 
 	assert_int_equal(
 	    tls_failure(x->ssl, errs, 2, 0, x->err, sizeof(x->err)),
-	    METRICS_TLS_NO_CERTIFICATE);
+	    TLS_FAILURE_NO_CERTIFICATE);
 	assert_has(x->err, "the client sent no certificate");
 	errs[1] = ERR_PACK(ERR_LIB_SSL, 0, SSL_R_WRONG_VERSION_NUMBER);
 	assert_int_equal(
 	    tls_failure(x->ssl, errs, 2, 0, x->err, sizeof(x->err)),
-	    METRICS_TLS_PROTOCOL);
+	    TLS_FAILURE_PROTOCOL);
 	assert_string_equal(x->err, "wrong version number");
 	errs[1] = ERR_PACK(ERR_LIB_SSL, 0, SSL_R_CERTIFICATE_VERIFY_FAILED);
 	SSL_set_verify_result(x->ssl, X509_V_ERR_CERT_HAS_EXPIRED);
 	assert_int_equal(
 	    tls_failure(x->ssl, errs, 2, 0, x->err, sizeof(x->err)),
-	    METRICS_TLS_EXPIRED_CERTIFICATE);
+	    TLS_FAILURE_EXPIRED_CERTIFICATE);
 	assert_string_equal(x->err,
 	    "the client certificate did not verify "
 	    "against tls-ca: certificate has expired");
@@ -154,7 +154,7 @@ test_failure_reasons(void **state)
 	    x->ssl, X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY);
 	assert_int_equal(
 	    tls_failure(x->ssl, errs, 2, 0, x->err, sizeof(x->err)),
-	    METRICS_TLS_BAD_CERTIFICATE);
+	    TLS_FAILURE_BAD_CERTIFICATE);
 	assert_has(x->err, "unable to get local issuer certificate");
 }
 
@@ -165,10 +165,8 @@ test_names(void **state)
 	assert_string_equal(tls_verify_name(TLS_VERIFY_NONE), "none");
 	assert_string_equal(tls_verify_name(TLS_VERIFY_OPTIONAL), "optional");
 	assert_string_equal(tls_verify_name(TLS_VERIFY_REQUIRE), "require");
-	assert_string_equal(
-	    metrics_tls_failure_name(METRICS_TLS_TIMEOUT), "timeout");
-	assert_string_equal(
-	    metrics_tls_failure_name(METRICS_TLS_NFAILURES), "unknown");
+	assert_string_equal(tls_failure_name(TLS_FAILURE_TIMEOUT), "timeout");
+	assert_string_equal(tls_failure_name(TLS_NFAILURES), "unknown");
 }
 
 int
