@@ -31,10 +31,9 @@ import psycopg2
 import pytest
 
 import harness
-from harness import wait_for
-from test_tls import (CertFactory, OTHER_SUBJECT, metric, metrics_text,
-                      s_client, server_subject, tls_context, tls_files,
-                      wait_closed)  # noqa: F401 (tls_files is a fixture)
+from harness import metric, metrics_text, wait_for
+from test_tls import (CertFactory, OTHER_SUBJECT, s_client, server_subject,
+                      tls_context, tls_files, wait_closed)  # noqa: F401 (tls_files is a fixture)
 
 TIMEOUT = harness.DEFAULT_TIMEOUT
 HELP_LINE = re.compile(r"^\s+--([a-z][a-z0-9-]*)\s.*\); "
