@@ -57,6 +57,14 @@
 #define ACCEPT_RETRY_MS        1000
 #define SWEEP_INTERVAL_MS      1000
 #define REFUSE_LOG_INTERVAL_MS 10000
+/*
+ * A parser scratch buffer bigger than this after a message is released
+ * (memcached's rbuf_release): a client that once sent one long JSON line
+ * with escapes would otherwise keep about twice that line until it
+ * disconnects, outside queue-bytes.  Ordinary lines need far less; a
+ * sender of long lines pays one malloc per such line.
+ */
+#define SCRATCH_KEEP_BYTES     (16 * 1024)
 
 static const char *const cl_state_names[] = { "HANDSHAKE", "READING", "PAUSED",
 	"ACKWAIT", "FLUSHING", "CLOSING" };
@@ -140,6 +148,8 @@ on_message(void *arg, const char *msg, size_t len, bool truncated)
 			metrics.bytes_replaced += replaced;
 		}
 	}
+	if (c->scratch.cap > SCRATCH_KEEP_BYTES)
+		buf_free(&c->scratch); /* rec is queued: not read again */
 	return rc == -1 || !queue_full(q);
 }
 

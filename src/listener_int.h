@@ -102,7 +102,7 @@ struct client {
 	const char *timeout;      /* why the sweep sent CLE_TIMEOUT */
 	enum parser_format format;
 	struct record rec;
-	struct buf scratch; /* the parser's, reused for every message */
+	struct buf scratch; /* the parser's; released when it grew big */
 	uint64_t lines, bytes;
 	uint64_t bad_frames;  /* fr.bad_frames already counted */
 	struct ackref *ack;   /* NULL unless the listener says ack=commit
