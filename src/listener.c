@@ -464,6 +464,13 @@ handle_end(struct client *c, enum cl_event ev)
 }
 
 static void
+handle_reading_pause(struct client *c)
+{
+	bufferevent_disable(c->bev, EV_READ);
+	client_set_state(c, CL_PAUSED);
+}
+
+static void
 handle_paused_resume(struct client *c)
 {
 	client_set_state(c, CL_READING);
@@ -550,10 +557,8 @@ client_dispatch(struct client *c, enum cl_event ev)
 		handle_written(c);
 		break;
 	case CLE_PAUSE:
-		if (c->state == CL_READING) {
-			bufferevent_disable(c->bev, EV_READ);
-			client_set_state(c, CL_PAUSED);
-		}
+		if (c->state == CL_READING)
+			handle_reading_pause(c);
 		break;
 	case CLE_RESUME:
 		if (c->state != CL_PAUSED)

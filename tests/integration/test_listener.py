@@ -12,6 +12,7 @@
 """
 
 import os
+import re
 import socket
 import struct
 import threading
@@ -67,7 +68,10 @@ def read_acks_to_eof(sock):
 def test_last_ack_before_close(pg, daemon):
     """50 ack=commit senders send 100 lines each and half-close at once:
     each reads acks until the daemon closes, and the last one must cover
-    all its lines (EOF waits in ACKWAIT until the drain has told it)."""
+    all its lines: EOF waits in ACKWAIT until the ack drain has told the
+    client, now that commits reach it only through the loop.  (The
+    narrowest case, a commit landing in the same loop pass as the EOF,
+    is not forced here: it cannot be from outside.)"""
     pg.truncate()
     port = harness.free_port()
     d = daemon("--listen", "127.0.0.1:%d ack=commit" % port,
@@ -192,3 +196,24 @@ def test_idle_connections_release_parser_scratch(pg, daemon,
         % (after - before, bound))
     for s in socks:
         s.close()
+
+
+def test_dispatch_trace_and_reap(pg, daemon):
+    """At log-level debug each event is traced "cN peer: EVENT in STATE"
+    as it enters the dispatch, and a closed client goes through CLOSING.
+    The socket is closed only when the reaper frees the client, so the
+    daemon closing our side shows that the reaper ran."""
+    pg.truncate()
+    d = daemon("--log-level", "debug", db=pg.conninfo)
+    with harness.connect(d.port) as s:
+        s.sendall(b"traced-1\n")
+        s.shutdown(socket.SHUT_WR)
+        harness.wait_peer_close(s)
+    wait_for(lambda: pg.count() == 1, TIMEOUT, "the traced line")
+    m = wait_for(lambda: re.search(
+        r"(c\d+ 127\.0\.0\.1:\d+): closed reason=eof lines=1 bytes=9",
+        d.log()), TIMEOUT, "the close of our connection in the log")
+    name, log = re.escape(m.group(1)), d.log()
+    for text in ("READ in READING", "EOF in READING", "READING -> CLOSING"):
+        assert re.search(name + ": " + text, log), (
+            "no %r for %s in the log" % (text, m.group(1)))
