@@ -8,6 +8,7 @@
  * every one of them even after a failed assert (ASan then reports a leak
  * or a use after free only if ack.c has one).
  */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -20,6 +21,23 @@
 #include "logsink/ack.h"
 
 #define NREFS 4
+
+/*
+ * ack.c grows its spans with reallocarray(); this definition takes the
+ * place of the C library's in the test binary, so that a test can make
+ * it fail (ENOMEM).
+ */
+static bool fail_alloc;
+
+void *
+reallocarray(void *p, size_t n, size_t size)
+{
+	if (fail_alloc || (size != 0 && n > SIZE_MAX / size)) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	return realloc(p, n * size);
+}
 
 struct fx {
 	struct ack_list *l;
@@ -345,6 +363,41 @@ test_disown_pending(void **state)
 	assert_ptr_equal(ack_list_next(x->l), &x->owners[0]);
 }
 
+/*
+ * A span that cannot be kept (ENOMEM): the acks stop short of it for
+ * good, which is safe (the client resends), and the drain is told how
+ * many runs were lost.
+ */
+static void
+test_span_nomem(void **state)
+{
+	struct fx *x = *state;
+
+	take(x, 0, 0, 10);
+	take(x, 0, 10, 10);
+	take(x, 0, 20, 10);
+	fail_alloc = true;
+	credit(x, 0, 10, 10);
+	fail_alloc = false;
+	assert_int_equal(x->notified, 1); /* the drain has news */
+	assert_null(ack_list_next(x->l));
+	assert_int_equal(ack_list_nomem(x->l), 1);
+	assert_int_equal(ack_list_nomem(x->l), 0);
+	credit(x, 0, 20, 10); /* kept, but after the lost run */
+	credit(x, 0, 0, 10);
+	assert_int_equal(ack_committed(x->a[0]), 10);
+	assert_ptr_equal(ack_list_next(x->l), &x->owners[0]);
+	assert_int_equal(x->notified, 2);
+	/* a disowned sender's lost run is nobody's news */
+	take(x, 1, 5, 5);
+	disown(x, 1);
+	fail_alloc = true;
+	credit(x, 1, 5, 5);
+	fail_alloc = false;
+	assert_int_equal(ack_list_nomem(x->l), 0);
+	assert_int_equal(x->notified, 2);
+}
+
 int
 main(void)
 {
@@ -368,6 +421,8 @@ main(void)
 		    test_notify_once_per_transition, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_disown_pending, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_span_nomem, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
