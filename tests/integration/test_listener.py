@@ -105,6 +105,7 @@ def test_last_ack_before_close(pg, daemon):
         assert a == sorted(a), "sender %d: acks went backwards %r" % (i, a)
     assert pg.count() == nsend * nlines
     assert d.alive()
+    assert d.stop() == 0, "exit status (ASan: a leak or a bad free at exit)"
 
 
 def test_senders_vanish_while_committing(pg, daemon):
@@ -132,6 +133,7 @@ def test_senders_vanish_while_committing(pg, daemon):
         s.shutdown(socket.SHUT_WR)
         assert read_acks_to_eof(s)[-1:] == [2]
     assert d.alive()
+    assert d.stop() == 0, "exit status (ASan: a leak or a bad free at exit)"
 
 
 # A JSON line whose message has a \u0000 escape: the parser rewrites the
@@ -196,6 +198,7 @@ def test_idle_connections_release_parser_scratch(pg, daemon,
         % (after - before, bound))
     for s in socks:
         s.close()
+    assert d.stop() == 0, "exit status (ASan: a leak or a bad free at exit)"
 
 
 def test_dispatch_trace_and_reap(pg, daemon):
@@ -217,3 +220,4 @@ def test_dispatch_trace_and_reap(pg, daemon):
     for text in ("READ in READING", "EOF in READING", "READING -> CLOSING"):
         assert re.search(name + ": " + text, log), (
             "no %r for %s in the log" % (text, m.group(1)))
+    assert d.stop() == 0, "exit status (ASan: a leak or a bad free at exit)"
