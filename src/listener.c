@@ -2,20 +2,22 @@
  * listener: accepting TCP clients and reading their lines
  * (see include/logsink/listener.h).
  *
- * Client machine:  READING <-> PAUSED (queue full / room again)
- *                  READING/PAUSED --EOF or error, input framed--> closed
- *                  HANDSHAKE (tls=on) --done--> READING or PAUSED
- *                  HANDSHAKE --failed or tls-handshake-timeout--> closed
- * A client that hit EOF while paused keeps its buffered input until the
- * queue has room, so no line that reached us is lost to back-pressure.
- * On a TLS connection libevent's OpenSSL bufferevent does the record
- * layer: the input buffer holds the plaintext, framed as on plain TCP.
+ * Each client is a state machine (diagram beside enum cl_state in
+ * listener_int.h): libevent callbacks, the timeout sweep, shutdown and
+ * the ack drain all reach it as events of client_dispatch(), which alone
+ * decides to close.  Closing only marks the client and links it on a reap
+ * list; the reaper frees it once per loop pass, so a callback already
+ * queued for it finds it marked, not freed.  Ack credits reach clients
+ * only through the drain of the ack module's completion list (ack.h),
+ * never from inside the queue or pgpool.  The TLS glue is in
+ * listener_tls.c.
  */
 #include <sys/socket.h>
 #include <sys/types.h>
 
 #include <netinet/in.h>
 
+#include <assert.h>
 #include <errno.h>
 #include <netdb.h>
 #include <stdio.h>
@@ -25,10 +27,10 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 
+#include "logsink/ack.h"
 #include "logsink/clock.h"
 #include "logsink/config.h"
 #include "logsink/framer.h"
@@ -37,8 +39,11 @@
 #include "logsink/log.h"
 #include "logsink/metrics.h"
 #include "logsink/parser.h"
+#include "logsink/queue.h"
 #include "logsink/record.h"
 #include "logsink/tls.h"
+
+#include "listener_int.h"
 
 /*
  * Largest single read per client.  Measured (docs/performance.md): 16 and
@@ -52,31 +57,17 @@
 #define ACCEPT_RETRY_MS        1000
 #define SWEEP_INTERVAL_MS      1000
 #define REFUSE_LOG_INTERVAL_MS 10000
-#define TLS_LOG_INTERVAL_MS    10000
-#define TLS_MAX_ERRORS         8
-#define TLS_RECORD_BYTES       16384 /* most plaintext in a TLS record */
-
-enum cl_state {
-	CL_HANDSHAKE, /* tls=on: the TLS handshake is under way */
-	CL_READING,
-	CL_PAUSED,
-	CL_ACKWAIT,  /* ack=commit: EOF read, waiting for the last commits */
-	CL_FLUSHING, /* closing once the output (acks) is written */
-};
+/*
+ * A parser scratch buffer bigger than this after a message is released
+ * (memcached's rbuf_release): a client that once sent one long JSON line
+ * with escapes would otherwise keep about twice that line until it
+ * disconnects, outside queue-bytes.  Ordinary lines need far less; a
+ * sender of long lines pays one malloc per such line.
+ */
+#define SCRATCH_KEEP_BYTES     (16 * 1024)
 
 static const char *const cl_state_names[] = { "HANDSHAKE", "READING", "PAUSED",
-	"ACKWAIT", "FLUSHING" };
-
-enum cl_event {
-	CLE_READ,
-	CLE_EOF,
-	CLE_ERROR,
-	CLE_PAUSE,
-	CLE_RESUME,
-	CLE_ACKED,     /* more of its lines committed */
-	CLE_WRITTEN,   /* its output buffer drained */
-	CLE_CONNECTED, /* the TLS handshake completed */
-};
+	"ACKWAIT", "FLUSHING", "CLOSING" };
 
 static const char *const cl_event_names[] = {
 	"READ",
@@ -87,57 +78,15 @@ static const char *const cl_event_names[] = {
 	"ACKED",
 	"WRITTEN",
 	"CONNECTED",
+	"TIMEOUT",
+	"SHUTDOWN",
 };
 
-/*
- * A sender's acknowledgement state (ack=commit).  Referenced by its client
- * and by every queued batch that holds a run of its lines, so it outlives
- * a client that disconnects before its lines commit.
- */
-struct ackref {
-	int refs;
-	struct client *c;   /* NULL once the client is gone */
-	uint64_t appended;  /* lines queued so far: the next line's number */
-	uint64_t committed; /* lines 0 .. committed - 1 are all stored */
-	/* Runs stored out of order (batches commit in parallel), sorted;
-	 * merged into committed once the gap before them closes. */
-	struct ack_span {
-		uint64_t first, end;
-	} * spans;
-	size_t nspans, capspans;
-};
-
-/* One TCP client; owned by its listeners set, freed by client_close(). */
-struct client {
-	struct client *prev, *next;
-	struct listeners *ls;
-	uint64_t id;
-	enum cl_state state;
-	struct bufferevent *bev;
-	struct framer fr;
-	bool eof; /* peer closed or failed; input may still hold lines */
-	int err;  /* errno of a read error, for the close log line */
-	char addr[INET6_ADDRSTRLEN];      /* "ip" for the peer column */
-	char name[INET6_ADDRSTRLEN + 32]; /* "c42 ip:port" for log lines */
-	struct sockaddr_storage sa;
-	int64_t last_read_ms;     /* for idle-timeout */
-	int64_t partial_since_ms; /* an unfinished message waits, or 0 */
-	enum parser_format format;
-	struct record rec;
-	struct buf scratch; /* the parser's, reused for every message */
-	uint64_t lines, bytes;
-	uint64_t bad_frames;  /* fr.bad_frames already counted */
-	struct ackref *ack;   /* NULL unless the listener says ack=commit
-				 or ack=spooled */
-	bool ack_spooled;     /* ack=spooled */
-	uint64_t queued;      /* lines accepted into the queue */
-	bool ack_pending;     /* an "ok N" waits for the output to drain */
-	bool tls;             /* bev is an OpenSSL bufferevent */
-	int64_t accepted_ms;  /* for tls-handshake-timeout */
-	char *tls_subject;    /* verified client certificate, or NULL; owned */
-	struct event *ev_end; /* TLS: EOF/error handled on the next pass */
-	enum cl_event end_ev;
-};
+_Static_assert(sizeof(cl_state_names) / sizeof(cl_state_names[0]) == CL_NSTATES,
+    "a name for each cl_state");
+_Static_assert(
+    sizeof(cl_event_names) / sizeof(cl_event_names[0]) == CLE_NEVENTS,
+    "a name for each cl_event");
 
 /* One bound socket; owned by its listeners set. */
 struct listen_sock {
@@ -152,35 +101,12 @@ struct listen_sock {
 	char name[300];
 };
 
-/* Owned by main; freed by listeners_free(). */
-struct listeners {
-	struct event_base *base;
-	struct queue *q;
-	struct listener_settings set;
-	struct listen_sock **socks;
-	size_t nsocks;
-	struct event *ev_accept_retry;
-	struct event *ev_sweep;
-	struct iptable *per_ip;
-	int64_t refuse_logged_ms;
-	uint64_t refused_unlogged;
-	int handshaking; /* clients in CL_HANDSHAKE */
-	struct client *clients;
-	uint64_t next_id;
-	bool paused;
-	int64_t paused_since_ms;
-	struct tls_ctx *tls; /* for new TLS connections; owned, may be NULL */
-	int tls_handshake_timeout_ms;
-	int64_t tls_fail_logged_ms;
-	uint64_t tls_fail_unlogged;
-};
-
 static void client_dispatch(struct client *c, enum cl_event ev);
-static void ackref_release(struct ackref *a);
 
-static void
+void
 client_set_state(struct client *c, enum cl_state state)
 {
+	assert((unsigned)state < CL_NSTATES);
 	log_debug("%s: %s -> %s", c->name, cl_state_names[c->state],
 	    cl_state_names[state]);
 	if (c->state == CL_HANDSHAKE && state != CL_HANDSHAKE)
@@ -195,6 +121,7 @@ on_message(void *arg, const char *msg, size_t len, bool truncated)
 	struct client *c = arg;
 	struct queue *q = c->ls->q;
 	size_t replaced;
+	int rc;
 
 	if (parser_parse(&c->rec, msg, len, c->format, &c->scratch) == -1)
 		log_warn("%s: parser scratch buffer", c->name);
@@ -209,20 +136,21 @@ on_message(void *arg, const char *msg, size_t len, bool truncated)
 				  "are only counted",
 			    c->name, c->ls->set.max_line_bytes);
 	}
-	if (queue_append_acked(q, &c->rec, &replaced, c->ack,
-		c->ack != NULL ? c->ack->appended : 0, c->ack_spooled) == -1) {
+	rc = queue_append_acked(
+	    q, &c->rec, &replaced, c->ack, c->queued, c->ack_spooled);
+	if (rc == -1) {
 		metrics.lines_dropped_oom++;
 		log_warn("%s: line dropped, out of memory", c->name);
-		return true;
+	} else {
+		c->queued++;
+		if (replaced > 0) {
+			metrics.lines_sanitized++;
+			metrics.bytes_replaced += replaced;
+		}
 	}
-	c->queued++;
-	if (c->ack != NULL)
-		c->ack->appended++;
-	if (replaced > 0) {
-		metrics.lines_sanitized++;
-		metrics.bytes_replaced += replaced;
-	}
-	return !queue_full(q);
+	if (c->scratch.cap > SCRATCH_KEEP_BYTES)
+		buf_free(&c->scratch); /* rec is queued: not read again */
+	return rc == -1 || !queue_full(q);
 }
 
 /*
@@ -282,37 +210,82 @@ client_frame_input(struct client *c)
 	}
 }
 
-static void
+/*
+ * Marks c CLOSING and links it on the reap list; the only way a client
+ * closes.  Its events are disabled and it leaves the client list, the
+ * per-IP table and the ack completions at once (it counts as closed), but
+ * its memory stays until the reaper runs, later in this loop pass: a
+ * callback already queued for it finds it CLOSING and is ignored.
+ */
+void
 client_close(struct client *c, const char *reason)
 {
 	struct listeners *ls = c->ls;
 	size_t left = evbuffer_get_length(bufferevent_get_input(c->bev));
 
+	if (c->state == CL_CLOSING)
+		return;
 	if (left > 0)
 		log_warnx("%s: closing with %zu unread bytes (%s)", c->name,
 		    left, reason);
 	log_debug("%s: closed reason=%s lines=%llu bytes=%llu", c->name, reason,
 	    (unsigned long long)c->lines, (unsigned long long)c->bytes);
+	client_set_state(c, CL_CLOSING);
+	bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+	bufferevent_setcb(c->bev, NULL, NULL, NULL, NULL);
+	if (c->ev_end != NULL)
+		event_del(c->ev_end);
 	if (c->prev != NULL)
 		c->prev->next = c->next;
 	else
 		ls->clients = c->next;
 	if (c->next != NULL)
 		c->next->prev = c->prev;
-	if (c->ev_end != NULL)
-		event_free(c->ev_end);
-	bufferevent_free(c->bev); /* and with it the SSL, if any */
-	buf_free(&c->scratch);
-	free(c->tls_subject);
+	c->prev = c->next = NULL;
 	if (c->ack != NULL) {
-		c->ack->c = NULL;
-		ackref_release(c->ack);
+		ack_disown(c->ack);
+		c->ack = NULL;
 	}
 	iptable_del(ls->per_ip, (struct sockaddr *)&c->sa);
 	metrics.connections_open--;
-	if (c->state == CL_HANDSHAKE)
-		ls->handshaking--;
+	c->reap_next = ls->reap;
+	ls->reap = c;
+	if (c->reap_next == NULL)
+		event_active(ls->ev_reap, EV_TIMEOUT, 0);
+}
+
+/* Frees a CLOSING client: the bufferevent with its fd (and SSL). */
+static void
+client_free(struct client *c)
+{
+	assert(c->state == CL_CLOSING);
+	if (c->ev_end != NULL)
+		event_free(c->ev_end);
+	bufferevent_free(c->bev);
+	buf_free(&c->scratch);
+	free(c->tls_subject);
 	free(c);
+}
+
+/* Frees every client on the reap list. */
+static void
+clients_reap(struct listeners *ls)
+{
+	struct client *c;
+
+	while ((c = ls->reap) != NULL) {
+		ls->reap = c->reap_next;
+		client_free(c);
+	}
+}
+
+/* The reaper: made active when the reap list becomes non-empty. */
+static void
+reap_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	clients_reap(arg);
 }
 
 static void
@@ -345,11 +318,21 @@ client_finish(struct client *c, const char *reason)
 	client_set_state(c, CL_FLUSHING);
 }
 
-/* At EOF: with acks, wait until every queued line has committed. */
+/*
+ * Whether the client is owed an "ok N" for lines it sent: they are not
+ * stored yet, or the drain has not told it yet (its CLE_ACKED is due).
+ */
+static bool
+client_acks_due(const struct client *c)
+{
+	return c->ack != NULL && c->err == 0 && c->acked < c->queued;
+}
+
+/* At EOF: with acks, wait until every queued line is acknowledged. */
 static void
 client_eof(struct client *c)
 {
-	if (c->ack != NULL && c->err == 0 && c->ack->committed < c->queued) {
+	if (client_acks_due(c)) {
 		client_set_state(c, CL_ACKWAIT);
 		return;
 	}
@@ -357,7 +340,7 @@ client_eof(struct client *c)
 }
 
 /* Reading: frame what arrived; at EOF frame the rest and finish. */
-static void
+void
 handle_reading_input(struct client *c)
 {
 	client_frame_input(c);
@@ -380,13 +363,13 @@ client_send_ack(struct client *c)
 {
 	struct evbuffer *out = bufferevent_get_output(c->bev);
 
+	c->acked = ack_committed(c->ack);
 	if (evbuffer_get_length(out) > 0) {
 		c->ack_pending = true;
 		return;
 	}
 	c->ack_pending = false;
-	evbuffer_add_printf(
-	    out, "ok %llu\n", (unsigned long long)c->ack->committed);
+	evbuffer_add_printf(out, "ok %llu\n", (unsigned long long)c->acked);
 }
 
 static void
@@ -395,7 +378,7 @@ handle_acked(struct client *c)
 	if (c->err != 0)
 		return;
 	client_send_ack(c);
-	if (c->state == CL_ACKWAIT && c->ack->committed >= c->queued)
+	if (c->state == CL_ACKWAIT && !client_acks_due(c))
 		client_finish(c, "eof");
 }
 
@@ -411,132 +394,161 @@ handle_written(struct client *c)
 }
 
 /*
- * libevent 2.1 reads a TLS connection only when its socket is readable:
- * plaintext OpenSSL decrypted before reading was paused (queue full)
- * stays inside the SSL object after the resume until the client sends
- * more, which a client waiting for its acks never does.  This moves it
- * into the input buffer.
+ * One last read of everything the kernel holds for the client, so that
+ * lines that reached this host before the signal are queued too.  Not on
+ * TLS connections: the kernel holds records there, not lines; what
+ * libevent has decrypted already is framed.
  */
 static void
-client_tls_pending(struct client *c)
+client_final_read(struct client *c)
 {
 	struct evbuffer *in = bufferevent_get_input(c->bev);
-	struct ssl_st *ssl = bufferevent_openssl_get_ssl(c->bev);
-	struct evbuffer_iovec v;
-	int n;
+	int fd = bufferevent_getfd(c->bev);
 
-	while (evbuffer_reserve_space(in, TLS_RECORD_BYTES, &v, 1) == 1) {
-		if ((n = tls_read_pending(ssl, v.iov_base, v.iov_len)) <= 0)
+	if (c->tls)
+		client_tls_pending(c);
+	while (!c->tls && !queue_full(c->ls->q) && !c->eof) {
+		if (evbuffer_read(in, fd, READ_CHUNK_BYTES) <= 0)
 			break;
-		v.iov_len = (size_t)n;
-		if (evbuffer_commit_space(in, &v, 1) == -1)
-			break;
-		log_debug(
-		    "%s: %d bytes decrypted before the pause", c->name, n);
+		client_frame_input(c);
+	}
+	c->eof = true;
+	if (!queue_full(c->ls->q))
+		client_frame_input(c);
+}
+
+/* READING or PAUSED at shutdown: queue what is here, then close, or wait
+ * for the acks of what was queued. */
+static void
+handle_shutdown(struct client *c)
+{
+	client_final_read(c);
+	bufferevent_disable(c->bev, EV_READ);
+	if (client_acks_due(c)) {
+		client_set_state(c, CL_ACKWAIT);
+		return;
+	}
+	client_close(c, "shutdown");
+}
+
+/*
+ * READING past idle-timeout or partial-line-timeout (c->timeout, set by
+ * the sweep): what it sent is framed and stored first; if that fills the
+ * queue, the rest waits in PAUSED and the client ends once resumed.
+ */
+static void
+handle_reading_timeout(struct client *c)
+{
+	metrics.connections_timed_out++;
+	log_info("%s: closing: %s", c->name, c->timeout);
+	c->eof = true;
+	bufferevent_disable(c->bev, EV_READ);
+	client_frame_input(c);
+	if (queue_full(c->ls->q)) {
+		pause_all(c->ls);
+		return;
+	}
+	client_close(c, c->timeout);
+}
+
+/* EOF or a read error: frame the rest when reading; else it waits. */
+static void
+handle_end(struct client *c, enum cl_event ev)
+{
+	c->eof = true;
+	bufferevent_disable(c->bev, EV_READ);
+	if (c->state == CL_READING)
+		handle_reading_input(c);
+	else if (ev == CLE_ERROR && c->state != CL_PAUSED)
+		client_close(c, strerror(c->err)); /* peer gone */
+}
+
+static void
+handle_reading_pause(struct client *c)
+{
+	bufferevent_disable(c->bev, EV_READ);
+	client_set_state(c, CL_PAUSED);
+}
+
+static void
+handle_paused_resume(struct client *c)
+{
+	client_set_state(c, CL_READING);
+	if (!c->eof)
+		bufferevent_enable(c->bev, EV_READ);
+	if (c->tls)
+		client_tls_pending(c);
+	handle_reading_input(c);
+}
+
+static void __attribute__((noreturn))
+client_bad_event(const struct client *c, enum cl_event ev)
+{
+	fatalx("%s: event %s in state %s", c->name, cl_event_names[ev],
+	    cl_state_names[c->state]);
+}
+
+/* HANDSHAKE: nothing is read before the handshake is done. */
+static void
+dispatch_handshake(struct client *c, enum cl_event ev)
+{
+	switch (ev) {
+	case CLE_CONNECTED:
+		handle_handshake_done(c);
+		break;
+	case CLE_EOF:
+	case CLE_ERROR:
+		handle_handshake_error(c);
+		break;
+	case CLE_TIMEOUT:
+		handle_handshake_timeout(c);
+		break;
+	case CLE_SHUTDOWN:
+		client_close(c, "shutdown"); /* no line came yet */
+		break;
+	case CLE_READ:
+	case CLE_PAUSE:
+	case CLE_WRITTEN:
+		break; /* reading is decided once it is done */
+	default:
+		client_bad_event(c, ev);
 	}
 }
 
 /*
- * A TLS handshake failed (or timed out): counted by reason and logged,
- * at most once per TLS_LOG_INTERVAL_MS with the count in between.
+ * The client machine (diagram beside enum cl_state in listener_int.h).
+ * Every event of a client comes here: libevent's (through 3-line shims),
+ * the sweep's, shutdown's and the ack drain's.  A CLOSING client ignores
+ * them all: they were queued before it was marked.
  */
-static void
-tls_failed(struct client *c, enum tls_failure why, const char *text)
-{
-	struct listeners *ls = c->ls;
-	int64_t now = clock_mono_ms();
-
-	metrics.tls_handshake_failures[why]++;
-	ls->tls_fail_unlogged++;
-	if (ls->tls_fail_logged_ms == 0 ||
-	    now - ls->tls_fail_logged_ms >= TLS_LOG_INTERVAL_MS) {
-		log_warnx("%s: TLS handshake failed (%s): %s (%llu such "
-			  "failures since the last message, this one "
-			  "included; later ones within 10 s are only counted)",
-		    c->name, tls_failure_name(why), text,
-		    (unsigned long long)ls->tls_fail_unlogged);
-		ls->tls_fail_unlogged = 0;
-		ls->tls_fail_logged_ms = now;
-	}
-	client_close(c, "tls-handshake-failed");
-}
-
-/* EOF or an error before the handshake completed: find out why. */
-static void
-handle_handshake_error(struct client *c)
-{
-	unsigned long errs[TLS_MAX_ERRORS], e;
-	size_t n = 0;
-	char why[256];
-	enum tls_failure f;
-
-	while ((e = bufferevent_get_openssl_error(c->bev)) != 0)
-		if (n < TLS_MAX_ERRORS)
-			errs[n++] = e;
-	f = tls_failure(bufferevent_openssl_get_ssl(c->bev), errs, n, c->err,
-	    why, sizeof(why));
-	tls_failed(c, f, why);
-}
-
-/* The handshake completed: note the client certificate, start reading. */
-static void
-handle_handshake_done(struct client *c)
-{
-	struct ssl_st *ssl = bufferevent_openssl_get_ssl(c->bev);
-
-	metrics.tls_handshakes++;
-	c->tls_subject = tls_peer_subject(ssl);
-	c->rec.tls_subject.ptr = c->tls_subject;
-	c->rec.tls_subject.len =
-	    c->tls_subject != NULL ? strlen(c->tls_subject) : 0;
-	log_debug("%s: TLS handshake done: %s subject=%s", c->name,
-	    tls_conn_version(ssl),
-	    c->tls_subject != NULL ? c->tls_subject : "(none)");
-	c->last_read_ms = clock_mono_ms();
-	if (c->ls->paused) {
-		bufferevent_disable(c->bev, EV_READ);
-		client_set_state(c, CL_PAUSED);
-		return;
-	}
-	client_set_state(c, CL_READING);
-	handle_reading_input(c); /* what came with the handshake */
-}
-
 static void
 client_dispatch(struct client *c, enum cl_event ev)
 {
-	if (c->state == CL_HANDSHAKE) {
-		switch (ev) {
-		case CLE_CONNECTED:
-			handle_handshake_done(c);
-			return;
-		case CLE_EOF:
-		case CLE_ERROR:
-			handle_handshake_error(c);
-			return;
-		case CLE_READ:
-		case CLE_PAUSE:
-		case CLE_WRITTEN:
-			return; /* reading is decided once it is done */
-		default:
-			fatalx("%s: event %s in state %s", c->name,
-			    cl_event_names[ev], cl_state_names[c->state]);
-		}
+	assert((unsigned)ev < CLE_NEVENTS);
+	log_debug("%s: %s in %s", c->name, cl_event_names[ev],
+	    cl_state_names[c->state]);
+	switch (c->state) {
+	case CL_CLOSING:
+		return; /* the reaper frees it */
+	case CL_HANDSHAKE:
+		dispatch_handshake(c, ev);
+		return;
+	case CL_READING:
+	case CL_PAUSED:
+	case CL_ACKWAIT:
+	case CL_FLUSHING:
+		break;
+	default:
+		client_bad_event(c, ev);
 	}
 	switch (ev) {
 	case CLE_READ:
-		if (c->state != CL_READING)
-			break; /* bytes stay buffered until resumed */
-		handle_reading_input(c);
-		break;
-	case CLE_EOF:
-	case CLE_ERROR:
-		c->eof = true;
-		bufferevent_disable(c->bev, EV_READ);
 		if (c->state == CL_READING)
 			handle_reading_input(c);
-		else if (ev == CLE_ERROR && c->state != CL_PAUSED)
-			client_close(c, strerror(c->err)); /* peer gone */
+		break; /* otherwise bytes stay buffered until resumed */
+	case CLE_EOF:
+	case CLE_ERROR:
+		handle_end(c, ev);
 		break;
 	case CLE_ACKED:
 		handle_acked(c);
@@ -545,25 +557,24 @@ client_dispatch(struct client *c, enum cl_event ev)
 		handle_written(c);
 		break;
 	case CLE_PAUSE:
-		if (c->state == CL_READING) {
-			bufferevent_disable(c->bev, EV_READ);
-			client_set_state(c, CL_PAUSED);
-		}
+		if (c->state == CL_READING)
+			handle_reading_pause(c);
 		break;
 	case CLE_RESUME:
 		if (c->state != CL_PAUSED)
-			fatalx("%s: event %s in state %s", c->name,
-			    cl_event_names[ev], cl_state_names[c->state]);
-		client_set_state(c, CL_READING);
-		if (!c->eof)
-			bufferevent_enable(c->bev, EV_READ);
-		if (c->tls)
-			client_tls_pending(c);
-		handle_reading_input(c);
+			client_bad_event(c, ev);
+		handle_paused_resume(c);
 		break;
+	case CLE_TIMEOUT:
+		if (c->state == CL_READING && !c->eof)
+			handle_reading_timeout(c);
+		break; /* paused: the wait is ours; ending: not idle */
+	case CLE_SHUTDOWN:
+		if (c->state == CL_READING || c->state == CL_PAUSED)
+			handle_shutdown(c);
+		break; /* ACKWAIT, FLUSHING: ending already */
 	default:
-		fatalx("%s: event %d in state %s", c->name, (int)ev,
-		    cl_state_names[c->state]);
+		client_bad_event(c, ev);
 	}
 }
 
@@ -645,30 +656,43 @@ client_event_cb(struct bufferevent *bev, short what, void *arg)
 }
 
 /*
- * A TLS handshake still unfinished after tls-handshake-timeout (or, when
- * that is 0, idle-timeout) is given up: a client that connects and sends
+ * Why a handshake under way is overdue, or NULL: tls-handshake-timeout,
+ * or idle-timeout when that is 0.  A client that connects and sends
  * nothing, or half a ClientHello, holds no connection slot for long.
  */
-static void
-sweep_handshake(struct listeners *ls, struct client *c, int64_t now)
+static const char *
+handshake_overdue(
+    const struct listeners *ls, const struct client *c, int64_t now)
 {
 	int limit = ls->tls_handshake_timeout_ms;
 
 	if (limit == 0)
 		limit = ls->set.idle_timeout_ms;
 	if (limit == 0 || now - c->accepted_ms < limit)
-		return;
-	metrics.connections_timed_out++;
-	tls_failed(c, TLS_FAILURE_TIMEOUT,
-	    ls->tls_handshake_timeout_ms > 0
-		? "not finished within tls-handshake-timeout"
-		: "not finished within idle-timeout");
+		return NULL;
+	return ls->tls_handshake_timeout_ms > 0
+	    ? "not finished within tls-handshake-timeout"
+	    : "not finished within idle-timeout";
+}
+
+/* Why a reading client is overdue (a slowloris sender, an idle one), or
+ * NULL. */
+static const char *
+reading_overdue(const struct listeners *ls, const struct client *c, int64_t now)
+{
+	if (ls->set.partial_line_timeout_ms > 0 && c->partial_since_ms != 0 &&
+	    now - c->partial_since_ms >= ls->set.partial_line_timeout_ms)
+		return "partial-line-timeout";
+	if (ls->set.idle_timeout_ms > 0 &&
+	    now - c->last_read_ms >= ls->set.idle_timeout_ms)
+		return "idle-timeout";
+	return NULL;
 }
 
 /*
- * Once a second: close connections idle past idle-timeout, and those
- * whose unfinished message has waited past partial-line-timeout (a
- * slowloris sender); what they sent is framed and stored first.  Paused
+ * Once a second: a TIMEOUT event for each connection idle past
+ * idle-timeout, whose unfinished message has waited past
+ * partial-line-timeout, or whose TLS handshake takes too long.  Paused
  * clients are exempt: the wait is ours, not theirs.
  */
 static void
@@ -677,39 +701,19 @@ sweep_cb(evutil_socket_t fd, short what, void *arg)
 	struct listeners *ls = arg;
 	struct client *c, *next;
 	int64_t now = clock_mono_ms();
-	const char *why;
 
 	(void)fd;
 	(void)what;
 	for (c = ls->clients; c != NULL; c = next) {
 		next = c->next;
-		if (c->state == CL_HANDSHAKE) {
-			sweep_handshake(ls, c, now);
+		if (c->state == CL_HANDSHAKE)
+			c->timeout = handshake_overdue(ls, c, now);
+		else if (c->state == CL_READING && !c->eof)
+			c->timeout = reading_overdue(ls, c, now);
+		else
 			continue;
-		}
-		if (c->state != CL_READING || c->eof)
-			continue;
-		why = NULL;
-		if (ls->set.partial_line_timeout_ms > 0 &&
-		    c->partial_since_ms != 0 &&
-		    now - c->partial_since_ms >=
-			ls->set.partial_line_timeout_ms)
-			why = "partial-line-timeout";
-		else if (ls->set.idle_timeout_ms > 0 &&
-		    now - c->last_read_ms >= ls->set.idle_timeout_ms)
-			why = "idle-timeout";
-		if (why == NULL)
-			continue;
-		metrics.connections_timed_out++;
-		log_info("%s: closing: %s", c->name, why);
-		c->eof = true;
-		bufferevent_disable(c->bev, EV_READ);
-		client_frame_input(c);
-		if (queue_full(ls->q)) {
-			pause_all(ls);
-			continue;
-		}
-		client_close(c, why);
+		if (c->timeout != NULL)
+			client_dispatch(c, CLE_TIMEOUT);
 	}
 }
 
@@ -800,41 +804,20 @@ refuse(struct listeners *ls, int fd, const struct sockaddr *sa, socklen_t salen,
 
 /*
  * The client's bufferevent, owning fd from now on except on failure (NULL:
- * the caller closes fd).  On a tls=on listener, an OpenSSL one in the
- * accepting state, made from the current context: a SIGHUP reload that
- * replaces the context leaves the connections made before on theirs.
+ * the caller closes fd); on a tls=on listener an OpenSSL one
+ * (listener_tls.c).
  */
 static struct bufferevent *
 client_bev_new(struct listeners *ls, const struct listen_sock *sock,
     struct client *c, int fd)
 {
 	struct bufferevent *bev;
-	struct ssl_st *ssl;
 
-	if (!sock->tls) {
-		bev =
-		    bufferevent_socket_new(ls->base, fd, BEV_OPT_CLOSE_ON_FREE);
-		if (bev == NULL)
-			log_warnx("%s: bufferevent_socket_new failed", c->name);
-		return bev;
-	}
-	if (ls->tls == NULL || (ssl = tls_conn_new(ls->tls)) == NULL) {
-		log_warnx("%s: connection dropped: no TLS context (out of "
-			  "memory?)",
-		    c->name);
-		return NULL;
-	}
-	bev = bufferevent_openssl_socket_new(ls->base, fd, ssl,
-	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
-	if (bev == NULL) {
-		log_warnx("%s: bufferevent_openssl_socket_new failed", c->name);
-		tls_conn_free(ssl);
-		return NULL;
-	}
-	/* A sender that closes without close_notify ends its stream as a
-	 * plain TCP sender does (its last line is stored). */
-	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
-	c->tls = true;
+	if (sock->tls)
+		return client_tls_bev_new(ls, c, fd);
+	bev = bufferevent_socket_new(ls->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (bev == NULL)
+		log_warnx("%s: bufferevent_socket_new failed", c->name);
 	return bev;
 }
 
@@ -887,15 +870,13 @@ accept_cb(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *sa,
 	bufferevent_setcb(
 	    c->bev, client_read_cb, client_write_cb, client_event_cb, c);
 	if (sock->ack) {
-		if ((c->ack = calloc(1, sizeof(*c->ack))) == NULL) {
+		if ((c->ack = ack_new(ls->acks, c)) == NULL) {
 			log_warn("%s: connection dropped", c->name);
 			iptable_del(ls->per_ip, sa);
 			bufferevent_free(c->bev);
 			free(c);
 			return;
 		}
-		c->ack->refs = 1;
-		c->ack->c = c;
 		c->ack_spooled = sock->ack == CONFIG_ACK_SPOOLED;
 	}
 	/* Room for one whole line, so the framer can always progress. */
@@ -961,6 +942,36 @@ sweep_arm(struct listeners *ls)
 		log_warnx("event_add: the timeout sweep could not start");
 }
 
+/*
+ * The ack drain: the only code that tells clients of their acks.  Credits
+ * (from pgpool's commit or the queue's spool fsync) only link the sender
+ * on the completion list and make this event active (acks_notify).
+ */
+static void
+acks_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct listeners *ls = arg;
+	struct client *c;
+	uint64_t lost;
+
+	(void)fd;
+	(void)what;
+	while ((c = ack_list_next(ls->acks)) != NULL)
+		client_dispatch(c, CLE_ACKED);
+	if ((lost = ack_list_nomem(ls->acks)) > 0)
+		log_warnx("acknowledgement bookkeeping: out of memory for %llu "
+			  "runs of stored lines; their senders' acks stop "
+			  "short (they resend)",
+		    (unsigned long long)lost);
+}
+
+/* The ack module's notify: completions wait, drain them on this pass. */
+static void
+acks_notify(void *arg)
+{
+	event_active(((struct listeners *)arg)->ev_acks, EV_TIMEOUT, 0);
+}
+
 struct listeners *
 listeners_new(struct event_base *base, struct queue *q,
     const struct listener_settings *set)
@@ -974,8 +985,12 @@ listeners_new(struct event_base *base, struct queue *q,
 	ls->set = *set;
 	ls->ev_accept_retry = evtimer_new(base, accept_retry_cb, ls);
 	ls->ev_sweep = event_new(base, -1, EV_PERSIST, sweep_cb, ls);
+	ls->ev_reap = event_new(base, -1, 0, reap_cb, ls);
+	ls->ev_acks = event_new(base, -1, 0, acks_cb, ls);
+	ls->acks = ack_list_new(acks_notify, ls);
 	ls->per_ip = iptable_new();
 	if (ls->ev_accept_retry == NULL || ls->ev_sweep == NULL ||
+	    ls->ev_reap == NULL || ls->ev_acks == NULL || ls->acks == NULL ||
 	    ls->per_ip == NULL) {
 		listeners_free(ls);
 		return NULL;
@@ -1156,30 +1171,6 @@ listeners_add_fd(struct listeners *ls, int fd, const struct listen_spec *spec,
 	return 0;
 }
 
-/*
- * One last read of everything the kernel holds for the client, so that
- * lines that reached this host before the signal are queued too.  Not on
- * TLS connections: the kernel holds records there, not lines; what
- * libevent has decrypted already is framed.
- */
-static void
-client_final_read(struct client *c)
-{
-	struct evbuffer *in = bufferevent_get_input(c->bev);
-	int fd = bufferevent_getfd(c->bev);
-
-	if (c->tls && c->state != CL_HANDSHAKE)
-		client_tls_pending(c);
-	while (!c->tls && !queue_full(c->ls->q) && !c->eof) {
-		if (evbuffer_read(in, fd, READ_CHUNK_BYTES) <= 0)
-			break;
-		client_frame_input(c);
-	}
-	c->eof = true;
-	if (!queue_full(c->ls->q))
-		client_frame_input(c);
-}
-
 size_t
 listeners_shutdown(struct listeners *ls)
 {
@@ -1195,17 +1186,9 @@ listeners_shutdown(struct listeners *ls)
 	event_del(ls->ev_sweep);
 	for (c = ls->clients; c != NULL; c = next) {
 		next = c->next;
-		if (c->state == CL_ACKWAIT || c->state == CL_FLUSHING)
-			continue;
-		client_final_read(c);
-		bufferevent_disable(c->bev, EV_READ);
-		if (c->ack != NULL && c->err == 0 &&
-		    c->ack->committed < c->queued) {
-			client_set_state(c, CL_ACKWAIT);
-			continue;
-		}
-		client_close(c, "shutdown");
-		n++;
+		client_dispatch(c, CLE_SHUTDOWN);
+		if (c->state == CL_CLOSING)
+			n++; /* marked, not freed yet: still readable */
 	}
 	return n;
 }
@@ -1221,84 +1204,6 @@ listeners_open(const struct listeners *ls)
 	return n;
 }
 
-static void
-ackref_release(struct ackref *a)
-{
-	if (--a->refs == 0) {
-		free(a->spans);
-		free(a);
-	}
-}
-
-void
-listener_ack_take(void *ref, uint64_t first, uint32_t n)
-{
-	(void)first;
-	(void)n;
-	((struct ackref *)ref)->refs++;
-}
-
-/*
- * Lines first .. first + n - 1 are stored.  "ok N" promises that lines
- * 0 .. N - 1 all are, so a run stored ahead of a gap waits in spans.
- * Returns -1 when a span could not be kept (ENOMEM): the acks then stop
- * short, which is safe (the client resends).
- */
-static int
-ackref_add(struct ackref *a, uint64_t first, uint64_t end)
-{
-	struct ack_span *s;
-	size_t i, cap;
-
-	if (first > a->committed) {
-		if (a->nspans == a->capspans) {
-			cap = a->capspans ? a->capspans * 2 : 4;
-			s = reallocarray(a->spans, cap, sizeof(*s));
-			if (s == NULL)
-				return -1;
-			a->spans = s;
-			a->capspans = cap;
-		}
-		for (i = a->nspans; i > 0 && a->spans[i - 1].first > first; i--)
-			a->spans[i] = a->spans[i - 1];
-		a->spans[i].first = first;
-		a->spans[i].end = end;
-		a->nspans++;
-		return 0;
-	}
-	if (end > a->committed)
-		a->committed = end;
-	while (a->nspans > 0 && a->spans[0].first <= a->committed) {
-		if (a->spans[0].end > a->committed)
-			a->committed = a->spans[0].end;
-		memmove(a->spans, a->spans + 1,
-		    (a->nspans - 1) * sizeof(*a->spans));
-		a->nspans--;
-	}
-	return 0;
-}
-
-void
-listener_ack_credit(void *ref, uint64_t first, uint32_t n)
-{
-	struct ackref *a = ref;
-	uint64_t before = a->committed;
-
-	if (ackref_add(a, first, first + n) == -1)
-		log_warn("acknowledgement bookkeeping");
-	if (a->c != NULL && a->committed != before)
-		client_dispatch(a->c, CLE_ACKED);
-	ackref_release(a);
-}
-
-void
-listener_ack_drop(void *ref, uint64_t first, uint32_t n)
-{
-	(void)first;
-	(void)n;
-	ackref_release(ref);
-}
-
 void
 listeners_free(struct listeners *ls)
 {
@@ -1308,10 +1213,16 @@ listeners_free(struct listeners *ls)
 		listeners_shutdown(ls);
 	while (ls->clients != NULL)
 		client_close(ls->clients, "exit");
+	clients_reap(ls);
+	ack_list_free(ls->acks);
 	if (ls->ev_accept_retry != NULL)
 		event_free(ls->ev_accept_retry);
 	if (ls->ev_sweep != NULL)
 		event_free(ls->ev_sweep);
+	if (ls->ev_reap != NULL)
+		event_free(ls->ev_reap);
+	if (ls->ev_acks != NULL)
+		event_free(ls->ev_acks);
 	iptable_free(ls->per_ip);
 	tls_ctx_free(ls->tls);
 	free(ls->socks);

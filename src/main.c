@@ -21,6 +21,7 @@
 #include <libpq-fe.h>
 #include <systemd/sd-daemon.h>
 
+#include "logsink/ack.h"
 #include "logsink/config.h"
 #include "logsink/copyenc.h"
 #include "logsink/dbconn.h"
@@ -925,8 +926,7 @@ run(struct daemon *d)
 	if (d->q == NULL)
 		fatalx("out of memory");
 	queue_set_callbacks(d->q, on_queue_data, on_queue_space, d);
-	queue_set_ack_callbacks(
-	    d->q, listener_ack_take, listener_ack_credit, listener_ack_drop);
+	queue_set_ack_callbacks(d->q, ack_take, ack_credit, ack_drop);
 	if ((d->pool = pgpool_new(d->base, d->q, &pset, err, sizeof(err))) ==
 	    NULL)
 		fatalx("%s", err);

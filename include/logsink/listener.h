@@ -4,6 +4,11 @@
  * them to the queue; stops reading from every client while the queue is
  * full (TCP back-pressure reaches the senders) and resumes below the
  * queue's resume level.  Knows libevent, not libpq.
+ *
+ * ack=commit and ack=spooled listeners keep each sender's acknowledgement
+ * state in the ack module (ack.h): main gives the queue ack_take,
+ * ack_credit and ack_drop as its queue_ack_cb; the listeners tell their
+ * clients from the event loop.
  */
 #ifndef LOGSINK_LISTENER_H
 #define LOGSINK_LISTENER_H
@@ -61,16 +66,12 @@ void listeners_resume(struct listeners *ls);
 /*
  * Shutdown: close the listening sockets, read what the kernel already
  * holds for each client (while the queue has room), frame it, close the
- * clients.  Returns the number of clients closed.
+ * clients but those waiting for the acks of their lines.  Returns the
+ * number of clients closed.
  */
 size_t listeners_shutdown(struct listeners *ls);
 void listeners_free(struct listeners *ls);
 /* Clients still open (after shutdown: those waiting for their acks). */
 size_t listeners_open(const struct listeners *ls);
-
-/* queue_ack_cb implementations for ack=commit listeners (see queue.h). */
-void listener_ack_take(void *ref, uint64_t first, uint32_t n);
-void listener_ack_credit(void *ref, uint64_t first, uint32_t n);
-void listener_ack_drop(void *ref, uint64_t first, uint32_t n);
 
 #endif

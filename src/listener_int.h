@@ -1,0 +1,168 @@
+/*
+ * listener internals shared by listener.c (accept, limits, the client
+ * machine, timeouts, shutdown) and listener_tls.c (the TLS glue: the
+ * OpenSSL bufferevent, the handshake, plaintext left in the SSL object).
+ * Not part of the public API.
+ */
+#ifndef LOGSINK_LISTENER_INT_H
+#define LOGSINK_LISTENER_INT_H
+
+#include <sys/socket.h>
+
+#include <netinet/in.h>
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "logsink/ack.h"
+#include "logsink/buf.h"
+#include "logsink/framer.h"
+#include "logsink/iptable.h"
+#include "logsink/listener.h"
+#include "logsink/metrics.h"
+#include "logsink/parser.h"
+#include "logsink/record.h"
+#include "logsink/tls.h"
+
+/*
+ * The client machine (client_dispatch() in listener.c): each state with
+ * its exits.
+ *
+ * HANDSHAKE  tls=on, the TLS handshake under way.  CONNECTED -> READING
+ *            (PAUSED while the queue is full); EOF, ERROR (the handshake
+ *            failed), TIMEOUT (tls-handshake-timeout), SHUTDOWN -> CLOSING.
+ * READING    framing what arrives into queued lines.  PAUSE (queue full)
+ *            -> PAUSED; EOF, the input framed -> ACKWAIT (lines not yet
+ *            stored), FLUSHING (an "ok N" not yet written) or CLOSING;
+ *            ERROR or TIMEOUT (idle-, partial-line-timeout), the input
+ *            framed -> CLOSING; SHUTDOWN -> ACKWAIT or CLOSING.  When
+ *            framing fills the queue, everyone pauses first and the rest
+ *            waits in PAUSED.
+ * PAUSED     not reading (queue full); input and a seen EOF or error wait,
+ *            so no line that reached us is lost to back-pressure.  RESUME
+ *            -> READING, which frames the rest at once; SHUTDOWN ->
+ *            ACKWAIT or CLOSING.
+ * ACKWAIT    ack=commit/spooled: EOF read, waiting until all its lines
+ *            are stored.  ACKED (all stored) -> FLUSHING or CLOSING; ERROR
+ *            -> CLOSING.
+ * FLUSHING   closing once the output (the last "ok N") is written.
+ *            WRITTEN -> CLOSING; ERROR -> CLOSING.
+ * CLOSING    marked by client_close(): off the client list, its events
+ *            disabled, on the reap list; every event is ignored (callbacks
+ *            already queued in this loop pass may still come).  No exit:
+ *            the reaper frees it once per loop pass.
+ */
+enum cl_state {
+	CL_HANDSHAKE,
+	CL_READING,
+	CL_PAUSED,
+	CL_ACKWAIT,
+	CL_FLUSHING,
+	CL_CLOSING,
+	CL_NSTATES,
+};
+
+enum cl_event {
+	CLE_READ,
+	CLE_EOF,
+	CLE_ERROR,
+	CLE_PAUSE,
+	CLE_RESUME,
+	CLE_ACKED,     /* more of its lines stored (the ack drain) */
+	CLE_WRITTEN,   /* its output buffer drained */
+	CLE_CONNECTED, /* the TLS handshake completed */
+	CLE_TIMEOUT,   /* the sweep: c->timeout says which */
+	CLE_SHUTDOWN,  /* listeners_shutdown() */
+	CLE_NEVENTS,
+};
+
+/*
+ * One TCP client; owned by its listeners set: on ls->clients while open,
+ * on ls->reap once client_close() marked it; freed by the reaper (or by
+ * listeners_free() at exit).
+ */
+struct client {
+	struct client *prev, *next; /* on ls->clients */
+	struct client *reap_next;   /* on ls->reap, once CLOSING */
+	struct listeners *ls;
+	uint64_t id;
+	enum cl_state state;
+	struct bufferevent *bev;
+	struct framer fr;
+	bool eof; /* peer closed or failed; input may still hold lines */
+	int err;  /* errno of a read error, for the close log line */
+	char addr[INET6_ADDRSTRLEN];      /* "ip" for the peer column */
+	char name[INET6_ADDRSTRLEN + 32]; /* "c42 ip:port" for log lines */
+	struct sockaddr_storage sa;
+	int64_t last_read_ms;     /* for idle-timeout */
+	int64_t partial_since_ms; /* an unfinished message waits, or 0 */
+	const char *timeout;      /* why the sweep sent CLE_TIMEOUT */
+	enum parser_format format;
+	struct record rec;
+	struct buf scratch; /* the parser's; released when it grew big */
+	uint64_t lines, bytes;
+	uint64_t bad_frames;  /* fr.bad_frames already counted */
+	struct ackref *ack;   /* NULL unless the listener says ack=commit
+				 or ack=spooled; the client's reference */
+	bool ack_spooled;     /* ack=spooled */
+	uint64_t queued;      /* lines accepted into the queue; the next
+				 line's number for the ack module */
+	uint64_t acked;       /* N of the last "ok N" written or due */
+	bool ack_pending;     /* an "ok N" waits for the output to drain */
+	bool tls;             /* bev is an OpenSSL bufferevent */
+	int64_t accepted_ms;  /* for tls-handshake-timeout */
+	char *tls_subject;    /* verified client certificate, or NULL; owned */
+	struct event *ev_end; /* TLS: EOF/error handled on the next pass */
+	enum cl_event end_ev;
+};
+
+/* Owned by main; freed by listeners_free(). */
+struct listeners {
+	struct event_base *base;
+	struct queue *q;
+	struct listener_settings set;
+	struct listen_sock **socks;
+	size_t nsocks;
+	struct event *ev_accept_retry;
+	struct event *ev_sweep;
+	struct event *ev_reap; /* active while ls->reap is not empty */
+	struct event *ev_acks; /* active while acks has completions */
+	struct iptable *per_ip;
+	int64_t refuse_logged_ms;
+	uint64_t refused_unlogged;
+	int handshaking; /* clients in CL_HANDSHAKE */
+	struct client *clients;
+	struct client *reap; /* marked CLOSING, freed by the reaper */
+	struct ack_list *acks;
+	uint64_t next_id;
+	bool paused;
+	int64_t paused_since_ms;
+	struct tls_ctx *tls; /* for new TLS connections; owned, may be NULL */
+	int tls_handshake_timeout_ms;
+	int64_t tls_fail_logged_ms;
+	uint64_t tls_fail_unlogged;
+};
+
+/* listener.c */
+void client_set_state(struct client *c, enum cl_state state);
+/* Marks c CLOSING (see the diagram); the reaper frees it. */
+void client_close(struct client *c, const char *reason);
+/* READING: frames what arrived; pauses everyone or finishes at EOF. */
+void handle_reading_input(struct client *c);
+
+/* listener_tls.c */
+/* An OpenSSL bufferevent owning fd, accepting; NULL: the caller closes
+ * fd. */
+struct bufferevent *client_tls_bev_new(
+    struct listeners *ls, struct client *c, int fd);
+/* Moves plaintext OpenSSL holds already into the input buffer. */
+void client_tls_pending(struct client *c);
+/* HANDSHAKE events: CONNECTED, EOF or ERROR, TIMEOUT. */
+void handle_handshake_done(struct client *c);
+void handle_handshake_error(struct client *c);
+void handle_handshake_timeout(struct client *c);
+
+#endif
