@@ -295,7 +295,7 @@ pg_wait(struct pg_conn *pc, short what)
 	int fd = PQsocket(pc->conn);
 
 	if (fd < 0)
-		return pg_fail(pc, "connection", PQerrorMessage(pc->conn));
+		return pg_fail(pc, "PQsocket", "no socket");
 	if (fd != pc->io_fd || what != pc->io_what) {
 		event_del(pc->ev_io);
 		pc->io_fd = -1;
@@ -347,9 +347,7 @@ pg_connect_start(struct pg_conn *pc)
 
 	pc->conn = PQconnectStartParams(pool->dc.keys, pool->dc.vals, 1);
 	if (pc->conn == NULL)
-		return pg_fail(pc, "connect",
-		    "PQconnectStartParams: out of "
-		    "memory");
+		return pg_fail(pc, "connect", "out of memory");
 	if (PQstatus(pc->conn) == CONNECTION_BAD)
 		return pg_fail(pc, "connect", PQerrorMessage(pc->conn));
 	PQsetNoticeProcessor(pc->conn, notice_cb, pc);
