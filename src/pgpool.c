@@ -145,6 +145,7 @@ struct pg_conn {
 	int64_t copy_start_us;
 	int backoff_ms; /* the next reconnect delay, before jitter */
 	int retry_ms;   /* this BACKOFF's delay */
+	int timer_ms;   /* what ev_timer was last armed with */
 	int64_t last_warn_ms;
 	/* The command in flight: its worst result so far.  Kept here, not on
 	 * the stack: its results may arrive over several read events. */
@@ -226,6 +227,7 @@ pg_timer_arm(struct pg_conn *pc)
 	int ms = pg_timeout_ms(pc);
 	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
 
+	pc->timer_ms = ms;
 	if (pg_states[pc->state].timeout == PGT_NONE ||
 	    evtimer_add(pc->ev_timer, &tv) == 0)
 		return;
@@ -932,7 +934,7 @@ pg_timed_out(struct pg_conn *pc)
 
 	log_warnx("pg%d: no progress in %s for %d ms (%s): dropping the "
 		  "connection",
-	    pc->id, si->name, pg_timeout_ms(pc), key);
+	    pc->id, si->name, pc->timer_ms, key);
 	return pg_fail(pc,
 	    si->timeout == PGT_CONNECT ? "connect" : "database command", key);
 }
