@@ -50,9 +50,11 @@
  *
  * BACKOFF      reconnect delay over (or start-up) -> CONNECTING
  * CONNECTING   PQconnectPoll OK, schema check sent -> CHECKING
- * CHECKING     schema fits -> IDLE
- * IDLE         upkeep due -> MAINTAIN (its SQL not built: stays IDLE);
- *              a batch due -> COPY_START; server closed -> BACKOFF
+ * CHECKING     schema fits -> IDLE (a table that never fitted, nothing
+ *              queued: the daemon exits, see pg_schema_missing())
+ * IDLE         upkeep due -> MAINTAIN (its SQL not built: stays IDLE,
+ *              upkeep retried later); a batch due -> COPY_START; server
+ *              closed -> BACKOFF
  * COPY_START   PGRES_COPY_IN, header queued -> COPY_SEND
  * COPY_SEND    the range and the trailer queued, CopyDone -> COPY_END
  * COPY_END     all flushed -> AWAIT_RESULT
