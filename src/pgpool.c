@@ -1,18 +1,19 @@
 /*
  * pgpool: asynchronous libpq connections writing batches with COPY.
  *
- * Each connection runs this machine (libpq manual, "Asynchronous Command
- * Processing" and "Functions Associated with the COPY Command"):
+ * Each connection is a state machine (enum pg_state, below) after the
+ * libpq manual's "Asynchronous Command Processing" and "Functions
+ * Associated with the COPY Command".  pg_dispatch() is its one loop:
+ * handlers return the next event, PGE_NONE once the connection waits for
+ * libevent, and never call pg_dispatch() themselves.  pgpool_kick() and
+ * the libevent callbacks are its only callers.
  *
- *   BACKOFF --timer--> CONNECTING --PQconnectPoll OK--> CHECKING
- *   CHECKING --schema query OK--> IDLE --batch--> COPY_START
- *   COPY_START --PGRES_COPY_IN--> COPY_SEND --all queued--> COPY_END
- *   COPY_END --flushed--> AWAIT_RESULT --COMMAND_OK--> IDLE
- *   any failure: the batch goes back to the queue head, PQfinish, BACKOFF.
- *
- * A batch is released from the queue only after its COPY has committed,
- * so a failure anywhere means at-least-once delivery, never loss.
+ * A batch is released from the queue only after its COPY has committed.
+ * A connection failure gives it back to the queue head (at-least-once
+ * delivery, never loss); rows the database refuses are isolated on the
+ * same connection by bisection (poison.c), the last one dead-lettered.
  */
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +25,7 @@
 #include "logsink/clock.h"
 #include "logsink/copyenc.h"
 #include "logsink/dbconn.h"
+#include "logsink/fault.h"
 #include "logsink/log.h"
 #include "logsink/metrics.h"
 #include "logsink/pgpool.h"
@@ -40,6 +42,28 @@
 #define WARN_INTERVAL_MS    10000
 #define MAINTAIN_INTERVAL_S 3600
 
+/*
+ * A connection's states and their exits.  Every failure, and every
+ * timeout of a state with a deadline (pg_states[].timeout), leads to
+ * BACKOFF through pg_fail(): PQfinish, a batch in hand back to the queue
+ * head.  Rows the database refuses are not a failure (AWAIT_RESULT).
+ *
+ * BACKOFF      reconnect delay over (or start-up) -> CONNECTING
+ * CONNECTING   PQconnectPoll OK, schema check sent -> CHECKING
+ * CHECKING     schema fits -> IDLE (a table that never fitted, nothing
+ *              queued: the daemon exits, see pg_schema_missing())
+ * IDLE         upkeep due -> MAINTAIN (its SQL not built: stays IDLE,
+ *              upkeep retried later); a batch due -> COPY_START; server
+ *              closed -> BACKOFF
+ * COPY_START   PGRES_COPY_IN, header queued -> COPY_SEND
+ * COPY_SEND    the range and the trailer queued, CopyDone -> COPY_END
+ * COPY_END     all flushed -> AWAIT_RESULT
+ * AWAIT_RESULT committed: next range -> COPY_START, batch done -> IDLE;
+ *              rows refused: range split -> COPY_START, one row -> REJECT
+ * MAINTAIN     upkeep's result in, good or bad -> IDLE
+ * REJECT       row stored in <table>_rejected: next range -> COPY_START,
+ *              batch done -> IDLE
+ */
 enum pg_state {
 	PG_BACKOFF,
 	PG_CONNECTING,
@@ -53,48 +77,77 @@ enum pg_state {
 	PG_REJECT,
 };
 
-static const char *const pg_state_names[] = {
-	"BACKOFF",
-	"CONNECTING",
-	"CHECKING",
-	"IDLE",
-	"COPY_START",
-	"COPY_SEND",
-	"COPY_END",
-	"AWAIT_RESULT",
-	"MAINTAIN",
-	"REJECT",
+/* What a connection's timer means in a state. */
+enum pg_timeout {
+	PGT_NONE,    /* no timer */
+	PGT_RETRY,   /* the reconnect delay (pc->retry_ms), then CONNECTING */
+	PGT_CONNECT, /* db-timeout for the whole attempt, from entry */
+	PGT_DB,      /* db-timeout without progress: restarted at each wait */
+	PGT_MAINT,   /* maintenance-timeout without progress, likewise */
 };
 
+/* What a state implies; the enum's order means nothing. */
+struct pg_state_info {
+	const char *name;
+	enum pg_timeout timeout;
+	bool connected; /* can take a batch or is writing one */
+};
+
+static const struct pg_state_info pg_states[] = {
+	[PG_BACKOFF] = { "BACKOFF", PGT_RETRY, false },
+	[PG_CONNECTING] = { "CONNECTING", PGT_CONNECT, false },
+	[PG_CHECKING] = { "CHECKING", PGT_DB, false },
+	[PG_IDLE] = { "IDLE", PGT_NONE, true },
+	[PG_COPY_START] = { "COPY_START", PGT_DB, true },
+	[PG_COPY_SEND] = { "COPY_SEND", PGT_DB, true },
+	[PG_COPY_END] = { "COPY_END", PGT_DB, true },
+	[PG_AWAIT_RESULT] = { "AWAIT_RESULT", PGT_DB, true },
+	[PG_MAINTAIN] = { "MAINTAIN", PGT_MAINT, true },
+	[PG_REJECT] = { "REJECT", PGT_DB, true },
+};
+
+#define PG_NSTATES ((int)(sizeof(pg_states) / sizeof(pg_states[0])))
+_Static_assert(PG_NSTATES == PG_REJECT + 1, "pg_states[] lacks a state");
+_Static_assert(PG_NSTATES <= PGPOOL_MAX_STATES, "raise PGPOOL_MAX_STATES");
+
 enum pg_event {
+	PGE_NONE, /* wait for libevent: pg_dispatch() returns */
 	PGE_TIMER,
 	PGE_READABLE,
 	PGE_WRITABLE,
-	PGE_WORK,
+	PGE_WORK, /* pgpool_kick(), or a connection that became IDLE */
 };
 
 static const char *const pg_event_names[] = {
+	"NONE",
 	"TIMER",
 	"READABLE",
 	"WRITABLE",
 	"WORK",
 };
 
-/* One pooled connection; owned by its pool, freed by pgpool_free(). */
+/*
+ * One pooled connection; owned by its pool, freed by pgpool_free().  Its
+ * two events are made once, in pgpool_new(): ev_io is re-pointed at
+ * PQsocket() by pg_wait(), ev_timer is set by pg_set_state().
+ */
 struct pg_conn {
 	struct pgpool *pool;
 	int id;
-	enum pg_state state;
+	enum pg_state state; /* written only by pg_set_state() */
 	PGconn *conn;
 	struct event *ev_io;
-	int io_fd;
+	int io_fd; /* what ev_io is assigned to; -1: nothing */
 	short io_what;
 	struct event *ev_timer;
+	bool retry_lost;          /* BACKOFF without a timer: kick retries */
 	struct batch *batch;      /* taken from the queue, not yet committed */
 	struct batch_range range; /* the rows of batch this COPY sends */
 	size_t sent;              /* bytes of range queued in libpq */
 	int64_t copy_start_us;
-	int backoff_ms;
+	int backoff_ms; /* the next reconnect delay, before jitter */
+	int retry_ms;   /* this BACKOFF's delay */
+	int timer_ms;   /* what ev_timer was last armed with */
 	int64_t last_warn_ms;
 	/* The command in flight: its worst result so far.  Kept here, not on
 	 * the stack: its results may arrive over several read events. */
@@ -118,21 +171,22 @@ struct pgpool {
 	char *check_sql;
 	struct pg_conn *conns;
 	struct event *ev_flush;
+	int64_t flush_warned_ms;
+	struct event *ev_kick; /* pgpool_kick() from the loop (pg_fail) */
 	bool draining;
 	bool ever_ready;
 	bool contacted; /* the first connection attempt has ended */
 	bool maint_due; /* partition upkeep should run on an idle connection */
-	bool maint_running;
-	struct event *ev_maint;
+	bool maint_running; /* a connection is in MAINTAIN (pg_set_state) */
+	int maint_retry_ms; /* delay before upkeep whose SQL failed reruns */
+	struct event *ev_maint;       /* hourly */
+	struct event *ev_maint_retry; /* after maint_retry_ms */
 	pgpool_cb on_contact;
 	void *contact_arg;
 };
 
-static void pg_dispatch(struct pg_conn *pc, enum pg_event ev);
-static void pg_maintain_start(struct pg_conn *pc);
-static void pg_timer(struct pg_conn *pc, int ms);
-static void pg_start_copy(struct pg_conn *pc);
-static void pg_reject_start(struct pg_conn *pc, const char *sqlstate);
+static enum pg_event pg_fail(
+    struct pg_conn *pc, const char *what, const char *msg);
 
 /* The first connection attempt has ended, well or not: report it once. */
 static void
@@ -144,14 +198,67 @@ pg_contacted(struct pgpool *pool)
 	if (pool->on_contact != NULL)
 		pool->on_contact(pool->contact_arg);
 }
-static void pg_fail(struct pg_conn *pc, const char *what, const char *msg);
 
+/* The length of the state's deadline, or 0 when it has none. */
+static int
+pg_timeout_ms(const struct pg_conn *pc)
+{
+	switch (pg_states[pc->state].timeout) {
+	case PGT_NONE:
+		break;
+	case PGT_RETRY:
+		return pc->retry_ms;
+	case PGT_CONNECT:
+	case PGT_DB:
+		return pc->pool->set.db_timeout_ms;
+	case PGT_MAINT:
+		return pc->pool->set.maintenance_timeout_ms;
+	}
+	return 0;
+}
+
+/*
+ * (Re)arms the timer for the current state, as pg_states[] says.  When
+ * libevent cannot (evtimer_add allocates on growth), a state with a
+ * deadline times out at once rather than wait forever without one; a
+ * BACKOFF waits for the next pgpool_kick() instead of retrying in a loop.
+ */
+static void
+pg_timer_arm(struct pg_conn *pc)
+{
+	int ms = pg_timeout_ms(pc);
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+
+	pc->timer_ms = ms;
+	if (pg_states[pc->state].timeout == PGT_NONE ||
+	    evtimer_add(pc->ev_timer, &tv) == 0)
+		return;
+	log_warn("pg%d: evtimer_add (%s)", pc->id, pg_states[pc->state].name);
+	if (pc->state == PG_BACKOFF)
+		pc->retry_lost = true;
+	else
+		event_active(pc->ev_timer, EV_TIMEOUT, 1);
+}
+
+/*
+ * The one writer of pc->state.  The timer follows the state: whatever the
+ * old state armed is cancelled, the new state's deadline is armed, so no
+ * timer outlives the state it was set for.
+ */
 static void
 pg_set_state(struct pg_conn *pc, enum pg_state state)
 {
-	log_debug("pg%d: %s -> %s", pc->id, pg_state_names[pc->state],
-	    pg_state_names[state]);
+	assert((unsigned)state < (unsigned)PG_NSTATES);
+	log_debug("pg%d: %s -> %s", pc->id, pg_states[pc->state].name,
+	    pg_states[state].name);
+	if (pc->state == PG_MAINTAIN)
+		pc->pool->maint_running = false;
 	pc->state = state;
+	if (state == PG_MAINTAIN)
+		pc->pool->maint_running = true;
+	evtimer_del(pc->ev_timer);
+	pc->retry_lost = false;
+	pg_timer_arm(pc);
 }
 
 /* A new command: forget the results of the last one. */
@@ -161,6 +268,8 @@ pg_begin_command(struct pg_conn *pc)
 	pc->res_status = PGRES_COMMAND_OK;
 	pc->res_sqlstate[0] = '\0';
 }
+
+static void pg_dispatch(struct pg_conn *pc, enum pg_event ev);
 
 static void
 io_cb(evutil_socket_t fd, short what, void *arg)
@@ -177,53 +286,43 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
 	pg_dispatch(arg, PGE_TIMER);
 }
 
-/* Waits (once) for the libpq socket to become ready for what. */
-static void
+/*
+ * Waits (once) for the libpq socket to become ready for what.  PQsocket()
+ * is read every time: libpq may change it during PQconnectPoll() (another
+ * host or address).  ev_io is re-pointed only when the socket or what
+ * changed.  A state that limits the time without progress restarts its
+ * deadline here.  Returns PGE_NONE (after pg_fail() if libevent failed).
+ */
+static enum pg_event
 pg_wait(struct pg_conn *pc, short what)
 {
 	int fd = PQsocket(pc->conn);
 
-	if (pc->ev_io != NULL && (pc->io_fd != fd || pc->io_what != what)) {
-		event_free(pc->ev_io);
-		pc->ev_io = NULL;
-	}
-	if (pc->ev_io == NULL) {
-		pc->ev_io = event_new(pc->pool->base, fd, what, io_cb, pc);
-		if (pc->ev_io == NULL)
-			fatalx("pg%d: event_new failed", pc->id);
+	if (fd < 0)
+		return pg_fail(pc, "PQsocket", "no socket");
+	if (fd != pc->io_fd || what != pc->io_what) {
+		event_del(pc->ev_io);
+		pc->io_fd = -1;
+		if (event_assign(
+			pc->ev_io, pc->pool->base, fd, what, io_cb, pc) == -1)
+			return pg_fail(pc, "event_assign", "invalid event");
 		pc->io_fd = fd;
 		pc->io_what = what;
 	}
 	if (event_add(pc->ev_io, NULL) == -1)
-		fatalx("pg%d: event_add failed", pc->id);
-	/* A command that makes no progress for db-timeout has failed (a
-	 * frozen or unreachable server); partition upkeep may take longer. */
-	if (pc->state == PG_CHECKING || pc->state > PG_IDLE)
-		pg_timer(pc,
-		    pc->state == PG_MAINTAIN
-			? pc->pool->set.maintenance_timeout_ms
-			: pc->pool->set.db_timeout_ms);
-	else if (pc->state == PG_IDLE)
-		evtimer_del(pc->ev_timer);
+		return pg_fail(pc, "event_add", strerror(errno));
+	if (pg_states[pc->state].timeout == PGT_DB ||
+	    pg_states[pc->state].timeout == PGT_MAINT)
+		pg_timer_arm(pc);
+	return PGE_NONE;
 }
 
-static void
-pg_timer(struct pg_conn *pc, int ms)
-{
-	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
-
-	if (evtimer_add(pc->ev_timer, &tv) == -1)
-		fatalx("pg%d: evtimer_add failed", pc->id);
-}
-
+/* Drops the libpq connection; ev_io stays allocated for the next one. */
 static void
 pg_close(struct pg_conn *pc)
 {
-	if (pc->ev_io != NULL) {
-		event_free(pc->ev_io);
-		pc->ev_io = NULL;
-	}
-	evtimer_del(pc->ev_timer);
+	event_del(pc->ev_io); /* before PQfinish closes its socket */
+	pc->io_fd = -1;
 	if (pc->conn != NULL) {
 		PQfinish(pc->conn);
 		pc->conn = NULL;
@@ -240,74 +339,66 @@ notice_cb(void *arg, const char *message)
 	    "pg%d: server: %s", pc->id, dbconn_trim(msg, sizeof(msg), message));
 }
 
-/* Starts a non-blocking connection attempt (PQconnectStartParams). */
-static void
+/*
+ * Starts a non-blocking connection attempt (PQconnectStartParams).  The
+ * manual: before the first PQconnectPoll, behave as if it had returned
+ * PGRES_POLLING_WRITING.
+ */
+static enum pg_event
 pg_connect_start(struct pg_conn *pc)
 {
 	struct pgpool *pool = pc->pool;
 
 	pc->conn = PQconnectStartParams(pool->dc.keys, pool->dc.vals, 1);
 	if (pc->conn == NULL)
-		fatalx("pg%d: PQconnectStartParams: out of memory", pc->id);
-	if (PQstatus(pc->conn) == CONNECTION_BAD) {
-		pg_fail(pc, "connect", PQerrorMessage(pc->conn));
-		return;
-	}
+		return pg_fail(pc, "connect", "out of memory");
+	if (PQstatus(pc->conn) == CONNECTION_BAD)
+		return pg_fail(pc, "connect", PQerrorMessage(pc->conn));
 	PQsetNoticeProcessor(pc->conn, notice_cb, pc);
 	pg_set_state(pc, PG_CONNECTING);
-	pg_timer(pc, pc->pool->set.db_timeout_ms);
-	pg_wait(pc, EV_WRITE);
+	return pg_wait(pc, EV_WRITE);
 }
 
-static void
+static enum pg_event
 handle_connecting_io(struct pg_conn *pc)
 {
 	switch (PQconnectPoll(pc->conn)) {
 	case PGRES_POLLING_READING:
-		pg_wait(pc, EV_READ);
-		return;
+		return pg_wait(pc, EV_READ);
 	case PGRES_POLLING_WRITING:
-		pg_wait(pc, EV_WRITE);
-		return;
+		return pg_wait(pc, EV_WRITE);
 	case PGRES_POLLING_OK:
 		break;
 	default:
-		pg_fail(pc, "connect", PQerrorMessage(pc->conn));
-		return;
+		return pg_fail(pc, "connect", PQerrorMessage(pc->conn));
 	}
-	evtimer_del(pc->ev_timer);
 	pg_begin_command(pc);
 	if (PQsetnonblocking(pc->conn, 1) == -1 ||
-	    !PQsendQuery(pc->conn, pc->pool->check_sql)) {
-		pg_fail(pc, "schema check", PQerrorMessage(pc->conn));
-		return;
-	}
+	    !PQsendQuery(pc->conn, pc->pool->check_sql))
+		return pg_fail(pc, "schema check", PQerrorMessage(pc->conn));
 	pg_set_state(pc, PG_CHECKING);
-	pg_wait(pc, EV_READ | EV_WRITE);
+	return pg_wait(pc, EV_READ | EV_WRITE);
 }
 
 /*
- * Sends what libpq has buffered.  Returns 1 while output remains (the
- * caller's state waits for read or write readiness, per the libpq manual's
- * advice for non-blocking PQflush), 0 when all is sent, -1 on failure.
+ * Sends what libpq has buffered, after reading what arrived if the socket
+ * was readable (the libpq manual on non-blocking PQflush: while it returns
+ * 1, wait for read or write readiness and consume input when readable).
+ * Returns 1 while output remains, 0 when all is sent, -1 on failure.
  */
 static int
 pg_flush(struct pg_conn *pc, enum pg_event ev)
 {
-	int r;
-
 	if (ev == PGE_READABLE && !PQconsumeInput(pc->conn))
 		return -1;
-	if ((r = PQflush(pc->conn)) == 1)
-		pg_wait(pc, EV_READ | EV_WRITE);
-	return r;
+	return PQflush(pc->conn);
 }
 
 /*
  * Reads results until PQgetResult() returns NULL.  Returns 1 when done
  * (pc->res_status is the worst status seen, pc->res_sqlstate its code, and
- * its text is in pc->last_error),
- * 0 when more input is needed, -1 when the connection failed.
+ * its text is in pc->last_error), 0 when more input is needed (the caller
+ * waits for EV_READ), -1 when the connection failed.
  */
 static int
 pg_collect(struct pg_conn *pc, char *first, size_t firstlen)
@@ -340,34 +431,39 @@ pg_collect(struct pg_conn *pc, char *first, size_t firstlen)
 		if (st == PGRES_COPY_IN || st == PGRES_COPY_OUT)
 			return 1; /* not expected here; treated as an error */
 	}
-	pg_wait(pc, EV_READ);
 	return 0;
 }
 
 /*
  * The I/O of a command that returns results (schema check, upkeep,
- * dead-letter insert): flush, then read.  Returns 1 once all results are
- * in (pc->res_status says how it went), 0 while waiting, -1 when the
- * connection failed (already handled: pg_fail()).
+ * dead-letter insert): flush, then read.  Returns true once all results
+ * are in (pc->res_status says how it went); false when the connection
+ * waits for its socket or has failed (pg_fail() done): the caller's
+ * handler then returns PGE_NONE.
  */
-static int
+static bool
 pg_command_io(struct pg_conn *pc, enum pg_event ev, const char *what,
     char *first, size_t firstlen)
 {
 	int r;
 
 	if ((r = pg_flush(pc, ev)) == -1) {
-		pg_fail(pc, what, PQerrorMessage(pc->conn));
-		return -1;
+		(void)pg_fail(pc, what, PQerrorMessage(pc->conn));
+		return false;
 	}
-	if (PQisBusy(pc->conn)) {
-		if (r == 0)
-			pg_wait(pc, EV_READ);
-		return 0;
+	if (r == 1) {
+		(void)pg_wait(pc, EV_READ | EV_WRITE);
+		return false;
 	}
-	if ((r = pg_collect(pc, first, firstlen)) == -1)
-		pg_fail(pc, what, PQerrorMessage(pc->conn));
-	return r;
+	if (PQisBusy(pc->conn) || (r = pg_collect(pc, first, firstlen)) == 0) {
+		(void)pg_wait(pc, EV_READ);
+		return false;
+	}
+	if (r == -1) {
+		(void)pg_fail(pc, what, PQerrorMessage(pc->conn));
+		return false;
+	}
+	return true;
 }
 
 /* The table is missing or lacks a column: nothing can be written. */
@@ -390,19 +486,18 @@ pg_schema_missing(struct pg_conn *pc)
 	    pc->id, pool->set.table, pc->last_error, hint);
 }
 
-static void
+static enum pg_event
 handle_checking_io(struct pg_conn *pc, enum pg_event ev)
 {
-	if (pg_command_io(pc, ev, "schema check", NULL, 0) != 1)
-		return;
+	if (!pg_command_io(pc, ev, "schema check", NULL, 0))
+		return PGE_NONE;
 	if (pc->res_status != PGRES_COMMAND_OK) {
 		if (strcmp(pc->res_sqlstate, "42P01") == 0 ||
 		    strcmp(pc->res_sqlstate, "42703") == 0 ||
 		    strcmp(pc->res_sqlstate, "3F000") == 0 ||
 		    strcmp(pc->res_sqlstate, "LS001") == 0)
 			pg_schema_missing(pc);
-		pg_fail(pc, "schema check", pc->last_error);
-		return;
+		return pg_fail(pc, "schema check", pc->last_error);
 	}
 	log_info("pg%d: connected to %s (server %d)", pc->id,
 	    pc->pool->dc.target, PQserverVersion(pc->conn));
@@ -411,7 +506,7 @@ handle_checking_io(struct pg_conn *pc, enum pg_event ev)
 	pc->backoff_ms = pc->pool->set.reconnect_min_ms;
 	pc->last_error[0] = '\0';
 	pg_set_state(pc, PG_IDLE);
-	pg_dispatch(pc, PGE_WORK);
+	return PGE_WORK;
 }
 
 static bool
@@ -423,28 +518,72 @@ flush_due(const struct pgpool *pool)
 		    pool->set.flush_interval_ms);
 }
 
-/* Arms the pool's flush timer for the open batch's deadline. */
+/* Work an idle connection could take now. */
+static bool
+work_waiting(const struct pgpool *pool)
+{
+	return queue_has_sealed(pool->q) || flush_due(pool) ||
+	    (pool->maint_due && !pool->maint_running);
+}
+
+/*
+ * Arms the pool's flush timer for the open batch's deadline.  If libevent
+ * cannot, the batch waits for the next pgpool_kick() (new lines, a
+ * connection that turns idle, the hourly upkeep), which tries again.
+ */
 static void
 arm_flush_timer(struct pgpool *pool)
 {
-	int64_t wait;
+	int64_t wait, now = clock_mono_ms();
 	struct timeval tv;
 
 	if (queue_open_lines(pool->q) == 0 ||
 	    evtimer_pending(pool->ev_flush, NULL))
 		return;
-	wait = queue_open_since_ms(pool->q) + pool->set.flush_interval_ms -
-	    clock_mono_ms();
+	wait = queue_open_since_ms(pool->q) + pool->set.flush_interval_ms - now;
 	if (wait < 0)
 		wait = 0;
 	tv.tv_sec = wait / 1000;
 	tv.tv_usec = (wait % 1000) * 1000;
-	if (evtimer_add(pool->ev_flush, &tv) == -1)
-		fatalx("flush timer: evtimer_add failed");
+	if (evtimer_add(pool->ev_flush, &tv) == 0)
+		return;
+	if (now - pool->flush_warned_ms >= WARN_INTERVAL_MS) {
+		log_warn("flush timer: evtimer_add");
+		pool->flush_warned_ms = now;
+	}
 }
 
-/* Partition upkeep (the schema's maintain function) on this connection. */
+/*
+ * The upkeep SQL could not be built (out of memory): the upkeep is run
+ * again after a delay that doubles from reconnect-min-ms up to
+ * reconnect-max-ms, or at the next hourly run if even that timer fails.
+ */
 static void
+pg_maintain_later(struct pg_conn *pc)
+{
+	struct pgpool *pool = pc->pool;
+	int ms = pool->maint_retry_ms;
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+
+	if (evtimer_add(pool->ev_maint_retry, &tv) == -1) {
+		log_warn("pg%d: partition upkeep: out of memory; evtimer_add; "
+			 "retried within the hour",
+		    pc->id);
+		return;
+	}
+	log_warnx("pg%d: partition upkeep: out of memory; retried in %d ms",
+	    pc->id, ms);
+	pool->maint_retry_ms = ms > pool->set.reconnect_max_ms / 2
+	    ? pool->set.reconnect_max_ms
+	    : ms * 2;
+}
+
+/*
+ * Partition upkeep (the schema's maintain function) on this connection,
+ * which is IDLE.  If its SQL cannot be built the connection stays IDLE and
+ * goes on with normal work (PGE_WORK); the upkeep is retried later.
+ */
+static enum pg_event
 pg_maintain_start(struct pg_conn *pc)
 {
 	struct pgpool *pool = pc->pool;
@@ -452,37 +591,36 @@ pg_maintain_start(struct pg_conn *pc)
 
 	pool->maint_due = false;
 	pg_begin_command(pc);
-	sql = schema_maintain_sql(pool->set.table, pool->set.partitions_ahead,
-	    pool->set.retention_days);
+	if (fault_hit("maintain-sql-oom"))
+		sql = NULL;
+	else
+		sql = schema_maintain_sql(pool->set.table,
+		    pool->set.partitions_ahead, pool->set.retention_days);
 	if (sql == NULL) {
-		log_warnx("pg%d: partition upkeep: out of memory", pc->id);
-		return;
+		pg_maintain_later(pc);
+		return PGE_WORK;
 	}
+	pool->maint_retry_ms = pool->set.reconnect_min_ms;
 	if (!PQsendQuery(pc->conn, sql)) {
 		free(sql);
-		pg_fail(pc, "partition upkeep", PQerrorMessage(pc->conn));
-		return;
+		return pg_fail(
+		    pc, "partition upkeep", PQerrorMessage(pc->conn));
 	}
 	free(sql);
-	pool->maint_running = true;
 	pg_set_state(pc, PG_MAINTAIN);
-	pg_wait(pc, EV_READ | EV_WRITE);
+	return pg_wait(pc, EV_READ | EV_WRITE);
 }
 
 /* Upkeep errors are logged, not retried at once: rows still land in the
  * DEFAULT partition, and the next hourly run tries again. */
-static void
+static enum pg_event
 handle_maintain_io(struct pg_conn *pc, enum pg_event ev)
 {
 	char summary[512] = "";
-	int r;
 
-	r = pg_command_io(pc, ev, "partition upkeep", summary, sizeof(summary));
-	if (r == 0)
-		return;
-	pc->pool->maint_running = false;
-	if (r == -1)
-		return;
+	if (!pg_command_io(
+		pc, ev, "partition upkeep", summary, sizeof(summary)))
+		return PGE_NONE;
 	if (pc->res_status != PGRES_COMMAND_OK)
 		log_errx("pg%d: partition upkeep failed: SQLSTATE %s: %s; rows "
 			 "go to the DEFAULT partition meanwhile; retried "
@@ -492,84 +630,72 @@ handle_maintain_io(struct pg_conn *pc, enum pg_event ev)
 		log_info("pg%d: partition upkeep: %s", pc->id, summary);
 	pc->last_error[0] = '\0';
 	pg_set_state(pc, PG_IDLE);
-	pg_dispatch(pc, PGE_WORK);
-}
-
-/* Idle: take the next batch, if one is due, and start its COPY. */
-static void
-handle_idle_work(struct pg_conn *pc)
-{
-	struct pgpool *pool = pc->pool;
-
-	if (pool->maint_due && !pool->maint_running) {
-		pg_maintain_start(pc);
-		return;
-	}
-	if ((pc->batch = queue_take(pool->q, flush_due(pool))) == NULL) {
-		arm_flush_timer(pool);
-		pg_wait(pc, EV_READ); /* notice a server-side close */
-		return;
-	}
-	pg_start_copy(pc);
+	return PGE_WORK;
 }
 
 /* Starts the COPY of the batch's current range (all of it, normally). */
-static void
+static enum pg_event
 pg_start_copy(struct pg_conn *pc)
 {
 	pg_begin_command(pc);
 	poison_current(pc->batch, &pc->range);
 	pc->sent = 0;
 	pc->copy_start_us = clock_mono_us();
-	if (!PQsendQuery(pc->conn, pc->pool->copy_sql)) {
-		pg_fail(pc, "COPY", PQerrorMessage(pc->conn));
-		return;
-	}
+	if (!PQsendQuery(pc->conn, pc->pool->copy_sql))
+		return pg_fail(pc, "COPY", PQerrorMessage(pc->conn));
 	pg_set_state(pc, PG_COPY_START);
-	pg_wait(pc, EV_READ | EV_WRITE);
+	return pg_wait(pc, EV_READ | EV_WRITE);
 }
 
-static void
+/* Idle: run the upkeep if due, else take the next batch, if one is due,
+ * and start its COPY. */
+static enum pg_event
+handle_idle_work(struct pg_conn *pc)
+{
+	struct pgpool *pool = pc->pool;
+
+	if (pool->maint_due && !pool->maint_running)
+		return pg_maintain_start(pc);
+	if ((pc->batch = queue_take(pool->q, flush_due(pool))) == NULL) {
+		arm_flush_timer(pool);
+		return pg_wait(pc, EV_READ); /* notice a server-side close */
+	}
+	return pg_start_copy(pc);
+}
+
+static enum pg_event
 handle_idle_read(struct pg_conn *pc)
 {
 	PGresult *res;
 
-	if (!PQconsumeInput(pc->conn)) {
-		pg_fail(pc, "idle", PQerrorMessage(pc->conn));
-		return;
-	}
+	if (!PQconsumeInput(pc->conn))
+		return pg_fail(pc, "idle", PQerrorMessage(pc->conn));
 	while (!PQisBusy(pc->conn) && (res = PQgetResult(pc->conn)) != NULL)
 		PQclear(res);
-	pg_wait(pc, EV_READ);
+	return pg_wait(pc, EV_READ);
 }
 
-static void
+static enum pg_event
 handle_copy_start_io(struct pg_conn *pc, enum pg_event ev)
 {
 	PGresult *res;
 	int r;
 
-	if ((r = pg_flush(pc, ev)) == -1) {
-		pg_fail(pc, "COPY", PQerrorMessage(pc->conn));
-		return;
-	}
-	if (PQisBusy(pc->conn)) {
-		if (r == 0)
-			pg_wait(pc, EV_READ);
-		return;
-	}
+	if ((r = pg_flush(pc, ev)) == -1)
+		return pg_fail(pc, "COPY", PQerrorMessage(pc->conn));
+	if (r == 1)
+		return pg_wait(pc, EV_READ | EV_WRITE);
+	if (PQisBusy(pc->conn))
+		return pg_wait(pc, EV_READ);
 	res = PQgetResult(pc->conn);
 	if (res != NULL && PQresultStatus(res) == PGRES_COPY_IN) {
 		PQclear(res);
 		/* Binary COPY: the header, then the range's rows. */
 		if (PQputCopyData(
-			pc->conn, COPYENC_HEADER, COPYENC_HEADER_LEN) != 1) {
-			pg_fail(pc, "COPY", PQerrorMessage(pc->conn));
-			return;
-		}
+			pc->conn, COPYENC_HEADER, COPYENC_HEADER_LEN) != 1)
+			return pg_fail(pc, "COPY", PQerrorMessage(pc->conn));
 		pg_set_state(pc, PG_COPY_SEND);
-		pg_dispatch(pc, PGE_WRITABLE);
-		return;
+		return PGE_WRITABLE;
 	}
 	if (res != NULL) {
 		dbconn_trim(pc->last_error, sizeof(pc->last_error),
@@ -577,13 +703,13 @@ handle_copy_start_io(struct pg_conn *pc, enum pg_event ev)
 		PQclear(res);
 	}
 	(void)pg_collect(pc, NULL, 0);
-	pg_fail(pc, "COPY",
+	return pg_fail(pc, "COPY",
 	    pc->last_error[0] ? pc->last_error : PQerrorMessage(pc->conn));
 }
 
 /* Queues the batch in chunks, waiting for the socket when libpq's
  * buffer cannot be flushed. */
-static void
+static enum pg_event
 handle_copy_send_write(struct pg_conn *pc)
 {
 	struct batch *b = pc->batch;
@@ -591,10 +717,8 @@ handle_copy_send_write(struct pg_conn *pc)
 	int r;
 
 	for (;;) {
-		if ((r = PQflush(pc->conn)) == 1) {
-			pg_wait(pc, EV_WRITE);
-			return;
-		}
+		if ((r = PQflush(pc->conn)) == 1)
+			return pg_wait(pc, EV_WRITE);
 		if (r == -1)
 			break;
 		if (pc->sent == pc->range.len) {
@@ -603,8 +727,7 @@ handle_copy_send_write(struct pg_conn *pc)
 			    PQputCopyEnd(pc->conn, NULL) != 1)
 				break;
 			pg_set_state(pc, PG_COPY_END);
-			pg_dispatch(pc, PGE_WRITABLE);
-			return;
+			return PGE_WRITABLE;
 		}
 		n = pc->range.len - pc->sent;
 		if (n > COPY_CHUNK_BYTES)
@@ -614,47 +737,45 @@ handle_copy_send_write(struct pg_conn *pc)
 			break;
 		pc->sent += n;
 	}
-	pg_fail(pc, "COPY", PQerrorMessage(pc->conn));
+	return pg_fail(pc, "COPY", PQerrorMessage(pc->conn));
 }
 
-static void
+static enum pg_event
 handle_copy_end_io(struct pg_conn *pc, enum pg_event ev)
 {
 	int r = pg_flush(pc, ev);
 
-	if (r == -1) {
-		pg_fail(pc, "COPY", PQerrorMessage(pc->conn));
-		return;
-	}
-	if (r == 0) {
-		pg_set_state(pc, PG_AWAIT_RESULT);
-		pg_dispatch(pc, PGE_READABLE);
-	}
+	if (r == -1)
+		return pg_fail(pc, "COPY", PQerrorMessage(pc->conn));
+	if (r == 1)
+		return pg_wait(pc, EV_READ | EV_WRITE);
+	pg_set_state(pc, PG_AWAIT_RESULT);
+	return PGE_READABLE;
 }
 
 /* The current range is stored: the batch is done, or the next range goes. */
-static void
+static enum pg_event
 pg_range_done(struct pg_conn *pc)
 {
 	struct pgpool *pool = pc->pool;
 
-	if (!poison_pop(pc->batch)) {
-		pg_start_copy(pc);
-		return;
-	}
+	if (!poison_pop(pc->batch))
+		return pg_start_copy(pc);
 	log_debug(
 	    "pg%d: batch of %u lines done", pc->id, batch_lines(pc->batch));
 	queue_done(pool->q, pc->batch);
 	pc->batch = NULL;
 	pg_set_state(pc, PG_IDLE);
-	pg_dispatch(pc, PGE_WORK);
+	return PGE_WORK;
 }
+
+static enum pg_event pg_reject_start(struct pg_conn *pc, const char *sqlstate);
 
 /*
  * The rows themselves were refused: split the range, or, for one row,
  * put it in the dead-letter table.  The connection stays up.
  */
-static void
+static enum pg_event
 pg_data_error(struct pg_conn *pc, const char *sqlstate)
 {
 	if (pc->range.lines == batch_lines(pc->batch) &&
@@ -663,47 +784,40 @@ pg_data_error(struct pg_conn *pc, const char *sqlstate)
 			  "isolating the rejected rows",
 		    pc->id, pc->range.lines, sqlstate, pc->last_error);
 	if (pc->range.lines > 1) {
-		if (poison_split(pc->batch) == -1) {
-			pg_fail(pc, "COPY", "out of memory splitting a batch");
-			return;
-		}
-		pg_start_copy(pc);
-		return;
+		if (poison_split(pc->batch) == -1)
+			return pg_fail(
+			    pc, "COPY", "out of memory splitting a batch");
+		return pg_start_copy(pc);
 	}
-	pg_reject_start(pc, sqlstate);
+	return pg_reject_start(pc, sqlstate);
 }
 
-static void
+static enum pg_event
 handle_await_result_read(struct pg_conn *pc)
 {
 	int r;
 
 	if ((r = pg_collect(pc, NULL, 0)) == 0)
-		return;
-	if (r == -1) {
-		pg_fail(pc, "COPY", PQerrorMessage(pc->conn));
-		return;
-	}
+		return pg_wait(pc, EV_READ);
+	if (r == -1)
+		return pg_fail(pc, "COPY", PQerrorMessage(pc->conn));
 	if (pc->res_status != PGRES_COMMAND_OK) {
-		if (poison_is_data_error(pc->res_sqlstate)) {
-			pg_data_error(pc, pc->res_sqlstate);
-			return;
-		}
+		if (poison_is_data_error(pc->res_sqlstate))
+			return pg_data_error(pc, pc->res_sqlstate);
 		log_errx("pg%d: COPY of %u lines failed: SQLSTATE %s: %s",
 		    pc->id, pc->range.lines, pc->res_sqlstate, pc->last_error);
-		pg_fail(pc, "COPY", pc->last_error);
-		return;
+		return pg_fail(pc, "COPY", pc->last_error);
 	}
 	metrics.lines_committed += pc->range.lines;
 	metrics.copy_batches++;
 	metrics_observe_batch(pc->range.lines,
 	    (double)(clock_mono_us() - pc->copy_start_us) / 1e6);
 	log_debug("pg%d: committed %u lines", pc->id, pc->range.lines);
-	pg_range_done(pc);
+	return pg_range_done(pc);
 }
 
 /* Sends the one-row range to the dead-letter table, with why it failed. */
-static void
+static enum pg_event
 pg_reject_start(struct pg_conn *pc, const char *sqlstate)
 {
 	struct pgpool *pool = pc->pool;
@@ -717,10 +831,9 @@ pg_reject_start(struct pg_conn *pc, const char *sqlstate)
 	snprintf(error, sizeof(error), "%s", pc->last_error);
 	if (poison_row_fields(row, pc->range.len, received_at,
 		sizeof(received_at), peer, sizeof(peer), &pool->reject_raw,
-		&pool->reject_row, &pool->reject_subject, &has_subject) == -1) {
-		pg_fail(pc, "dead-letter", "cannot decode the rejected row");
-		return;
-	}
+		&pool->reject_row, &pool->reject_subject, &has_subject) == -1)
+		return pg_fail(
+		    pc, "dead-letter", "cannot decode the rejected row");
 	values[0] = received_at;
 	values[1] = peer[0] != '\0' ? peer : NULL;
 	values[2] = pool->reject_raw.data;
@@ -734,29 +847,26 @@ pg_reject_start(struct pg_conn *pc, const char *sqlstate)
 	/* The row text is valid UTF-8 without NUL: copyenc made it so. */
 	pool->reject_raw.data[pool->reject_raw.len] = '\0';
 	if (!PQsendQueryParams(pc->conn, pool->reject_sql, 7, NULL, values,
-		lengths, formats, 0)) {
-		pg_fail(pc, "dead-letter", PQerrorMessage(pc->conn));
-		return;
-	}
+		lengths, formats, 0))
+		return pg_fail(pc, "dead-letter", PQerrorMessage(pc->conn));
 	pg_set_state(pc, PG_REJECT);
-	pg_wait(pc, EV_READ | EV_WRITE);
+	return pg_wait(pc, EV_READ | EV_WRITE);
 }
 
-static void
+static enum pg_event
 handle_reject_io(struct pg_conn *pc, enum pg_event ev)
 {
 	struct pgpool *pool = pc->pool;
 	int64_t now;
 
-	if (pg_command_io(pc, ev, "dead-letter", NULL, 0) != 1)
-		return;
+	if (!pg_command_io(pc, ev, "dead-letter", NULL, 0))
+		return PGE_NONE;
 	if (pc->res_status != PGRES_COMMAND_OK) {
 		log_errx("pg%d: could not store a rejected row in %s_rejected "
 			 "(%s); its batch is retried later (run logsinkd "
 			 "--init-db if the table is missing)",
 		    pc->id, pool->set.table, pc->last_error);
-		pg_fail(pc, "dead-letter", pc->last_error);
-		return;
+		return pg_fail(pc, "dead-letter", pc->last_error);
 	}
 	metrics.lines_rejected++;
 	now = clock_mono_ms();
@@ -768,7 +878,7 @@ handle_reject_io(struct pg_conn *pc, enum pg_event ev)
 		    (unsigned long long)metrics.lines_rejected);
 		pool->reject_warned_ms = now;
 	}
-	pg_range_done(pc);
+	return pg_range_done(pc);
 }
 
 /* Full jitter on the upper half: delay in [backoff/2, backoff]. */
@@ -780,15 +890,16 @@ jitter(int ms)
 
 /*
  * Something failed: give the batch back (at the head of the queue, so
- * order is kept as far as possible), drop the connection and retry later.
+ * order is kept as far as possible), drop the connection and retry after
+ * a doubling delay.  Another connection may take the batch: the pool is
+ * kicked from the loop, not from here (no dispatch inside a dispatch).
  */
-static void
+static enum pg_event
 pg_fail(struct pg_conn *pc, const char *what, const char *msg)
 {
 	struct pgpool *pool = pc->pool;
 	int64_t now = clock_mono_ms();
 	char text[256];
-	int delay;
 
 	dbconn_trim(text, sizeof(text), msg);
 	if (strcmp(text, pc->last_error) != 0 ||
@@ -802,106 +913,122 @@ pg_fail(struct pg_conn *pc, const char *what, const char *msg)
 		metrics.copy_failures++;
 		queue_return(pool->q, pc->batch);
 		pc->batch = NULL;
+		event_active(pool->ev_kick, EV_TIMEOUT, 0);
 	}
 	pg_close(pc);
 	pg_contacted(pool);
 	metrics.db_reconnects++;
-	delay = jitter(pc->backoff_ms);
-	pc->backoff_ms = pc->backoff_ms * 2 > pool->set.reconnect_max_ms
+	pc->retry_ms = jitter(pc->backoff_ms);
+	pc->backoff_ms = pc->backoff_ms > pool->set.reconnect_max_ms / 2
 	    ? pool->set.reconnect_max_ms
 	    : pc->backoff_ms * 2;
 	pg_set_state(pc, PG_BACKOFF);
-	pg_timer(pc, delay);
-	pgpool_kick(pool); /* another connection may take the batch */
+	return PGE_NONE;
 }
 
-static void
+/* A timer fired in a state with a deadline: the same for every state. */
+static enum pg_event
+pg_timed_out(struct pg_conn *pc)
+{
+	const struct pg_state_info *si = &pg_states[pc->state];
+	const char *key =
+	    si->timeout == PGT_MAINT ? "maintenance-timeout" : "db-timeout";
+
+	log_warnx("pg%d: no progress in %s for %d ms (%s): dropping the "
+		  "connection",
+	    pc->id, si->name, pc->timer_ms, key);
+	return pg_fail(pc,
+	    si->timeout == PGT_CONNECT ? "connect" : "database command", key);
+}
+
+/* Only for pairs no code path can produce. */
+static void __attribute__((noreturn))
 pg_bad_event(struct pg_conn *pc, enum pg_event ev)
 {
 	fatalx("pg%d: event %s in state %s", pc->id, pg_event_names[ev],
-	    pg_state_names[pc->state]);
+	    pg_states[pc->state].name);
 }
 
-static void
-pg_dispatch(struct pg_conn *pc, enum pg_event ev)
+/*
+ * One step of the machine: the handler for this event in this state,
+ * which returns the next event.  The timer is set by pg_set_state() for
+ * the state it fires in (never an earlier one), and ev_io waits only for
+ * what the current state asked: READABLE in COPY_SEND (EV_WRITE only),
+ * WRITABLE in IDLE or AWAIT_RESULT (EV_READ only), TIMER in IDLE and
+ * WORK outside IDLE and BACKOFF cannot happen.
+ */
+static enum pg_event
+pg_step(struct pg_conn *pc, enum pg_event ev)
 {
-	if (ev == PGE_TIMER &&
-	    (pc->state == PG_CHECKING || pc->state > PG_IDLE)) {
-		log_warnx("pg%d: no progress in %s for %d ms (db-timeout): "
-			  "dropping the connection",
-		    pc->id, pg_state_names[pc->state],
-		    pc->state == PG_MAINTAIN
-			? pc->pool->set.maintenance_timeout_ms
-			: pc->pool->set.db_timeout_ms);
-		if (pc->state == PG_MAINTAIN)
-			pc->pool->maint_running = false;
-		pg_fail(pc, "database command", "db-timeout");
-		return;
-	}
+	bool io = ev == PGE_READABLE || ev == PGE_WRITABLE;
+	enum pg_timeout t = pg_states[pc->state].timeout;
+
+	if (ev == PGE_TIMER && t != PGT_NONE && t != PGT_RETRY)
+		return pg_timed_out(pc);
 	switch (pc->state) {
 	case PG_BACKOFF:
-		if (ev == PGE_TIMER)
-			pg_connect_start(pc);
-		else if (ev != PGE_WORK)
-			pg_bad_event(pc, ev);
+		/* WORK: pgpool_kick(), when the retry timer was lost. */
+		if (ev == PGE_TIMER || ev == PGE_WORK)
+			return pg_connect_start(pc);
 		break;
 	case PG_CONNECTING:
-		if (ev == PGE_TIMER)
-			pg_fail(pc, "connect", "timed out");
-		else if (ev != PGE_WORK)
-			handle_connecting_io(pc);
+		if (io)
+			return handle_connecting_io(pc);
 		break;
 	case PG_CHECKING:
-		if (ev == PGE_READABLE || ev == PGE_WRITABLE)
-			handle_checking_io(pc, ev);
-		else if (ev == PGE_TIMER)
-			pg_bad_event(pc, ev);
+		if (io)
+			return handle_checking_io(pc, ev);
 		break;
 	case PG_IDLE:
 		if (ev == PGE_WORK)
-			handle_idle_work(pc);
-		else if (ev == PGE_READABLE)
-			handle_idle_read(pc);
-		else
-			pg_bad_event(pc, ev);
+			return handle_idle_work(pc);
+		if (ev == PGE_READABLE)
+			return handle_idle_read(pc);
 		break;
 	case PG_COPY_START:
-		if (ev != PGE_WORK)
-			handle_copy_start_io(pc, ev);
+		if (io)
+			return handle_copy_start_io(pc, ev);
 		break;
 	case PG_COPY_SEND:
 		if (ev == PGE_WRITABLE)
-			handle_copy_send_write(pc);
-		else if (ev == PGE_TIMER)
-			pg_bad_event(pc, ev);
+			return handle_copy_send_write(pc);
 		break;
 	case PG_COPY_END:
-		if (ev == PGE_READABLE || ev == PGE_WRITABLE)
-			handle_copy_end_io(pc, ev);
-		break;
-	case PG_REJECT:
-		if (ev == PGE_READABLE || ev == PGE_WRITABLE)
-			handle_reject_io(pc, ev);
-		else if (ev == PGE_TIMER)
-			pg_bad_event(pc, ev);
-		break;
-	case PG_MAINTAIN:
-		if (ev == PGE_READABLE || ev == PGE_WRITABLE)
-			handle_maintain_io(pc, ev);
-		else if (ev == PGE_TIMER)
-			pg_bad_event(pc, ev);
+		if (io)
+			return handle_copy_end_io(pc, ev);
 		break;
 	case PG_AWAIT_RESULT:
 		if (ev == PGE_READABLE)
-			handle_await_result_read(pc);
-		else if (ev == PGE_TIMER)
-			pg_bad_event(pc, ev);
+			return handle_await_result_read(pc);
 		break;
-	default:
-		pg_bad_event(pc, ev);
+	case PG_MAINTAIN:
+		if (io)
+			return handle_maintain_io(pc, ev);
+		break;
+	case PG_REJECT:
+		if (io)
+			return handle_reject_io(pc, ev);
+		break;
+	}
+	pg_bad_event(pc, ev);
+}
+
+/*
+ * The connection's machine (memcached's drive_machine): steps until a
+ * handler says the connection waits for libevent.  Entered only from the
+ * libevent callbacks and pgpool_kick(); never from a handler.
+ */
+static void
+pg_dispatch(struct pg_conn *pc, enum pg_event ev)
+{
+	while (ev != PGE_NONE) {
+		log_debug("pg%d: %s in %s", pc->id, pg_event_names[ev],
+		    pg_states[pc->state].name);
+		ev = pg_step(pc, ev);
 	}
 }
 
+/* The hourly upkeep, and its retry after its SQL could not be built. */
 static void
 maint_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -913,8 +1040,9 @@ maint_cb(evutil_socket_t fd, short what, void *arg)
 	pgpool_kick(pool);
 }
 
+/* The flush deadline, or a connection failed with a batch (pg_fail). */
 static void
-flush_cb(evutil_socket_t fd, short what, void *arg)
+kick_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
@@ -922,27 +1050,44 @@ flush_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 /*
- * Offers waiting batches to idle connections.  The flush timer is armed
- * only while a connection is idle: with every connection busy or down, a
- * due batch simply waits for the next one to become idle.
+ * Offers waiting work to idle connections, and a reconnect to those whose
+ * retry timer could not be armed.  The flush timer is armed only while a
+ * connection is idle: with every connection busy or down, a due batch
+ * simply waits for the next one to become idle.
  */
 void
 pgpool_kick(struct pgpool *pool)
 {
+	struct pg_conn *pc;
 	bool idle = false;
 	int i;
 
 	for (i = 0; i < pool->set.connections; i++) {
-		if (pool->conns[i].state != PG_IDLE)
-			continue;
-		idle = true;
-		if (!queue_has_sealed(pool->q) && !flush_due(pool) &&
-		    !(pool->maint_due && !pool->maint_running))
-			break;
-		pg_dispatch(&pool->conns[i], PGE_WORK);
+		pc = &pool->conns[i];
+		if (pc->retry_lost) {
+			pg_dispatch(pc, PGE_WORK);
+		} else if (pc->state == PG_IDLE) {
+			idle = true;
+			if (work_waiting(pool))
+				pg_dispatch(pc, PGE_WORK);
+		}
 	}
 	if (idle)
 		arm_flush_timer(pool);
+}
+
+/* One connection, at start-up: -1 when its events cannot be made. */
+static int
+pg_conn_init(struct pgpool *pool, struct pg_conn *pc, int id)
+{
+	pc->pool = pool;
+	pc->id = id;
+	pc->state = PG_BACKOFF;
+	pc->io_fd = -1;
+	pc->backoff_ms = pool->set.reconnect_min_ms;
+	pc->ev_timer = evtimer_new(pool->base, timer_cb, pc);
+	pc->ev_io = event_new(pool->base, -1, 0, io_cb, pc);
+	return pc->ev_timer != NULL && pc->ev_io != NULL ? 0 : -1;
 }
 
 struct pgpool *
@@ -950,7 +1095,6 @@ pgpool_new(struct event_base *base, struct queue *q,
     const struct pgpool_settings *set, char *err, size_t errlen)
 {
 	struct pgpool *pool;
-	struct pg_conn *pc;
 	int i;
 
 	if ((pool = calloc(1, sizeof(*pool))) == NULL ||
@@ -976,29 +1120,32 @@ pgpool_new(struct event_base *base, struct queue *q,
 		set->table) == -1)
 		pool->reject_sql = NULL;
 	pool->check_sql = schema_check_sql(set->table);
-	pool->ev_flush = evtimer_new(base, flush_cb, pool);
+	pool->ev_flush = evtimer_new(base, kick_cb, pool);
+	pool->ev_kick = event_new(base, -1, 0, kick_cb, pool);
 	pool->ev_maint = event_new(base, -1, EV_PERSIST, maint_cb, pool);
+	pool->ev_maint_retry = evtimer_new(base, maint_cb, pool);
 	pool->maint_due = true;
+	pool->maint_retry_ms = set->reconnect_min_ms;
 	if (pool->copy_sql == NULL || pool->check_sql == NULL ||
 	    pool->reject_sql == NULL || pool->ev_flush == NULL ||
-	    pool->ev_maint == NULL) {
-		pgpool_free(pool);
-		snprintf(err, errlen, "out of memory");
-		return NULL;
-	}
-	for (i = 0; i < set->connections; i++) {
-		pc = &pool->conns[i];
-		pc->pool = pool;
-		pc->id = i + 1;
-		pc->state = PG_BACKOFF;
-		pc->backoff_ms = set->reconnect_min_ms;
-		if ((pc->ev_timer = evtimer_new(base, timer_cb, pc)) == NULL) {
-			pgpool_free(pool);
-			snprintf(err, errlen, "out of memory");
-			return NULL;
-		}
-	}
+	    pool->ev_kick == NULL || pool->ev_maint == NULL ||
+	    pool->ev_maint_retry == NULL)
+		goto fail;
+	for (i = 0; i < set->connections; i++)
+		if (pg_conn_init(pool, &pool->conns[i], i + 1) == -1)
+			goto fail;
 	return pool;
+fail:
+	pgpool_free(pool);
+	snprintf(err, errlen, "out of memory");
+	return NULL;
+}
+
+static void
+event_free_opt(struct event *ev)
+{
+	if (ev != NULL)
+		event_free(ev);
 }
 
 void
@@ -1011,17 +1158,17 @@ pgpool_free(struct pgpool *pool)
 		return;
 	for (i = 0; pool->conns != NULL && i < pool->set.connections; i++) {
 		pc = &pool->conns[i];
-		if (pc->ev_timer == NULL)
-			continue;
-		pg_close(pc);
-		event_free(pc->ev_timer);
+		if (pc->ev_io != NULL)
+			pg_close(pc);
+		event_free_opt(pc->ev_io);
+		event_free_opt(pc->ev_timer);
 		if (pc->batch != NULL)
 			queue_return(pool->q, pc->batch);
 	}
-	if (pool->ev_flush != NULL)
-		event_free(pool->ev_flush);
-	if (pool->ev_maint != NULL)
-		event_free(pool->ev_maint);
+	event_free_opt(pool->ev_flush);
+	event_free_opt(pool->ev_kick);
+	event_free_opt(pool->ev_maint);
+	event_free_opt(pool->ev_maint_retry);
 	free(pool->conns);
 	free(pool->copy_sql);
 	free(pool->reject_sql);
@@ -1032,18 +1179,26 @@ pgpool_free(struct pgpool *pool)
 	free(pool);
 }
 
+/*
+ * Start-up: each connection leaves BACKOFF at once (a delay of 0 ms), so
+ * the first attempts start from the loop like every later one.
+ */
 void
 pgpool_start(struct pgpool *pool)
 {
-	int i;
-
 	struct timeval hour = { MAINTAIN_INTERVAL_S, 0 };
+	struct pg_conn *pc;
+	int i;
 
 	log_info("writing to %s, table %s, %d connection(s)", pool->dc.target,
 	    pool->set.table, pool->set.connections);
-	event_add(pool->ev_maint, &hour);
-	for (i = 0; i < pool->set.connections; i++)
-		pg_connect_start(&pool->conns[i]);
+	if (event_add(pool->ev_maint, &hour) == -1)
+		fatalx("hourly partition upkeep: event_add failed");
+	for (i = 0; i < pool->set.connections; i++) {
+		pc = &pool->conns[i];
+		pc->retry_ms = 0;
+		pg_set_state(pc, PG_BACKOFF);
+	}
 }
 
 void
@@ -1091,6 +1246,10 @@ pgpool_set_reconnect(struct pgpool *pool, int min_ms, int max_ms)
 		if (pool->conns[i].backoff_ms > max_ms)
 			pool->conns[i].backoff_ms = max_ms;
 	}
+	if (pool->maint_retry_ms < min_ms)
+		pool->maint_retry_ms = min_ms;
+	if (pool->maint_retry_ms > max_ms)
+		pool->maint_retry_ms = max_ms;
 }
 
 void
@@ -1105,8 +1264,13 @@ pgpool_set_partitions(struct pgpool *pool, int days_ahead, int retention_days)
 const char *const *
 pgpool_state_names(int *nstates)
 {
-	*nstates = (int)(sizeof(pg_state_names) / sizeof(pg_state_names[0]));
-	return pg_state_names;
+	static const char *names[PG_NSTATES];
+	int i;
+
+	for (i = 0; i < PG_NSTATES; i++)
+		names[i] = pg_states[i].name;
+	*nstates = PG_NSTATES;
+	return names;
 }
 
 void
@@ -1114,9 +1278,7 @@ pgpool_state_counts(const struct pgpool *pool, int *counts)
 {
 	int i;
 
-	memset(counts, 0,
-	    sizeof(pg_state_names) / sizeof(pg_state_names[0]) *
-		sizeof(*counts));
+	memset(counts, 0, (size_t)PG_NSTATES * sizeof(*counts));
 	for (i = 0; i < pool->set.connections; i++)
 		counts[pool->conns[i].state]++;
 }
@@ -1127,7 +1289,7 @@ pgpool_connected(const struct pgpool *pool)
 	int i, n = 0;
 
 	for (i = 0; i < pool->set.connections; i++)
-		if (pool->conns[i].state >= PG_IDLE)
+		if (pg_states[pool->conns[i].state].connected)
 			n++;
 	return n;
 }

@@ -2,7 +2,9 @@
  * pgpool: N asynchronous libpq connections that move batches from the
  * queue into PostgreSQL with COPY.  Each connection is an explicit state
  * machine driven by libevent on its PQsocket(); nothing here ever blocks
- * the event loop.
+ * the event loop.  A failure on the data path, running out of memory
+ * included, drops that connection and retries later; it never ends the
+ * daemon.  Test hook: fault point "maintain-sql-oom" (logsink/fault.h).
  */
 #ifndef LOGSINK_PGPOOL_H
 #define LOGSINK_PGPOOL_H
@@ -51,11 +53,14 @@ void pgpool_drain(struct pgpool *pool);
 void pgpool_set_partitions(
     struct pgpool *pool, int days_ahead, int retention_days);
 void pgpool_set_flush_interval(struct pgpool *pool, int ms);
-/* db-timeout and maintenance-timeout: for the next command a connection
- * starts (and tcp_user_timeout of the next connection attempt). */
+/* db-timeout and maintenance-timeout: from the next timer a connection
+ * arms (every wait for the server re-arms it; a connection attempt's
+ * deadline is set when it starts), and tcp_user_timeout of the next
+ * connection attempt. */
 void pgpool_set_timeouts(
     struct pgpool *pool, int db_timeout_ms, int maintenance_timeout_ms);
-/* reconnect-min-ms and reconnect-max-ms: from the next failure on. */
+/* reconnect-min-ms and reconnect-max-ms: from the next failure on (they
+ * also bound the delay before upkeep whose SQL could not be built reruns). */
 void pgpool_set_reconnect(struct pgpool *pool, int min_ms, int max_ms);
 
 /* Names of the connection states, for metrics; counts[] per state. */
