@@ -6,7 +6,6 @@
 
 #include <netinet/in.h>
 
-#include <errno.h>
 #include <grp.h>
 #include <pwd.h>
 #include <signal.h>

@@ -9,7 +9,6 @@
 #ifndef LOGSINK_PGPOOL_H
 #define LOGSINK_PGPOOL_H
 
-#include <stdbool.h>
 #include <stdint.h>
 
 #include <event2/event.h>
