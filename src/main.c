@@ -495,6 +495,8 @@ listener_settings_of(const struct config *cfg, struct listener_settings *set)
 	set->idle_timeout_ms = cfg->idle_timeout_ms;
 	set->partial_line_timeout_ms = cfg->partial_line_timeout_ms;
 	set->max_tls_handshakes = cfg->tls_max_handshakes;
+	set->proxy_header_timeout_ms = cfg->proxy_header_timeout_ms;
+	set->proxy_max_header_bytes = cfg->proxy_max_header_bytes;
 }
 
 /*

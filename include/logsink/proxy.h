@@ -14,8 +14,9 @@
 #include <stddef.h>
 
 #define PROXY_V1_MAX_BYTES 107 /* spec 2.1: the longest v1 line, CRLF in */
-#define PROXY_V2_MIN_BYTES 16  /* spec 2.2: signature, command, family, length \
-				*/
+#define PROXY_V2_MIN_BYTES                                                     \
+	16 /* spec 2.2: signature, command, family, length                     \
+	    */
 #define PROXY_V2_MAX_BYTES (16 + 65535)
 
 /* Why a connection's PROXY header was refused:
