@@ -98,7 +98,11 @@ usage(FILE *fp)
 	    "  allow=CIDR,...             only these peers may connect\n"
 	    "  tls=off|on                 TLS (RFC 5425) with tls-cert, "
 	    "tls-key,\n"
-	    "                             tls-ca and tls-verify-client\n");
+	    "                             tls-ca and tls-verify-client\n"
+	    "  proxy=CIDR,...             only these proxies may connect, "
+	    "each\n"
+	    "                             sending a PROXY v1/v2 header "
+	    "first\n");
 }
 
 /* Splits argv into actions and KEY VALUE pairs (checked later). */
