@@ -14,12 +14,14 @@ polls rows, /metrics and sockets; no test asserts how long anything took.
 """
 
 import os
+import pathlib
 import shutil
 import signal
 import socket
 import ssl
 import struct
 import subprocess
+import tempfile
 import time
 
 import pytest
@@ -393,3 +395,43 @@ def test_tls_passthrough(daemon, pg, haproxy, server_cert):
     assert headers(d, 1) == 1 and headers(d, 2) == 1
     assert harness.metric(d, "tls_handshakes_total") == 2
     assert failures(d) == {r: 0 for r in REASONS}
+
+
+@pytest.fixture
+def conf_dir():
+    """A world-readable directory: a daemon started as root reads its
+    configuration again as nobody on SIGHUP (pytest's tmp_path is 0700)."""
+    d = tempfile.mkdtemp(prefix="logsink-proxy-")
+    os.chmod(d, 0o755)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def test_reload_applies(daemon, pg, conf_dir):
+    """SIGHUP applies proxy-max-header-bytes and proxy-header-timeout to
+    the next connections of a proxy= listener."""
+    pg.truncate()
+    cfg = pathlib.Path(conf_dir) / "logsinkd.conf"
+    cfg.write_text("proxy-max-header-bytes = 1KiB\n"
+                   "proxy-header-timeout = 1h\n")
+    os.chmod(str(cfg), 0o644)
+    d = start(daemon, pg, "proxy=%s" % PROXY_SRC, "-c", str(cfg))
+    big = v2_inet("10.4.4.4", 1, "127.0.0.1", 2,
+                  b"\x04" + struct.pack("!H", 1500) + b"\x00" * 1500)
+    with connect_from(PROXY_SRC, d.port) as s:
+        send_until_closed(s, big + b"big-0 refused\n")
+    assert failures(d)["too-long"] == 1
+    cfg.write_text("proxy-max-header-bytes = 2KiB\n"
+                   "proxy-header-timeout = 1s\n")
+    os.chmod(str(cfg), 0o644)
+    d.signal(signal.SIGHUP)
+    wait_for(lambda: "SIGHUP: configuration reloaded" in d.log(),
+             what="the reload")
+    with connect_from(PROXY_SRC, d.port) as s:
+        send_until_closed(s, big + b"big-1 stored\n")
+    wait_for(lambda: pg.count() == 1, what="the line after the big header")
+    assert pg.query("select host(peer), message from logs") == \
+        [("10.4.4.4", "big-1 stored")]
+    with connect_from(PROXY_SRC, d.port) as s:
+        harness.wait_peer_close(s)  # silent: closed by the new timeout
+    assert failures(d)["timeout"] == 1
