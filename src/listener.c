@@ -902,14 +902,17 @@ client_link(struct client *c)
 }
 
 /* What a client that came through a proxy must pass once its header
- * named it; NULL if it may stay. */
+ * named it; NULL if it may stay.  A LOCAL (or UNKNOWN) header names no
+ * client: the proxy itself, in proxy=, is not judged by allow= (its
+ * health checks would fail). */
 static const char *
 proxied_refuse_reason(const struct client *c)
 {
 	const struct listen_sock *sock = c->sock;
 	const struct listeners *ls = c->ls;
 
-	if (!in_list(
+	if (!c->proxy_local &&
+	    !in_list(
 		sock->allow, sock->nallow, (const struct sockaddr *)&c->sa))
 		return "not in the listener's allow list (the client the "
 		       "PROXY header names)";

@@ -124,11 +124,12 @@ struct client {
 	char *tls_subject;    /* verified client certificate, or NULL; owned */
 	struct event *ev_end; /* TLS: EOF/error handled on the next pass */
 	enum cl_event end_ev;
-	const struct listen_sock *sock; /* its listener, while in PROXY */
+	const struct listen_sock *sock; /* its listener (for client_admit) */
 	bool ip_counted;                /* c->sa is counted in ls->per_ip */
-	int fd;                         /* in PROXY: owned; later: -1 */
-	struct event *ev_proxy;         /* in PROXY: fd readable; owned */
-	unsigned char *proxy_buf;       /* in PROXY: header so far; owned */
+	bool proxy_local;       /* LOCAL/UNKNOWN header: c->sa is the proxy's */
+	int fd;                 /* in PROXY: owned; later: -1 */
+	struct event *ev_proxy; /* in PROXY: fd readable; owned */
+	unsigned char *proxy_buf; /* in PROXY: header so far; owned */
 	size_t proxy_len;
 };
 

@@ -123,6 +123,7 @@ proxy_done(struct client *c, const struct proxy_header *h)
 	metrics.proxy_headers[h->version - 1]++;
 	proxy_release(c);
 	memcpy(via, c->name, sizeof(via));
+	c->proxy_local = h->local;
 	if (!h->local) {
 		memset(&c->sa, 0, sizeof(c->sa));
 		memcpy(&c->sa, &h->src, h->addrlen);
@@ -136,6 +137,7 @@ proxy_done(struct client *c, const struct proxy_header *h)
 	}
 	c->fd = -1; /* the bufferevent's now */
 	c->last_read_ms = clock_mono_ms();
+	c->accepted_ms = c->last_read_ms; /* tls-handshake-timeout's start */
 }
 
 /*

@@ -220,13 +220,15 @@ def test_send_proxy_v1_v2_peer_and_ack_commit(daemon, pg, haproxy):
 def test_health_checks_send_local(daemon, pg, haproxy):
     """haproxy's health checks with check-send-proxy on a send-proxy-v2
     server send the LOCAL command: accepted (the proxy's own address),
-    never counted as failures, no row."""
+    never counted as failures, not judged by allow= (the proxy is in
+    proxy=), no row."""
     pg.truncate()
-    d = start(daemon, pg, "proxy=%s" % PROXY_SRC)
+    d = start(daemon, pg, "proxy=%s allow=%s/32" % (PROXY_SRC, CLIENT_A))
     haproxy(d.port, [("chk", "send-proxy-v2 check check-send-proxy "
                              "inter 100ms")])
     wait_for(lambda: headers(d, 2) >= 3, what="3 health checks")
     assert failures(d) == {r: 0 for r in REASONS}
+    assert harness.metric(d, "connections_refused_total") == 0
     assert pg.count() == 0
     assert "LOCAL or UNKNOWN" in d.log()
 
