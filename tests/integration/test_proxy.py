@@ -437,3 +437,15 @@ def test_reload_applies(daemon, pg, conf_dir):
     with connect_from(PROXY_SRC, d.port) as s:
         harness.wait_peer_close(s)  # silent: closed by the new timeout
     assert failures(d)["timeout"] == 1
+
+
+def test_sigterm_during_header(daemon, pg):
+    """SIGTERM while a proxy connection is still in its header: closed,
+    and the daemon exits 0 (under ASan: nothing leaked)."""
+    d = start(daemon, pg, "proxy=%s" % PROXY_SRC)
+    with connect_from(PROXY_SRC, d.port) as s:
+        s.sendall(V2_SIG[:5])
+        wait_for(lambda: "READ in PROXY" in d.log(), what="the first read")
+        assert d.stop() == 0
+        harness.wait_peer_close(s)
+    assert "Sanitizer" not in d.log()
