@@ -171,6 +171,14 @@ static const struct cf_key cf_keys[] = {
 	    1000000, CONFIG_APPLY_LISTENERS,
 	    "TLS connections still in their handshake at once (each holds "
 	    "about 48 KiB); more are refused" },
+	{ "proxy-header-timeout", CF_SECONDS, OFF(proxy_header_timeout_ms),
+	    "10s", 1, 2000000000, CONFIG_APPLY_LISTENERS,
+	    "close a connection on a proxy= listener whose PROXY header has "
+	    "not arrived whole after this long" },
+	{ "proxy-max-header-bytes", CF_SIZE, OFF(proxy_max_header_bytes),
+	    "1KiB", 232, 65551, CONFIG_APPLY_LISTENERS,
+	    "longest PROXY v2 header (with its TLVs) a proxy= listener takes; "
+	    "v1 lines are at most 107 bytes" },
 };
 
 #define NKEYS (sizeof(cf_keys) / sizeof(cf_keys[0]))
@@ -435,23 +443,29 @@ set_table(struct config *cfg, const char *value, char *err, size_t errlen)
 	return 0;
 }
 
-/* allow=CIDR,CIDR,...: the peers a listener accepts. */
+/*
+ * allow=CIDR,CIDR,...: the peers a listener accepts; proxy=CIDR,...: the
+ * proxies allowed to send it PROXY headers (opt, "allow" or "proxy").
+ */
 static int
-listen_allow(struct listen_spec *spec, const char *v, char *err, size_t errlen)
+listen_cidrs(struct cidr *list, int *nlist, const char *opt, const char *v,
+    char *err, size_t errlen)
 {
 	size_t n;
 
+	if (*v == '\0')
+		return cf_error(err, errlen, "listen: %s= is empty", opt);
 	for (; *v != '\0'; v += n + (v[n] == ',')) {
 		n = strcspn(v, ",");
-		if (spec->nallow == CONFIG_MAX_ALLOW)
+		if (*nlist == CONFIG_MAX_ALLOW)
 			return cf_error(err, errlen,
-			    "listen: more than %d allow= entries",
-			    CONFIG_MAX_ALLOW);
-		if (cidr_parse(v, n, &spec->allow[spec->nallow++]) == -1)
+			    "listen: more than %d %s= entries",
+			    CONFIG_MAX_ALLOW, opt);
+		if (cidr_parse(v, n, &list[(*nlist)++]) == -1)
 			return cf_error(err, errlen,
-			    "listen: allow entry '%.*s' is not an address or "
+			    "listen: %s entry '%.*s' is not an address or "
 			    "ADDRESS/BITS (e.g. 10.0.0.0/8, ::1)",
-			    (int)n, v);
+			    opt, (int)n, v);
 	}
 	return 0;
 }
@@ -495,7 +509,11 @@ listen_option(struct listen_spec *spec, const char *opt, size_t n, char *err,
 			    "listen: ack '%s' is not none, commit or spooled",
 			    v);
 	} else if (strncmp(buf, "allow=", 6) == 0) {
-		return listen_allow(spec, v, err, errlen);
+		return listen_cidrs(
+		    spec->allow, &spec->nallow, "allow", v, err, errlen);
+	} else if (strncmp(buf, "proxy=", 6) == 0) {
+		return listen_cidrs(
+		    spec->proxy, &spec->nproxy, "proxy", v, err, errlen);
 	} else if (strncmp(buf, "tls=", 4) == 0) {
 		if (strcmp(v, "off") == 0)
 			spec->tls = 0;
@@ -507,7 +525,7 @@ listen_option(struct listen_spec *spec, const char *opt, size_t n, char *err,
 	} else {
 		return cf_error(err, errlen,
 		    "listen: unknown option '%s' (known: framing=, format=, "
-		    "ack=, allow=, tls=)",
+		    "ack=, allow=, tls=, proxy=)",
 		    buf);
 	}
 	return 0;

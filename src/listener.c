@@ -39,6 +39,7 @@
 #include "logsink/log.h"
 #include "logsink/metrics.h"
 #include "logsink/parser.h"
+#include "logsink/proxy.h"
 #include "logsink/queue.h"
 #include "logsink/record.h"
 #include "logsink/tls.h"
@@ -66,8 +67,8 @@
  */
 #define SCRATCH_KEEP_BYTES     (16 * 1024)
 
-static const char *const cl_state_names[] = { "HANDSHAKE", "READING", "PAUSED",
-	"ACKWAIT", "FLUSHING", "CLOSING" };
+static const char *const cl_state_names[] = { "PROXY", "HANDSHAKE", "READING",
+	"PAUSED", "ACKWAIT", "FLUSHING", "CLOSING" };
 
 static const char *const cl_event_names[] = {
 	"READ",
@@ -98,10 +99,10 @@ struct listen_sock {
 	bool tls;
 	struct cidr allow[CONFIG_MAX_ALLOW];
 	int nallow;
+	struct cidr proxy[CONFIG_MAX_ALLOW]; /* proxy=: PROXY headers */
+	int nproxy;
 	char name[300];
 };
-
-static void client_dispatch(struct client *c, enum cl_event ev);
 
 void
 client_set_state(struct client *c, enum cl_state state)
@@ -221,18 +222,24 @@ void
 client_close(struct client *c, const char *reason)
 {
 	struct listeners *ls = c->ls;
-	size_t left = evbuffer_get_length(bufferevent_get_input(c->bev));
+	size_t left;
 
 	if (c->state == CL_CLOSING)
 		return;
+	left = c->bev != NULL
+	    ? evbuffer_get_length(bufferevent_get_input(c->bev))
+	    : 0;
 	if (left > 0)
 		log_warnx("%s: closing with %zu unread bytes (%s)", c->name,
 		    left, reason);
 	log_debug("%s: closed reason=%s lines=%llu bytes=%llu", c->name, reason,
 	    (unsigned long long)c->lines, (unsigned long long)c->bytes);
 	client_set_state(c, CL_CLOSING);
-	bufferevent_disable(c->bev, EV_READ | EV_WRITE);
-	bufferevent_setcb(c->bev, NULL, NULL, NULL, NULL);
+	if (c->bev != NULL) {
+		bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+		bufferevent_setcb(c->bev, NULL, NULL, NULL, NULL);
+	}
+	client_proxy_stop(c);
 	if (c->ev_end != NULL)
 		event_del(c->ev_end);
 	if (c->prev != NULL)
@@ -246,7 +253,8 @@ client_close(struct client *c, const char *reason)
 		ack_disown(c->ack);
 		c->ack = NULL;
 	}
-	iptable_del(ls->per_ip, (struct sockaddr *)&c->sa);
+	if (c->ip_counted)
+		iptable_del(ls->per_ip, (struct sockaddr *)&c->sa);
 	metrics.connections_open--;
 	c->reap_next = ls->reap;
 	ls->reap = c;
@@ -261,7 +269,9 @@ client_free(struct client *c)
 	assert(c->state == CL_CLOSING);
 	if (c->ev_end != NULL)
 		event_free(c->ev_end);
-	bufferevent_free(c->bev);
+	client_proxy_free(c); /* and its fd, if it never got a bev */
+	if (c->bev != NULL)
+		bufferevent_free(c->bev);
 	buf_free(&c->scratch);
 	free(c->tls_subject);
 	free(c);
@@ -488,6 +498,27 @@ client_bad_event(const struct client *c, enum cl_event ev)
 	    cl_state_names[c->state]);
 }
 
+/* PROXY: only the header is read; no line came yet. */
+static void
+dispatch_proxy(struct client *c, enum cl_event ev)
+{
+	switch (ev) {
+	case CLE_READ:
+		handle_proxy_read(c);
+		break;
+	case CLE_TIMEOUT:
+		handle_proxy_timeout(c);
+		break;
+	case CLE_SHUTDOWN:
+		client_close(c, "shutdown");
+		break;
+	case CLE_PAUSE:
+		break; /* decided once it is admitted */
+	default:
+		client_bad_event(c, ev);
+	}
+}
+
 /* HANDSHAKE: nothing is read before the handshake is done. */
 static void
 dispatch_handshake(struct client *c, enum cl_event ev)
@@ -521,7 +552,7 @@ dispatch_handshake(struct client *c, enum cl_event ev)
  * the sweep's, shutdown's and the ack drain's.  A CLOSING client ignores
  * them all: they were queued before it was marked.
  */
-static void
+void
 client_dispatch(struct client *c, enum cl_event ev)
 {
 	assert((unsigned)ev < CLE_NEVENTS);
@@ -530,6 +561,9 @@ client_dispatch(struct client *c, enum cl_event ev)
 	switch (c->state) {
 	case CL_CLOSING:
 		return; /* the reaper frees it */
+	case CL_PROXY:
+		dispatch_proxy(c, ev);
+		return;
 	case CL_HANDSHAKE:
 		dispatch_handshake(c, ev);
 		return;
@@ -706,7 +740,9 @@ sweep_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	for (c = ls->clients; c != NULL; c = next) {
 		next = c->next;
-		if (c->state == CL_HANDSHAKE)
+		if (c->state == CL_PROXY)
+			c->timeout = proxy_overdue(ls, c, now);
+		else if (c->state == CL_HANDSHAKE)
 			c->timeout = handshake_overdue(ls, c, now);
 		else if (c->state == CL_READING && !c->eof)
 			c->timeout = reading_overdue(ls, c, now);
@@ -737,8 +773,7 @@ listeners_resume(struct listeners *ls)
 	}
 }
 
-/* Formats the peer for the peer column ("ip") and log lines. */
-static void
+void
 client_name(struct client *c, const struct sockaddr *sa, socklen_t salen)
 {
 	char host[NI_MAXHOST], serv[NI_MAXSERV];
@@ -757,49 +792,80 @@ client_name(struct client *c, const struct sockaddr *sa, socklen_t salen)
 	    (unsigned long long)c->id, c->addr, serv);
 }
 
-/* Why a new connection may not stay, or NULL if it may. */
+/* Whether sa is in list[0..n); an empty list holds every address. */
+static bool
+in_list(const struct cidr *list, int n, const struct sockaddr *sa)
+{
+	int i;
+
+	for (i = 0; i < n; i++)
+		if (cidr_match(&list[i], sa))
+			return true;
+	return n == 0;
+}
+
+static socklen_t
+sa_len(const struct sockaddr *sa)
+{
+	return sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+					 : sizeof(struct sockaddr_in);
+}
+
+/*
+ * Why a new connection may not stay, or NULL if it may.  On a proxy=
+ * listener the peer must be one of its proxies (a PROXY header from
+ * anyone else is never trusted); allow= and the TLS handshake limit wait
+ * for the client the header names (client_admit()).
+ */
 static const char *
 refuse_reason(const struct listen_sock *sock, const struct sockaddr *sa)
 {
 	const struct listeners *ls = sock->ls;
-	int i;
 
-	if (sock->nallow > 0) {
-		for (i = 0; i < sock->nallow; i++)
-			if (cidr_match(&sock->allow[i], sa))
-				break;
-		if (i == sock->nallow)
-			return "not in the listener's allow list";
+	if (sock->nproxy > 0) {
+		if (!in_list(sock->proxy, sock->nproxy, sa)) {
+			metrics.proxy_failures[PROXY_FAILURE_UNTRUSTED]++;
+			return "not in the listener's proxy list (proxy=)";
+		}
+	} else if (!in_list(sock->allow, sock->nallow, sa)) {
+		return "not in the listener's allow list";
 	}
 	if (metrics.connections_open >= (uint64_t)ls->set.max_connections)
 		return "max-connections reached";
-	if (sock->tls && ls->handshaking >= ls->set.max_tls_handshakes)
+	if (sock->tls && sock->nproxy == 0 &&
+	    ls->handshaking >= ls->set.max_tls_handshakes)
 		return "tls-max-handshakes reached (too many TLS handshakes "
 		       "under way)";
 	return NULL;
 }
 
-/* Closes a refused connection at once; logs at most every 10 s. */
+/* Counts a refused connection; logs at most every 10 s. */
 static void
-refuse(struct listeners *ls, int fd, const struct sockaddr *sa, socklen_t salen,
-    const char *why)
+refuse_log(struct listeners *ls, const struct sockaddr *sa, const char *why)
 {
 	char host[NI_MAXHOST];
 	int64_t now = clock_mono_ms();
 
-	close(fd);
 	metrics.connections_refused++;
 	ls->refused_unlogged++;
 	if (now - ls->refuse_logged_ms < REFUSE_LOG_INTERVAL_MS)
 		return;
-	if (getnameinfo(
-		sa, salen, host, sizeof(host), NULL, 0, NI_NUMERICHOST) != 0)
+	if (getnameinfo(sa, sa_len(sa), host, sizeof(host), NULL, 0,
+		NI_NUMERICHOST) != 0)
 		snprintf(host, sizeof(host), "unknown");
 	log_warnx("refused connection from %s: %s (%llu refused since the "
 		  "last such message)",
 	    host, why, (unsigned long long)ls->refused_unlogged);
 	ls->refused_unlogged = 0;
 	ls->refuse_logged_ms = now;
+}
+
+/* Closes a refused connection at once. */
+static void
+refuse(struct listeners *ls, int fd, const struct sockaddr *sa, const char *why)
+{
+	close(fd);
+	refuse_log(ls, sa, why);
 }
 
 /*
@@ -821,82 +887,155 @@ client_bev_new(struct listeners *ls, const struct listen_sock *sock,
 	return bev;
 }
 
+/* Puts c on the client list; it counts as open from now on. */
 static void
-accept_cb(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *sa,
-    int salen, void *arg)
+client_link(struct client *c)
 {
-	struct listen_sock *sock = arg;
-	struct listeners *ls = sock->ls;
-	struct client *c = NULL;
-	const char *why;
-	int n;
+	struct listeners *ls = c->ls;
 
-	(void)evl;
-	if ((why = refuse_reason(sock, sa)) != NULL) {
-		refuse(ls, fd, sa, (socklen_t)salen, why);
-		return;
-	}
-	if ((n = iptable_add(ls->per_ip, sa)) == -1 ||
-	    (c = calloc(1, sizeof(*c))) == NULL) {
-		log_warn("accept: client dropped");
-		if (n != -1)
-			iptable_del(ls->per_ip, sa);
-		close(fd);
-		return;
-	}
-	if (ls->set.max_per_ip > 0 && n > ls->set.max_per_ip) {
-		iptable_del(ls->per_ip, sa);
-		free(c);
-		refuse(ls, fd, sa, (socklen_t)salen,
-		    "max-connections-per-ip reached");
-		return;
-	}
-	c->ls = ls;
-	c->id = ++ls->next_id;
-	memcpy(&c->sa, sa,
-	    (size_t)salen < sizeof(c->sa) ? (size_t)salen : sizeof(c->sa));
-	c->last_read_ms = clock_mono_ms();
-	c->rec.peer = c->addr;
-	client_name(c, sa, (socklen_t)salen);
-	framer_init(&c->fr, ls->set.max_line_bytes, sock->framing);
-	c->format = sock->format;
-	c->accepted_ms = c->last_read_ms;
-	if ((c->bev = client_bev_new(ls, sock, c, fd)) == NULL) {
-		iptable_del(ls->per_ip, sa);
-		close(fd);
-		free(c);
-		return;
-	}
-	bufferevent_setcb(
-	    c->bev, client_read_cb, client_write_cb, client_event_cb, c);
-	if (sock->ack) {
-		if ((c->ack = ack_new(ls->acks, c)) == NULL) {
-			log_warn("%s: connection dropped", c->name);
-			iptable_del(ls->per_ip, sa);
-			bufferevent_free(c->bev);
-			free(c);
-			return;
-		}
-		c->ack_spooled = sock->ack == CONFIG_ACK_SPOOLED;
-	}
-	/* Room for one whole line, so the framer can always progress. */
-	bufferevent_setwatermark(
-	    c->bev, EV_READ, 0, ls->set.max_line_bytes + READ_CHUNK_BYTES);
-	bufferevent_set_max_single_read(c->bev, READ_CHUNK_BYTES);
 	c->next = ls->clients;
 	if (c->next != NULL)
 		c->next->prev = c;
 	ls->clients = c;
 	metrics.connections_accepted++;
 	metrics.connections_open++;
-	log_debug("%s: accepted%s", c->name, c->tls ? " (TLS)" : "");
-	if (c->tls) {
-		c->state = CL_HANDSHAKE; /* reads until it is done */
-		ls->handshaking++;
-	} else
-		c->state = ls->paused ? CL_PAUSED : CL_READING;
+}
+
+/* What a client that came through a proxy must pass once its header
+ * named it; NULL if it may stay.  A LOCAL (or UNKNOWN) header names no
+ * client: the proxy itself, in proxy=, is not judged by allow= (its
+ * health checks would fail). */
+static const char *
+proxied_refuse_reason(const struct client *c)
+{
+	const struct listen_sock *sock = c->sock;
+	const struct listeners *ls = c->ls;
+
+	if (!c->proxy_local &&
+	    !in_list(
+		sock->allow, sock->nallow, (const struct sockaddr *)&c->sa))
+		return "not in the listener's allow list (the client the "
+		       "PROXY header names)";
+	if (sock->tls && ls->handshaking >= ls->set.max_tls_handshakes)
+		return "tls-max-handshakes reached (too many TLS handshakes "
+		       "under way)";
+	return NULL;
+}
+
+/* The first state of an admitted client: from PROXY a transition, for a
+ * new direct one its start. */
+static void
+admit_state(struct client *c, enum cl_state state, bool proxied)
+{
+	if (proxied)
+		client_set_state(c, state);
+	else
+		c->state = state;
+}
+
+int
+client_admit(struct client *c, int fd)
+{
+	struct listeners *ls = c->ls;
+	const struct listen_sock *sock = c->sock;
+	const struct sockaddr *sa = (const struct sockaddr *)&c->sa;
+	bool proxied = sock->nproxy > 0;
+	const char *why;
+	int n;
+
+	if (proxied && (why = proxied_refuse_reason(c)) != NULL) {
+		refuse_log(ls, sa, why);
+		return -1;
+	}
+	if ((n = iptable_add(ls->per_ip, sa)) == -1) {
+		log_warn("%s: accept: client dropped", c->name);
+		return -1;
+	}
+	if (ls->set.max_per_ip > 0 && n > ls->set.max_per_ip) {
+		iptable_del(ls->per_ip, sa);
+		refuse_log(ls, sa, "max-connections-per-ip reached");
+		return -1;
+	}
+	if (sock->ack) {
+		if ((c->ack = ack_new(ls->acks, c)) == NULL) {
+			log_warn("%s: connection dropped", c->name);
+			iptable_del(ls->per_ip, sa);
+			return -1;
+		}
+		c->ack_spooled = sock->ack == CONFIG_ACK_SPOOLED;
+	}
+	if ((c->bev = client_bev_new(ls, sock, c, fd)) == NULL) {
+		if (c->ack != NULL)
+			ack_disown(c->ack);
+		c->ack = NULL;
+		iptable_del(ls->per_ip, sa);
+		return -1;
+	}
+	c->ip_counted = true;
+	bufferevent_setcb(
+	    c->bev, client_read_cb, client_write_cb, client_event_cb, c);
+	/* Room for one whole line, so the framer can always progress. */
+	bufferevent_setwatermark(
+	    c->bev, EV_READ, 0, ls->set.max_line_bytes + READ_CHUNK_BYTES);
+	bufferevent_set_max_single_read(c->bev, READ_CHUNK_BYTES);
+	if (!proxied) {
+		client_link(c);
+		log_debug("%s: accepted%s", c->name, c->tls ? " (TLS)" : "");
+	}
+	admit_state(c,
+	    c->tls           ? CL_HANDSHAKE
+		: ls->paused ? CL_PAUSED
+			     : CL_READING,
+	    proxied);
+	if (c->tls)
+		ls->handshaking++; /* reads until it is done */
 	if (c->state != CL_PAUSED)
 		bufferevent_enable(c->bev, EV_READ);
+	return 0;
+}
+
+static void
+accept_cb(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *sa,
+    int salen, void *arg)
+{
+	struct listen_sock *sock = arg;
+	struct listeners *ls = sock->ls;
+	struct client *c;
+	const char *why;
+
+	(void)evl;
+	if ((why = refuse_reason(sock, sa)) != NULL) {
+		refuse(ls, fd, sa, why);
+		return;
+	}
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		log_warn("accept: client dropped");
+		close(fd);
+		return;
+	}
+	c->ls = ls;
+	c->sock = sock;
+	c->fd = -1;
+	c->id = ++ls->next_id;
+	memcpy(&c->sa, sa,
+	    (size_t)salen < sizeof(c->sa) ? (size_t)salen : sizeof(c->sa));
+	c->last_read_ms = clock_mono_ms();
+	c->accepted_ms = c->last_read_ms;
+	c->rec.peer = c->addr;
+	client_name(c, sa, (socklen_t)salen);
+	framer_init(&c->fr, ls->set.max_line_bytes, sock->framing);
+	c->format = sock->format;
+	if (sock->nproxy > 0) {
+		c->state = CL_PROXY;
+		client_link(c);
+		log_debug("%s: accepted from a proxy", c->name);
+		client_proxy_start(c, fd);
+		return;
+	}
+	if (client_admit(c, fd) == -1) {
+		close(fd);
+		free(c);
+	}
 }
 
 static void
@@ -1084,6 +1223,10 @@ add_sock(struct listeners *ls, int fd, const char *hostport,
 	s->ack = spec->ack;
 	s->tls = spec->tls;
 	s->nallow = spec->nallow;
+	memcpy(s->proxy, spec->proxy, sizeof(s->proxy));
+	s->nproxy = spec->nproxy;
+	if (s->nproxy > 0)
+		sweep_arm(ls); /* proxy-header-timeout */
 	s->framing = (enum framer_mode)spec->framing;
 	s->format = (enum parser_format)spec->format;
 	snprintf(s->name, sizeof(s->name), "%s", hostport);
@@ -1129,10 +1272,10 @@ listeners_add(struct listeners *ls, const struct listen_spec *spec, char *err,
 		}
 	}
 	freeaddrinfo(res);
-	log_info("listening on %s framing=%s format=%s tls=%s", hostport,
+	log_info("listening on %s framing=%s format=%s tls=%s%s", hostport,
 	    framer_mode_name((enum framer_mode)spec->framing),
 	    spec->format == PARSER_RAW ? "raw" : "auto",
-	    spec->tls ? "on" : "off");
+	    spec->tls ? "on" : "off", spec->nproxy > 0 ? " proxy=on" : "");
 	return 0;
 }
 
@@ -1164,10 +1307,10 @@ listeners_add_fd(struct listeners *ls, int fd, const struct listen_spec *spec,
 	if (add_sock(ls, fd, name, spec, err, errlen) == -1)
 		return -1;
 	log_info("listening on %s (socket from systemd) framing=%s format=%s "
-		 "tls=%s",
+		 "tls=%s%s",
 	    name, framer_mode_name((enum framer_mode)spec->framing),
 	    spec->format == PARSER_RAW ? "raw" : "auto",
-	    spec->tls ? "on" : "off");
+	    spec->tls ? "on" : "off", spec->nproxy > 0 ? " proxy=on" : "");
 	return 0;
 }
 

@@ -31,6 +31,12 @@
  * The client machine (client_dispatch() in listener.c): each state with
  * its exits.
  *
+ * PROXY      proxy= listener, a peer in its proxy list: reading the PROXY
+ *            header (listener_proxy.c) with plain recv(), no bufferevent
+ *            yet.  The header whole, the client admitted (allow=,
+ *            per-address limits) -> HANDSHAKE (tls=on), READING or
+ *            PAUSED; a bad or missing header, EOF, TIMEOUT
+ *            (proxy-header-timeout), refused, SHUTDOWN -> CLOSING.
  * HANDSHAKE  tls=on, the TLS handshake under way.  CONNECTED -> READING
  *            (PAUSED while the queue is full); EOF, ERROR (the handshake
  *            failed), TIMEOUT (tls-handshake-timeout), SHUTDOWN -> CLOSING.
@@ -56,6 +62,7 @@
  *            the reaper frees it once per loop pass.
  */
 enum cl_state {
+	CL_PROXY,
 	CL_HANDSHAKE,
 	CL_READING,
 	CL_PAUSED,
@@ -117,6 +124,13 @@ struct client {
 	char *tls_subject;    /* verified client certificate, or NULL; owned */
 	struct event *ev_end; /* TLS: EOF/error handled on the next pass */
 	enum cl_event end_ev;
+	const struct listen_sock *sock; /* its listener (for client_admit) */
+	bool ip_counted;                /* c->sa is counted in ls->per_ip */
+	bool proxy_local;       /* LOCAL/UNKNOWN header: c->sa is the proxy's */
+	int fd;                 /* in PROXY: owned; later: -1 */
+	struct event *ev_proxy; /* in PROXY: fd readable; owned */
+	unsigned char *proxy_buf; /* in PROXY: header so far; owned */
+	size_t proxy_len;
 };
 
 /* Owned by main; freed by listeners_free(). */
@@ -144,10 +158,22 @@ struct listeners {
 	int tls_handshake_timeout_ms;
 	int64_t tls_fail_logged_ms;
 	uint64_t tls_fail_unlogged;
+	int64_t proxy_fail_logged_ms;
+	uint64_t proxy_fail_unlogged;
 };
 
 /* listener.c */
 void client_set_state(struct client *c, enum cl_state state);
+void client_dispatch(struct client *c, enum cl_event ev);
+/*
+ * Admits c, its peer in c->sa: allow= (when it came through a proxy),
+ * max-connections-per-ip, the bufferevent owning fd, the ack reference;
+ * then READING, PAUSED or HANDSHAKE.  -1 when refused (counted, logged)
+ * or out of memory: fd is still the caller's, c unchanged.
+ */
+int client_admit(struct client *c, int fd) __attribute__((warn_unused_result));
+/* Formats the peer for the peer column ("ip") and log lines. */
+void client_name(struct client *c, const struct sockaddr *sa, socklen_t salen);
 /* Marks c CLOSING (see the diagram); the reaper frees it. */
 void client_close(struct client *c, const char *reason);
 /* READING: frames what arrived; pauses everyone or finishes at EOF. */
@@ -164,5 +190,19 @@ void client_tls_pending(struct client *c);
 void handle_handshake_done(struct client *c);
 void handle_handshake_error(struct client *c);
 void handle_handshake_timeout(struct client *c);
+
+/* listener_proxy.c */
+/* Starts reading the PROXY header of c (linked, in PROXY) from fd, owned
+ * by c from now on. */
+void client_proxy_start(struct client *c, int fd);
+/* PROXY events: READ (fd readable), TIMEOUT. */
+void handle_proxy_read(struct client *c);
+void handle_proxy_timeout(struct client *c);
+/* Why a client in PROXY is overdue (proxy-header-timeout), or NULL. */
+const char *proxy_overdue(
+    const struct listeners *ls, const struct client *c, int64_t now);
+/* The PROXY state's part of client_close() and client_free(). */
+void client_proxy_stop(struct client *c);
+void client_proxy_free(struct client *c);
 
 #endif

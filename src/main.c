@@ -98,7 +98,11 @@ usage(FILE *fp)
 	    "  allow=CIDR,...             only these peers may connect\n"
 	    "  tls=off|on                 TLS (RFC 5425) with tls-cert, "
 	    "tls-key,\n"
-	    "                             tls-ca and tls-verify-client\n");
+	    "                             tls-ca and tls-verify-client\n"
+	    "  proxy=CIDR,...             only these proxies may connect, "
+	    "each\n"
+	    "                             sending a PROXY v1/v2 header "
+	    "first\n");
 }
 
 /* Splits argv into actions and KEY VALUE pairs (checked later). */
@@ -495,6 +499,8 @@ listener_settings_of(const struct config *cfg, struct listener_settings *set)
 	set->idle_timeout_ms = cfg->idle_timeout_ms;
 	set->partial_line_timeout_ms = cfg->partial_line_timeout_ms;
 	set->max_tls_handshakes = cfg->tls_max_handshakes;
+	set->proxy_header_timeout_ms = cfg->proxy_header_timeout_ms;
+	set->proxy_max_header_bytes = cfg->proxy_max_header_bytes;
 }
 
 /*

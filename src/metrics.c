@@ -180,7 +180,7 @@ render_counters(struct buf *out)
 		m->connections_refused) |
 	    counter(out, "connections_timed_out_total",
 		"Connections closed by idle-timeout, partial-line-timeout or "
-		"tls-handshake-timeout.",
+		"tls-handshake-timeout or proxy-header-timeout.",
 		m->connections_timed_out) |
 	    counter(out, "accept_errors_total", "Failed accept() calls.",
 		m->accept_errors) |
@@ -219,6 +219,33 @@ render_tls(struct buf *out)
 	return rc;
 }
 
+/* PROXY headers taken by version, refused by reason (zeros too). */
+static int
+render_proxy(struct buf *out)
+{
+	int i, rc;
+
+	rc = put(out,
+	    "# HELP logsink_proxy_headers_total PROXY protocol headers "
+	    "accepted on proxy= listeners, by version.\n"
+	    "# TYPE logsink_proxy_headers_total counter\n"
+	    "logsink_proxy_headers_total{version=\"1\"} %" PRIu64 "\n"
+	    "logsink_proxy_headers_total{version=\"2\"} %" PRIu64 "\n",
+	    metrics.proxy_headers[0], metrics.proxy_headers[1]);
+	if (rc == 0)
+		rc = put(out,
+		    "# HELP logsink_proxy_failures_total Connections on "
+		    "proxy= listeners closed for their PROXY header, by "
+		    "reason.\n"
+		    "# TYPE logsink_proxy_failures_total counter\n");
+	for (i = 0; rc == 0 && i < PROXY_NFAILURES; i++)
+		rc = put(out,
+		    "logsink_proxy_failures_total{reason=\"%s\"} %" PRIu64 "\n",
+		    proxy_failure_name((enum proxy_failure)i),
+		    metrics.proxy_failures[i]);
+	return rc;
+}
+
 static int
 render_sqlstates(struct buf *out)
 {
@@ -251,6 +278,7 @@ metrics_render(struct buf *out, const struct metrics_gauges *g)
 	if (metrics.backpressure_since_ms != 0)
 		bp_ms += (uint64_t)(g->now_ms - metrics.backpressure_since_ms);
 	rc = render_counters(out) | render_sqlstates(out) | render_tls(out) |
+	    render_proxy(out) |
 	    counter(out, "backpressure_seconds_total",
 		"Seconds spent with reading paused.", bp_ms / 1000) |
 	    gauge(out, "connections_open", "Client connections open.",

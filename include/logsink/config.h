@@ -17,9 +17,11 @@
 /*
  * One listen value: "HOST:PORT [framing=auto|lf|nul|octet]
  * [format=auto|raw] [ack=none|commit|spooled] [allow=CIDR,CIDR,...]
- * [tls=off|on]".  tls=on: TLS over TCP (RFC 5425), with the global
- * tls-cert, tls-key, tls-ca and tls-verify-client settings; the framing
- * applies inside TLS.
+ * [tls=off|on] [proxy=CIDR,CIDR,...]".  tls=on: TLS over TCP (RFC 5425),
+ * with the global tls-cert, tls-key, tls-ca and tls-verify-client
+ * settings; the framing applies inside TLS.  proxy=: only these peers may
+ * connect, each connection starting with a PROXY protocol header (v1 or
+ * v2) naming the client, to which allow= and the per-address limits apply.
  */
 #define CONFIG_MAX_ALLOW 64
 
@@ -38,6 +40,8 @@ struct listen_spec {
 	int tls;                             /* 1: tls=on */
 	struct cidr allow[CONFIG_MAX_ALLOW]; /* none: any peer */
 	int nallow;
+	struct cidr proxy[CONFIG_MAX_ALLOW]; /* none: no PROXY header */
+	int nproxy;
 	char *text; /* the value as written, for dump and comparison; owned
 		     * by the config holding the spec (NULL from
 		     * config_parse_listen()) */
@@ -102,6 +106,8 @@ struct config {
 	int tls_min_version;          /* 12: TLS 1.2, 13: TLS 1.3 */
 	int tls_handshake_timeout_ms; /* 0: never */
 	int tls_max_handshakes;
+	int proxy_header_timeout_ms;
+	size_t proxy_max_header_bytes;
 };
 
 void config_init(struct config *cfg);

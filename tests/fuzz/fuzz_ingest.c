@@ -2,7 +2,9 @@
  * libFuzzer target for the receive path: framing (every framing, split at
  * a point taken from the input) -> parsing -> COPY encoding.  Checks that
  * nothing crashes, that the framer never consumes more than it was given,
- * and that every encoded row is a single line.
+ * and that every encoded row is a single line.  The input is also decoded
+ * as a PROXY protocol header, whole and split as the listener reads it,
+ * and the stream after a whole header is framed.
  */
 #include <assert.h>
 #include <stdint.h>
@@ -12,6 +14,7 @@
 #include "logsink/copyenc.h"
 #include "logsink/framer.h"
 #include "logsink/parser.h"
+#include "logsink/proxy.h"
 #include "logsink/record.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -80,6 +83,45 @@ feed_split(enum framer_mode mode, const char *data, size_t size, size_t cut)
 	buf_free(&pend);
 }
 
+/*
+ * The PROXY decoder (proxy.h): a prefix that is incomplete leaves the
+ * verdict to the rest, a whole or bad prefix is the whole input's verdict
+ * too (the listener consumes incomplete prefixes and never reads past a
+ * header), and a whole header ends inside the input.
+ */
+static void
+check_proxy(const uint8_t *data, size_t size, size_t cut)
+{
+	struct proxy_header h, hc;
+	enum proxy_failure why, whyc;
+	char err[256];
+	int rc, rcc;
+	size_t max = size > 0 && (data[0] & 1) ? PROXY_V2_MAX_BYTES : 1024;
+
+	rc = proxy_parse(data, size, max, &h, &why, err, sizeof(err));
+	assert(rc >= -1 && rc <= 1);
+	if (rc == -1)
+		assert((unsigned)why < PROXY_NFAILURES);
+	if (rc == 1) {
+		assert(h.len >= 15 && h.len <= size && h.len <= max);
+		assert(h.version == 1 || h.version == 2);
+		assert(h.local || h.src.ss_family == AF_INET ||
+		    h.src.ss_family == AF_INET6);
+		assert(proxy_parse(data, h.len - 1, max, &hc, &whyc, err,
+			   sizeof(err)) == 0);
+	}
+	rcc = proxy_parse(data, cut, max, &hc, &whyc, err, sizeof(err));
+	if (rcc == 1)
+		assert(rc == 1 && hc.len == h.len);
+	if (rcc == -1)
+		assert(rc == -1 && whyc == why);
+	if (rcc == 0 && rc == 1)
+		assert(h.len >= cut); /* the consumed prefix was the header's */
+	if (rc == 1 && h.len < size)
+		feed_split(FRAMER_AUTO, (const char *)data + h.len,
+		    size - h.len, (size - h.len) / 2);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -94,5 +136,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		    size - 1, cut < size - 1 ? cut : size - 1);
 	/* The parser on the whole input as one message, too. */
 	on_msg(NULL, (const char *)data, size, false);
+	check_proxy(data + 1, size - 1, cut < size - 1 ? cut : size - 1);
 	return 0;
 }

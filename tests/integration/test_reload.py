@@ -425,6 +425,11 @@ def cases(r):
         "tls-handshake-timeout": Case("1s", "applied",
                                       check_handshake_timeout),
         "tls-max-handshakes": Case("1", "applied", check_max_handshakes),
+        # applied to proxy= listeners: test_proxy.py test_reload_applies
+        "proxy-header-timeout": Case("1s", "applied", None,
+                                     shown=("10000ms", "1000ms")),
+        "proxy-max-header-bytes": Case("2KiB", "applied", None,
+                                       shown=("1024", "2048")),
     }
 
 

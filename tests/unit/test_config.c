@@ -494,6 +494,21 @@ test_listen(void **state)
 	    config_parse_listen("h:1 tls=off", &spec, x->err, sizeof(x->err)),
 	    0);
 	assert_int_equal(spec.tls, 0);
+	assert_int_equal(spec.nproxy, 0);
+	/* proxy=: the proxies' addresses, apart from allow=. */
+	assert_int_equal(config_parse_listen("h:1 proxy=10.0.0.5,fd00::/8 "
+					     "allow=192.0.2.0/24 tls=on",
+			     &spec, x->err, sizeof(x->err)),
+	    0);
+	assert_int_equal(spec.nproxy, 2);
+	assert_int_equal(spec.nallow, 1);
+	assert_int_equal(spec.proxy[0].bits, 32);
+	assert_int_equal(spec.proxy[1].family, AF_INET6);
+	assert_int_equal(spec.proxy[1].bits, 8);
+	assert_err_has(set_err(x, "listen", "h:1 proxy=10.0.0.300"),
+	    "proxy entry", "'10.0.0.300'", NULL);
+	assert_err_has(
+	    set_err(x, "listen", "h:1 proxy="), "proxy= is empty", NULL);
 	assert_err_has(set_err(x, "listen", "h:1 framing"), "'framing'",
 	    "key=value", NULL);
 	assert_int_equal(c->nlisten, 1);
@@ -899,6 +914,8 @@ static const struct {
 	{ "tls-min-version", "1.3" },
 	{ "tls-handshake-timeout", "3s" },
 	{ "tls-max-handshakes", "10" },
+	{ "proxy-header-timeout", "3s" },
+	{ "proxy-max-header-bytes", "2KiB" },
 };
 
 #define NOTHER (sizeof(other_values) / sizeof(other_values[0]))
