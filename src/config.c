@@ -133,6 +133,13 @@ static const struct cf_key cf_keys[] = {
 	    "60s", 0, 2000000000, CONFIG_APPLY_LISTENERS,
 	    "close a connection whose unfinished line waited this long; the "
 	    "part received is stored (0: never)" },
+	/* Longer than a pause inside one send() across a WAN (an RTT);
+	 * short next to a person's notice of a line (framer.h, AUTO). */
+	{ "framing-detect-timeout", CF_SECONDS, OFF(framing_detect_timeout_ms),
+	    "500ms", 0, 60000, CONFIG_APPLY_LISTENERS,
+	    "framing=auto: a <PRI> connection's first lines, when nothing "
+	    "yet tells LF from NUL framing, wait this long without new bytes, "
+	    "then are taken as LF lines" },
 	{ "user", CF_STRING, OFF(user), NULL, 0, 0, CONFIG_RESTART,
 	    "when started as root, switch to this user after binding" },
 	{ "spool-dir", CF_STRING, OFF(spool_dir), NULL, 0, 0, CONFIG_RESTART,

@@ -79,6 +79,7 @@ static const char *const cl_event_names[] = {
 	"WRITTEN",
 	"CONNECTED",
 	"TIMEOUT",
+	"DETECT",
 	"SHUTDOWN",
 };
 
@@ -153,6 +154,35 @@ on_message(void *arg, const char *msg, size_t len, bool truncated)
 	return rc == -1 || !queue_full(q);
 }
 
+static void
+client_detect_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	client_dispatch(arg, CLE_DETECT);
+}
+
+/*
+ * framing=auto and the framer holds complete lines it cannot frame yet
+ * (framer.h, AUTO): (re)starts the framing-detect-timeout, so they wait
+ * that long after the last bytes came.  False if no timer could be set.
+ */
+static bool
+client_detect_arm(struct client *c)
+{
+	int ms = c->ls->set.framing_detect_ms;
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+
+	if (c->ev_detect == NULL)
+		c->ev_detect = evtimer_new(c->ls->base, client_detect_cb, c);
+	if (c->ev_detect != NULL && evtimer_add(c->ev_detect, &tv) == 0)
+		return true;
+	log_warnx("%s: evtimer_new/evtimer_add failed; lines waiting for the "
+		  "framing to be detected go as LF lines now",
+	    c->name);
+	return false;
+}
+
 /*
  * Frames what the input buffer holds.  The framer works on contiguous
  * memory: complete lines are taken from the first chunk in place; a line
@@ -171,6 +201,7 @@ client_frame_input(struct client *c)
 	uint64_t lines_before = c->lines;
 
 	c->rec.received_us = clock_real_us();
+again:
 	while (!queue_full(c->ls->q) && (len = evbuffer_get_length(in)) > 0) {
 		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
 			break;
@@ -193,6 +224,12 @@ client_frame_input(struct client *c)
 		if (evbuffer_pullup(in, want) == NULL)
 			break;
 	}
+	if (c->fr.held && !client_detect_arm(c)) {
+		framer_decide(&c->fr);
+		goto again;
+	}
+	if (!c->fr.held && c->ev_detect != NULL)
+		event_del(c->ev_detect);
 	/* The age of the unfinished message: it starts when the last
 	 * complete one ended (partial-line-timeout). */
 	if (evbuffer_get_length(in) == 0)
@@ -235,6 +272,8 @@ client_close(struct client *c, const char *reason)
 	bufferevent_setcb(c->bev, NULL, NULL, NULL, NULL);
 	if (c->ev_end != NULL)
 		event_del(c->ev_end);
+	if (c->ev_detect != NULL)
+		event_del(c->ev_detect);
 	if (c->prev != NULL)
 		c->prev->next = c->next;
 	else
@@ -261,6 +300,8 @@ client_free(struct client *c)
 	assert(c->state == CL_CLOSING);
 	if (c->ev_end != NULL)
 		event_free(c->ev_end);
+	if (c->ev_detect != NULL)
+		event_free(c->ev_detect);
 	bufferevent_free(c->bev);
 	buf_free(&c->scratch);
 	free(c->tls_subject);
@@ -463,6 +504,22 @@ handle_end(struct client *c, enum cl_event ev)
 		client_close(c, strerror(c->err)); /* peer gone */
 }
 
+/*
+ * framing-detect-timeout passed without new bytes while the framer held
+ * complete lines undecided (framer.h, AUTO): they go as LF lines now, or
+ * on resume when paused.
+ */
+static void
+handle_detect(struct client *c)
+{
+	log_debug("%s: framing undecided after framing-detect-timeout; the "
+		  "lines so far go as LF lines",
+	    c->name);
+	framer_decide(&c->fr);
+	if (c->state == CL_READING)
+		handle_reading_input(c);
+}
+
 static void
 handle_reading_pause(struct client *c)
 {
@@ -509,6 +566,7 @@ dispatch_handshake(struct client *c, enum cl_event ev)
 	case CLE_READ:
 	case CLE_PAUSE:
 	case CLE_WRITTEN:
+	case CLE_DETECT:
 		break; /* reading is decided once it is done */
 	default:
 		client_bad_event(c, ev);
@@ -569,6 +627,9 @@ client_dispatch(struct client *c, enum cl_event ev)
 		if (c->state == CL_READING && !c->eof)
 			handle_reading_timeout(c);
 		break; /* paused: the wait is ours; ending: not idle */
+	case CLE_DETECT:
+		handle_detect(c);
+		break;
 	case CLE_SHUTDOWN:
 		if (c->state == CL_READING || c->state == CL_PAUSED)
 			handle_shutdown(c);

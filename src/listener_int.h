@@ -34,7 +34,8 @@
  * HANDSHAKE  tls=on, the TLS handshake under way.  CONNECTED -> READING
  *            (PAUSED while the queue is full); EOF, ERROR (the handshake
  *            failed), TIMEOUT (tls-handshake-timeout), SHUTDOWN -> CLOSING.
- * READING    framing what arrives into queued lines.  PAUSE (queue full)
+ * READING    framing what arrives into queued lines (DETECT: the framer
+ *            delivers lines it held undecided, framer.h).  PAUSE (queue full)
  *            -> PAUSED; EOF, the input framed -> ACKWAIT (lines not yet
  *            stored), FLUSHING (an "ok N" not yet written) or CLOSING;
  *            ERROR or TIMEOUT (idle-, partial-line-timeout), the input
@@ -75,6 +76,7 @@ enum cl_event {
 	CLE_WRITTEN,   /* its output buffer drained */
 	CLE_CONNECTED, /* the TLS handshake completed */
 	CLE_TIMEOUT,   /* the sweep: c->timeout says which */
+	CLE_DETECT,    /* framing-detect-timeout: held lines go as LF */
 	CLE_SHUTDOWN,  /* listeners_shutdown() */
 	CLE_NEVENTS,
 };
@@ -116,6 +118,7 @@ struct client {
 	int64_t accepted_ms;  /* for tls-handshake-timeout */
 	char *tls_subject;    /* verified client certificate, or NULL; owned */
 	struct event *ev_end; /* TLS: EOF/error handled on the next pass */
+	struct event *ev_detect; /* framing-detect-timeout, or NULL */
 	enum cl_event end_ev;
 };
 

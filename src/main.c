@@ -494,6 +494,7 @@ listener_settings_of(const struct config *cfg, struct listener_settings *set)
 	set->max_per_ip = cfg->max_connections_per_ip;
 	set->idle_timeout_ms = cfg->idle_timeout_ms;
 	set->partial_line_timeout_ms = cfg->partial_line_timeout_ms;
+	set->framing_detect_ms = cfg->framing_detect_timeout_ms;
 	set->max_tls_handshakes = cfg->tls_max_handshakes;
 }
 

@@ -95,6 +95,7 @@ struct config {
 	size_t spool_max_bytes;
 	size_t spool_segment_bytes;
 	int spool_sync_interval_ms;
+	int framing_detect_timeout_ms;
 	char *tls_cert; /* PEM files for tls=on listeners */
 	char *tls_key;
 	char *tls_ca;

@@ -28,6 +28,7 @@ struct listener_settings {
 	int max_per_ip; /* 0: no limit */
 	int idle_timeout_ms;
 	int partial_line_timeout_ms;
+	int framing_detect_ms;  /* framing=auto: held lines wait this long */
 	int max_tls_handshakes; /* TLS connections in their handshake */
 };
 

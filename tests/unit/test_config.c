@@ -887,6 +887,7 @@ static const struct {
 	{ "max-connections-per-ip", "0" },
 	{ "idle-timeout", "5s" },
 	{ "partial-line-timeout", "0" },
+	{ "framing-detect-timeout", "2s" },
 	{ "user", "logsink" },
 	{ "spool-dir", "/var/lib/logsinkd/spool #2 " }, /* dumped quoted */
 	{ "spool-max-bytes", "2GiB" },
