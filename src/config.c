@@ -13,11 +13,13 @@
 #include <strings.h>
 #include <syslog.h>
 
+#include "logsink/clock.h"
 #include "logsink/config.h"
 #include "logsink/framer.h"
 #include "logsink/parser.h"
 #include "logsink/log.h"
 #include "logsink/tls.h"
+#include "logsink/tzrule.h"
 
 enum cf_type {
 	CF_LISTEN,   /* repeatable HOST:PORT */
@@ -463,6 +465,30 @@ listen_allow(struct listen_spec *spec, const char *v, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * tz=ZONE: the zone of RFC 3164 timestamps (logsink/tzrule.h); "local"
+ * is the default.  Checked by building the rule once.
+ */
+static int
+listen_tz(struct listen_spec *spec, const char *v, char *err, size_t errlen)
+{
+	struct tzrule *tz;
+	char why[256];
+
+	if (strcmp(v, "local") == 0) {
+		spec->tz[0] = '\0';
+		return 0;
+	}
+	if (strlen(v) >= sizeof(spec->tz))
+		return cf_error(err, errlen, "listen: tz '%s' is too long", v);
+	if ((tz = tzrule_new(v, clock_real_us() / 1000000, why, sizeof(why))) ==
+	    NULL)
+		return cf_error(err, errlen, "listen: %s", why);
+	tzrule_free(tz);
+	snprintf(spec->tz, sizeof(spec->tz), "%s", v);
+	return 0;
+}
+
 /* Applies one "key=value" option of a listen value. */
 static int
 listen_option(struct listen_spec *spec, const char *opt, size_t n, char *err,
@@ -503,6 +529,8 @@ listen_option(struct listen_spec *spec, const char *opt, size_t n, char *err,
 			    v);
 	} else if (strncmp(buf, "allow=", 6) == 0) {
 		return listen_allow(spec, v, err, errlen);
+	} else if (strncmp(buf, "tz=", 3) == 0) {
+		return listen_tz(spec, v, err, errlen);
 	} else if (strncmp(buf, "tls=", 4) == 0) {
 		if (strcmp(v, "off") == 0)
 			spec->tls = 0;
@@ -514,7 +542,7 @@ listen_option(struct listen_spec *spec, const char *opt, size_t n, char *err,
 	} else {
 		return cf_error(err, errlen,
 		    "listen: unknown option '%s' (known: framing=, format=, "
-		    "ack=, allow=, tls=)",
+		    "ack=, allow=, tls=, tz=)",
 		    buf);
 	}
 	return 0;

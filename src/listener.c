@@ -42,6 +42,7 @@
 #include "logsink/queue.h"
 #include "logsink/record.h"
 #include "logsink/tls.h"
+#include "logsink/tzrule.h"
 
 #include "listener_int.h"
 
@@ -97,6 +98,7 @@ struct listen_sock {
 	enum parser_format format;
 	int ack; /* enum config_ack */
 	bool tls;
+	const struct tzrule *tz; /* in ls->tzs; NULL: local */
 	struct cidr allow[CONFIG_MAX_ALLOW];
 	int nallow;
 	char name[300];
@@ -124,7 +126,8 @@ on_message(void *arg, const char *msg, size_t len, bool truncated)
 	size_t replaced;
 	int rc;
 
-	if (parser_parse(&c->rec, msg, len, c->format, &c->scratch) == -1)
+	if (parser_parse_tz(&c->rec, msg, len, c->format, c->tz, &c->scratch) ==
+	    -1)
 		log_warn("%s: parser scratch buffer", c->name);
 	c->lines++;
 	metrics.lines_received++;
@@ -921,6 +924,7 @@ accept_cb(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *sa,
 	client_name(c, sa, (socklen_t)salen);
 	framer_init(&c->fr, ls->set.max_line_bytes, sock->framing);
 	c->format = sock->format;
+	c->tz = sock->tz;
 	c->accepted_ms = c->last_read_ms;
 	if ((c->bev = client_bev_new(ls, sock, c, fd)) == NULL) {
 		iptable_del(ls->per_ip, sa);
@@ -1118,6 +1122,37 @@ bind_one(
 	return fd;
 }
 
+/*
+ * The rule of a listener's tz= (NULL for the local default), kept in
+ * ls->tzs until listeners_free(): clients still framing at shutdown use it
+ * after their socket is gone.  -1 with err set.
+ */
+static int
+listen_tz(struct listeners *ls, const struct listen_spec *spec,
+    const char *hostport, const struct tzrule **out, char *err, size_t errlen)
+{
+	struct tzrule **tzs, *tz;
+	char why[256];
+
+	*out = NULL;
+	if (spec->tz[0] == '\0')
+		return 0;
+	tzs = reallocarray(ls->tzs, ls->ntzs + 1, sizeof(*tzs));
+	if (tzs == NULL) {
+		snprintf(err, errlen, "listen %s: out of memory", hostport);
+		return -1;
+	}
+	ls->tzs = tzs;
+	tz = tzrule_new(spec->tz, clock_real_us() / 1000000, why, sizeof(why));
+	if (tz == NULL) {
+		snprintf(err, errlen, "listen %s: %s", hostport, why);
+		return -1;
+	}
+	ls->tzs[ls->ntzs++] = tz;
+	*out = tz;
+	return 0;
+}
+
 static int
 add_sock(struct listeners *ls, int fd, const char *hostport,
     const struct listen_spec *spec, char *err, size_t errlen)
@@ -1147,6 +1182,11 @@ add_sock(struct listeners *ls, int fd, const char *hostport,
 	s->nallow = spec->nallow;
 	s->framing = (enum framer_mode)spec->framing;
 	s->format = (enum parser_format)spec->format;
+	if (listen_tz(ls, spec, hostport, &s->tz, err, errlen) == -1) {
+		close(fd);
+		free(s);
+		return -1;
+	}
 	snprintf(s->name, sizeof(s->name), "%s", hostport);
 	s->evl = evconnlistener_new(
 	    ls->base, accept_cb, s, LEV_OPT_CLOSE_ON_FREE, 0, fd);
@@ -1286,6 +1326,9 @@ listeners_free(struct listeners *ls)
 		event_free(ls->ev_acks);
 	iptable_free(ls->per_ip);
 	tls_ctx_free(ls->tls);
+	while (ls->ntzs > 0)
+		tzrule_free(ls->tzs[--ls->ntzs]);
+	free(ls->tzs);
 	free(ls->socks);
 	free(ls);
 }

@@ -103,6 +103,7 @@ struct client {
 	int64_t partial_since_ms; /* an unfinished message waits, or 0 */
 	const char *timeout;      /* why the sweep sent CLE_TIMEOUT */
 	enum parser_format format;
+	const struct tzrule *tz; /* the listener's tz=, or NULL; not owned */
 	struct record rec;
 	struct buf scratch; /* the parser's; released when it grew big */
 	uint64_t lines, bytes;
@@ -147,6 +148,8 @@ struct listeners {
 	int tls_handshake_timeout_ms;
 	int64_t tls_fail_logged_ms;
 	uint64_t tls_fail_unlogged;
+	struct tzrule **tzs; /* the listeners' tz= rules; owned */
+	size_t ntzs;
 };
 
 /* listener.c */

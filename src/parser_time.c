@@ -11,12 +11,15 @@
  * slot (every zone transition falls on such a boundary).  The offset used
  * is the one in force when the message was received, so a message stamped
  * just before a DST change and received after it is off by the DST delta.
+ * A listener's tz= (logsink/tzrule.h) names the zone instead: its rule
+ * gives the offset in force at the stamped time itself.
  */
 #include <stdbool.h>
 #include <stdint.h>
 #include <time.h>
 
 #include "logsink/civil.h"
+#include "logsink/tzrule.h"
 #include "parser_int.h"
 
 #define US_PER_S    INT64_C(1000000)
@@ -178,16 +181,17 @@ parser_time_flush_cache(void)
  * time of day is out of range.
  */
 bool
-parser_bsd_time(int64_t received_us, int mo, int d, int h, int mi, int s,
-    int frac_us, int64_t *us)
+parser_bsd_time(const struct tzrule *tz, int64_t received_us, int mo, int d,
+    int h, int mi, int s, int frac_us, int64_t *us)
 {
 	int64_t off_s, recv_s, y, cand, best = 0, best_dist = INT64_MAX, dist;
 	int i, m, dd; /* the local date received_us falls on: y-m-dd */
 
 	if (h > 23 || mi > 59 || s > 60)
 		return false;
-	off_s = local_offset(received_us);
 	recv_s = received_us / US_PER_S;
+	off_s =
+	    tz != NULL ? tzrule_offset(tz, recv_s) : local_offset(received_us);
 	civil_from_days(
 	    (recv_s + off_s) / S_PER_DAY - ((recv_s + off_s) % S_PER_DAY < 0),
 	    &y, &m, &dd);
@@ -195,7 +199,8 @@ parser_bsd_time(int64_t received_us, int mo, int d, int h, int mi, int s,
 		if (!civil_valid(y + i, mo, d))
 			continue;
 		cand = civil_to_days(y + i, mo, d) * S_PER_DAY + h * 3600 +
-		    mi * 60 + s - off_s;
+		    mi * 60 + s;
+		cand = tz != NULL ? tzrule_to_utc(tz, cand) : cand - off_s;
 		dist = cand > recv_s ? cand - recv_s : recv_s - cand;
 		if (dist < best_dist) {
 			best_dist = dist;

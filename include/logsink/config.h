@@ -38,6 +38,8 @@ struct listen_spec {
 	int tls;                             /* 1: tls=on */
 	struct cidr allow[CONFIG_MAX_ALLOW]; /* none: any peer */
 	int nallow;
+	/* tz=: the zone of BSD timestamps (logsink/tzrule.h); "": local */
+	char tz[64];
 	char *text; /* the value as written, for dump and comparison; owned
 		     * by the config holding the spec (NULL from
 		     * config_parse_listen()) */
