@@ -98,7 +98,10 @@ usage(FILE *fp)
 	    "  allow=CIDR,...             only these peers may connect\n"
 	    "  tls=off|on                 TLS (RFC 5425) with tls-cert, "
 	    "tls-key,\n"
-	    "                             tls-ca and tls-verify-client\n");
+	    "                             tls-ca and tls-verify-client\n"
+	    "  tz=local|UTC|+HH:MM|ZONE   zone of RFC 3164 timestamps, e.g. "
+	    "tz=Europe/Berlin\n"
+	    "                             (local: the daemon's TZ; default)\n");
 }
 
 /* Splits argv into actions and KEY VALUE pairs (checked later). */

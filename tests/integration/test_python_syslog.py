@@ -8,6 +8,7 @@ lines held undecided go as LF lines after framing-detect-timeout without
 new bytes.  Every test polls until rows are stored; none measures time.
 """
 
+import datetime
 import logging
 import logging.handlers
 import os
@@ -16,6 +17,7 @@ import shutil
 import socket
 import subprocess
 import threading
+import zoneinfo
 
 import psycopg2
 import pytest
@@ -242,3 +244,56 @@ def test_logger_tcp(pg, daemon):
                         "logger line %d" % i], check=True, timeout=TIMEOUT)
     wait_count(pg, 3)
     assert sorted(messages(pg)) == ["logger line %d" % i for i in range(3)]
+
+
+# --------------------------------------------------------------------------
+# RFC 3164 time zones (tz= listen option)
+
+
+def bsd_expected(stamp_local, zone, now_utc):
+    """The UTC instant of a year-less wall-clock stamp in zone: the year
+    that puts it closest to now_utc (what the daemon must choose)."""
+    best = None
+    for year in (now_utc.year - 1, now_utc.year, now_utc.year + 1):
+        try:
+            cand = stamp_local.replace(year=year, tzinfo=zone)
+        except ValueError:  # Feb 29
+            continue
+        cand = cand.astimezone(datetime.timezone.utc)
+        if best is None or abs(cand - now_utc) < abs(best - now_utc):
+            best = cand
+    return best
+
+
+def test_tz_listener_stores_event_time(pg, daemon):
+    berlin = zoneinfo.ZoneInfo("Europe/Berlin")
+    p_berlin, p_fixed = harness.free_port(), harness.free_port()
+    d = daemon("--listen", "127.0.0.1:%d tz=Europe/Berlin" % p_berlin,
+               "--listen", "127.0.0.1:%d tz=+05:30" % p_fixed,
+               db=pg.conninfo,
+               ready_ports=[("127.0.0.1", p_berlin), ("127.0.0.1", p_fixed)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    recent = (now - datetime.timedelta(hours=1)).astimezone(berlin) \
+        .replace(microsecond=0, tzinfo=None)
+    stamps = {"recent": recent,
+              "july": datetime.datetime(2000, 7, 1, 12, 0, 0),
+              "january": datetime.datetime(2000, 1, 15, 12, 0, 0)}
+    want = {}
+    for port, zone, tag in ((p_berlin, berlin, "berlin"),
+                            (p_fixed, datetime.timezone(
+                                datetime.timedelta(hours=5, minutes=30)),
+                             "fixed")):
+        with connect(port) as s:
+            for name, st in stamps.items():
+                text = "%s %s" % (tag, name)
+                s.sendall(b"<13>%s h app: %s\n" % (
+                    st.strftime("%b %e %H:%M:%S").encode(), text.encode()))
+                want[text] = bsd_expected(st, zone, now)
+            s.shutdown(socket.SHUT_WR)
+            harness.wait_peer_close(s)
+    wait_count(pg, len(want))
+    got = dict(pg.query("select message, event_time from logs"))
+    assert got == want
+    assert want["berlin july"].utcoffset() == datetime.timedelta(0)
+    assert want["berlin july"].hour == 10  # CEST
+    assert want["berlin january"].hour == 11  # CET
