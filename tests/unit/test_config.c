@@ -494,6 +494,25 @@ test_listen(void **state)
 	    config_parse_listen("h:1 tls=off", &spec, x->err, sizeof(x->err)),
 	    0);
 	assert_int_equal(spec.tls, 0);
+	/* tz=: "" (local) unless given; a zone, an offset, UTC. */
+	assert_string_equal(spec.tz, "");
+	assert_int_equal(config_parse_listen("h:1 tz=Europe/Berlin", &spec,
+			     x->err, sizeof(x->err)),
+	    0);
+	assert_string_equal(spec.tz, "Europe/Berlin");
+	assert_int_equal(
+	    config_parse_listen("h:1 tz=+05:30", &spec, x->err, sizeof(x->err)),
+	    0);
+	assert_string_equal(spec.tz, "+05:30");
+	assert_int_equal(
+	    config_parse_listen("h:1 tz=local", &spec, x->err, sizeof(x->err)),
+	    0);
+	assert_string_equal(spec.tz, "");
+	assert_err_has(set_err(x, "listen", "h:1 tz=Mars/Olympus"), "listen",
+	    "'Mars/Olympus'", "Europe/Berlin", NULL);
+	assert_err_has(
+	    set_err(x, "listen", "h:1 tz=+25:00"), "tz '+25:00'", NULL);
+	assert_err_has(set_err(x, "listen", "h:1 tcp=on"), "tz=", NULL);
 	assert_err_has(set_err(x, "listen", "h:1 framing"), "'framing'",
 	    "key=value", NULL);
 	assert_int_equal(c->nlisten, 1);
