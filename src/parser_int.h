@@ -52,7 +52,8 @@ size_t parser_json_escape(char *, const char *, size_t);
 bool parser_event_in_range(int64_t);
 bool parser_rfc3339(const char *, size_t, int64_t *);
 struct tzrule;
-bool parser_bsd_time(
+bool parser_bsd_time(int64_t, int, int, int, int, int, int, int64_t *);
+bool parser_bsd_time_tz(
     const struct tzrule *, int64_t, int, int, int, int, int, int, int64_t *);
 void parser_time_flush_cache(void);
 

@@ -181,17 +181,16 @@ parser_time_flush_cache(void)
  * time of day is out of range.
  */
 bool
-parser_bsd_time(const struct tzrule *tz, int64_t received_us, int mo, int d,
-    int h, int mi, int s, int frac_us, int64_t *us)
+parser_bsd_time(int64_t received_us, int mo, int d, int h, int mi, int s,
+    int frac_us, int64_t *us)
 {
 	int64_t off_s, recv_s, y, cand, best = 0, best_dist = INT64_MAX, dist;
 	int i, m, dd; /* the local date received_us falls on: y-m-dd */
 
 	if (h > 23 || mi > 59 || s > 60)
 		return false;
+	off_s = local_offset(received_us);
 	recv_s = received_us / US_PER_S;
-	off_s =
-	    tz != NULL ? tzrule_offset(tz, recv_s) : local_offset(received_us);
 	civil_from_days(
 	    (recv_s + off_s) / S_PER_DAY - ((recv_s + off_s) % S_PER_DAY < 0),
 	    &y, &m, &dd);
@@ -199,8 +198,7 @@ parser_bsd_time(const struct tzrule *tz, int64_t received_us, int mo, int d,
 		if (!civil_valid(y + i, mo, d))
 			continue;
 		cand = civil_to_days(y + i, mo, d) * S_PER_DAY + h * 3600 +
-		    mi * 60 + s;
-		cand = tz != NULL ? tzrule_to_utc(tz, cand) : cand - off_s;
+		    mi * 60 + s - off_s;
 		dist = cand > recv_s ? cand - recv_s : recv_s - cand;
 		if (dist < best_dist) {
 			best_dist = dist;
@@ -210,5 +208,41 @@ parser_bsd_time(const struct tzrule *tz, int64_t received_us, int mo, int d,
 	if (best_dist == INT64_MAX)
 		return false;
 	*us = best * US_PER_S + frac_us;
+	return true;
+}
+
+/*
+ * parser_bsd_time() in the zone of rule tz (a listener's tz=): the year
+ * is picked on the zone's wall clock (the receive time plus the offset
+ * then in force), and the chosen wall-clock time converted with the
+ * offset in force at it (tzrule_to_utc(): DST gaps and repeats), so a
+ * message stamped before a DST change and received after it is right.
+ */
+bool
+parser_bsd_time_tz(const struct tzrule *tz, int64_t received_us, int mo, int d,
+    int h, int mi, int s, int frac_us, int64_t *us)
+{
+	int64_t recv_s, loc, y, cand, best = 0, best_dist = INT64_MAX, dist;
+	int i, m, dd; /* the zone's date at receipt: y-m-dd */
+
+	if (h > 23 || mi > 59 || s > 60)
+		return false;
+	recv_s = received_us / US_PER_S;
+	loc = recv_s + tzrule_offset(tz, recv_s);
+	civil_from_days(loc / S_PER_DAY - (loc % S_PER_DAY < 0), &y, &m, &dd);
+	for (i = -1; i <= 1; i++) {
+		if (!civil_valid(y + i, mo, d))
+			continue;
+		cand = civil_to_days(y + i, mo, d) * S_PER_DAY + h * 3600 +
+		    mi * 60 + s;
+		dist = cand > loc ? cand - loc : loc - cand;
+		if (dist < best_dist) {
+			best_dist = dist;
+			best = cand;
+		}
+	}
+	if (best_dist == INT64_MAX)
+		return false;
+	*us = tzrule_to_utc(tz, best) * US_PER_S + frac_us;
 	return true;
 }

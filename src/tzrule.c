@@ -245,8 +245,12 @@ tzrule_to_utc(const struct tzrule *tz, int64_t local_s)
 	int32_t oa = tzrule_offset(tz, local_s - DAY_S);
 	int32_t ob = tzrule_offset(tz, local_s + DAY_S);
 	int64_t ta = local_s - oa, tb = local_s - ob;
-	bool va = tzrule_offset(tz, ta) == oa, vb = tzrule_offset(tz, tb) == ob;
+	bool va, vb;
 
+	if (oa == ob)
+		return ta; /* no change within a day: the common case */
+	va = tzrule_offset(tz, ta) == oa;
+	vb = tzrule_offset(tz, tb) == ob;
 	if (va && vb)
 		return ta < tb ? ta : tb;
 	if (vb)
