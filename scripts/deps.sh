@@ -14,13 +14,14 @@ if [[ "${1:-}" == "--test" ]]; then
 	# (below) with its libraries installed on their own, together with its
 	# OpenSSL network stream driver (lmnsd_ossl, rsyslog-openssl) for the
 	# TLS tests; openssl is the command line tool they make certificates
-	# and connect with; haproxy is the PROXY protocol sender of
+	# and connect with; tzdata: the tz= tests use Europe/Berlin;
+	# haproxy is the PROXY protocol sender of
 	# test_proxy.py (run in the foreground by the tests, never as a
 	# service).
 	pkgs+=(openssl libcmocka-dev python3 python3-pytest python3-psycopg2
 		clang clang-format bsdutils util-linux syslog-ng-core
 		libestr0 libfastjson4 liblognorm5 lintian fakeroot dpkg-dev
-		file groff-base strace systemd haproxy)
+		file groff-base strace systemd haproxy tzdata)
 fi
 rsyslog_dir=/opt/logsink-rsyslog
 

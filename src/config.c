@@ -13,11 +13,13 @@
 #include <strings.h>
 #include <syslog.h>
 
+#include "logsink/clock.h"
 #include "logsink/config.h"
 #include "logsink/framer.h"
 #include "logsink/parser.h"
 #include "logsink/log.h"
 #include "logsink/tls.h"
+#include "logsink/tzrule.h"
 
 enum cf_type {
 	CF_LISTEN,   /* repeatable HOST:PORT */
@@ -133,6 +135,13 @@ static const struct cf_key cf_keys[] = {
 	    "60s", 0, 2000000000, CONFIG_APPLY_LISTENERS,
 	    "close a connection whose unfinished line waited this long; the "
 	    "part received is stored (0: never)" },
+	/* Longer than a pause inside one send() across a WAN (an RTT);
+	 * short next to a person's notice of a line (framer.h, AUTO). */
+	{ "framing-detect-timeout", CF_SECONDS, OFF(framing_detect_timeout_ms),
+	    "500ms", 0, 60000, CONFIG_APPLY_LISTENERS,
+	    "framing=auto: a <PRI> connection's first lines, when nothing "
+	    "yet tells LF from NUL framing, wait this long without new bytes, "
+	    "then are taken as LF lines" },
 	{ "user", CF_STRING, OFF(user), NULL, 0, 0, CONFIG_RESTART,
 	    "when started as root, switch to this user after binding" },
 	{ "spool-dir", CF_STRING, OFF(spool_dir), NULL, 0, 0, CONFIG_RESTART,
@@ -470,6 +479,30 @@ listen_cidrs(struct cidr *list, int *nlist, const char *opt, const char *v,
 	return 0;
 }
 
+/*
+ * tz=ZONE: the zone of RFC 3164 timestamps (logsink/tzrule.h); "local"
+ * is the default.  Checked by building the rule once.
+ */
+static int
+listen_tz(struct listen_spec *spec, const char *v, char *err, size_t errlen)
+{
+	struct tzrule *tz;
+	char why[256];
+
+	if (strcmp(v, "local") == 0) {
+		spec->tz[0] = '\0';
+		return 0;
+	}
+	if (strlen(v) >= sizeof(spec->tz))
+		return cf_error(err, errlen, "listen: tz '%s' is too long", v);
+	if ((tz = tzrule_new(v, clock_real_us() / 1000000, why, sizeof(why))) ==
+	    NULL)
+		return cf_error(err, errlen, "listen: %s", why);
+	tzrule_free(tz);
+	snprintf(spec->tz, sizeof(spec->tz), "%s", v);
+	return 0;
+}
+
 /* Applies one "key=value" option of a listen value. */
 static int
 listen_option(struct listen_spec *spec, const char *opt, size_t n, char *err,
@@ -514,6 +547,8 @@ listen_option(struct listen_spec *spec, const char *opt, size_t n, char *err,
 	} else if (strncmp(buf, "proxy=", 6) == 0) {
 		return listen_cidrs(
 		    spec->proxy, &spec->nproxy, "proxy", v, err, errlen);
+	} else if (strncmp(buf, "tz=", 3) == 0) {
+		return listen_tz(spec, v, err, errlen);
 	} else if (strncmp(buf, "tls=", 4) == 0) {
 		if (strcmp(v, "off") == 0)
 			spec->tls = 0;
@@ -525,7 +560,7 @@ listen_option(struct listen_spec *spec, const char *opt, size_t n, char *err,
 	} else {
 		return cf_error(err, errlen,
 		    "listen: unknown option '%s' (known: framing=, format=, "
-		    "ack=, allow=, tls=, proxy=)",
+		    "ack=, allow=, tls=, proxy=, tz=)",
 		    buf);
 	}
 	return 0;

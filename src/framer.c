@@ -38,6 +38,13 @@ framer_mode_name(enum framer_mode mode)
 	return mode_names[mode];
 }
 
+void
+framer_decide(struct framer *f)
+{
+	if (f->mode == FRAMER_AUTO)
+		f->decide = true;
+}
+
 char
 framer_terminator(const struct framer *f)
 {
@@ -87,65 +94,146 @@ deliver_cut(
 	return cb(arg, p, utf8_cut(p, f->max_line, avail), true);
 }
 
+enum evidence {
+	EV_NONE, /* nothing decides yet */
+	EV_LF,   /* a line starting with "<digit" follows a LF */
+	EV_NUL,  /* a NUL ends the data or precedes '<' */
+};
+
+/*
+ * How many bytes of undecided data may decide (framer.h): evidence must
+ * lie, lookahead included, within the first max_line + 3, so that it does
+ * not depend on how the data was split into reads.
+ */
+static size_t
+auto_window(const struct framer *f, size_t n)
+{
+	return n < f->max_line + 3 ? n : f->max_line + 3;
+}
+
+/*
+ * AUTO, data from a "<PRI>" sender: the first evidence of its framing in
+ * p[0..n) (framer.h).  After a flush, p starts a line, so "<digit" at p
+ * is LF evidence too.  f->scan skips what an earlier call scanned of the
+ * same bytes (less the 2 bytes a decision may look ahead), so the
+ * undecided first record costs one pass however it is split.
+ */
+static enum evidence
+pri_evidence(struct framer *f, const char *p, size_t n)
+{
+	size_t i = f->scan, w = auto_window(f, n);
+
+	if (f->flushed && i == 0 && p[0] == '<' && w >= 2 && is_digit(p[1]))
+		return EV_LF;
+	for (; i < w; i++) {
+		if (p[i] == '\0' &&
+		    (i + 1 == n || (i + 1 < w && p[i + 1] == '<')))
+			return EV_NUL;
+		if (p[i] == '\n' && i + 2 < w && p[i + 1] == '<' &&
+		    is_digit(p[i + 2]))
+			return EV_LF;
+	}
+	f->scan = w > 2 ? w - 2 : 0;
+	return EV_NONE;
+}
+
 /*
  * AUTO: decides the framing from the first bytes (see framer.h).  Returns
- * false when more bytes are needed to decide.
+ * false when more bytes are needed to decide (feed_auto()).
  */
 static bool
 detect(struct framer *f, const char *p, size_t n, bool eof)
 {
-	const char *nul;
 	size_t i = 1;
 
-	f->mode = FRAMER_LF;
-	if (p[0] >= '1' && p[0] <= '9') {
-		while (i < n && i < OCTET_MAX_DIGITS && is_digit(p[i]))
-			i++;
-		if (i + 1 >= n && !eof) {
+	if (!f->pri) {
+		f->mode = FRAMER_LF;
+		if (p[0] >= '1' && p[0] <= '9') {
+			while (i < n && i < OCTET_MAX_DIGITS && is_digit(p[i]))
+				i++;
+			if (i + 1 >= n && !eof) {
+				f->mode = FRAMER_AUTO;
+				f->need = i + 2;
+				return false;
+			}
+			if (i + 1 < n && p[i] == ' ' && p[i + 1] == '<')
+				f->mode = FRAMER_OCTET;
+			return true;
+		}
+		if (p[0] != '<')
+			return true;
+		if (n < 2 && !eof) {
 			f->mode = FRAMER_AUTO;
-			f->need = i + 2;
+			f->need = 2;
 			return false;
 		}
-		if (i + 1 < n && p[i] == ' ' && p[i + 1] == '<')
-			f->mode = FRAMER_OCTET;
-		return true;
+		if (n < 2 || !is_digit(p[1]))
+			return true;
+		f->mode = FRAMER_AUTO;
+		f->pri = true;
 	}
-	if (p[0] != '<')
+	switch (pri_evidence(f, p, n)) {
+	case EV_LF:
+		f->mode = FRAMER_LF;
 		return true;
-	/* A NUL that ends the data or precedes the next "<PRI>". */
-	nul = memchr(p, '\0', n);
-	if (nul != NULL && (nul == p + n - 1 || nul[1] == '<'))
+	case EV_NUL:
 		f->mode = FRAMER_NUL;
-	else if (nul == NULL && memchr(p, '\n', n) == NULL && !eof)
-		f->mode = FRAMER_AUTO; /* wait, or cut: feed_auto_cut() */
-	return f->mode != FRAMER_AUTO;
+		return true;
+	case EV_NONE:
+		break;
+	}
+	if (!eof || n >= f->max_line + 3)
+		return false; /* feed_auto(): wait, flush or cut */
+	f->mode = FRAMER_LF;
+	return true;
 }
 
 /*
- * AUTO, and the first message has no terminator yet: wait while it may
- * still fit, else deliver its head and skip to the first LF or NUL, whose
- * kind then decides the framing.
+ * AUTO, undecided.  A first record without a LF waits while it may still
+ * fit, else its head is delivered cut and the rest skipped up to the
+ * first LF or NUL, whose kind then decides.  With a LF, complete lines
+ * are held (f->held) until evidence arrives, unless framer_decide() was
+ * called, a flush happened already, or max_line + 3 bytes are undecided:
+ * then the first line is delivered as a LF line (a flush) and the framer
+ * stays undecided for the rest.
  */
 static size_t
-feed_auto_cut(struct framer *f, const char *p, size_t n, framer_msg_cb cb,
+feed_auto(struct framer *f, const char *p, size_t n, framer_msg_cb cb,
     void *arg, bool *stop)
 {
 	const char *lf, *nul;
+	size_t len;
 
-	if (!f->discarding) {
-		if (n < f->max_line + 3)
-			return 0; /* f->need: as detect() left it */
-		f->discarding = true;
-		*stop = !deliver_cut(f, p, n, cb, arg);
-		return n;
+	if (f->discarding) {
+		lf = memchr(p, '\n', n);
+		nul = memchr(p, '\0', lf != NULL ? (size_t)(lf - p) : n);
+		if (nul == NULL && lf == NULL)
+			return n;
+		f->discarding = false;
+		f->mode = nul != NULL ? FRAMER_NUL : FRAMER_LF;
+		return (size_t)((nul != NULL ? nul : lf) - p) + 1;
 	}
-	lf = memchr(p, '\n', n);
-	nul = memchr(p, '\0', lf != NULL ? (size_t)(lf - p) : n);
-	if (nul == NULL && lf == NULL)
-		return n;
-	f->discarding = false;
-	f->mode = nul != NULL ? FRAMER_NUL : FRAMER_LF;
-	return (size_t)((nul != NULL ? nul : lf) - p) + 1;
+	if (!f->pri)
+		return 0; /* f->need: as detect() left it */
+	lf = memchr(p, '\n', auto_window(f, n));
+	if (lf != NULL && (f->flushed || f->decide || n >= f->max_line + 3)) {
+		len = (size_t)(lf - p);
+		if (!f->flushed)
+			f->flushes++;
+		f->flushed = true;
+		f->decide = false;
+		f->scan = f->scan > len + 1 ? f->scan - len - 1 : 0;
+		*stop = !deliver(f, p, len, cb, arg);
+		return len + 1;
+	}
+	if (n >= f->max_line + 3) { /* no LF in the window: cut */
+		f->discarding = true;
+		*stop = !deliver_cut(f, p, f->max_line + 3, cb, arg);
+		return f->max_line + 3;
+	}
+	f->held = lf != NULL;
+	f->need = SIZE_MAX;
+	return 0;
 }
 
 /* LF or NUL framing: one message (or one discarded piece) from p. */
@@ -247,14 +335,15 @@ framer_feed(struct framer *f, const char *buf, size_t len, bool eof,
 	bool stop = false;
 
 	f->need = 0;
+	f->held = false;
 	while (pos < len && !stop) {
 		mode = f->mode;
 		if (mode == FRAMER_AUTO && !f->discarding &&
 		    detect(f, buf + pos, len - pos, eof))
 			continue;
 		if (f->mode == FRAMER_AUTO) {
-			used = feed_auto_cut(
-			    f, buf + pos, len - pos, cb, arg, &stop);
+			used =
+			    feed_auto(f, buf + pos, len - pos, cb, arg, &stop);
 			if (used == 0)
 				return pos;
 			pos += used;

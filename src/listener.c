@@ -43,6 +43,7 @@
 #include "logsink/queue.h"
 #include "logsink/record.h"
 #include "logsink/tls.h"
+#include "logsink/tzrule.h"
 
 #include "listener_int.h"
 
@@ -80,6 +81,7 @@ static const char *const cl_event_names[] = {
 	"WRITTEN",
 	"CONNECTED",
 	"TIMEOUT",
+	"DETECT",
 	"SHUTDOWN",
 };
 
@@ -97,6 +99,7 @@ struct listen_sock {
 	enum parser_format format;
 	int ack; /* enum config_ack */
 	bool tls;
+	const struct tzrule *tz; /* in ls->tzs; NULL: local */
 	struct cidr allow[CONFIG_MAX_ALLOW];
 	int nallow;
 	struct cidr proxy[CONFIG_MAX_ALLOW]; /* proxy=: PROXY headers */
@@ -124,7 +127,8 @@ on_message(void *arg, const char *msg, size_t len, bool truncated)
 	size_t replaced;
 	int rc;
 
-	if (parser_parse(&c->rec, msg, len, c->format, &c->scratch) == -1)
+	if (parser_parse_tz(&c->rec, msg, len, c->format, c->tz, &c->scratch) ==
+	    -1)
 		log_warn("%s: parser scratch buffer", c->name);
 	c->lines++;
 	metrics.lines_received++;
@@ -154,6 +158,35 @@ on_message(void *arg, const char *msg, size_t len, bool truncated)
 	return rc == -1 || !queue_full(q);
 }
 
+static void
+client_detect_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	client_dispatch(arg, CLE_DETECT);
+}
+
+/*
+ * framing=auto and the framer holds complete lines it cannot frame yet
+ * (framer.h, AUTO): (re)starts the framing-detect-timeout, so they wait
+ * that long after the last bytes came.  False if no timer could be set.
+ */
+static bool
+client_detect_arm(struct client *c)
+{
+	int ms = c->ls->set.framing_detect_ms;
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+
+	if (c->ev_detect == NULL)
+		c->ev_detect = evtimer_new(c->ls->base, client_detect_cb, c);
+	if (c->ev_detect != NULL && evtimer_add(c->ev_detect, &tv) == 0)
+		return true;
+	log_warnx("%s: evtimer_new/evtimer_add failed; lines waiting for the "
+		  "framing to be detected go as LF lines now",
+	    c->name);
+	return false;
+}
+
 /*
  * Frames what the input buffer holds.  The framer works on contiguous
  * memory: complete lines are taken from the first chunk in place; a line
@@ -172,6 +205,7 @@ client_frame_input(struct client *c)
 	uint64_t lines_before = c->lines;
 
 	c->rec.received_us = clock_real_us();
+again:
 	while (!queue_full(c->ls->q) && (len = evbuffer_get_length(in)) > 0) {
 		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
 			break;
@@ -194,6 +228,12 @@ client_frame_input(struct client *c)
 		if (evbuffer_pullup(in, want) == NULL)
 			break;
 	}
+	if (c->fr.held && !client_detect_arm(c)) {
+		framer_decide(&c->fr);
+		goto again;
+	}
+	if (!c->fr.held && c->ev_detect != NULL)
+		event_del(c->ev_detect);
 	/* The age of the unfinished message: it starts when the last
 	 * complete one ended (partial-line-timeout). */
 	if (evbuffer_get_length(in) == 0)
@@ -242,6 +282,8 @@ client_close(struct client *c, const char *reason)
 	client_proxy_stop(c);
 	if (c->ev_end != NULL)
 		event_del(c->ev_end);
+	if (c->ev_detect != NULL)
+		event_del(c->ev_detect);
 	if (c->prev != NULL)
 		c->prev->next = c->next;
 	else
@@ -269,6 +311,8 @@ client_free(struct client *c)
 	assert(c->state == CL_CLOSING);
 	if (c->ev_end != NULL)
 		event_free(c->ev_end);
+	if (c->ev_detect != NULL)
+		event_free(c->ev_detect);
 	client_proxy_free(c); /* and its fd, if it never got a bev */
 	if (c->bev != NULL)
 		bufferevent_free(c->bev);
@@ -473,6 +517,22 @@ handle_end(struct client *c, enum cl_event ev)
 		client_close(c, strerror(c->err)); /* peer gone */
 }
 
+/*
+ * framing-detect-timeout passed without new bytes while the framer held
+ * complete lines undecided (framer.h, AUTO): they go as LF lines now, or
+ * on resume when paused.
+ */
+static void
+handle_detect(struct client *c)
+{
+	log_debug("%s: framing undecided after framing-detect-timeout; the "
+		  "lines so far go as LF lines",
+	    c->name);
+	framer_decide(&c->fr);
+	if (c->state == CL_READING)
+		handle_reading_input(c);
+}
+
 static void
 handle_reading_pause(struct client *c)
 {
@@ -540,6 +600,7 @@ dispatch_handshake(struct client *c, enum cl_event ev)
 	case CLE_READ:
 	case CLE_PAUSE:
 	case CLE_WRITTEN:
+	case CLE_DETECT:
 		break; /* reading is decided once it is done */
 	default:
 		client_bad_event(c, ev);
@@ -603,6 +664,9 @@ client_dispatch(struct client *c, enum cl_event ev)
 		if (c->state == CL_READING && !c->eof)
 			handle_reading_timeout(c);
 		break; /* paused: the wait is ours; ending: not idle */
+	case CLE_DETECT:
+		handle_detect(c);
+		break;
 	case CLE_SHUTDOWN:
 		if (c->state == CL_READING || c->state == CL_PAUSED)
 			handle_shutdown(c);
@@ -1025,6 +1089,7 @@ accept_cb(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *sa,
 	client_name(c, sa, (socklen_t)salen);
 	framer_init(&c->fr, ls->set.max_line_bytes, sock->framing);
 	c->format = sock->format;
+	c->tz = sock->tz;
 	if (sock->nproxy > 0) {
 		c->state = CL_PROXY;
 		client_link(c);
@@ -1196,6 +1261,37 @@ bind_one(
 	return fd;
 }
 
+/*
+ * The rule of a listener's tz= (NULL for the local default), kept in
+ * ls->tzs until listeners_free(): clients still framing at shutdown use it
+ * after their socket is gone.  -1 with err set.
+ */
+static int
+listen_tz(struct listeners *ls, const struct listen_spec *spec,
+    const char *hostport, const struct tzrule **out, char *err, size_t errlen)
+{
+	struct tzrule **tzs, *tz;
+	char why[256];
+
+	*out = NULL;
+	if (spec->tz[0] == '\0')
+		return 0;
+	tzs = reallocarray(ls->tzs, ls->ntzs + 1, sizeof(*tzs));
+	if (tzs == NULL) {
+		snprintf(err, errlen, "listen %s: out of memory", hostport);
+		return -1;
+	}
+	ls->tzs = tzs;
+	tz = tzrule_new(spec->tz, clock_real_us() / 1000000, why, sizeof(why));
+	if (tz == NULL) {
+		snprintf(err, errlen, "listen %s: %s", hostport, why);
+		return -1;
+	}
+	ls->tzs[ls->ntzs++] = tz;
+	*out = tz;
+	return 0;
+}
+
 static int
 add_sock(struct listeners *ls, int fd, const char *hostport,
     const struct listen_spec *spec, char *err, size_t errlen)
@@ -1229,6 +1325,11 @@ add_sock(struct listeners *ls, int fd, const char *hostport,
 		sweep_arm(ls); /* proxy-header-timeout */
 	s->framing = (enum framer_mode)spec->framing;
 	s->format = (enum parser_format)spec->format;
+	if (listen_tz(ls, spec, hostport, &s->tz, err, errlen) == -1) {
+		close(fd);
+		free(s);
+		return -1;
+	}
 	snprintf(s->name, sizeof(s->name), "%s", hostport);
 	s->evl = evconnlistener_new(
 	    ls->base, accept_cb, s, LEV_OPT_CLOSE_ON_FREE, 0, fd);
@@ -1368,6 +1469,9 @@ listeners_free(struct listeners *ls)
 		event_free(ls->ev_acks);
 	iptable_free(ls->per_ip);
 	tls_ctx_free(ls->tls);
+	while (ls->ntzs > 0)
+		tzrule_free(ls->tzs[--ls->ntzs]);
+	free(ls->tzs);
 	free(ls->socks);
 	free(ls);
 }

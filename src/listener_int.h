@@ -40,7 +40,8 @@
  * HANDSHAKE  tls=on, the TLS handshake under way.  CONNECTED -> READING
  *            (PAUSED while the queue is full); EOF, ERROR (the handshake
  *            failed), TIMEOUT (tls-handshake-timeout), SHUTDOWN -> CLOSING.
- * READING    framing what arrives into queued lines.  PAUSE (queue full)
+ * READING    framing what arrives into queued lines (DETECT: the framer
+ *            delivers lines it held undecided, framer.h).  PAUSE (queue full)
  *            -> PAUSED; EOF, the input framed -> ACKWAIT (lines not yet
  *            stored), FLUSHING (an "ok N" not yet written) or CLOSING;
  *            ERROR or TIMEOUT (idle-, partial-line-timeout), the input
@@ -82,6 +83,7 @@ enum cl_event {
 	CLE_WRITTEN,   /* its output buffer drained */
 	CLE_CONNECTED, /* the TLS handshake completed */
 	CLE_TIMEOUT,   /* the sweep: c->timeout says which */
+	CLE_DETECT,    /* framing-detect-timeout: held lines go as LF */
 	CLE_SHUTDOWN,  /* listeners_shutdown() */
 	CLE_NEVENTS,
 };
@@ -108,6 +110,7 @@ struct client {
 	int64_t partial_since_ms; /* an unfinished message waits, or 0 */
 	const char *timeout;      /* why the sweep sent CLE_TIMEOUT */
 	enum parser_format format;
+	const struct tzrule *tz; /* the listener's tz=, or NULL; not owned */
 	struct record rec;
 	struct buf scratch; /* the parser's; released when it grew big */
 	uint64_t lines, bytes;
@@ -123,6 +126,7 @@ struct client {
 	int64_t accepted_ms;  /* for tls-handshake-timeout */
 	char *tls_subject;    /* verified client certificate, or NULL; owned */
 	struct event *ev_end; /* TLS: EOF/error handled on the next pass */
+	struct event *ev_detect; /* framing-detect-timeout, or NULL */
 	enum cl_event end_ev;
 	const struct listen_sock *sock; /* its listener (for client_admit) */
 	bool ip_counted;                /* c->sa is counted in ls->per_ip */
@@ -160,6 +164,8 @@ struct listeners {
 	uint64_t tls_fail_unlogged;
 	int64_t proxy_fail_logged_ms;
 	uint64_t proxy_fail_unlogged;
+	struct tzrule **tzs; /* the listeners' tz= rules; owned */
+	size_t ntzs;
 };
 
 /* listener.c */

@@ -102,7 +102,10 @@ usage(FILE *fp)
 	    "  proxy=CIDR,...             only these proxies may connect, "
 	    "each\n"
 	    "                             sending a PROXY v1/v2 header "
-	    "first\n");
+	    "first\n"
+	    "  tz=local|UTC|+HH:MM|ZONE   zone of RFC 3164 timestamps, e.g. "
+	    "tz=Europe/Berlin\n"
+	    "                             (local: the daemon's TZ; default)\n");
 }
 
 /* Splits argv into actions and KEY VALUE pairs (checked later). */
@@ -498,6 +501,7 @@ listener_settings_of(const struct config *cfg, struct listener_settings *set)
 	set->max_per_ip = cfg->max_connections_per_ip;
 	set->idle_timeout_ms = cfg->idle_timeout_ms;
 	set->partial_line_timeout_ms = cfg->partial_line_timeout_ms;
+	set->framing_detect_ms = cfg->framing_detect_timeout_ms;
 	set->max_tls_handshakes = cfg->tls_max_handshakes;
 	set->proxy_header_timeout_ms = cfg->proxy_header_timeout_ms;
 	set->proxy_max_header_bytes = cfg->proxy_max_header_bytes;

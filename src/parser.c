@@ -36,8 +36,15 @@ int
 parser_parse(struct record *rec, const char *msg, size_t len,
     enum parser_format fmt, struct buf *scratch)
 {
+	return parser_parse_tz(rec, msg, len, fmt, NULL, scratch);
+}
+
+int
+parser_parse_tz(struct record *rec, const char *msg, size_t len,
+    enum parser_format fmt, const struct tzrule *tz, struct buf *scratch)
+{
 	struct pctx c = { rec, scratch, rec->received_us, PARSER_NOOFF,
-		PARSER_NOOFF, PARSER_NOOFF };
+		PARSER_NOOFF, PARSER_NOOFF, tz };
 	enum parser_rc rc = PARSER_NOMATCH;
 
 	record_clear_parsed(rec);

@@ -25,9 +25,10 @@ struct pctx {
 	struct record *rec;
 	struct buf *sc;
 	int64_t received_us;
-	size_t message_off; /* rec->message.ptr is scratch + this */
-	size_t fields_off;  /* rec->fields.ptr is scratch + this */
-	size_t host_off;    /* rec->host.ptr is scratch + this */
+	size_t message_off;      /* rec->message.ptr is scratch + this */
+	size_t fields_off;       /* rec->fields.ptr is scratch + this */
+	size_t host_off;         /* rec->host.ptr is scratch + this */
+	const struct tzrule *tz; /* BSD timestamps' zone; NULL: local */
 };
 
 /* Outcome of a format-specific parser. */
@@ -50,7 +51,10 @@ size_t parser_json_escape(char *, const char *, size_t);
 /* parser_time.c */
 bool parser_event_in_range(int64_t);
 bool parser_rfc3339(const char *, size_t, int64_t *);
+struct tzrule;
 bool parser_bsd_time(int64_t, int, int, int, int, int, int, int64_t *);
+bool parser_bsd_time_tz(
+    const struct tzrule *, int64_t, int, int, int, int, int, int, int64_t *);
 void parser_time_flush_cache(void);
 
 #endif

@@ -386,8 +386,11 @@ rfc3164_time(struct pctx *c, const char *p, const char *end)
 	size_t n;
 
 	if ((n = bsd_timestamp(p, end, &ts)) > 0) {
-		r->has_event_time = parser_bsd_time(c->received_us, ts.mon,
-		    ts.day, ts.hour, ts.min, ts.sec, ts.frac_us, &r->event_us);
+		r->has_event_time = c->tz != NULL
+		    ? parser_bsd_time_tz(c->tz, c->received_us, ts.mon, ts.day,
+			  ts.hour, ts.min, ts.sec, ts.frac_us, &r->event_us)
+		    : parser_bsd_time(c->received_us, ts.mon, ts.day, ts.hour,
+			  ts.min, ts.sec, ts.frac_us, &r->event_us);
 		q = p + n;
 	} else if (end - p >= 10 && is_digit(p[0]) && is_digit(p[1]) &&
 	    is_digit(p[2]) && is_digit(p[3]) && p[4] == '-') {

@@ -11,12 +11,15 @@
  * slot (every zone transition falls on such a boundary).  The offset used
  * is the one in force when the message was received, so a message stamped
  * just before a DST change and received after it is off by the DST delta.
+ * A listener's tz= (logsink/tzrule.h) names the zone instead: its rule
+ * gives the offset in force at the stamped time itself.
  */
 #include <stdbool.h>
 #include <stdint.h>
 #include <time.h>
 
 #include "logsink/civil.h"
+#include "logsink/tzrule.h"
 #include "parser_int.h"
 
 #define US_PER_S    INT64_C(1000000)
@@ -205,5 +208,41 @@ parser_bsd_time(int64_t received_us, int mo, int d, int h, int mi, int s,
 	if (best_dist == INT64_MAX)
 		return false;
 	*us = best * US_PER_S + frac_us;
+	return true;
+}
+
+/*
+ * parser_bsd_time() in the zone of rule tz (a listener's tz=): the year
+ * is picked on the zone's wall clock (the receive time plus the offset
+ * then in force), and the chosen wall-clock time converted with the
+ * offset in force at it (tzrule_to_utc(): DST gaps and repeats), so a
+ * message stamped before a DST change and received after it is right.
+ */
+bool
+parser_bsd_time_tz(const struct tzrule *tz, int64_t received_us, int mo, int d,
+    int h, int mi, int s, int frac_us, int64_t *us)
+{
+	int64_t recv_s, loc, y, cand, best = 0, best_dist = INT64_MAX, dist;
+	int i, m, dd; /* the zone's date at receipt: y-m-dd */
+
+	if (h > 23 || mi > 59 || s > 60)
+		return false;
+	recv_s = received_us / US_PER_S;
+	loc = recv_s + tzrule_offset(tz, recv_s);
+	civil_from_days(loc / S_PER_DAY - (loc % S_PER_DAY < 0), &y, &m, &dd);
+	for (i = -1; i <= 1; i++) {
+		if (!civil_valid(y + i, mo, d))
+			continue;
+		cand = civil_to_days(y + i, mo, d) * S_PER_DAY + h * 3600 +
+		    mi * 60 + s;
+		dist = cand > loc ? cand - loc : loc - cand;
+		if (dist < best_dist) {
+			best_dist = dist;
+			best = cand;
+		}
+	}
+	if (best_dist == INT64_MAX)
+		return false;
+	*us = tzrule_to_utc(tz, best) * US_PER_S + frac_us;
 	return true;
 }

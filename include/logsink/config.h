@@ -42,6 +42,8 @@ struct listen_spec {
 	int nallow;
 	struct cidr proxy[CONFIG_MAX_ALLOW]; /* none: no PROXY header */
 	int nproxy;
+	/* tz=: the zone of BSD timestamps (logsink/tzrule.h); "": local */
+	char tz[64];
 	char *text; /* the value as written, for dump and comparison; owned
 		     * by the config holding the spec (NULL from
 		     * config_parse_listen()) */
@@ -99,6 +101,7 @@ struct config {
 	size_t spool_max_bytes;
 	size_t spool_segment_bytes;
 	int spool_sync_interval_ms;
+	int framing_detect_timeout_ms;
 	char *tls_cert; /* PEM files for tls=on listeners */
 	char *tls_key;
 	char *tls_ca;

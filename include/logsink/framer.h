@@ -8,9 +8,34 @@
  *         (a traceback) stays one message; CR/LF around it are trimmed.
  *  OCTET  RFC 6587 octet counting, "LEN SP MSG": MSG may hold any byte.
  *  AUTO   decided from the connection's first bytes: "[1-9][0-9]* <" is
- *         OCTET; data starting with '<' that holds a NUL which ends the
- *         data read so far or precedes the next '<' is NUL (a sender
- *         writes one message per send); anything else is LF.
+ *         OCTET; data that does not start with "<digit" is LF.  Data
+ *         starting with "<digit" (a "<PRI>" message) is decided by the
+ *         first evidence in it:
+ *           - a NUL that ends the data read so far or precedes a '<'
+ *             (a sender writes one message per send): NUL;
+ *           - a LF followed by "<digit" (the next message): LF;
+ *           - the end of the connection: LF.
+ *         A LF followed by anything else is no evidence (a multi-line
+ *         message, e.g. a Python traceback, in NUL framing; or a LF
+ *         sender's next line not yet here), and neither is a NUL followed
+ *         by other bytes.  Until evidence comes nothing is consumed and
+ *         the complete lines read so far are held (f->held).  They are
+ *         delivered as LF lines, one by one (a "flush"), when the owner
+ *         calls framer_decide() (the listener does after
+ *         framing-detect-timeout without new bytes: a LF sender that sent
+ *         one line and went quiet) or when max_line + 3 bytes are
+ *         undecided.  After a flush the framer stays undecided but
+ *         delivers each complete line at once; "<digit" at the start of
+ *         a line is then LF evidence too, and a NUL as above switches to
+ *         NUL framing from the current line on.  So a LF sender's lines
+ *         never wait longer than the timeout, and a NUL record split at
+ *         a LF is one message unless the sender pauses longer than that
+ *         exactly after a LF: then it is stored as two or more messages
+ *         (the lines before the pause, the rest up to the NUL) and the
+ *         connection's later records are framed right.  A first record
+ *         without a LF that outgrows max_line is cut (its head
+ *         delivered); the rest is skipped up to the first LF or NUL,
+ *         whose kind decides.
  *
  * In every framing empty messages are skipped, the bytes after the last
  * terminator at EOF are a message too, and messages longer than max_line
@@ -49,10 +74,16 @@ struct framer {
 	size_t max_line;
 	enum framer_mode mode; /* AUTO until the first bytes decide */
 	bool discarding;       /* LF/NUL: skipping the rest of a cut message */
+	bool pri;              /* AUTO: the data started with "<digit" */
+	bool flushed;          /* AUTO: lines delivered before a decision */
+	bool decide;           /* AUTO: framer_decide() was called */
+	bool held;             /* AUTO: complete lines wait (framer_feed()) */
+	size_t scan;           /* AUTO: bytes already scanned for evidence */
 	size_t skip;           /* OCTET: bytes of a cut frame still to skip */
 	size_t need;           /* see framer_feed() */
 	uint64_t truncated;    /* messages cut to max_line */
 	uint64_t bad_frames;   /* malformed or cut-off octet-count frames */
+	uint64_t flushes;      /* AUTO: 1 once lines were delivered undecided */
 };
 
 void framer_init(struct framer *f, size_t max_line, enum framer_mode mode);
@@ -64,10 +95,19 @@ void framer_init(struct framer *f, size_t max_line, enum framer_mode mode);
  * looked at because cb returned false; feed them again with whatever
  * arrived after them appended.  When nothing could be consumed, f->need
  * says how many contiguous bytes the next step wants (0: up to and
- * including the next terminator byte, framer_terminator()).
+ * including the next terminator byte, framer_terminator(); SIZE_MAX: all
+ * there are).  f->held is set when the unconsumed bytes are complete
+ * lines of an undecided AUTO connection: see framer_decide().
  */
 size_t framer_feed(struct framer *f, const char *buf, size_t len, bool eof,
     framer_msg_cb cb, void *arg);
+
+/*
+ * AUTO: the next framer_feed() delivers the held lines as LF lines (see
+ * AUTO above); the owner calls it when no byte has come for a while after
+ * framer_feed() left f->held set.  No effect once the framing is decided.
+ */
+void framer_decide(struct framer *f);
 
 /* The byte that ends a message in the current framing ('\n' in AUTO). */
 char framer_terminator(const struct framer *f);

@@ -28,7 +28,8 @@ struct listener_settings {
 	int max_per_ip; /* 0: no limit */
 	int idle_timeout_ms;
 	int partial_line_timeout_ms;
-	int max_tls_handshakes;        /* TLS connections in their handshake */
+	int framing_detect_ms;  /* framing=auto: held lines wait this long */
+	int max_tls_handshakes; /* TLS connections in their handshake */
 	int proxy_header_timeout_ms;   /* proxy= listeners */
 	size_t proxy_max_header_bytes; /* v2, TLVs included */
 };

@@ -28,4 +28,15 @@ int parser_parse(struct record *rec, const char *msg, size_t len,
     enum parser_format fmt, struct buf *scratch)
     __attribute__((warn_unused_result));
 
+struct tzrule;
+
+/*
+ * parser_parse() with the zone RFC 3164 (BSD) timestamps are in (a
+ * listener's tz=, logsink/tzrule.h); NULL: the daemon's local zone at
+ * the offset in force when the message was received, as parser_parse().
+ */
+int parser_parse_tz(struct record *rec, const char *msg, size_t len,
+    enum parser_format fmt, const struct tzrule *tz, struct buf *scratch)
+    __attribute__((warn_unused_result));
+
 #endif

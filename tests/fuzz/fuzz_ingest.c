@@ -4,9 +4,13 @@
  * nothing crashes, that the framer never consumes more than it was given,
  * and that every encoded row is a single line.  The input is also decoded
  * as a PROXY protocol header, whole and split as the listener reads it,
- * and the stream after a whole header is framed.
+ * and the stream after a whole header is framed.  Inputs with the high bit
+ * of their first byte set also take framer_decide() when the first piece
+ * leaves lines held (framing-detect-timeout) and parse BSD timestamps in
+ * Europe/Berlin (tz=).
  */
 #include <assert.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -16,10 +20,14 @@
 #include "logsink/parser.h"
 #include "logsink/proxy.h"
 #include "logsink/record.h"
+#include "logsink/tzrule.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static struct buf scratch, row, row2;
+/* Every other input parses BSD timestamps in this zone (tz=). */
+static struct tzrule *berlin;
+static bool use_tz;
 
 static bool
 on_msg(void *arg, const char *msg, size_t len, bool truncated)
@@ -33,7 +41,8 @@ on_msg(void *arg, const char *msg, size_t len, bool truncated)
 	(void)arg;
 	(void)truncated;
 	assert(len > 0);
-	if (parser_parse(&rec, msg, len, PARSER_AUTO, &scratch) == -1)
+	if (parser_parse_tz(&rec, msg, len, PARSER_AUTO, use_tz ? berlin : NULL,
+		&scratch) == -1)
 		return true;
 	/* The text row is one line without NUL. */
 	buf_reset(&row);
@@ -73,6 +82,14 @@ feed_split(enum framer_mode mode, const char *data, size_t size, size_t cut)
 	used = framer_feed(&f, pend.data, pend.len, false, on_msg, NULL);
 	assert(used <= pend.len);
 	if (used > 0) {
+		memmove(pend.data, pend.data + used, pend.len - used);
+		pend.len -= used;
+	}
+	if (f.held && use_tz) { /* framing-detect-timeout passed */
+		framer_decide(&f);
+		used =
+		    framer_feed(&f, pend.data, pend.len, false, on_msg, NULL);
+		assert(used > 0 && used <= pend.len);
 		memmove(pend.data, pend.data + used, pend.len - used);
 		pend.len -= used;
 	}
@@ -130,6 +147,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size < 1)
 		return 0;
+	if (berlin == NULL) {
+		char err[256];
+
+		berlin =
+		    tzrule_new("Europe/Berlin", 1763700000, err, sizeof(err));
+		assert(berlin != NULL);
+	}
+	use_tz = (data[0] & 0x80) != 0;
 	cut = data[0] % size;
 	for (mode = FRAMER_AUTO; mode <= FRAMER_OCTET; mode++)
 		feed_split((enum framer_mode)mode, (const char *)data + 1,

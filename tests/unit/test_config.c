@@ -509,6 +509,25 @@ test_listen(void **state)
 	    "proxy entry", "'10.0.0.300'", NULL);
 	assert_err_has(
 	    set_err(x, "listen", "h:1 proxy="), "proxy= is empty", NULL);
+	/* tz=: "" (local) unless given; a zone, an offset, UTC. */
+	assert_string_equal(spec.tz, "");
+	assert_int_equal(config_parse_listen("h:1 tz=Europe/Berlin", &spec,
+			     x->err, sizeof(x->err)),
+	    0);
+	assert_string_equal(spec.tz, "Europe/Berlin");
+	assert_int_equal(
+	    config_parse_listen("h:1 tz=+05:30", &spec, x->err, sizeof(x->err)),
+	    0);
+	assert_string_equal(spec.tz, "+05:30");
+	assert_int_equal(
+	    config_parse_listen("h:1 tz=local", &spec, x->err, sizeof(x->err)),
+	    0);
+	assert_string_equal(spec.tz, "");
+	assert_err_has(set_err(x, "listen", "h:1 tz=Mars/Olympus"), "listen",
+	    "'Mars/Olympus'", "Europe/Berlin", NULL);
+	assert_err_has(
+	    set_err(x, "listen", "h:1 tz=+25:00"), "tz '+25:00'", NULL);
+	assert_err_has(set_err(x, "listen", "h:1 tcp=on"), "tz=", NULL);
 	assert_err_has(set_err(x, "listen", "h:1 framing"), "'framing'",
 	    "key=value", NULL);
 	assert_int_equal(c->nlisten, 1);
@@ -902,6 +921,7 @@ static const struct {
 	{ "max-connections-per-ip", "0" },
 	{ "idle-timeout", "5s" },
 	{ "partial-line-timeout", "0" },
+	{ "framing-detect-timeout", "2s" },
 	{ "user", "logsink" },
 	{ "spool-dir", "/var/lib/logsinkd/spool #2 " }, /* dumped quoted */
 	{ "spool-max-bytes", "2GiB" },

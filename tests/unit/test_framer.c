@@ -164,28 +164,115 @@ static const struct fcase octet_bad_header[] = {
 	MSG("5 <13>x\n", "5 <13>x"),
 };
 
+/*
+ * AUTO, Python's SysLogHandler over TCP: "<PRI>msg\0" where msg holds LFs
+ * (a traceback).  Split anywhere, even right after a LF, it stays NUL.
+ */
+static const struct fcase auto_nul_multiline[] = {
+	MSG("<11>a\nb\n\0", "<11>a\nb"),
+	MSG("<11>c\nd\0", "<11>c\nd"),
+	MSG("<11>x\ny\nz\n\0", "<11>x\ny\nz"),
+	MSG("<11>\n\nf\0", "<11>\n\nf"),
+	MSG("<11>g\n<m>\0", "<11>g\n<m>"),
+	MSG("<11>e", "<11>e"),
+};
+
+/* A LF followed by '<' and no digit ("in <module>") is no evidence. */
+static const struct fcase auto_nul_angle_line[] = {
+	MSG("<11>a\n<mod> x\0", "<11>a\n<mod> x"),
+	MSG("<11>b\0", "<11>b"),
+};
+
+/* The issue's reproduction, at a realistic max_line. */
+static const struct fcase auto_nul_issue[] = {
+	MSG("<11>Dec  1 10:00:00 app[1]: first line\nsecond line\n\0",
+	    "<11>Dec  1 10:00:00 app[1]: first line\nsecond line"),
+	MSG("<11>Dec  1 10:00:00 app[1]: next message\n\0",
+	    "<11>Dec  1 10:00:00 app[1]: next message"),
+};
+
+/* AUTO, LF senders of "<PRI>" lines: the next "<digit" line decides. */
+static const struct fcase auto_lf_pri[] = {
+	MSG("<13>a\n", "<13>a"),
+	MSG("<13>b\r\n", "<13>b"),
+	MSG("plain\n", "plain"),
+	MSG("<14>c\n", "<14>c"),
+	MSG("<13>d", "<13>d"),
+};
+
+/* The first line's successor is no "<PRI>" line: a later one decides. */
+static const struct fcase auto_lf_late[] = {
+	MSG("<13>a\n", "<13>a"), MSG(" more\n", " more"),
+	MSG("<13>b\n", "<13>b"),
+	MSG("<13>c\0d\n", "<13>c\0d"), /* LF framing: NUL is content */
+};
+
+/* One line, then the end of the connection. */
+static const struct fcase auto_lf_one[] = {
+	MSG("<13>only\n", "<13>only"),
+};
+
+/* No evidence within max_line + 3 bytes: lines are flushed as LF. */
+static const struct fcase auto_lf_no_evidence[] = {
+	MSG("<13>a\n", "<13>a"),
+	MSG("xxxxxxxxxxxx\n", "xxxxxxxxxxxx"),
+	MSG("yyyyyyyy\n", "yyyyyyyy"),
+	MSG("zz", "zz"),
+};
+
+/*
+ * Flushed by max_line (no evidence in the first 19 bytes), then a NUL
+ * record's tail: NUL framing from that line on.
+ */
+static const struct fcase auto_flush_then_nul[] = {
+	MSG("<13>a\n", "<13>a"),
+	MSG(L16 "\n", L16),
+	MSG("c\n\0", "c"),
+	MSG("<13>d\0", "<13>d"),
+};
+
+/* "<" then no digit: not a "<PRI>" sender, LF at once. */
+static const struct fcase auto_angle_plain[] = {
+	MSG("<html>\n", "<html>"),
+	MSG("<13>x\0y\n", "<13>x\0y"),
+};
+
 struct stream {
 	const char *name;
 	enum framer_mode mode;
 	const struct fcase *cases;
 	size_t ncases;
 	uint64_t bad_frames;
+	size_t max_line; /* 0: MAXL */
 };
 
 static const struct stream streams[] = {
-	{ "lf main", TABLE(FRAMER_LF, lf_main), 0 },
-	{ "lf main (auto)", TABLE(FRAMER_AUTO, lf_main), 0 },
-	{ "lf long tail", TABLE(FRAMER_LF, lf_long_tail), 0 },
-	{ "lf utf8 tail", TABLE(FRAMER_LF, lf_utf8_tail), 0 },
-	{ "lf exact tail", TABLE(FRAMER_LF, lf_exact_tail), 0 },
-	{ "lf over tail", TABLE(FRAMER_LF, lf_over_tail), 0 },
-	{ "lf only newlines", TABLE(FRAMER_LF, lf_only_newlines), 0 },
-	{ "lf final crlf", TABLE(FRAMER_LF, lf_final_crlf), 0 },
-	{ "nul main", TABLE(FRAMER_NUL, nul_main), 0 },
-	{ "nul main (auto)", TABLE(FRAMER_AUTO, nul_main), 0 },
-	{ "octet main", TABLE(FRAMER_OCTET, octet_main), 0 },
-	{ "octet main (auto)", TABLE(FRAMER_AUTO, octet_main), 0 },
-	{ "octet bad header", TABLE(FRAMER_OCTET, octet_bad_header), 1 },
+	{ "lf main", TABLE(FRAMER_LF, lf_main), 0, 0 },
+	{ "lf main (auto)", TABLE(FRAMER_AUTO, lf_main), 0, 0 },
+	{ "lf long tail", TABLE(FRAMER_LF, lf_long_tail), 0, 0 },
+	{ "lf utf8 tail", TABLE(FRAMER_LF, lf_utf8_tail), 0, 0 },
+	{ "lf exact tail", TABLE(FRAMER_LF, lf_exact_tail), 0, 0 },
+	{ "lf over tail", TABLE(FRAMER_LF, lf_over_tail), 0, 0 },
+	{ "lf only newlines", TABLE(FRAMER_LF, lf_only_newlines), 0, 0 },
+	{ "lf final crlf", TABLE(FRAMER_LF, lf_final_crlf), 0, 0 },
+	{ "nul main", TABLE(FRAMER_NUL, nul_main), 0, 0 },
+	{ "nul main (auto)", TABLE(FRAMER_AUTO, nul_main), 0, 0 },
+	{ "octet main", TABLE(FRAMER_OCTET, octet_main), 0, 0 },
+	{ "octet main (auto)", TABLE(FRAMER_AUTO, octet_main), 0, 0 },
+	{ "octet bad header", TABLE(FRAMER_OCTET, octet_bad_header), 1, 0 },
+	{ "auto nul multiline", TABLE(FRAMER_AUTO, auto_nul_multiline), 0, 0 },
+	{ "auto nul angle line", TABLE(FRAMER_AUTO, auto_nul_angle_line), 0,
+	    0 },
+	{ "auto nul issue 12", TABLE(FRAMER_AUTO, auto_nul_issue), 0, 256 },
+	{ "nul issue 12", TABLE(FRAMER_NUL, auto_nul_issue), 0, 256 },
+	{ "auto lf pri", TABLE(FRAMER_AUTO, auto_lf_pri), 0, 0 },
+	{ "auto lf late", TABLE(FRAMER_AUTO, auto_lf_late), 0, 0 },
+	{ "auto lf one", TABLE(FRAMER_AUTO, auto_lf_one), 0, 0 },
+	{ "auto lf no evidence", TABLE(FRAMER_AUTO, auto_lf_no_evidence), 0,
+	    0 },
+	{ "auto flush then nul", TABLE(FRAMER_AUTO, auto_flush_then_nul), 0,
+	    0 },
+	{ "auto angle plain", TABLE(FRAMER_AUTO, auto_angle_plain), 0, 0 },
 };
 
 /* Heap fixture: freed by teardown even when an assertion fails. */
@@ -338,7 +425,7 @@ run(struct fx *x, const struct stream *s, uint64_t want_trunc,
 {
 	size_t i, from = 0, to;
 
-	framer_init(&x->fr, MAXL, s->mode);
+	framer_init(&x->fr, s->max_line ? s->max_line : MAXL, s->mode);
 	buf_reset(&x->pending);
 	buf_reset(&x->got);
 	x->nmsg = 0;
@@ -522,7 +609,7 @@ static void
 test_nul_split_trim_leading(void **state)
 {
 	static const struct stream s = { "nul leading CRLF",
-		TABLE(FRAMER_NUL, nul_trim_leading), 0 };
+		TABLE(FRAMER_NUL, nul_trim_leading), 0, 0 };
 
 	check_stream(*state, &s);
 }
@@ -531,7 +618,7 @@ static void
 test_nul_split_trim_inner(void **state)
 {
 	static const struct stream s = { "nul inner CRLF",
-		TABLE(FRAMER_NUL, nul_trim_inner), 0 };
+		TABLE(FRAMER_NUL, nul_trim_inner), 0, 0 };
 
 	check_stream(*state, &s);
 }
@@ -551,18 +638,15 @@ static void
 test_octet_split_trailing_crlf(void **state)
 {
 	static const struct stream s = { "octet trailing CRLF",
-		TABLE(FRAMER_OCTET, octet_trailing_crlf), 0 };
+		TABLE(FRAMER_OCTET, octet_trailing_crlf), 0, 0 };
 
 	check_stream(*state, &s);
 }
 
 /*
- * AUTO picks the framing when the first message ends, or once max_line + 2
- * bytes have arrived without a terminator, and then it guesses LF.  A
- * NUL-framed first message longer than that is framed as NUL when it
- * arrives in one read but as LF when it arrives in pieces, and in LF
- * framing every later "<PRI>...\0" message of the connection is part of
- * one discarded line.
+ * AUTO, a first NUL message without a LF longer than max_line + 2: its
+ * head is delivered cut, the rest skipped up to the NUL, which decides NUL
+ * for the messages after it, however the stream is split.
  */
 static const struct fcase auto_long_nul_first[] = {
 	CUT("<13>AAAAAAAAAAAAAAAAAAAA\0", "<13>AAAAAAAAAAAA"),
@@ -574,9 +658,109 @@ static void
 test_auto_long_first_nul_message(void **state)
 {
 	static const struct stream s = { "auto, long first NUL message",
-		TABLE(FRAMER_AUTO, auto_long_nul_first), 0 };
+		TABLE(FRAMER_AUTO, auto_long_nul_first), 0, 0 };
 
 	check_stream(*state, &s);
+}
+
+/*
+ * Feeds p[0..n) after the pending bytes (no EOF); returns how many
+ * messages came.
+ */
+static size_t
+feed_count(struct fx *x, const char *p, size_t n)
+{
+	size_t before = x->nmsg;
+
+	feed(x, p, n, false);
+	return x->nmsg - before;
+}
+
+/*
+ * A LF sender sends one "<PRI>" line and goes quiet: the line is held
+ * until framer_decide() (the listener's framing-detect-timeout), then
+ * delivered; its next line is LF evidence and decides for good.
+ */
+static void
+test_auto_decide_lf_idle(void **state)
+{
+	struct fx *x = *state;
+
+	framer_init(&x->fr, MAXL, FRAMER_AUTO);
+	buf_reset(&x->pending);
+	assert_int_equal(feed_count(x, "<13>one\n", 8), 0);
+	assert_true(x->fr.held);
+	assert_int_equal(x->fr.need, SIZE_MAX);
+	framer_decide(&x->fr);
+	assert_int_equal(feed_count(x, "", 0), 1);
+	assert_false(x->fr.held);
+	assert_int_equal(x->fr.flushes, 1);
+	assert_int_equal(x->fr.mode, FRAMER_AUTO);
+	assert_int_equal(feed_count(x, "<13>two\n", 8), 1);
+	assert_int_equal(x->fr.mode, FRAMER_LF);
+	assert_string_equal(cstr(&x->got), "- <13>one\n- <13>two\n");
+	framer_decide(&x->fr); /* decided: no effect */
+	assert_int_equal(x->fr.decide, false);
+}
+
+/*
+ * The rare case: a NUL record split right after a LF and a pause longer
+ * than the timeout.  The lines before the pause are one message, the rest
+ * up to the NUL another; the next record is framed right (NUL).
+ */
+static void
+test_auto_decide_nul_split(void **state)
+{
+	static const char tail[] = "cond\n\0<11>next\n\0<11>x\ny\0";
+	struct fx *x = *state;
+
+	framer_init(&x->fr, MAXL, FRAMER_AUTO);
+	buf_reset(&x->pending);
+	assert_int_equal(feed_count(x, "<11>a\nb\nse", 10), 0);
+	assert_true(x->fr.held);
+	framer_decide(&x->fr);
+	assert_int_equal(feed_count(x, "", 0), 2);
+	assert_false(x->fr.held); /* "se": an unfinished line, not held */
+	assert_int_equal(feed_count(x, tail, sizeof(tail) - 1), 3);
+	assert_int_equal(x->fr.mode, FRAMER_NUL);
+	assert_string_equal(cstr(&x->got),
+	    "- <11>a\n- b\n- second\n- <11>next\n- <11>x\\x0ay\n");
+}
+
+/* After a flush, complete lines go at once until evidence comes. */
+static void
+test_auto_flushed_eager(void **state)
+{
+	struct fx *x = *state;
+
+	framer_init(&x->fr, MAXL, FRAMER_AUTO);
+	buf_reset(&x->pending);
+	assert_int_equal(feed_count(x, "<13>a\n", 6), 0);
+	framer_decide(&x->fr);
+	assert_int_equal(feed_count(x, " b\n", 3), 2);
+	assert_int_equal(feed_count(x, " c\n", 3), 1);
+	assert_false(x->fr.held);
+	assert_int_equal(x->fr.mode, FRAMER_AUTO);
+	feed(x, "<13>d", 5, true);
+	assert_int_equal(x->fr.mode, FRAMER_LF);
+	assert_string_equal(cstr(&x->got), "- <13>a\n-  b\n-  c\n- <13>d\n");
+}
+
+/* framer_decide() before any LF: nothing to deliver, nothing held. */
+static void
+test_auto_decide_no_line(void **state)
+{
+	struct fx *x = *state;
+
+	framer_init(&x->fr, MAXL, FRAMER_AUTO);
+	buf_reset(&x->pending);
+	assert_int_equal(feed_count(x, "<13>abc", 7), 0);
+	assert_false(x->fr.held);
+	framer_decide(&x->fr);
+	assert_int_equal(feed_count(x, "", 0), 0);
+	assert_int_equal(feed_count(x, "\n\0<13>b\0", 8), 2);
+	assert_int_equal(x->fr.mode, FRAMER_NUL);
+	assert_string_equal(cstr(&x->got), "- <13>abc\n- <13>b\n");
 }
 
 static void
@@ -615,6 +799,14 @@ main(void)
 		    test_octet_split_trailing_crlf, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_auto_long_first_nul_message, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_auto_decide_lf_idle, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_auto_decide_nul_split, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_auto_flushed_eager, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_auto_decide_no_line, setup, teardown),
 		cmocka_unit_test(test_mode_names),
 	};
 

@@ -24,6 +24,7 @@
 #include "logsink/buf.h"
 #include "logsink/parser.h"
 #include "logsink/record.h"
+#include "logsink/tzrule.h"
 #include "../../src/parser_int.h"
 
 #define RECV_DEFAULT "2026-11-21T12:00:00Z"
@@ -678,6 +679,130 @@ test_bsd_local_time(void **state)
 	set_tz("UTC");
 }
 
+/* A BSD timestamp and receive time, in zone spec, and the UTC it gives. */
+struct tzcase {
+	const char *name, *stamp, *recv, *want;
+};
+
+static void
+check_tz(struct fixture *f, const struct tzrule *tz, const struct tzcase *c)
+{
+	struct record r = { 0 };
+	char in[128];
+	size_t n;
+
+	n = (size_t)snprintf(in, sizeof(in), "<13>%s h t: m", c->stamp);
+	r.received_us = utc_us(c->recv);
+	assert_int_equal(
+	    parser_parse_tz(&r, in, n, PARSER_AUTO, tz, &f->sc), 0);
+	if (!r.has_event_time || r.event_us != utc_us(c->want))
+		fail_msg("%s: \"%s\" received %s: event_us %lld, want %s",
+		    c->name, c->stamp, c->recv, (long long)r.event_us, c->want);
+}
+
+/*
+ * tz=Europe/Berlin: the offset in force at the stamped time, across both
+ * DST changes (2026-10-25 03:00 CEST -> 02:00 CET, 2027-03-28 02:00 CET ->
+ * 03:00 CEST) and New Year, whatever the daemon's own TZ.
+ */
+static void
+test_bsd_tz_berlin(void **state)
+{
+	static const struct tzcase cases[] = {
+		{ "summer", "Jul  1 12:00:00", "2026-07-01T10:05:00Z",
+		    "2026-07-01T10:00:00Z" },
+		{ "winter", "Jan 15 12:00:00", "2027-01-15T11:05:00Z",
+		    "2027-01-15T11:00:00Z" },
+		{ "before spring forward", "Mar 28 01:59:59",
+		    "2027-03-28T01:00:30Z", "2027-03-28T00:59:59Z" },
+		{ "skipped hour: the offset before", "Mar 28 02:30:00",
+		    "2027-03-28T01:31:00Z", "2027-03-28T01:30:00Z" },
+		{ "after spring forward", "Mar 28 03:00:00",
+		    "2027-03-28T01:00:10Z", "2027-03-28T01:00:00Z" },
+		{ "stamped before, received after", "Mar 28 01:59:00",
+		    "2027-03-28T01:05:00Z", "2027-03-28T00:59:00Z" },
+		{ "before fall back", "Oct 25 01:59:59", "2026-10-25T00:00:00Z",
+		    "2026-10-24T23:59:59Z" },
+		{ "repeated hour: the first", "Oct 25 02:30:00",
+		    "2026-10-25T01:40:00Z", "2026-10-25T00:30:00Z" },
+		{ "after fall back", "Oct 25 03:00:00", "2026-10-25T02:00:05Z",
+		    "2026-10-25T02:00:00Z" },
+		{ "Dec 31 read on Jan 1 (local)", "Dec 31 23:59:50",
+		    "2026-12-31T23:00:30Z", "2026-12-31T22:59:50Z" },
+		{ "Jan 1 read on Dec 31 (local)", "Jan  1 00:00:10",
+		    "2026-12-31T22:59:50Z", "2026-12-31T23:00:10Z" },
+		{ "Dec read in late Jan", "Dec 20 08:00:00",
+		    "2027-01-25T08:00:00Z", "2026-12-20T07:00:00Z" },
+		{ "Jan read in late Dec", "Jan  3 08:00:00",
+		    "2026-12-28T08:00:00Z", "2027-01-03T07:00:00Z" },
+	};
+	struct tzrule *tz;
+	char err[256];
+	size_t i;
+
+	set_tz("America/New_York"); /* the daemon's zone plays no part */
+	tz = tzrule_new("Europe/Berlin",
+	    utc_us("2026-12-01T00:00:00Z") / 1000000, err, sizeof(err));
+	if (tz == NULL)
+		fail_msg("%s", err);
+	assert_string_equal(getenv("TZ"), "America/New_York");
+	assert_int_equal(
+	    tzrule_offset(tz, utc_us("2026-07-01T00:00:00Z") / 1000000), 7200);
+	assert_int_equal(
+	    tzrule_offset(tz, utc_us("2026-10-25T00:59:59Z") / 1000000), 7200);
+	assert_int_equal(
+	    tzrule_offset(tz, utc_us("2026-10-25T01:00:00Z") / 1000000), 3600);
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		check_tz(*state, tz, &cases[i]);
+	tzrule_free(tz);
+	set_tz("UTC");
+}
+
+/* Fixed offsets and UTC; names that are no zone are refused. */
+static void
+test_bsd_tz_fixed(void **state)
+{
+	static const struct {
+		const char *spec;
+		struct tzcase c;
+	} cases[] = {
+		{ "UTC",
+		    { "utc", "Jul  1 12:00:00", "2026-07-01T12:01:00Z",
+			"2026-07-01T12:00:00Z" } },
+		{ "+05:30",
+		    { "+05:30", "Jul  1 12:00:00", "2026-07-01T06:35:00Z",
+			"2026-07-01T06:30:00Z" } },
+		{ "-0300",
+		    { "-0300", "Jan  1 00:30:00", "2027-01-01T03:31:00Z",
+			"2027-01-01T03:30:00Z" } },
+		{ "+14",
+		    { "+14", "Dec 31 23:00:00", "2026-12-31T09:00:00Z",
+			"2026-12-31T09:00:00Z" } },
+	};
+	static const char *const bad[] = { "Mars/Olympus", "../etc/passwd",
+		"/etc/localtime", "+25:00", "+02:60", "", "Europe/", "UTC+1" };
+	struct tzrule *tz;
+	char err[256];
+	size_t i;
+
+	set_tz("Asia/Tokyo");
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		tz = tzrule_new(cases[i].spec, 1800000000, err, sizeof(err));
+		if (tz == NULL)
+			fail_msg("%s: %s", cases[i].spec, err);
+		check_tz(*state, tz, &cases[i].c);
+		tzrule_free(tz);
+	}
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err[0] = '\0';
+		tz = tzrule_new(bad[i], 1800000000, err, sizeof(err));
+		if (tz != NULL)
+			fail_msg("tz '%s' accepted", bad[i]);
+		assert_non_null(strstr(err, "tz '"));
+	}
+	set_tz("UTC");
+}
+
 /* Appends s to the test buffer b (test helper, aborts on OOM). */
 static void
 put(struct buf *b, const char *s)
@@ -891,6 +1016,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_json, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_bsd_local_time, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_bsd_tz_berlin, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_bsd_tz_fixed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_huge_sd, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_json_depth, setup, teardown),
