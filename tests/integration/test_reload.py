@@ -183,6 +183,17 @@ def check_lines_stored(r):
     r.pg.query("delete from public.logs where message like 'stored-%%'")
 
 
+def check_framing_detect(r):
+    """A <PRI> sender's first line, undecided (no next "<" yet) and the
+    connection left open, is stored once framing-detect-timeout passes."""
+    with harness.connect(r.d.port) as s:
+        s.sendall(b"<13>framing-detect-held\n")
+        wait_for(lambda: r.stored("framing-detect-held") == 1, TIMEOUT,
+                 "the held line stored while the connection is open")
+    r.pg.query("delete from public.logs where message like "
+               "'%%framing-detect-held%%'")
+
+
 def check_stats(r):
     wait_for(lambda: " stats: " in r.since_reload(), TIMEOUT,
              "a stats: line after stats-interval = 1s")
@@ -410,6 +421,9 @@ def cases(r):
                              shown=("3600000ms", "1000ms")),
         "partial-line-timeout": Case("1s", "applied",
                                      check_partial_line_timeout),
+        "framing-detect-timeout": Case("200ms", "applied",
+                                       check_framing_detect,
+                                       shown=("500ms", "200ms")),
         "user": Case("daemon" if os.geteuid() == 0 else "nobody",
                      "restart"),
         "spool-dir": Case(f.spool_dir, "restart", check_spool_dir_kept),
