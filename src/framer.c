@@ -110,11 +110,12 @@ detect(struct framer *f, const char *p, size_t n, bool eof)
 			f->mode = FRAMER_OCTET;
 		return true;
 	}
-	if (p[0] != '<')
+	if (p[0] != '<' && p[0] != '{')
 		return true;
-	/* A NUL that ends the data or precedes the next "<PRI>". */
+	/* A NUL that ends the data or precedes the next "<PRI>" (or, for
+	 * GELF over TCP, "{"). */
 	nul = memchr(p, '\0', n);
-	if (nul != NULL && (nul == p + n - 1 || nul[1] == '<'))
+	if (nul != NULL && (nul == p + n - 1 || nul[1] == p[0]))
 		f->mode = FRAMER_NUL;
 	else if (nul == NULL && memchr(p, '\n', n) == NULL && !eof)
 		f->mode = FRAMER_AUTO; /* wait, or cut: feed_auto_cut() */

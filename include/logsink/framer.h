@@ -8,9 +8,10 @@
  *         (a traceback) stays one message; CR/LF around it are trimmed.
  *  OCTET  RFC 6587 octet counting, "LEN SP MSG": MSG may hold any byte.
  *  AUTO   decided from the connection's first bytes: "[1-9][0-9]* <" is
- *         OCTET; data starting with '<' that holds a NUL which ends the
- *         data read so far or precedes the next '<' is NUL (a sender
- *         writes one message per send); anything else is LF.
+ *         OCTET; data starting with '<' (or '{': GELF over TCP) that
+ *         holds a NUL which ends the data read so far or precedes the
+ *         next '<' (or '{') is NUL (a sender writes one message per
+ *         send); anything else is LF.
  *
  * In every framing empty messages are skipped, the bytes after the last
  * terminator at EOF are a message too, and messages longer than max_line
