@@ -12,6 +12,7 @@
  */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -849,6 +850,57 @@ test_logfmt(void **state)
 	RUN_TABLE(logfmt_cases);
 }
 
+/*
+ * tests/data/NAME (next to this file's directory) line by line: each line
+ * parsed must have fields (want_fields) or not, and then, when fields is
+ * NULL, the line stays the message or is syslog.  Returns the line count.
+ */
+static size_t
+check_corpus(struct fixture *f, const char *name, bool want_fields)
+{
+	char path[4096], line[8192];
+	const char *slash = strrchr(__FILE__, '/');
+	struct record r = { 0 };
+	size_t n = 0, len;
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "%.*s/../data/%s",
+	    (int)(slash != NULL ? slash - __FILE__ : 1),
+	    slash != NULL ? __FILE__ : ".", name);
+	if ((fp = fopen(path, "r")) == NULL)
+		fail_msg("cannot open %s", path);
+	while (fgets(line, sizeof(line), fp) != NULL) {
+		len = strcspn(line, "\n");
+		if (len == 0)
+			continue;
+		n++;
+		r.received_us = utc_us(RECV_DEFAULT);
+		parse_copy(f, &r, line, len, PARSER_AUTO);
+		if ((r.fields.ptr != NULL) != want_fields)
+			fail_msg("%s:%zu: %s: '%.*s'", name, n,
+			    want_fields ? "not logfmt" : "not plain", (int)len,
+			    line);
+		if (want_fields)
+			assert_true(r.fields.len > 2 && r.fields.ptr[0] == '{');
+	}
+	fclose(fp);
+	return n;
+}
+
+/*
+ * The logfmt detection rule against ordinary log lines that must stay
+ * plain text (access logs, kernel, sshd, PostgreSQL, Java, sentences and
+ * SQL with "=") and logfmt lines that must parse (slog, logrus, go-kit,
+ * log15, Heroku router, dockerd).
+ */
+static void
+test_logfmt_corpus(void **state)
+{
+	set_tz("UTC");
+	assert_true(check_corpus(*state, "plain_lines.txt", false) >= 250);
+	assert_true(check_corpus(*state, "logfmt_lines.txt", true) >= 100);
+}
+
 /* BSD timestamps are local time (TZ), including DST. */
 static void
 test_bsd_local_time(void **state)
@@ -1087,6 +1139,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_json, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gelf, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_logfmt, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_logfmt_corpus, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_bsd_local_time, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_huge_sd, setup, teardown),
