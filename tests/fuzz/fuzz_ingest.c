@@ -2,7 +2,8 @@
  * libFuzzer target for the receive path: framing (every framing, split at
  * a point taken from the input) -> parsing -> COPY encoding.  Checks that
  * nothing crashes, that the framer never consumes more than it was given,
- * and that every encoded row is a single line.
+ * that every fields text is one valid JSON object (syslog structured data,
+ * JSON, GELF, logfmt) and that every encoded row is a single line.
  */
 #include <assert.h>
 #include <stdint.h>
@@ -13,10 +14,27 @@
 #include "logsink/framer.h"
 #include "logsink/parser.h"
 #include "logsink/record.h"
+#include "../../src/parser_int.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static struct buf scratch, row, row2;
+static struct buf scratch, scratch2, row, row2;
+
+/* The fields text the parser made is one JSON object the scanner takes. */
+static void
+check_fields(const struct record *rec)
+{
+	struct record r2 = { 0 };
+	struct pctx c = { &r2, &scratch2, 0, PARSER_NOOFF, PARSER_NOOFF,
+		PARSER_NOOFF, PARSER_NOOFF };
+
+	if (rec->fields.ptr == NULL)
+		return;
+	assert(rec->fields.len >= 2 && rec->fields.ptr[0] == '{');
+	buf_reset(&scratch2);
+	assert(parser_json(&c, rec->fields.ptr, rec->fields.len) !=
+	    PARSER_NOMATCH);
+}
 
 static bool
 on_msg(void *arg, const char *msg, size_t len, bool truncated)
@@ -32,6 +50,7 @@ on_msg(void *arg, const char *msg, size_t len, bool truncated)
 	assert(len > 0);
 	if (parser_parse(&rec, msg, len, PARSER_AUTO, &scratch) == -1)
 		return true;
+	check_fields(&rec);
 	/* The text row is one line without NUL. */
 	buf_reset(&row);
 	if (copyenc_row_text(&row, &rec, &replaced) == -1)
