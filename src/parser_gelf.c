@@ -65,7 +65,8 @@ struct gpicks {
 static bool
 key_is(const struct gmember *m, const char *s)
 {
-	return !(m->kflags & PARSER_JF_ESC) && m->klen == strlen(s) &&
+	return !(m->kflags & PARSER_JF_ESC) && m->klen > 0 &&
+	    m->key[0] == s[0] && m->klen == strlen(s) &&
 	    memcmp(m->key, s, m->klen) == 0;
 }
 
@@ -83,14 +84,22 @@ gelf_key(const struct gmember *m, int *rank)
 		{ "level", GK_LEVEL }, { "version", GK_VERSION } };
 	size_t i;
 
+	/* Additional fields (most keys) are only app candidates. */
+	if (m->klen > 0 && m->key[0] == '_') {
+		for (i = 0; i < 3; i++)
+			if (key_is(m, app[i])) {
+				*rank = (int)i;
+				return GK_APP;
+			}
+		return GK_NONE;
+	}
 	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
 		if (key_is(m, keys[i].name))
 			return keys[i].k;
-	for (i = 0; i < 4; i++)
-		if (key_is(m, app[i])) {
-			*rank = (int)i;
-			return GK_APP;
-		}
+	if (key_is(m, app[3])) {
+		*rank = 3;
+		return GK_APP;
+	}
 	return GK_NONE;
 }
 

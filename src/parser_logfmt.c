@@ -7,7 +7,8 @@
  * is not mistaken for it):
  *   line   = token *(1*WSP token) *WSP
  *   token  = key [ "=" value ]              ; a bare key means true
- *   key    = (ALPHA / "_") *(ALPHA / DIGIT / "_" / "." / "-")
+ *   key    = (ALPHA / "_") *(ALPHA / DIGIT / "_" / "." / "-"); the
+ *            line's first key starts with a lowercase letter or "_"
  *   value  = *bare-char / DQUOTE *qchar DQUOTE
  *   bare-char = any byte above SP except DQUOTE and "="
  *   qchar  = any byte from SP up except DQUOTE and "\", or an escape:
@@ -41,20 +42,34 @@
 #include "logsink/utf8.h"
 #include "parser_int.h"
 
-/* Key characters: 1 may start a key, 2 may follow. */
-#define LF_K1(c)                                                               \
+/*
+ * Byte classes, one lookup per byte (the scan is most of a line's cost):
+ * LF_K1 may start a key, LF_KC may follow, LF_BARE may be in an unquoted
+ * value, LF_QUOTED in a quoted one without ending it or starting an
+ * escape, LF_K0 may start the line's first key.
+ */
+#define LF_K1     0x1
+#define LF_KC     0x2
+#define LF_BARE   0x4
+#define LF_QUOTED 0x8
+#define LF_K0     0x10
+#define LF_ALPHA(c)                                                            \
 	(((c) >= 'a' && (c) <= 'z') || ((c) >= 'A' && (c) <= 'Z') || (c) == '_')
-#define LF_KC(c)                                                               \
-	(LF_K1(c)                                                        ? 3   \
-		: ((c) >= '0' && (c) <= '9') || (c) == '.' || (c) == '-' ? 2   \
-									 : 0)
+#define LF_DIGITISH(c) (((c) >= '0' && (c) <= '9') || (c) == '.' || (c) == '-')
+#define LF_CLS(c)                                                              \
+	((LF_ALPHA(c) ? LF_K1 | LF_KC : 0) | (LF_DIGITISH(c) ? LF_KC : 0) |    \
+	    (((c) >= 'a' && (c) <= 'z') || (c) == '_' ? LF_K0 : 0) |           \
+	    ((c) > 0x20 && (c) != '"' && (c) != '=' ? LF_BARE : 0) |           \
+	    ((c) >= 0x20 && (c) != '"' && (c) != '\\' ? LF_QUOTED : 0))
 #define LF_ROW(c)                                                              \
-	LF_KC(c), LF_KC(c + 1), LF_KC(c + 2), LF_KC(c + 3), LF_KC(c + 4),      \
-	    LF_KC(c + 5), LF_KC(c + 6), LF_KC(c + 7), LF_KC(c + 8),            \
-	    LF_KC(c + 9), LF_KC(c + 10), LF_KC(c + 11), LF_KC(c + 12),         \
-	    LF_KC(c + 13), LF_KC(c + 14), LF_KC(c + 15)
+	LF_CLS(c), LF_CLS(c + 1), LF_CLS(c + 2), LF_CLS(c + 3), LF_CLS(c + 4), \
+	    LF_CLS(c + 5), LF_CLS(c + 6), LF_CLS(c + 7), LF_CLS(c + 8),        \
+	    LF_CLS(c + 9), LF_CLS(c + 10), LF_CLS(c + 11), LF_CLS(c + 12),     \
+	    LF_CLS(c + 13), LF_CLS(c + 14), LF_CLS(c + 15)
 static const unsigned char lf_key[256] = { LF_ROW(0), LF_ROW(16), LF_ROW(32),
-	LF_ROW(48), LF_ROW(64), LF_ROW(80), LF_ROW(96), LF_ROW(112) };
+	LF_ROW(48), LF_ROW(64), LF_ROW(80), LF_ROW(96), LF_ROW(112),
+	LF_ROW(128), LF_ROW(144), LF_ROW(160), LF_ROW(176), LF_ROW(192),
+	LF_ROW(208), LF_ROW(224), LF_ROW(240) };
 
 /* The keys mapped to columns. */
 enum lkey {
@@ -102,7 +117,7 @@ lf_token(const char *p, const char *end, struct ltok *t)
 	t->key = p;
 	t->val = NULL;
 	t->quoted = t->esc = false;
-	while (++p < end && lf_key[(unsigned char)*p] != 0)
+	while (++p < end && (lf_key[(unsigned char)*p] & LF_KC))
 		;
 	t->klen = (size_t)(p - t->key);
 	if (p == end || lf_ws(*p))
@@ -113,21 +128,23 @@ lf_token(const char *p, const char *end, struct ltok *t)
 	if (p < end && *p == '"') {
 		t->quoted = true;
 		t->val = ++p;
-		for (; p < end && *p != '"'; p++) {
-			if ((unsigned char)*p < 0x20)
-				return NULL;
-			if (*p == '\\') {
-				t->esc = true;
-				if (++p == end)
-					return NULL;
-			}
+		for (;;) {
+			while (
+			    p < end && (lf_key[(unsigned char)*p] & LF_QUOTED))
+				p++;
+			if (p == end || *p == '"')
+				break;
+			if (*p != '\\' || ++p == end)
+				return NULL; /* a control byte, or a final '\\'
+					      */
+			t->esc = true;
+			p++;
 		}
 		if (p == end)
 			return NULL;
 		t->vlen = (size_t)(p++ - t->val);
 	} else {
-		while (p < end && (unsigned char)*p > 0x20 && *p != '"' &&
-		    *p != '=')
+		while (p < end && (lf_key[(unsigned char)*p] & LF_BARE))
 			p++;
 		t->vlen = (size_t)(p - t->val);
 	}
@@ -175,28 +192,42 @@ lf_keyid(const char *k, size_t n)
 }
 
 /*
- * Checks the whole line against the grammar and the detection rule (see
- * the top of the file), noting the mapped keys in *pk.
+ * Whether p..end starts with a key and '=', as a logfmt line must, the key
+ * starting with a lowercase letter or '_' (every logfmt writer starts
+ * with time=, ts=, t=, level=, at= or msg=; most syslog messages start
+ * with a capital and fail at once).  Most text fails here within its
+ * first word, before any other work.
+ */
+static inline bool
+lf_maybe(const char *p, const char *end)
+{
+	if (p == end || !(lf_key[(unsigned char)*p] & LF_K0))
+		return false;
+	for (p++; p < end && (lf_key[(unsigned char)*p] & LF_KC); p++)
+		;
+	return p < end && *p == '=';
+}
+
+/*
+ * Checks the whole line (lf_maybe() true) against the grammar and the detection
+ * rule (see the top of the file), noting the mapped keys in *pk.
  */
 static bool
 lf_scan(const char *p, const char *end, struct lpicks *pk)
 {
-	size_t pairs = 0, bare = 0;
+	size_t pairs = 0, bare = 0, i;
 	bool anchor = false;
 	struct ltok t;
 	enum lkey k;
 
 	while (end > p && lf_ws(end[-1]))
 		end--;
-	if (p == end || (lf_key[(unsigned char)*p] & 1) == 0)
-		return false;
-	memset(pk, 0, sizeof(*pk));
+	for (i = 0; i < LK_COUNT; i++)
+		pk->v[i].key = NULL;
 	while (p < end) {
-		if ((lf_key[(unsigned char)*p] & 1) == 0 ||
+		if ((lf_key[(unsigned char)*p] & LF_K1) == 0 ||
 		    (p = lf_token(p, end, &t)) == NULL)
 			return false;
-		if (t.val == NULL && pairs == 0)
-			return false; /* the first token must have a value */
 		if (t.val == NULL) {
 			bare++;
 		} else {
@@ -467,6 +498,8 @@ lf_parse(struct pctx *c, const char *msg, size_t len, bool columns)
 enum parser_rc
 parser_logfmt(struct pctx *c, const char *msg, size_t len)
 {
+	if (!lf_maybe(msg, msg + len))
+		return PARSER_NOMATCH;
 	return lf_parse(c, msg, len, true);
 }
 
@@ -481,8 +514,8 @@ parser_logfmt_msg(struct pctx *c)
 	struct record *r = c->rec;
 
 	if (r->fields.ptr != NULL || c->fields_off != PARSER_NOOFF ||
-	    r->message.len < 4 ||
-	    (lf_key[(unsigned char)*r->message.ptr] & 1) == 0)
+	    r->message.ptr == NULL ||
+	    !lf_maybe(r->message.ptr, r->message.ptr + r->message.len))
 		return PARSER_NOMATCH;
 	return lf_parse(c, r->message.ptr, r->message.len, false);
 }
