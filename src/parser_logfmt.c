@@ -97,8 +97,13 @@ struct ltok {
 	bool quoted, esc; /* esc: the quoted value holds a backslash */
 };
 
+/* Tokens lf_scan() keeps for lf_fields(), which scans again past that. */
+#define LF_CACHE 24
+
 struct lpicks {
 	struct ltok v[LK_COUNT]; /* key NULL: absent */
+	struct ltok tok[LF_CACHE];
+	size_t ntok; /* all of them are in tok[] if ntok <= LF_CACHE */
 };
 
 static bool
@@ -224,10 +229,14 @@ lf_scan(const char *p, const char *end, struct lpicks *pk)
 		end--;
 	for (i = 0; i < LK_COUNT; i++)
 		pk->v[i].key = NULL;
+	pk->ntok = 0;
 	while (p < end) {
 		if ((lf_key[(unsigned char)*p] & LF_K1) == 0 ||
 		    (p = lf_token(p, end, &t)) == NULL)
 			return false;
+		if (pk->ntok < LF_CACHE)
+			pk->tok[pk->ntok] = t;
+		pk->ntok++;
 		if (t.val == NULL) {
 			bare++;
 		} else {
@@ -357,37 +366,54 @@ lf_put(char *d, const char *p, const char *end, bool esc, bool json)
 	return (size_t)(d - d0);
 }
 
+/* Writes token t as a member of the fields object at d (first: no ", "). */
+static size_t
+lf_field(char *d, const struct ltok *t, bool first)
+{
+	char *d0 = d;
+
+	if (!first) {
+		memcpy(d, ", ", 2);
+		d += 2;
+	}
+	*d++ = '"';
+	memcpy(d, t->key, t->klen);
+	d += t->klen;
+	if (t->val == NULL) {
+		memcpy(d, "\": true", 7);
+		return (size_t)(d + 7 - d0);
+	}
+	memcpy(d, "\": \"", 4);
+	d += 4;
+	d += lf_put(d, t->val, t->val + t->vlen, t->esc, true);
+	*d++ = '"';
+	return (size_t)(d - d0);
+}
+
 /*
  * Writes the fields object {"key": "value", "bare": true, ...} of the
- * (scanned, valid) line p..end at d; returns its length.
+ * (scanned, valid) line p..end at d, from the tokens lf_scan() kept when
+ * it could keep them all; returns its length.
  */
 static size_t
-lf_fields(char *d, const char *p, const char *end)
+lf_fields(char *d, const char *p, const char *end, const struct lpicks *pk)
 {
 	char *d0 = d;
 	struct ltok t;
+	size_t i;
 
 	*d++ = '{';
+	if (pk->ntok <= LF_CACHE) {
+		for (i = 0; i < pk->ntok; i++)
+			d += lf_field(d, &pk->tok[i], i == 0);
+		*d++ = '}';
+		return (size_t)(d - d0);
+	}
 	while (end > p && lf_ws(end[-1]))
 		end--;
 	while (p < end) {
 		p = lf_token(p, end, &t);
-		if (d != d0 + 1) {
-			memcpy(d, ", ", 2);
-			d += 2;
-		}
-		*d++ = '"';
-		memcpy(d, t.key, t.klen);
-		d += t.klen;
-		if (t.val == NULL) {
-			memcpy(d, "\": true", 7);
-			d += 7;
-		} else {
-			memcpy(d, "\": \"", 4);
-			d += 4;
-			d += lf_put(d, t.val, t.val + t.vlen, t.esc, true);
-			*d++ = '"';
-		}
+		d += lf_field(d, &t, d == d0 + 1);
 		while (p < end && lf_ws(*p))
 			p++;
 	}
@@ -481,7 +507,7 @@ lf_parse(struct pctx *c, const char *msg, size_t len, bool columns)
 	if (buf_reserve(c->sc, PARSER_JSON_ESCAPE_MAX(len) + 16 + len) == -1)
 		return PARSER_NOMEM;
 	off = c->sc->len;
-	c->rec->fields.len = lf_fields(c->sc->data + off, msg, end);
+	c->rec->fields.len = lf_fields(c->sc->data + off, msg, end, &pk);
 	c->rec->fields.ptr = NULL;
 	c->fields_off = off;
 	c->sc->len += c->rec->fields.len;

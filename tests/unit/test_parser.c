@@ -978,6 +978,38 @@ test_huge_sd(void **state)
 	buf_free(&want);
 }
 
+/*
+ * A logfmt line of more tokens than the scan keeps (LF_CACHE): the fields
+ * are written from a second scan, and must be the same.
+ */
+static void
+test_logfmt_many_tokens(void **state)
+{
+	struct fixture *f = *state;
+	struct buf in = { 0 }, want = { 0 };
+	struct record r = { 0 };
+	char tmp[64];
+	int i;
+
+	put(&in, "level=info msg=\"m \\\"q\\\"\"");
+	put(&want, "{\"level\": \"info\", \"msg\": \"m \\\"q\\\"\"");
+	for (i = 0; i < 40; i++) {
+		snprintf(
+		    tmp, sizeof(tmp), i % 7 ? " k%d=v%d" : " flag%d", i, i);
+		put(&in, tmp);
+		snprintf(tmp, sizeof(tmp),
+		    i % 7 ? ", \"k%d\": \"v%d\"" : ", \"flag%d\": true", i, i);
+		put(&want, tmp);
+	}
+	assert_int_equal(buf_append(&want, "}", 2), 0); /* with NUL */
+	parse_copy(f, &r, in.data, in.len, PARSER_AUTO);
+	check_text("many", "fields", r.fields, want.data, want.len - 1);
+	check_text("many", "message", r.message, "m \"q\"", 0);
+	assert_int_equal(r.severity, 6);
+	buf_free(&in);
+	buf_free(&want);
+}
+
 /* Builds n nested arrays inside an object: {"a":[[...]]}. */
 static void
 nested(struct buf *b, int n)
@@ -1141,6 +1173,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_logfmt, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_logfmt_corpus, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_logfmt_many_tokens, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_bsd_local_time, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_huge_sd, setup, teardown),
