@@ -16,8 +16,10 @@
  *            (strconv.Quote and go-logfmt); an unknown escape is kept
  *            as written
  * A line is logfmt only if it matches the grammar and, counting tokens:
- * the first token has a value, at least 2 have one, more have one than
- * are bare, and one of msg, message, level, lvl, severity or at has one.
+ * at least 2 have a value, at every bare key more tokens so far had one
+ * than are bare (so the first token has a value; a sentence with a few
+ * "=" in it fails at its first word after them), and one of msg,
+ * message, level, lvl, severity or at has one.
  * Sentences with an "=" in them ("set x=1 done", "WHERE a=1", URLs with
  * query strings) fail one of these; tests/data/plain_lines.txt holds the
  * lines that must stay plain text.
@@ -34,6 +36,8 @@
  *
  * A syslog message whose MSG is logfmt (parser_logfmt_msg()) keeps the
  * columns of its header; only message and fields come from the logfmt.
+ * Its first key must be one of those logfmt writers put first (time, ts,
+ * t, timestamp, level, lvl, severity, at, msg, message).
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -101,7 +105,8 @@ struct ltok {
 #define LF_CACHE 24
 
 struct lpicks {
-	struct ltok v[LK_COUNT]; /* key NULL: absent */
+	unsigned have; /* bit k: v[k] is set */
+	struct ltok v[LK_COUNT];
 	struct ltok tok[LF_CACHE];
 	size_t ntok; /* all of them are in tok[] if ntok <= LF_CACHE */
 };
@@ -197,20 +202,23 @@ lf_keyid(const char *k, size_t n)
 }
 
 /*
- * Whether p..end starts with a key and '=', as a logfmt line must, the key
+ * The length of the key p..end starts with when '=' follows, as a logfmt
+ * line must (else 0), the key
  * starting with a lowercase letter or '_' (every logfmt writer starts
  * with time=, ts=, t=, level=, at= or msg=; most syslog messages start
  * with a capital and fail at once).  Most text fails here within its
  * first word, before any other work.
  */
-static inline bool
+static inline size_t
 lf_maybe(const char *p, const char *end)
 {
+	const char *q = p;
+
 	if (p == end || !(lf_key[(unsigned char)*p] & LF_K0))
-		return false;
-	for (p++; p < end && (lf_key[(unsigned char)*p] & LF_KC); p++)
+		return 0;
+	for (q++; q < end && (lf_key[(unsigned char)*q] & LF_KC); q++)
 		;
-	return p < end && *p == '=';
+	return q < end && *q == '=' ? (size_t)(q - p) : 0;
 }
 
 /*
@@ -220,15 +228,14 @@ lf_maybe(const char *p, const char *end)
 static bool
 lf_scan(const char *p, const char *end, struct lpicks *pk)
 {
-	size_t pairs = 0, bare = 0, i;
+	size_t pairs = 0, bare = 0;
 	bool anchor = false;
 	struct ltok t;
 	enum lkey k;
 
 	while (end > p && lf_ws(end[-1]))
 		end--;
-	for (i = 0; i < LK_COUNT; i++)
-		pk->v[i].key = NULL;
+	pk->have = 0;
 	pk->ntok = 0;
 	while (p < end) {
 		if ((lf_key[(unsigned char)*p] & LF_K1) == 0 ||
@@ -238,18 +245,20 @@ lf_scan(const char *p, const char *end, struct lpicks *pk)
 			pk->tok[pk->ntok] = t;
 		pk->ntok++;
 		if (t.val == NULL) {
-			bare++;
+			if (++bare >= pairs)
+				return false; /* text with a few "=" in it */
 		} else {
 			pairs++;
 			if ((k = lf_keyid(t.key, t.klen)) != LK_NONE) {
 				pk->v[k] = t;
+				pk->have |= 1u << k;
 				anchor |= k <= LK_AT;
 			}
 		}
 		while (p < end && lf_ws(*p))
 			p++;
 	}
-	return anchor && pairs >= 2 && pairs > bare;
+	return anchor && pairs >= 2;
 }
 
 /* Value of one hex digit, or -1. */
@@ -428,7 +437,7 @@ lf_first(const struct lpicks *pk, const enum lkey *ks, size_t n)
 	size_t i;
 
 	for (i = 0; i < n; i++)
-		if (pk->v[ks[i]].key != NULL)
+		if (pk->have & (1u << ks[i]))
 			return &pk->v[ks[i]];
 	return NULL;
 }
@@ -531,17 +540,26 @@ parser_logfmt(struct pctx *c, const char *msg, size_t len)
 
 /*
  * The MSG part of a parsed syslog message (c->rec's header columns stay)
- * when it is logfmt and the message has no structured data: fields and
+ * when it is logfmt, the message has no structured data and the MSG
+ * starts with one of the keys logfmt writers put first (time, ts, t,
+ * timestamp, level, lvl, severity, at, msg, message): so that the many
+ * syslog messages that start "word=..." cost one word.  Fields and
  * message from it.  PARSER_NOMATCH leaves the record as it was.
  */
 enum parser_rc
 parser_logfmt_msg(struct pctx *c)
 {
 	struct record *r = c->rec;
+	enum lkey k;
+	size_t n;
 
 	if (r->fields.ptr != NULL || c->fields_off != PARSER_NOOFF ||
 	    r->message.ptr == NULL ||
-	    !lf_maybe(r->message.ptr, r->message.ptr + r->message.len))
+	    (n = lf_maybe(r->message.ptr, r->message.ptr + r->message.len)) ==
+		0)
+		return PARSER_NOMATCH;
+	k = lf_keyid(r->message.ptr, n);
+	if (k > LK_TS && !(n == 1 && r->message.ptr[0] == 't'))
 		return PARSER_NOMATCH;
 	return lf_parse(c, r->message.ptr, r->message.len, false);
 }

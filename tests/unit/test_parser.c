@@ -678,6 +678,18 @@ static const struct pcase logfmt_cases[] = {
 	       "msg=hi"),
 	    PRI(11), .host = "h", .app = "a", .time = "2026-11-21T10:00:00Z",
 	    .msg = "level=info msg=hi", .fields = "{\"x@1\": {\"k\": \"v\"}}" },
+	{ "syslog MSG logfmt but first key not a lead key: text",
+	    IN("<14>Nov 21 10:00:00 web1 api[7]: user=bob level=info msg=x"),
+	    PRI(14), .host = "web1", .app = "api", .procid = "7",
+	    .time = "2026-11-21T10:00:00Z",
+	    .msg = "user=bob level=info msg=x" },
+	{ "syslog MSG with t= (log15) is logfmt",
+	    IN("<14>Nov 21 10:00:00 web1 grafana: t=2026-11-21T10:00:00Z "
+	       "lvl=eror msg=x"),
+	    PRI(14), .host = "web1", .app = "grafana",
+	    .time = "2026-11-21T10:00:00Z", .msg = "x",
+	    .fields = "{\"t\": \"2026-11-21T10:00:00Z\", \"lvl\": \"eror\", "
+		      "\"msg\": \"x\"}" },
 	{ "syslog MSG not logfmt stays text",
 	    IN("<14>Nov 21 10:00:00 web1 sshd[7]: set x=1 done"), PRI(14),
 	    .host = "web1", .app = "sshd", .procid = "7",
