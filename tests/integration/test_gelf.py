@@ -199,3 +199,27 @@ def test_gelf_persistent_connection_and_bad_payloads(pg, daemon):
     plain_json = by_msg['{"version":"1.1","host":"h"}']
     assert plain_json["host"] == "h"
     assert plain_json["fields"] == {"version": "1.1", "host": "h"}
+
+
+def test_gelf_over_max_line_bytes_is_cut_plain_and_counted(pg, daemon):
+    """A GELF message longer than max-line-bytes is cut (no longer JSON):
+    stored as plain text of max-line-bytes, counted and logged; the next
+    message on the connection is GELF again."""
+    mport = harness.free_port()
+    d = daemon("--max-line-bytes", "4KiB", "--metrics-listen",
+               "127.0.0.1:%d" % mport, db=pg.conninfo)
+    big = json.dumps({"version": "1.1", "host": "h",
+                      "short_message": "big " + "x" * 10000}).encode()
+    small = json.dumps({"version": "1.1", "host": "h2",
+                        "short_message": "after"}).encode()
+    harness.send_bytes(d.port, big + b"\0" + small + b"\0", wait_close=True)
+    got = rows(pg, 2)
+    cut = [r for r in got if r["message"].startswith('{"version"')]
+    assert len(cut) == 1, [r["message"][:40] for r in got]
+    assert len(cut[0]["message"]) == 4096
+    assert cut[0]["fields"] is None and cut[0]["host"] is None
+    [after] = [r for r in got if r["message"] == "after"]
+    assert after["host"] == "h2"
+    assert harness.metric(mport, "lines_truncated_total") == 1
+    wait_for(lambda: "longer than max-line-bytes" in d.log(), TIMEOUT,
+             "the truncation warning")
