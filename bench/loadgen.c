@@ -76,7 +76,14 @@
 #define HIST_MAX_BITS 40
 #define HIST_BUCKETS  (HIST_SUB + (HIST_MAX_BITS - HIST_SUB_BITS) * HIST_HALF)
 
-enum lg_format { FMT_PLAIN, FMT_RFC3164, FMT_RFC5424, FMT_JSON };
+enum lg_format {
+	FMT_PLAIN,
+	FMT_RFC3164,
+	FMT_RFC5424,
+	FMT_JSON,
+	FMT_LOGFMT,
+	FMT_GELF
+};
 enum lg_framing { FRAMING_LF, FRAMING_OCTET };
 
 /*
@@ -494,7 +501,7 @@ static void
 parse_enum_opt(int ch, const char *arg)
 {
 	static const char *const formats[] = { "plain", "rfc3164", "rfc5424",
-		"json" };
+		"json", "logfmt", "gelf" };
 
 	if (ch == 'F') {
 		if (strcmp(arg, "lf") == 0)
@@ -510,7 +517,9 @@ parse_enum_opt(int ch, const char *arg)
 			opt.format = (enum lg_format)i;
 			return;
 		}
-	die("--format: plain, rfc3164, rfc5424 or json, got \"%s\"", arg);
+	die("--format: plain, rfc3164, rfc5424, json, logfmt or gelf, got "
+	    "\"%s\"",
+	    arg);
 }
 
 /* Applies one option; exits on a bad value. */
@@ -602,7 +611,8 @@ usage(FILE *fp)
 	    "                       for the whole run (default 0)\n"
 	    "  --rate R             aggregate lines/s, paced by the clock;\n"
 	    "                       0 = as fast as possible (default 0)\n"
-	    "  --format F           plain, rfc3164, rfc5424 or json "
+	    "  --format F           plain, rfc3164, rfc5424, json, logfmt or "
+	    "gelf (JSON + NUL) "
 	    "(default plain)\n"
 	    "  --framing lf|octet   newline, or RFC 6587 octet counting\n"
 	    "                       \"LEN SP MSG\" (default lf)\n"
@@ -767,6 +777,19 @@ sb_head(struct sb *b, size_t slot)
 		    "\"host\":\"benchhost\",\"msg\":\"",
 		    ymd, hms, frac / 1000, severity_name(sev, true));
 		break;
+	case FMT_LOGFMT:
+		sb_printf(b,
+		    "time=%sT%s.%03ldZ level=%s host=benchhost app=api "
+		    "msg=\"",
+		    ymd, hms, frac / 1000, severity_name(sev, true));
+		break;
+	case FMT_GELF:
+		sb_printf(b,
+		    "{\"version\":\"1.1\",\"host\":\"benchhost\","
+		    "\"timestamp\":%lld.%06ld,\"level\":%u,\"_app\":\"api\","
+		    "\"short_message\":\"",
+		    (long long)sec, frac, sev);
+		break;
 	}
 }
 
@@ -805,7 +828,10 @@ build_message(struct sb *b, unsigned conn_id, size_t slot, size_t *seq_at)
 		"DELETE /api/v1/sessions" };
 	static const unsigned status[] = { 200, 200, 201, 200, 404, 200, 500,
 		200, 204, 302 };
-	const char *tail = opt.format == FMT_JSON ? "\"}" : "";
+	const char *tail = opt.format == FMT_JSON || opt.format == FMT_GELF
+	    ? "\"}"
+	    : opt.format == FMT_LOGFMT ? "\""
+				       : "";
 	size_t target = opt.size - 1 - strlen(tail);
 	char body[96];
 	int n;
@@ -869,8 +895,8 @@ chunk_append(struct conn *c, size_t *len, const struct sb *msg, size_t seq_at)
 	memcpy(c->buf + *len + n, msg->p, msg->len);
 	c->seq_off[c->slots] = (uint32_t)(*len + (size_t)n + seq_at);
 	*len += (size_t)n + msg->len;
-	if (opt.framing == FRAMING_LF)
-		c->buf[(*len)++] = '\n';
+	if (opt.framing == FRAMING_LF) /* GELF over TCP: NUL */
+		c->buf[(*len)++] = opt.format == FMT_GELF ? '\0' : '\n';
 	c->line_end[c->slots++] = (uint32_t)*len;
 }
 

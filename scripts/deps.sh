@@ -21,7 +21,11 @@ if [[ "${1:-}" == "--test" ]]; then
 	pkgs+=(openssl libcmocka-dev python3 python3-pytest python3-psycopg2
 		clang clang-format bsdutils util-linux syslog-ng-core
 		libestr0 libfastjson4 liblognorm5 lintian fakeroot dpkg-dev
-		file groff-base strace systemd haproxy tzdata)
+		file groff-base strace systemd haproxy tzdata nodejs)
+	# test_gelf.py installs the npm package gelf-pro into its temporary
+	# directory; NodeSource's nodejs already brings npm (and conflicts
+	# with Debian's).
+	command -v npm >/dev/null || pkgs+=(npm)
 fi
 rsyslog_dir=/opt/logsink-rsyslog
 

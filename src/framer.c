@@ -112,29 +112,79 @@ auto_window(const struct framer *f, size_t n)
 }
 
 /*
- * AUTO, data from a "<PRI>" sender: the first evidence of its framing in
- * p[0..n) (framer.h).  After a flush, p starts a line, so "<digit" at p
- * is LF evidence too.  f->scan skips what an earlier call scanned of the
- * same bytes (less the 2 bytes a decision may look ahead), so the
- * undecided first record costs one pass however it is split.
+ * Whether a message like the connection's first starts at p[i], within
+ * the window w: "<digit" after a "<PRI>" one, '{' after a JSON (GELF) one.
+ */
+static bool
+starts_message(const struct framer *f, const char *p, size_t i, size_t w)
+{
+	if (f->lead == '{')
+		return i < w && p[i] == '{';
+	return i + 1 < w && p[i] == '<' && is_digit(p[i + 1]);
+}
+
+/*
+ * AUTO, data from a "<PRI>" (or JSON) sender: the first evidence of its framing
+ * in p[0..n) (framer.h).  After a flush, p starts a line, so "<digit" at p is
+ * LF evidence too.  f->scan skips what an earlier call scanned of the same
+ * bytes (less the 2 bytes a decision may look ahead), so the undecided first
+ * record costs one pass however it is split.
  */
 static enum evidence
 pri_evidence(struct framer *f, const char *p, size_t n)
 {
 	size_t i = f->scan, w = auto_window(f, n);
 
-	if (f->flushed && i == 0 && p[0] == '<' && w >= 2 && is_digit(p[1]))
+	if (f->flushed && i == 0 && starts_message(f, p, 0, w))
 		return EV_LF;
 	for (; i < w; i++) {
 		if (p[i] == '\0' &&
-		    (i + 1 == n || (i + 1 < w && p[i + 1] == '<')))
+		    (i + 1 == n || (i + 1 < w && p[i + 1] == f->lead)))
 			return EV_NUL;
-		if (p[i] == '\n' && i + 2 < w && p[i + 1] == '<' &&
-		    is_digit(p[i + 2]))
+		if (p[i] == '\n' && starts_message(f, p, i + 1, w))
 			return EV_LF;
 	}
 	f->scan = w > 2 ? w - 2 : 0;
 	return EV_NONE;
+}
+
+/*
+ * AUTO, the connection's first bytes.  Octet counting and plain LF
+ * senders are decided at once: false with f->mode set (FRAMER_AUTO, with
+ * f->need, while the first bytes are too few to tell).  A "<digit" or '{'
+ * start returns true: the framer looks for evidence (f->pri, f->lead).
+ */
+static bool
+detect_first(struct framer *f, const char *p, size_t n, bool eof)
+{
+	size_t i = 1;
+
+	f->mode = FRAMER_LF;
+	if (p[0] >= '1' && p[0] <= '9') {
+		while (i < n && i < OCTET_MAX_DIGITS && is_digit(p[i]))
+			i++;
+		if (i + 1 >= n && !eof) {
+			f->mode = FRAMER_AUTO;
+			f->need = i + 2;
+			return false;
+		}
+		if (i + 1 < n && p[i] == ' ' && p[i + 1] == '<')
+			f->mode = FRAMER_OCTET;
+		return false;
+	}
+	if (p[0] != '<' && p[0] != '{') /* '{': JSON lines, or GELF (NUL) */
+		return false;
+	if (p[0] == '<' && n < 2 && !eof) {
+		f->mode = FRAMER_AUTO;
+		f->need = 2;
+		return false;
+	}
+	if (p[0] == '<' && (n < 2 || !is_digit(p[1])))
+		return false;
+	f->mode = FRAMER_AUTO;
+	f->pri = true;
+	f->lead = p[0];
+	return true;
 }
 
 /*
@@ -144,34 +194,8 @@ pri_evidence(struct framer *f, const char *p, size_t n)
 static bool
 detect(struct framer *f, const char *p, size_t n, bool eof)
 {
-	size_t i = 1;
-
-	if (!f->pri) {
-		f->mode = FRAMER_LF;
-		if (p[0] >= '1' && p[0] <= '9') {
-			while (i < n && i < OCTET_MAX_DIGITS && is_digit(p[i]))
-				i++;
-			if (i + 1 >= n && !eof) {
-				f->mode = FRAMER_AUTO;
-				f->need = i + 2;
-				return false;
-			}
-			if (i + 1 < n && p[i] == ' ' && p[i + 1] == '<')
-				f->mode = FRAMER_OCTET;
-			return true;
-		}
-		if (p[0] != '<')
-			return true;
-		if (n < 2 && !eof) {
-			f->mode = FRAMER_AUTO;
-			f->need = 2;
-			return false;
-		}
-		if (n < 2 || !is_digit(p[1]))
-			return true;
-		f->mode = FRAMER_AUTO;
-		f->pri = true;
-	}
+	if (!f->pri && !detect_first(f, p, n, eof))
+		return f->mode != FRAMER_AUTO;
 	switch (pri_evidence(f, p, n)) {
 	case EV_LF:
 		f->mode = FRAMER_LF;

@@ -23,6 +23,7 @@
  *   event    <- time, timestamp, @timestamp, ts (RFC 3339 or epoch number)
  *   host     <- host, hostname (strings only)
  * Keys are matched verbatim (a key written with escapes never matches).
+ * GELF objects (see parser_json()) are mapped by parser_gelf.c instead.
  * With duplicate keys the last one wins, as in jsonb.
  */
 #include <stdbool.h>
@@ -34,9 +35,9 @@
 
 #define JSON_MAX_DEPTH 64
 
-/* Scanner flags, per string and OR-ed per object. */
-#define JF_ESC 0x1 /* a string has a backslash escape */
-#define JF_BAD 0x2 /* ... one that jsonb rejects (\u0000, lone surrogate) */
+/* Scanner flags, per string and OR-ed per object (parser_int.h). */
+#define JF_ESC PARSER_JF_ESC
+#define JF_BAD PARSER_JF_BAD /* \u0000, lone surrogate */
 
 /* The top-level keys we map to columns. */
 enum jkey {
@@ -51,6 +52,9 @@ enum jkey {
 	JK_TS,
 	JK_HOST,
 	JK_HOSTNAME,
+	JK_VERSION,       /* GELF detection */
+	JK_SHORT_MESSAGE, /* GELF detection */
+	JK_FULL_MESSAGE,  /* GELF detection */
 	JK_COUNT,
 	JK_NONE = JK_COUNT,
 };
@@ -287,6 +291,7 @@ json_key(const char *k, size_t n)
 		break;
 	case 7:
 		K("message", JK_MESSAGE);
+		K("version", JK_VERSION);
 		break;
 	case 8:
 		K("severity", JK_SEVERITY);
@@ -297,6 +302,12 @@ json_key(const char *k, size_t n)
 		break;
 	case 10:
 		K("@timestamp", JK_ATTIMESTAMP);
+		break;
+	case 12:
+		K("full_message", JK_FULL_MESSAGE);
+		break;
+	case 13:
+		K("short_message", JK_SHORT_MESSAGE);
 		break;
 	}
 	return JK_NONE;
@@ -554,7 +565,34 @@ ascii_ieq(const char *a, size_t n, const char *b)
 }
 
 /*
- * Severity from a level name (case-insensitive), a digit string, or a
+ * Severity from a level name (case-insensitive; log15's "eror" and "dbug"
+ * too) or one digit 0..7, as written in a string.  -1 if unknown.  Shared
+ * by JSON, GELF and logfmt.
+ */
+int
+parser_level_name(const char *s, size_t n)
+{
+	static const struct {
+		const char *name;
+		int sev;
+	} names[] = { { "emerg", 0 }, { "emergency", 0 }, { "panic", 0 },
+		{ "alert", 1 }, { "crit", 2 }, { "critical", 2 },
+		{ "fatal", 2 }, { "err", 3 }, { "error", 3 }, { "eror", 3 },
+		{ "warn", 4 }, { "warning", 4 }, { "notice", 5 }, { "info", 6 },
+		{ "information", 6 }, { "debug", 7 }, { "dbug", 7 },
+		{ "trace", 7 } };
+	size_t i;
+
+	if (n == 1 && (unsigned)(*s - '0') <= 7)
+		return *s - '0';
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (ascii_ieq(s, n, names[i].name))
+			return names[i].sev;
+	return -1;
+}
+
+/*
+ * Severity from a level name or digit string (parser_level_name()), or a
  * number: 0..7 are syslog severities; 10..60 in steps of 10 are the
  * pino/bunyan levels (trace 10, debug 20, info 30, warn 40, error 50,
  * fatal 60).  -1 if unknown.
@@ -562,31 +600,16 @@ ascii_ieq(const char *a, size_t n, const char *b)
 static int
 json_severity_of(const struct jval *v)
 {
-	static const struct {
-		const char *name;
-		int sev;
-	} names[] = { { "emerg", 0 }, { "emergency", 0 }, { "panic", 0 },
-		{ "alert", 1 }, { "crit", 2 }, { "critical", 2 },
-		{ "fatal", 2 }, { "err", 3 }, { "error", 3 }, { "warn", 4 },
-		{ "warning", 4 }, { "notice", 5 }, { "info", 6 },
-		{ "information", 6 }, { "debug", 7 }, { "trace", 7 } };
 	static const signed char pino[7] = { -1, 7, 7, 6, 4, 3, 2 };
 	const char *s = v->p;
-	size_t i, n = v->n;
+	size_t n = v->n;
 
-	if (*s == '"') {
-		s++;
-		n -= 2;
-	}
+	if (*s == '"')
+		return parser_level_name(s + 1, n - 2);
 	if (n == 1 && (unsigned)(*s - '0') <= 7)
 		return *s - '0';
-	if (n == 2 && *s >= '1' && *s <= '6' && s[1] == '0' && v->p[0] != '"')
+	if (n == 2 && *s >= '1' && *s <= '6' && s[1] == '0')
 		return pino[*s - '0'];
-	if (v->p[0] != '"')
-		return -1;
-	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (ascii_ieq(s, n, names[i].name))
-			return names[i].sev;
 	return -1;
 }
 
@@ -596,8 +619,8 @@ json_severity_of(const struct jval *v)
  * milliseconds; as an extension above 1e14 microseconds and above 1e17
  * nanoseconds.
  */
-static bool
-json_epoch(const char *p, size_t n, int64_t *us)
+bool
+parser_json_epoch(const char *p, size_t n, int64_t *us)
 {
 	const char *end = p + n;
 	int64_t ip = 0, fr = 0;
@@ -684,7 +707,7 @@ json_columns(struct pctx *c, const struct jpicks *pk)
 			    parser_rfc3339(v->p + 1, v->n - 2, &r->event_us);
 		else
 			r->has_event_time =
-			    json_epoch(v->p, v->n, &r->event_us);
+			    parser_json_epoch(v->p, v->n, &r->event_us);
 	}
 	if ((v = first_of(pk, host_k, 2)) != NULL && v->p[0] == '"')
 		json_text(c, v, &r->host, &c->host_off);
@@ -710,7 +733,9 @@ json_scratch_need(const struct jval *msg, const struct jval *host,
 /*
  * JSON lines: if msg (after leading whitespace) is exactly one valid JSON
  * object, fills fields (the object), message (message/msg/log, else the
- * whole line), severity, event time and host.  Otherwise PARSER_NOMATCH.
+ * whole line), severity, event time and host.  An object with a string
+ * "version" and a "short_message" or "full_message" is GELF and mapped
+ * by parser_gelf().  Otherwise PARSER_NOMATCH.
  */
 enum parser_rc
 parser_json(struct pctx *c, const char *msg, size_t len)
@@ -729,6 +754,10 @@ parser_json(struct pctx *c, const char *msg, size_t len)
 	q = json_object(obj, end, 1, &flags, &pk);
 	if (q == NULL || json_ws(q, end) != end)
 		return PARSER_NOMATCH;
+	if (pk.v[JK_VERSION].p != NULL && pk.v[JK_VERSION].p[0] == '"' &&
+	    (pk.v[JK_SHORT_MESSAGE].p != NULL ||
+		pk.v[JK_FULL_MESSAGE].p != NULL))
+		return parser_gelf(c, obj, q, pk.v[JK_SHORT_MESSAGE].p != NULL);
 	objlen = (size_t)(q - obj);
 	m = first_of(&pk, msg_k, 3);
 	h = first_of(&pk, host_k, 2);
@@ -751,4 +780,36 @@ parser_json(struct pctx *c, const char *msg, size_t len)
 	}
 	json_columns(c, &pk);
 	return PARSER_OK;
+}
+
+/* Exported for parser_gelf.c (parser_int.h); see the static versions. */
+const char *
+parser_json_ws(const char *p, const char *end)
+{
+	return json_ws(p, end);
+}
+
+const char *
+parser_json_string(const char *p, const char *end, unsigned *flags)
+{
+	return json_string(p, end, flags);
+}
+
+/* Scans the value of a member of a top-level object. */
+const char *
+parser_json_member_value(const char *p, const char *end, unsigned *flags)
+{
+	return json_value(p, end, 1, flags);
+}
+
+size_t
+parser_json_unescape(char *d, const char *p, const char *end)
+{
+	return json_unescape(d, p, end);
+}
+
+size_t
+parser_json_fix_escapes(char *d, const char *p, const char *end)
+{
+	return json_fix_escapes(d, p, end);
 }

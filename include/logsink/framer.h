@@ -8,12 +8,15 @@
  *         (a traceback) stays one message; CR/LF around it are trimmed.
  *  OCTET  RFC 6587 octet counting, "LEN SP MSG": MSG may hold any byte.
  *  AUTO   decided from the connection's first bytes: "[1-9][0-9]* <" is
- *         OCTET; data that does not start with "<digit" is LF.  Data
- *         starting with "<digit" (a "<PRI>" message) is decided by the
+ *         OCTET; data that does not start with "<digit" or '{' is LF.
+ *         Data starting with "<digit" (a "<PRI>" message) or '{' (JSON
+ *         lines, or GELF over TCP: NUL-terminated JSON) is decided by the
  *         first evidence in it:
- *           - a NUL that ends the data read so far or precedes a '<'
- *             (a sender writes one message per send): NUL;
- *           - a LF followed by "<digit" (the next message): LF;
+ *           - a NUL that ends the data read so far or precedes the same
+ *             first byte ('<' or '{'; a sender writes one message per
+ *             send): NUL;
+ *           - a LF followed by the start of a next message ("<digit",
+ *             or '{'): LF;
  *           - the end of the connection: LF.
  *         A LF followed by anything else is no evidence (a multi-line
  *         message, e.g. a Python traceback, in NUL framing; or a LF
@@ -74,7 +77,8 @@ struct framer {
 	size_t max_line;
 	enum framer_mode mode; /* AUTO until the first bytes decide */
 	bool discarding;       /* LF/NUL: skipping the rest of a cut message */
-	bool pri;              /* AUTO: the data started with "<digit" */
+	bool pri;              /* AUTO: the data started with "<digit" or '{' */
+	char lead;             /* AUTO, pri: '<' or '{', the first byte */
 	bool flushed;          /* AUTO: lines delivered before a decision */
 	bool decide;           /* AUTO: framer_decide() was called */
 	bool held;             /* AUTO: complete lines wait (framer_feed()) */

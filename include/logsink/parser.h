@@ -1,8 +1,8 @@
 /*
  * parser: one framed message -> the columns of a record (RFC 5424,
- * RFC 3164/BSD, JSON lines, plain text).  Pure: no I/O, no logging, no
- * globals.  It never rejects a message: what does not parse is a plain
- * message.
+ * RFC 3164/BSD, JSON lines, GELF, logfmt, plain text).  Pure: no I/O, no
+ * logging, no globals.  It never rejects a message: what does not parse is a
+ * plain message.
  */
 #ifndef LOGSINK_PARSER_H
 #define LOGSINK_PARSER_H
@@ -13,7 +13,8 @@
 #include "logsink/record.h"
 
 enum parser_format {
-	PARSER_AUTO, /* detect syslog / JSON / plain per message */
+	PARSER_AUTO, /* detect syslog / JSON / GELF / logfmt / plain per
+			message */
 	PARSER_RAW,  /* message only, no parsing */
 };
 

@@ -2,12 +2,14 @@
  * libFuzzer target for the receive path: framing (every framing, split at
  * a point taken from the input) -> parsing -> COPY encoding.  Checks that
  * nothing crashes, that the framer never consumes more than it was given,
- * and that every encoded row is a single line.  The input is also decoded
- * as a PROXY protocol header, whole and split as the listener reads it,
- * and the stream after a whole header is framed.  Inputs with the high bit
- * of their first byte set also take framer_decide() when the first piece
- * leaves lines held (framing-detect-timeout) and parse BSD timestamps in
- * Europe/Berlin (tz=).
+ * that every fields text is one valid JSON object (syslog structured data,
+ * JSON, GELF, logfmt) and that every encoded row is a single line.  The
+ * input is also decoded as a PROXY protocol header, whole and split as the
+ * listener reads it, and the stream after a whole header is framed.
+ * Inputs with the high bit of their first byte set also take
+ * framer_decide() when the first piece leaves lines held
+ * (framing-detect-timeout) and parse BSD timestamps in Europe/Berlin
+ * (tz=).
  */
 #include <assert.h>
 #include <stdbool.h>
@@ -21,13 +23,30 @@
 #include "logsink/proxy.h"
 #include "logsink/record.h"
 #include "logsink/tzrule.h"
+#include "../../src/parser_int.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static struct buf scratch, row, row2;
+static struct buf scratch, scratch2, row, row2;
 /* Every other input parses BSD timestamps in this zone (tz=). */
 static struct tzrule *berlin;
 static bool use_tz;
+
+/* The fields text the parser made is one JSON object the scanner takes. */
+static void
+check_fields(const struct record *rec)
+{
+	struct record r2 = { 0 };
+	struct pctx c = { &r2, &scratch2, 0, PARSER_NOOFF, PARSER_NOOFF,
+		PARSER_NOOFF, PARSER_NOOFF, NULL };
+
+	if (rec->fields.ptr == NULL)
+		return;
+	assert(rec->fields.len >= 2 && rec->fields.ptr[0] == '{');
+	buf_reset(&scratch2);
+	assert(parser_json(&c, rec->fields.ptr, rec->fields.len) !=
+	    PARSER_NOMATCH);
+}
 
 static bool
 on_msg(void *arg, const char *msg, size_t len, bool truncated)
@@ -44,6 +63,7 @@ on_msg(void *arg, const char *msg, size_t len, bool truncated)
 	if (parser_parse_tz(&rec, msg, len, PARSER_AUTO, use_tz ? berlin : NULL,
 		&scratch) == -1)
 		return true;
+	check_fields(&rec);
 	/* The text row is one line without NUL. */
 	buf_reset(&row);
 	if (copyenc_row_text(&row, &rec, &replaced) == -1)

@@ -143,6 +143,19 @@ static const struct fcase nul_main[] = {
 	MSG("<13>tail", "<13>tail"),
 };
 
+/* GELF over TCP: JSON objects ended by NUL (AUTO: '{' then a NUL). */
+static const struct fcase gelf_nul[] = {
+	MSG("{\"a\":1}\0", "{\"a\":1}"),
+	MSG("{\"v\":\"x\ny\"}\0", "{\"v\":\"x\ny\"}"),
+	MSG("{\"b\":2}\0", "{\"b\":2}"),
+};
+
+/* JSON lines start with '{' too: LF framing. */
+static const struct fcase json_lf[] = {
+	MSG("{\"a\":1}\n", "{\"a\":1}"),
+	MSG("{\"b\":2}\r\n", "{\"b\":2}"),
+};
+
 /* RFC 6587 octet counting. */
 static const struct fcase octet_main[] = {
 	MSG("9 <13>hello", "<13>hello"),
@@ -273,6 +286,8 @@ static const struct stream streams[] = {
 	{ "auto flush then nul", TABLE(FRAMER_AUTO, auto_flush_then_nul), 0,
 	    0 },
 	{ "auto angle plain", TABLE(FRAMER_AUTO, auto_angle_plain), 0, 0 },
+	{ "gelf nul (auto)", TABLE(FRAMER_AUTO, gelf_nul), 0, 0 },
+	{ "json lf (auto)", TABLE(FRAMER_AUTO, json_lf), 0, 0 },
 };
 
 /* Heap fixture: freed by teardown even when an assertion fails. */

@@ -12,6 +12,7 @@
  */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -502,6 +503,200 @@ static const struct pcase json_cases[] = {
 	{ "lone {", IN("{"), NOPRI, .msg = "{" },
 };
 
+/* GELF 1.1 payloads (gelf-pro, Graylog's examples) and odd ones. */
+static const struct pcase gelf_cases[] = {
+	{ "GELF spec example",
+	    IN("{\"version\":\"1.1\",\"host\":\"example.org\","
+	       "\"short_message\":\"A short message that helps you identify "
+	       "what is going on\",\"full_message\":\"Backtrace here\\n\\n"
+	       "more stuff\",\"timestamp\":1385053862.3072,\"level\":1,"
+	       "\"_user_id\":9001,\"_some_info\":\"foo\","
+	       "\"_some_env_var\":\"bar\"}"),
+	    .fac = -1, .sev = 1, .host = "example.org",
+	    .time = "2013-11-21T17:11:02.3072Z",
+	    .msg = "A short message that helps you identify what is going on",
+	    .fields = "{\"full_message\":\"Backtrace here\\n\\nmore stuff\","
+		      "\"user_id\":9001,\"some_info\":\"foo\","
+		      "\"some_env_var\":\"bar\"}" },
+	{ "gelf-pro with _facility",
+	    IN("{\"version\":\"1.1\",\"short_message\":\"hello\","
+	       "\"timestamp\":1764583200.5,\"host\":\"web1\",\"level\":6,"
+	       "\"_facility\":\"billing\",\"_owner\":\"Tom\"}"),
+	    .fac = -1, .sev = 6, .host = "web1", .app = "billing",
+	    .time = "2025-12-01T10:00:00.5Z", .msg = "hello",
+	    .fields = "{\"facility\":\"billing\",\"owner\":\"Tom\"}" },
+	{ "_app beats facility, escapes",
+	    IN("{ \"version\" : \"1.1\" , \"host\" : \"h\\u0031\", "
+	       "\"short_message\" : \"a\\tb\", \"facility\" : \"old\", "
+	       "\"_app\" : \"n\\u0065w\" }"),
+	    NOPRI, .host = "h1", .app = "new", .msg = "a\tb",
+	    .fields = "{\"facility\":\"old\",\"app\":\"n\\u0065w\"}" },
+	{ "full_message only is the message",
+	    IN("{\"version\":\"1.1\",\"host\":\"h\","
+	       "\"full_message\":\"line1\\nline2\"}"),
+	    NOPRI, .host = "h", .msg = "line1\nline2" },
+	{ "_id kept, bad level and time kept",
+	    IN("{\"version\":\"1.1\",\"short_message\":\"m\",\"_id\":\"x\","
+	       "\"level\":9,\"timestamp\":\"soon\",\"_\":1}"),
+	    NOPRI, .msg = "m",
+	    .fields = "{\"_id\":\"x\",\"level\":9,\"timestamp\":\"soon\","
+		      "\"_\":1}" },
+	{ "level name and string timestamp",
+	    IN("{\"version\":\"1.0\",\"short_message\":\"m\","
+	       "\"level\":\"warning\",\"timestamp\":\"1385053862\","
+	       "\"file\":\"a.c\",\"line\":12}"),
+	    .fac = -1, .sev = 4, .time = "2013-11-21T17:11:02Z", .msg = "m",
+	    .fields = "{\"file\":\"a.c\",\"line\":12}" },
+	{ "RFC 3339 timestamp, nested extra",
+	    IN("{\"version\":\"1.1\",\"short_message\":\"m\","
+	       "\"timestamp\":\"2026-11-21T10:00:00Z\","
+	       "\"_ctx\":{\"a\":[1,{\"b\":null}]}}"),
+	    NOPRI, .time = "2026-11-21T10:00:00Z", .msg = "m",
+	    .fields = "{\"ctx\":{\"a\":[1,{\"b\":null}]}}" },
+	{ "\\u0000 in an extra field becomes \\ufffd",
+	    IN("{\"version\":\"1.1\",\"short_message\":\"a\\u0000b\","
+	       "\"_k\\u0000\":\"v\\ud800\"}"),
+	    NOPRI,
+	    .msg = "a\xef\xbf\xbd"
+		   "b",
+	    .fields = "{\"k\\ufffd\":\"v\\ufffd\"}" },
+	{ "non-string short_message and host",
+	    IN("{\"version\":\"1.1\",\"short_message\":42,\"host\":7}"), NOPRI,
+	    .msg = "42", .fields = "{\"host\":7}" },
+	{ "version not a string: JSON line",
+	    IN("{\"version\":1,\"short_message\":\"m\"}"), NOPRI,
+	    .msg = "{\"version\":1,\"short_message\":\"m\"}",
+	    .fields = "{\"version\":1,\"short_message\":\"m\"}" },
+	{ "no short_message nor full_message: JSON line",
+	    IN("{\"version\":\"1.1\",\"host\":\"h\",\"msg\":\"m\"}"), NOPRI,
+	    .host = "h", .msg = "m",
+	    .fields = "{\"version\":\"1.1\",\"host\":\"h\",\"msg\":\"m\"}" },
+	{ "broken GELF is plain",
+	    IN("{\"version\":\"1.1\",\"short_message\":\"m\""), NOPRI,
+	    .msg = "{\"version\":\"1.1\",\"short_message\":\"m\"" },
+};
+
+/* logfmt from Go loggers, the Heroku router, and near misses. */
+static const struct pcase logfmt_cases[] = {
+	{ "the issue's example",
+	    IN("level=warn msg=\"disk full\" host=db1 dur=12ms"), .fac = -1,
+	    .sev = 4, .host = "db1", .msg = "disk full",
+	    .fields = "{\"level\": \"warn\", \"msg\": \"disk full\", "
+		      "\"host\": \"db1\", \"dur\": \"12ms\"}" },
+	{ "Go slog TextHandler",
+	    IN("time=2026-11-21T10:00:00.123+01:00 level=INFO msg=\"hello "
+	       "world\" count=3 path=/var/x"),
+	    .fac = -1, .sev = 6, .time = "2026-11-21T09:00:00.123Z",
+	    .msg = "hello world",
+	    .fields = "{\"time\": \"2026-11-21T10:00:00.123+01:00\", "
+		      "\"level\": \"INFO\", \"msg\": \"hello world\", "
+		      "\"count\": \"3\", \"path\": \"/var/x\"}" },
+	{ "logrus TextFormatter, escapes",
+	    IN("time=\"2026-11-21T10:00:00Z\" level=error msg=\"failed: "
+	       "\\\"x\\\"\\n\" err=\"a\\\\b\" app=api"),
+	    .fac = -1, .sev = 3, .app = "api", .time = "2026-11-21T10:00:00Z",
+	    .msg = "failed: \"x\"\n",
+	    .fields = "{\"time\": \"2026-11-21T10:00:00Z\", \"level\": "
+		      "\"error\", \"msg\": \"failed: \\\"x\\\"\\n\", "
+		      "\"err\": \"a\\\\b\", \"app\": \"api\"}" },
+	{ "go-kit with ts epoch and caller",
+	    IN("level=debug ts=1732186800.25 caller=main.go:42 "
+	       "msg=starting"),
+	    .fac = -1, .sev = 7, .time = "2024-11-21T11:00:00.25Z",
+	    .msg = "starting",
+	    .fields = "{\"level\": \"debug\", \"ts\": \"1732186800.25\", "
+		      "\"caller\": \"main.go:42\", \"msg\": \"starting\"}" },
+	{ "Heroku router",
+	    IN("at=info method=GET path=\"/\" host=myapp.herokuapp.com "
+	       "fwd=\"204.204.204.204\" dyno=web.1 connect=1ms service=18ms "
+	       "status=200 bytes=13"),
+	    .fac = -1, .sev = 6, .host = "myapp.herokuapp.com", .app = "18ms",
+	    .msg = "at=info method=GET path=\"/\" host=myapp.herokuapp.com "
+		   "fwd=\"204.204.204.204\" dyno=web.1 connect=1ms "
+		   "service=18ms status=200 bytes=13",
+	    .fields = "{\"at\": \"info\", \"method\": \"GET\", \"path\": "
+		      "\"/\", \"host\": \"myapp.herokuapp.com\", \"fwd\": "
+		      "\"204.204.204.204\", \"dyno\": \"web.1\", \"connect\": "
+		      "\"1ms\", \"service\": \"18ms\", \"status\": \"200\", "
+		      "\"bytes\": \"13\"}" },
+	{ "log15 lvl=eror, bare key, \\x and \\u escapes",
+	    IN("t=2026-11-21T10:00:00Z lvl=eror msg=\"\\x41\\u00e9\\x00\" "
+	       "logger=sql retry   "),
+	    .fac = -1, .sev = 3, .msg = "A\xc3\xa9\xef\xbf\xbd",
+	    .fields = "{\"t\": \"2026-11-21T10:00:00Z\", \"lvl\": \"eror\", "
+		      "\"msg\": \"A\xc3\xa9\xef\xbf\xbd\", \"logger\": "
+		      "\"sql\", \"retry\": true}" },
+	{ "empty values, message beats msg, last duplicate wins",
+	    IN("msg=a message=\"\" msg=b x= level=3 level=5"), .fac = -1,
+	    .sev = 5, .msg = "",
+	    .fields = "{\"msg\": \"a\", \"message\": \"\", \"msg\": \"b\", "
+		      "\"x\": \"\", \"level\": \"3\", \"level\": \"5\"}" },
+	{ "unknown escape kept, control escapes",
+	    IN("msg=\"a\\qb\\a\" level=info"), .fac = -1, .sev = 6,
+	    .msg = "a\\qb\a",
+	    .fields = "{\"msg\": \"a\\\\qb\\u0007\", \"level\": \"info\"}" },
+	{ "no anchor key: plain", IN("x=1 y=2 z=3"), NOPRI,
+	    .msg = "x=1 y=2 z=3" },
+	{ "one pair: plain", IN("level=high water mark reached"), NOPRI,
+	    .msg = "level=high water mark reached" },
+	{ "as many bare keys as pairs: plain",
+	    IN("level=debug changed for module=net"), NOPRI,
+	    .msg = "level=debug changed for module=net" },
+	{ "first token bare: plain", IN("set level=1 msg=done"), NOPRI,
+	    .msg = "set level=1 msg=done" },
+	{ "unquoted = in value: plain", IN("msg=a=b level=info"), NOPRI,
+	    .msg = "msg=a=b level=info" },
+	{ "unterminated quote: plain", IN("msg=\"abc level=info"), NOPRI,
+	    .msg = "msg=\"abc level=info" },
+	{ "quote inside bare value: plain", IN("msg=ab\"c level=info"), NOPRI,
+	    .msg = "msg=ab\"c level=info" },
+	{ "text after the closing quote: plain", IN("msg=\"a\"b level=info"),
+	    NOPRI, .msg = "msg=\"a\"b level=info" },
+	{ "bad key: plain", IN("level=info 9x=1 msg=m"), NOPRI,
+	    .msg = "level=info 9x=1 msg=m" },
+	{ "key with colon: plain", IN("level=info url:x=1 msg=m"), NOPRI,
+	    .msg = "level=info url:x=1 msg=m" },
+	{ "leading space: plain", IN(" level=info msg=m"), NOPRI,
+	    .msg = " level=info msg=m" },
+	{ "control byte: plain", IN("level=info msg=\"a\x01\""), NOPRI,
+	    .msg = "level=info msg=\"a\x01\"" },
+	{ "RFC 3164 MSG in logfmt: fields and message",
+	    IN("<14>Nov 21 10:00:00 web1 api[7]: level=warn msg=\"slow "
+	       "query\" dur=2s"),
+	    PRI(14), .host = "web1", .app = "api", .procid = "7",
+	    .time = "2026-11-21T10:00:00Z", .msg = "slow query",
+	    .fields = "{\"level\": \"warn\", \"msg\": \"slow query\", "
+		      "\"dur\": \"2s\"}" },
+	{ "RFC 5424 without SD, logfmt MSG",
+	    IN("<11>1 2026-11-21T10:00:00Z h a - - - level=info msg=hi "
+	       "host=other"),
+	    PRI(11), .host = "h", .app = "a", .time = "2026-11-21T10:00:00Z",
+	    .msg = "hi",
+	    .fields = "{\"level\": \"info\", \"msg\": \"hi\", \"host\": "
+		      "\"other\"}" },
+	{ "RFC 5424 with SD: MSG stays text",
+	    IN("<11>1 2026-11-21T10:00:00Z h a - - [x@1 k=\"v\"] level=info "
+	       "msg=hi"),
+	    PRI(11), .host = "h", .app = "a", .time = "2026-11-21T10:00:00Z",
+	    .msg = "level=info msg=hi", .fields = "{\"x@1\": {\"k\": \"v\"}}" },
+	{ "syslog MSG logfmt but first key not a lead key: text",
+	    IN("<14>Nov 21 10:00:00 web1 api[7]: user=bob level=info msg=x"),
+	    PRI(14), .host = "web1", .app = "api", .procid = "7",
+	    .time = "2026-11-21T10:00:00Z",
+	    .msg = "user=bob level=info msg=x" },
+	{ "syslog MSG with t= (log15) is logfmt",
+	    IN("<14>Nov 21 10:00:00 web1 grafana: t=2026-11-21T10:00:00Z "
+	       "lvl=eror msg=x"),
+	    PRI(14), .host = "web1", .app = "grafana",
+	    .time = "2026-11-21T10:00:00Z", .msg = "x",
+	    .fields = "{\"t\": \"2026-11-21T10:00:00Z\", \"lvl\": \"eror\", "
+		      "\"msg\": \"x\"}" },
+	{ "syslog MSG not logfmt stays text",
+	    IN("<14>Nov 21 10:00:00 web1 sshd[7]: set x=1 done"), PRI(14),
+	    .host = "web1", .app = "sshd", .procid = "7",
+	    .time = "2026-11-21T10:00:00Z", .msg = "set x=1 done" },
+};
+
 struct fixture {
 	struct buf sc;
 	char *copy; /* the input, in a block of exactly its length */
@@ -654,6 +849,69 @@ static void
 test_json(void **state)
 {
 	RUN_TABLE(json_cases);
+}
+
+static void
+test_gelf(void **state)
+{
+	RUN_TABLE(gelf_cases);
+}
+
+static void
+test_logfmt(void **state)
+{
+	RUN_TABLE(logfmt_cases);
+}
+
+/*
+ * tests/data/NAME (next to this file's directory) line by line: each line
+ * parsed must have fields (want_fields) or not, and then, when fields is
+ * NULL, the line stays the message or is syslog.  Returns the line count.
+ */
+static size_t
+check_corpus(struct fixture *f, const char *name, bool want_fields)
+{
+	char path[4096], line[8192];
+	const char *slash = strrchr(__FILE__, '/');
+	struct record r = { 0 };
+	size_t n = 0, len;
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "%.*s/../data/%s",
+	    (int)(slash != NULL ? slash - __FILE__ : 1),
+	    slash != NULL ? __FILE__ : ".", name);
+	if ((fp = fopen(path, "r")) == NULL)
+		fail_msg("cannot open %s", path);
+	while (fgets(line, sizeof(line), fp) != NULL) {
+		len = strcspn(line, "\n");
+		if (len == 0)
+			continue;
+		n++;
+		r.received_us = utc_us(RECV_DEFAULT);
+		parse_copy(f, &r, line, len, PARSER_AUTO);
+		if ((r.fields.ptr != NULL) != want_fields)
+			fail_msg("%s:%zu: %s: '%.*s'", name, n,
+			    want_fields ? "not logfmt" : "not plain", (int)len,
+			    line);
+		if (want_fields)
+			assert_true(r.fields.len > 2 && r.fields.ptr[0] == '{');
+	}
+	fclose(fp);
+	return n;
+}
+
+/*
+ * The logfmt detection rule against ordinary log lines that must stay
+ * plain text (access logs, kernel, sshd, PostgreSQL, Java, sentences and
+ * SQL with "=") and logfmt lines that must parse (slog, logrus, go-kit,
+ * log15, Heroku router, dockerd).
+ */
+static void
+test_logfmt_corpus(void **state)
+{
+	set_tz("UTC");
+	assert_true(check_corpus(*state, "plain_lines.txt", false) >= 250);
+	assert_true(check_corpus(*state, "logfmt_lines.txt", true) >= 100);
 }
 
 /* BSD timestamps are local time (TZ), including DST. */
@@ -857,6 +1115,38 @@ test_huge_sd(void **state)
 	buf_free(&want);
 }
 
+/*
+ * A logfmt line of more tokens than the scan keeps (LF_CACHE): the fields
+ * are written from a second scan, and must be the same.
+ */
+static void
+test_logfmt_many_tokens(void **state)
+{
+	struct fixture *f = *state;
+	struct buf in = { 0 }, want = { 0 };
+	struct record r = { 0 };
+	char tmp[64];
+	int i;
+
+	put(&in, "level=info msg=\"m \\\"q\\\"\"");
+	put(&want, "{\"level\": \"info\", \"msg\": \"m \\\"q\\\"\"");
+	for (i = 0; i < 40; i++) {
+		snprintf(
+		    tmp, sizeof(tmp), i % 7 ? " k%d=v%d" : " flag%d", i, i);
+		put(&in, tmp);
+		snprintf(tmp, sizeof(tmp),
+		    i % 7 ? ", \"k%d\": \"v%d\"" : ", \"flag%d\": true", i, i);
+		put(&want, tmp);
+	}
+	assert_int_equal(buf_append(&want, "}", 2), 0); /* with NUL */
+	parse_copy(f, &r, in.data, in.len, PARSER_AUTO);
+	check_text("many", "fields", r.fields, want.data, want.len - 1);
+	check_text("many", "message", r.message, "m \"q\"", 0);
+	assert_int_equal(r.severity, 6);
+	buf_free(&in);
+	buf_free(&want);
+}
+
 /* Builds n nested arrays inside an object: {"a":[[...]]}. */
 static void
 nested(struct buf *b, int n)
@@ -902,6 +1192,8 @@ static const struct {
 	{ rfc3164_cases, sizeof(rfc3164_cases) / sizeof(rfc3164_cases[0]) },
 	{ plain_cases, sizeof(plain_cases) / sizeof(plain_cases[0]) },
 	{ json_cases, sizeof(json_cases) / sizeof(json_cases[0]) },
+	{ gelf_cases, sizeof(gelf_cases) / sizeof(gelf_cases[0]) },
+	{ logfmt_cases, sizeof(logfmt_cases) / sizeof(logfmt_cases[0]) },
 };
 
 /* True if t points inside [lo, lo + n) (or is empty at its end). */
@@ -1014,6 +1306,12 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_rfc3164, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_plain, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_json, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_gelf, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_logfmt, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_logfmt_corpus, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_logfmt_many_tokens, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_bsd_local_time, setup, teardown),
 		cmocka_unit_test_setup_teardown(
