@@ -144,6 +144,7 @@ struct listeners {
 	int tls_handshake_timeout_ms;
 	int64_t tls_fail_logged_ms;
 	uint64_t tls_fail_unlogged;
+	struct udp_rx *udp; /* proto=udp listeners (listener_udp.c), or NULL */
 };
 
 /* listener.c */
@@ -164,5 +165,20 @@ void client_tls_pending(struct client *c);
 void handle_handshake_done(struct client *c);
 void handle_handshake_error(struct client *c);
 void handle_handshake_timeout(struct client *c);
+
+/* listener_udp.c */
+struct udp_rx;
+/* Binds spec (proto=udp) on each of its addresses; -1 with err set. */
+int udp_add(struct listeners *ls, const struct listen_spec *spec, char *err,
+    size_t errlen) __attribute__((warn_unused_result));
+/* Adopts a bound UDP socket from systemd (ListenDatagram=). */
+int udp_add_fd(struct listeners *ls, int fd, const char *name,
+    const struct listen_spec *spec, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+/* Shutdown: reads what the sockets hold (while the queue has room), then
+ * closes them. */
+void udp_shutdown(struct listeners *ls);
+/* Frees what udp_add() made (after udp_shutdown() or at exit). */
+void udp_free(struct listeners *ls);
 
 #endif

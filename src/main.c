@@ -98,7 +98,12 @@ usage(FILE *fp)
 	    "  allow=CIDR,...             only these peers may connect\n"
 	    "  tls=off|on                 TLS (RFC 5425) with tls-cert, "
 	    "tls-key,\n"
-	    "                             tls-ca and tls-verify-client\n");
+	    "                             tls-ca and tls-verify-client\n"
+	    "  proto=tcp|udp              udp: syslog datagrams (RFC 5426), "
+	    "one\n"
+	    "                             per message, no ack=/tls=/framing= "
+	    "(--listen\n"
+	    "                             '0.0.0.0:514 proto=udp')\n");
 }
 
 /* Splits argv into actions and KEY VALUE pairs (checked later). */
@@ -495,6 +500,7 @@ listener_settings_of(const struct config *cfg, struct listener_settings *set)
 	set->idle_timeout_ms = cfg->idle_timeout_ms;
 	set->partial_line_timeout_ms = cfg->partial_line_timeout_ms;
 	set->max_tls_handshakes = cfg->tls_max_handshakes;
+	set->udp_rcvbuf_bytes = cfg->udp_rcvbuf_bytes;
 }
 
 /*
@@ -810,7 +816,7 @@ teardown(struct daemon *d)
  * if none does.
  */
 static const struct listen_spec *
-listen_for_fd(const struct config *cfg, int fd)
+listen_for_fd(const struct config *cfg, int fd, bool udp)
 {
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
@@ -824,7 +830,8 @@ listen_for_fd(const struct config *cfg, int fd)
 		    ? ((struct sockaddr_in6 *)&ss)->sin6_port
 		    : ((struct sockaddr_in *)&ss)->sin_port));
 	for (i = 0; i < cfg->nlisten; i++)
-		if (strcmp(cfg->listen[i].port, port) == 0)
+		if (strcmp(cfg->listen[i].port, port) == 0 &&
+		    (cfg->listen[i].udp != 0) == udp)
 			return &cfg->listen[i];
 	return NULL;
 }
@@ -838,18 +845,21 @@ open_listeners(struct daemon *d)
 {
 	char err[1024];
 	int i, n, fd;
+	bool udp;
 	size_t k;
 
 	if ((n = sd_listen_fds(1)) < 0)
 		fatalx("sd_listen_fds: %s", strerror(-n));
 	for (i = 0; i < n; i++) {
 		fd = SD_LISTEN_FDS_START + i;
-		if (sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1) <= 0)
-			fatalx("socket %d from systemd is not a listening TCP "
-			       "socket (ListenStream= in the .socket unit)",
+		udp = sd_is_socket(fd, AF_UNSPEC, SOCK_DGRAM, -1) > 0;
+		if (!udp && sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1) <= 0)
+			fatalx("socket %d from systemd is neither a listening "
+			       "TCP socket (ListenStream=) nor a UDP one "
+			       "(ListenDatagram=)",
 			    fd);
-		if (listeners_add_fd(d->ls, fd, listen_for_fd(&d->cfg, fd), err,
-			sizeof(err)) == -1)
+		if (listeners_add_fd(d->ls, fd, listen_for_fd(&d->cfg, fd, udp),
+			err, sizeof(err)) == -1)
 			fatalx("%s", err);
 	}
 	if (n > 0)

@@ -17,9 +17,11 @@
 /*
  * One listen value: "HOST:PORT [framing=auto|lf|nul|octet]
  * [format=auto|raw] [ack=none|commit|spooled] [allow=CIDR,CIDR,...]
- * [tls=off|on]".  tls=on: TLS over TCP (RFC 5425), with the global
- * tls-cert, tls-key, tls-ca and tls-verify-client settings; the framing
- * applies inside TLS.
+ * [tls=off|on] [proto=tcp|udp]".  tls=on: TLS over TCP (RFC 5425), with
+ * the global tls-cert, tls-key, tls-ca and tls-verify-client settings;
+ * the framing applies inside TLS.  proto=udp: syslog datagrams (RFC
+ * 5426), one datagram one message; framing=, ack= and tls= do not apply
+ * there (an error).
  */
 #define CONFIG_MAX_ALLOW 64
 
@@ -36,6 +38,7 @@ struct listen_spec {
 	int format;                          /* enum parser_format */
 	int ack;                             /* enum config_ack */
 	int tls;                             /* 1: tls=on */
+	int udp;                             /* 1: proto=udp */
 	struct cidr allow[CONFIG_MAX_ALLOW]; /* none: any peer */
 	int nallow;
 	char *text; /* the value as written, for dump and comparison; owned
@@ -102,6 +105,7 @@ struct config {
 	int tls_min_version;          /* 12: TLS 1.2, 13: TLS 1.3 */
 	int tls_handshake_timeout_ms; /* 0: never */
 	int tls_max_handshakes;
+	size_t udp_rcvbuf_bytes; /* SO_RCVBUF of proto=udp listeners */
 };
 
 void config_init(struct config *cfg);
