@@ -18,7 +18,7 @@ set(LOGSINK_SYSTEMD_UNITDIR "${LOGSINK_SYSTEMD_UNITDIR_DEFAULT}" CACHE STRING
 install(TARGETS logsinkd RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 
 # The units name /usr/bin and /etc; other prefixes get their own paths.
-foreach(unit logsinkd.service logsinkd.socket)
+foreach(unit logsinkd.service logsinkd.socket logsinkd-udp.socket)
 	set(src ${CMAKE_SOURCE_DIR}/systemd/${unit})
 	set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${src})
 	file(READ ${src} text)

@@ -425,6 +425,8 @@ def cases(r):
         "tls-handshake-timeout": Case("1s", "applied",
                                       check_handshake_timeout),
         "tls-max-handshakes": Case("1", "applied", check_max_handshakes),
+        "udp-rcvbuf": Case("1MiB", "restart", check_lines_stored,
+                           shown=("4194304", "1048576")),
     }
 
 

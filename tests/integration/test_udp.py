@@ -10,7 +10,9 @@ counted as dropped, exactly (sent = stored + daemon drops + kernel drops).
 import json
 import os
 import signal
+import shutil
 import socket
+import subprocess
 
 import pytest
 
@@ -225,3 +227,38 @@ def test_flood_counted_exactly(fresh_pg, daemon):
     log = d.log()
     assert "read and dropped, the queue full" in log
     assert "dropped by the kernel, the receive buffer full" in log
+
+
+def test_socket_activation_datagram(pg, tmp_path):
+    """systemd-socket-activate --datagram (ListenDatagram=) passes a bound
+    UDP socket; the first datagram, which started the daemon, is stored,
+    with the options of the proto=udp listen entry of that port."""
+    tool = need_tool(shutil.which("systemd-socket-activate"),
+                     "systemd-socket-activate", "systemd")
+    pg.truncate()
+    port = free_udp_port()
+    log_path = os.path.join(str(tmp_path), "activated.log")
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            [tool, "--datagram", "-l", "127.0.0.1:%d" % port,
+             harness.logsinkd_path(), "--db", pg.conninfo,
+             "--listen", "127.0.0.1:%d proto=udp format=raw" % port]
+            + harness.root_user_args([]),
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: "Listening on" in open(log_path).read(), TIMEOUT,
+                 "systemd-socket-activate to bind")
+        send(port, b"<13>Nov 21 10:00:00 host app: activated (udp-sa)")
+        wait_for(lambda: pg.count() == 1, TIMEOUT, "the datagram stored")
+        assert pg.query("select message, app, host(peer) from logs") == [
+            ("<13>Nov 21 10:00:00 host app: activated (udp-sa)", None,
+             "127.0.0.1")]
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(TIMEOUT) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    log = open(log_path).read()
+    assert "listening on udp 127.0.0.1:%d (socket from systemd) format=raw" \
+        % port in log, log
