@@ -117,12 +117,12 @@ static const char *const report_texts[UDP_NREPORTS] = {
 };
 
 /* Logs what reason r counted since its last line, at most every
- * UDP_LOG_INTERVAL_MS per socket and reason. */
+ * UDP_LOG_INTERVAL_MS per socket and reason (force: now, at shutdown). */
 static void
-udp_report(struct udp_sock *s, int r, int64_t now_ms)
+udp_report(struct udp_sock *s, int r, int64_t now_ms, bool force)
 {
 	if (s->unlogged[r] == 0 ||
-	    (s->logged_ms[r] != 0 &&
+	    (!force && s->logged_ms[r] != 0 &&
 		now_ms - s->logged_ms[r] < UDP_LOG_INTERVAL_MS))
 		return;
 	log_warnx("udp %s: %llu datagrams %s%s", s->name,
@@ -139,7 +139,7 @@ udp_drop(struct udp_sock *s, enum metrics_udp_drop r)
 	if (r == METRICS_UDP_EMPTY)
 		return; /* harmless: counted only */
 	s->unlogged[r]++;
-	udp_report(s, (int)r, s->rx->now_ms);
+	udp_report(s, (int)r, s->rx->now_ms, false);
 }
 
 /* The socket's cumulative receive-buffer drops are now v (sk_drops, a
@@ -323,7 +323,7 @@ udp_poll_cb(evutil_socket_t fd, short what, void *arg)
 	for (s = rx->socks; s != NULL; s = s->next) {
 		udp_poll_drops(s);
 		for (r = 0; r < UDP_NREPORTS; r++)
-			udp_report(s, r, now);
+			udp_report(s, r, now, false);
 	}
 }
 
@@ -551,10 +551,8 @@ udp_shutdown(struct listeners *ls)
 		udp_read(
 		    s); /* what the kernel holds, while the queue has room */
 		udp_poll_drops(s);
-		for (r = 0; r < UDP_NREPORTS; r++) {
-			s->logged_ms[r] = 0; /* the last counts, at once */
-			udp_report(s, r, clock_mono_ms());
-		}
+		for (r = 0; r < UDP_NREPORTS; r++)
+			udp_report(s, r, clock_mono_ms(), true);
 		event_free(s->ev);
 		close(s->fd);
 		free(s);
