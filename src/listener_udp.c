@@ -197,29 +197,40 @@ udp_allowed(const struct udp_sock *s, const struct sockaddr_storage *ss)
 	return false;
 }
 
-/* The peer column for a sender: inet text, remade only when the sender
- * changes (a device sends many datagrams in a row).  NULL if unknown. */
+/*
+ * The peer column for a sender: inet text, remade only when the sender
+ * changes (a device sends many datagrams in a row).  An IPv4 sender on a
+ * dual-stack socket (logsinkd-udp.socket's bare port) is stored as IPv4,
+ * not ::ffff:a.b.c.d.  NULL if unknown.
+ */
 static const char *
 udp_peer(struct udp_rx *rx, const struct sockaddr_storage *ss)
 {
+	const struct in6_addr *a6;
 	const void *a;
 	size_t alen;
+	int family = ss->ss_family;
 
-	if (ss->ss_family == AF_INET) {
+	if (family == AF_INET) {
 		a = &((const struct sockaddr_in *)ss)->sin_addr;
 		alen = 4;
-	} else if (ss->ss_family == AF_INET6) {
-		a = &((const struct sockaddr_in6 *)ss)->sin6_addr;
+	} else if (family == AF_INET6) {
+		a6 = &((const struct sockaddr_in6 *)ss)->sin6_addr;
+		a = a6;
 		alen = 16;
+		if (IN6_IS_ADDR_V4MAPPED(a6)) {
+			family = AF_INET;
+			a = &a6->s6_addr[12];
+			alen = 4;
+		}
 	} else
 		return NULL;
-	if (rx->peer_family == ss->ss_family &&
-	    memcmp(rx->peer_addr, a, alen) == 0)
+	if (rx->peer_family == family && memcmp(rx->peer_addr, a, alen) == 0)
 		return rx->peer;
 	rx->peer_family = 0;
-	if (inet_ntop(ss->ss_family, a, rx->peer, sizeof(rx->peer)) == NULL)
+	if (inet_ntop(family, a, rx->peer, sizeof(rx->peer)) == NULL)
 		return NULL;
-	rx->peer_family = ss->ss_family;
+	rx->peer_family = family;
 	memcpy(rx->peer_addr, a, alen);
 	return rx->peer;
 }

@@ -75,8 +75,9 @@ metrics_format(
 	    " bad_frames=%" PRIu64 " sanitized=%" PRIu64 " dropped_oom=%" PRIu64
 	    " conns_open=%" PRIu64 " conns_accepted=%" PRIu64
 	    " batches=%" PRIu64 " copy_failures=%" PRIu64 " reconnects=%" PRIu64
-	    " backpressure_ms=%" PRIu64 " spooled=%" PRIu64
-	    " replayed=%" PRIu64,
+	    " backpressure_ms=%" PRIu64 " spooled=%" PRIu64 " replayed=%" PRIu64
+	    " udp=%" PRIu64 " udp_dropped=%" PRIu64
+	    " udp_kernel_drops=%" PRIu64,
 	    metrics.lines_received, metrics.lines_committed,
 	    metrics.lines_rejected, queue_lines, queue_bytes,
 	    metrics.lines_truncated, metrics.bad_frames,
@@ -84,7 +85,10 @@ metrics_format(
 	    metrics.connections_open, metrics.connections_accepted,
 	    metrics.copy_batches, metrics.copy_failures, metrics.db_reconnects,
 	    metrics.backpressure_ms, metrics.lines_spooled,
-	    metrics.lines_replayed);
+	    metrics.lines_replayed, metrics.udp_datagrams,
+	    metrics.udp_dropped[METRICS_UDP_QUEUE_FULL] +
+		metrics.udp_dropped[METRICS_UDP_DENIED],
+	    metrics.udp_kernel_drops);
 }
 
 static int put(struct buf *out, const char *fmt, ...)

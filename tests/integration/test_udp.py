@@ -240,7 +240,10 @@ def test_socket_activation_datagram(pg, tmp_path):
     log_path = os.path.join(str(tmp_path), "activated.log")
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
-            [tool, "--datagram", "-l", "127.0.0.1:%d" % port,
+            # An IPv6 socket bound to the IPv4-mapped loopback: IPv4
+            # senders arrive as ::ffff:127.0.0.1, as on the dual-stack
+            # socket of logsinkd-udp.socket's bare port; stored as IPv4.
+            [tool, "--datagram", "-l", "[::ffff:127.0.0.1]:%d" % port,
              harness.logsinkd_path(), "--db", pg.conninfo,
              "--listen", "127.0.0.1:%d proto=udp format=raw" % port]
             + harness.root_user_args([]),
@@ -260,5 +263,5 @@ def test_socket_activation_datagram(pg, tmp_path):
             proc.kill()
             proc.wait()
     log = open(log_path).read()
-    assert "listening on udp 127.0.0.1:%d (socket from systemd) format=raw" \
-        % port in log, log
+    assert "listening on udp [::ffff:127.0.0.1]:%d (socket from systemd) " \
+        "format=raw" % port in log, log
