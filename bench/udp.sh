@@ -81,7 +81,12 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 conninfo=$(bash scripts/pg-private.sh start "$pgdir" | tail -1)
 # Commit times of the rows (as run.sh): the stored rate comes from the
 # database, not from when this script noticed.
-psql "$conninfo" -qAtc "alter system set track_commit_timestamp = on" >/dev/null
+# The server settings of run.sh (bench/README.md): PostgreSQL's durability
+# costs are not what is measured here.
+for setting in track_commit_timestamp=on fsync=off synchronous_commit=off \
+	full_page_writes=off wal_level=minimal max_wal_senders=0 autovacuum=off; do
+	psql "$conninfo" -qAtc "alter system set ${setting%%=*} = '${setting#*=}'" >/dev/null
+done
 bash scripts/pg-private.sh stop "$pgdir"
 bash scripts/pg-private.sh start "$pgdir" >/dev/null
 ./build/logsinkd --db "$conninfo" --init-db >/dev/null
