@@ -103,6 +103,7 @@ struct udp_rx {
 	union udp_ctl ctl[UDP_BATCH];
 	struct record rec;
 	struct buf scratch; /* the parser's */
+	int filled;         /* headers the last recvmmsg() wrote into */
 	int64_t now_ms;     /* of the current recvmmsg() */
 	int peer_family;    /* the sender peer[] was made from, or 0 */
 	unsigned char peer_addr[16];
@@ -283,6 +284,21 @@ udp_datagram(struct udp_sock *s, int i)
 		buf_free(&rx->scratch);
 }
 
+/* Resets what the kernel wrote into the headers the last recvmmsg()
+ * filled (a wakeup often brings one datagram: not all UDP_BATCH). */
+static void
+udp_rearm(struct udp_rx *rx)
+{
+	int i;
+
+	for (i = 0; i < rx->filled; i++) {
+		rx->msgs[i].msg_hdr.msg_namelen = sizeof(rx->from[i]);
+		rx->msgs[i].msg_hdr.msg_controllen = sizeof(rx->ctl[i]);
+		rx->msgs[i].msg_hdr.msg_flags = 0;
+	}
+	rx->filled = 0;
+}
+
 /* Drains up to UDP_CALLS_PER_WAKEUP batches; the loop calls again while
  * the socket stays readable. */
 static void
@@ -293,11 +309,7 @@ udp_read(struct udp_sock *s)
 
 	for (calls = 0; calls < UDP_CALLS_PER_WAKEUP && n == UDP_BATCH;
 	     calls++) {
-		for (i = 0; i < UDP_BATCH; i++) {
-			rx->msgs[i].msg_hdr.msg_namelen = sizeof(rx->from[i]);
-			rx->msgs[i].msg_hdr.msg_controllen = sizeof(rx->ctl[i]);
-			rx->msgs[i].msg_hdr.msg_flags = 0;
-		}
+		udp_rearm(rx);
 		n = recvmmsg(s->fd, rx->msgs, UDP_BATCH, MSG_DONTWAIT, NULL);
 		if (n == -1) {
 			if (errno != EAGAIN && errno != EWOULDBLOCK &&
@@ -305,6 +317,7 @@ udp_read(struct udp_sock *s)
 				log_warn("udp %s: recvmmsg", s->name);
 			return;
 		}
+		rx->filled = n;
 		rx->now_ms = clock_mono_ms();
 		rx->rec.received_us = clock_real_us();
 		for (i = 0; i < n; i++)
@@ -364,6 +377,7 @@ udp_rx_get(struct listeners *ls, char *err, size_t errlen)
 		rx->msgs[i].msg_hdr.msg_name = &rx->from[i];
 		rx->msgs[i].msg_hdr.msg_control = rx->ctl[i].buf;
 	}
+	rx->filled = UDP_BATCH; /* udp_rearm() sets the lengths */
 	record_clear_parsed(&rx->rec);
 	rx->ev_poll = event_new(ls->base, -1, EV_PERSIST, udp_poll_cb, rx);
 	if (rx->ev_poll == NULL || event_add(rx->ev_poll, &tv) == -1)
