@@ -265,3 +265,18 @@ def test_socket_activation_datagram(pg, tmp_path):
     log = open(log_path).read()
     assert "listening on udp [::ffff:127.0.0.1]:%d (socket from systemd) " \
         "format=raw" % port in log, log
+
+
+@pytest.mark.skipif(not harness.ipv6_loopback_available(),
+                    reason="no IPv6 loopback")
+def test_ipv6_listener(pg, daemon):
+    pg.truncate()
+    with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
+        s.bind(("::1", 0))
+        uport = s.getsockname()[1]
+    daemon("--listen", "[::1]:%d proto=udp allow=::1" % uport,
+           db=pg.conninfo)
+    with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
+        s.sendto(b"<13>over udp6 (udp-v6)", ("::1", uport))
+    [r] = wait_rows(pg, 1)
+    assert (r["message"], r["peer"]) == ("over udp6 (udp-v6)", "::1"), r
