@@ -20,7 +20,7 @@ import harness
 from harness import wait_for
 from test_clients import (  # noqa: F401 (fixtures)
     RSYSLOG_CONF, background, local_hostnames, logger_cmd, need_tool,
-    row_with, rows, rsyslog, run_client, wait_rows)
+    row_with, rsyslog, run_client, wait_rows)
 
 TIMEOUT = harness.DEFAULT_TIMEOUT
 
