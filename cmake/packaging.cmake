@@ -18,7 +18,7 @@ set(LOGSINK_SYSTEMD_UNITDIR "${LOGSINK_SYSTEMD_UNITDIR_DEFAULT}" CACHE STRING
 install(TARGETS logsinkd RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 
 # The units name /usr/bin and /etc; other prefixes get their own paths.
-foreach(unit logsinkd.service logsinkd.socket)
+foreach(unit logsinkd.service logsinkd.socket logsinkd-udp.socket)
 	set(src ${CMAKE_SOURCE_DIR}/systemd/${unit})
 	set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${src})
 	file(READ ${src} text)
@@ -97,8 +97,9 @@ if(LOGSINK_PACKAGE_DEB)
 		"TCP log collector storing log lines in PostgreSQL")
 	# CPack puts the summary above this as the synopsis line.
 	set(CPACK_DEBIAN_PACKAGE_DESCRIPTION
-		"logsinkd accepts TCP connections from log senders (netcat, logger,
-rsyslog or syslog-ng forwarders, logging libraries) and stores every line
+		"logsinkd accepts TCP connections and UDP syslog datagrams from log
+senders (netcat, logger, rsyslog or syslog-ng forwarders, network devices,
+logging libraries) and stores every line
 as a row of a PostgreSQL table, written with COPY through a small pool of
 asynchronous libpq connections.
 .
@@ -106,8 +107,8 @@ A full queue stops reading from the senders (TCP back-pressure) instead of
 dropping lines, and database outages are survived by retrying. Syslog
 (RFC 5424, RFC 3164) and JSON lines are parsed into their own columns.
 .
-The package ships a sandboxed systemd service, an optional socket unit for
-port 514, and a default configuration in /etc/logsinkd.")
+The package ships a sandboxed systemd service, optional socket units for
+TCP and UDP port 514, and a default configuration in /etc/logsinkd.")
 	set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 	set(CPACK_DEBIAN_PACKAGE_SECTION admin)
 	set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)

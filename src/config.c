@@ -142,6 +142,13 @@ static const struct cf_key cf_keys[] = {
 	    "framing=auto: a <PRI> connection's first lines, when nothing "
 	    "yet tells LF from NUL framing, wait this long without new bytes, "
 	    "then are taken as LF lines" },
+	/* UDP has no back-pressure: the receive buffer is all that absorbs a
+	 * burst while the loop is busy (bench/udp.sh).  The kernel caps it at
+	 * net.core.rmem_max unless started as root (SO_RCVBUFFORCE). */
+	{ "udp-rcvbuf", CF_SIZE, OFF(udp_rcvbuf_bytes), "4MiB", 4096, 1LL << 30,
+	    CONFIG_RESTART,
+	    "kernel receive buffer of proto=udp listeners (capped by "
+	    "net.core.rmem_max; what was granted is logged)" },
 	{ "user", CF_STRING, OFF(user), NULL, 0, 0, CONFIG_RESTART,
 	    "when started as root, switch to this user after binding" },
 	{ "spool-dir", CF_STRING, OFF(spool_dir), NULL, 0, 0, CONFIG_RESTART,
@@ -549,6 +556,14 @@ listen_option(struct listen_spec *spec, const char *opt, size_t n, char *err,
 		    spec->proxy, &spec->nproxy, "proxy", v, err, errlen);
 	} else if (strncmp(buf, "tz=", 3) == 0) {
 		return listen_tz(spec, v, err, errlen);
+	} else if (strncmp(buf, "proto=", 6) == 0) {
+		if (strcmp(v, "tcp") == 0)
+			spec->udp = 0;
+		else if (strcmp(v, "udp") == 0)
+			spec->udp = 1;
+		else
+			return cf_error(err, errlen,
+			    "listen: proto '%s' is not tcp or udp", v);
 	} else if (strncmp(buf, "tls=", 4) == 0) {
 		if (strcmp(v, "off") == 0)
 			spec->tls = 0;
@@ -560,10 +575,35 @@ listen_option(struct listen_spec *spec, const char *opt, size_t n, char *err,
 	} else {
 		return cf_error(err, errlen,
 		    "listen: unknown option '%s' (known: framing=, format=, "
-		    "ack=, allow=, tls=, proxy=, tz=)",
+		    "ack=, allow=, tls=, proxy=, tz=, proto=)",
 		    buf);
 	}
 	return 0;
+}
+
+/*
+ * proto=udp: one datagram is one message with no reply (RFC 5426), so a
+ * framing, an acknowledgement or TLS cannot apply; say so rather than
+ * ignore the option.
+ */
+static int
+listen_udp_check(const struct listen_spec *spec, const char *addr,
+    bool framing_set, char *err, size_t errlen)
+{
+	const char *opt;
+
+	if (!spec->udp)
+		return 0;
+	opt = spec->ack != CONFIG_ACK_NONE ? "ack="
+	    : spec->tls                    ? "tls=on"
+	    : framing_set                  ? "framing="
+					   : NULL;
+	if (opt == NULL)
+		return 0;
+	return cf_error(err, errlen,
+	    "listen %s: %s does not apply to proto=udp (a datagram is one "
+	    "message and gets no reply; use a TCP listener for acks or TLS)",
+	    addr, opt);
 }
 
 int
@@ -571,6 +611,7 @@ config_parse_listen(
     const char *value, struct listen_spec *spec, char *err, size_t errlen)
 {
 	const char *p = value, *end;
+	bool framing_set = false;
 	char addr[300];
 	size_t n;
 
@@ -593,8 +634,10 @@ config_parse_listen(
 		if (listen_option(spec, p, (size_t)(end - p), err, errlen) ==
 		    -1)
 			return -1;
+		if (strncmp(p, "framing=", 8) == 0)
+			framing_set = true;
 	}
-	return 0;
+	return listen_udp_check(spec, addr, framing_set, err, errlen);
 }
 
 /* Appends a listen value, parsed once here, with its text. */

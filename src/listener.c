@@ -1353,6 +1353,8 @@ listeners_add(struct listeners *ls, const struct listen_spec *spec, char *err,
 	char hostport[300];
 	int fd, rc;
 
+	if (spec->udp)
+		return udp_add(ls, spec, err, errlen);
 	snprintf(hostport, sizeof(hostport),
 	    strchr(spec->host, ':') != NULL ? "[%s]:%s" : "%s:%s", spec->host,
 	    spec->port);
@@ -1388,6 +1390,8 @@ listeners_add_fd(struct listeners *ls, int fd, const struct listen_spec *spec,
 	struct sockaddr_storage ss;
 	socklen_t sslen = sizeof(ss);
 	char host[NI_MAXHOST], serv[NI_MAXSERV], name[300];
+	int type = 0;
+	socklen_t typelen = sizeof(type);
 
 	if (spec == NULL) {
 		if (config_parse_listen("x:1", &defaults, err, errlen) == -1)
@@ -1405,6 +1409,9 @@ listeners_add_fd(struct listeners *ls, int fd, const struct listen_spec *spec,
 	    ss.ss_family == AF_INET6 ? "[%s]:%s" : "%s:%s", host, serv);
 	evutil_make_socket_nonblocking(fd);
 	evutil_make_socket_closeonexec(fd);
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &typelen) == 0 &&
+	    type == SOCK_DGRAM)
+		return udp_add_fd(ls, fd, name, spec, err, errlen);
 	if (add_sock(ls, fd, name, spec, err, errlen) == -1)
 		return -1;
 	log_info("listening on %s (socket from systemd) framing=%s format=%s "
@@ -1426,6 +1433,7 @@ listeners_shutdown(struct listeners *ls)
 		free(ls->socks[i]);
 	}
 	ls->nsocks = 0;
+	udp_shutdown(ls);
 	evtimer_del(ls->ev_accept_retry);
 	event_del(ls->ev_sweep);
 	for (c = ls->clients; c != NULL; c = next) {
@@ -1458,6 +1466,7 @@ listeners_free(struct listeners *ls)
 	while (ls->clients != NULL)
 		client_close(ls->clients, "exit");
 	clients_reap(ls);
+	udp_free(ls);
 	ack_list_free(ls->acks);
 	if (ls->ev_accept_retry != NULL)
 		event_free(ls->ev_accept_retry);

@@ -166,6 +166,7 @@ struct listeners {
 	uint64_t proxy_fail_unlogged;
 	struct tzrule **tzs; /* the listeners' tz= rules; owned */
 	size_t ntzs;
+	struct udp_rx *udp; /* proto=udp listeners (listener_udp.c), or NULL */
 };
 
 /* listener.c */
@@ -210,5 +211,19 @@ const char *proxy_overdue(
 /* The PROXY state's part of client_close() and client_free(). */
 void client_proxy_stop(struct client *c);
 void client_proxy_free(struct client *c);
+/* listener_udp.c */
+struct udp_rx;
+/* Binds spec (proto=udp) on each of its addresses; -1 with err set. */
+int udp_add(struct listeners *ls, const struct listen_spec *spec, char *err,
+    size_t errlen) __attribute__((warn_unused_result));
+/* Adopts a bound UDP socket from systemd (ListenDatagram=). */
+int udp_add_fd(struct listeners *ls, int fd, const char *name,
+    const struct listen_spec *spec, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+/* Shutdown: reads what the sockets hold (while the queue has room), then
+ * closes them. */
+void udp_shutdown(struct listeners *ls);
+/* Frees what udp_add() made (after udp_shutdown() or at exit). */
+void udp_free(struct listeners *ls);
 
 #endif

@@ -72,7 +72,8 @@ usage(FILE *fp)
 	    "usage: logsinkd [-c FILE] [--KEY VALUE ...] [--init-db | "
 	    "--check-config]\n"
 	    "\n"
-	    "Receives log lines over TCP and stores them in PostgreSQL.\n"
+	    "Receives log lines over TCP and UDP and stores them in "
+	    "PostgreSQL.\n"
 	    "\n"
 	    "  -c FILE                  read settings from FILE (key = value; "
 	    "the\n"
@@ -106,7 +107,12 @@ usage(FILE *fp)
 	    "first\n"
 	    "  tz=local|UTC|+HH:MM|ZONE   zone of RFC 3164 timestamps, e.g. "
 	    "tz=Europe/Berlin\n"
-	    "                             (local: the daemon's TZ; default)\n");
+	    "                             (local: the daemon's TZ; default)\n"
+	    "  proto=tcp|udp              udp: syslog datagrams (RFC 5426), "
+	    "one\n"
+	    "                             per message, no ack=/tls=/framing= "
+	    "(--listen\n"
+	    "                             '0.0.0.0:514 proto=udp')\n");
 }
 
 /* Splits argv into actions and KEY VALUE pairs (checked later). */
@@ -506,6 +512,7 @@ listener_settings_of(const struct config *cfg, struct listener_settings *set)
 	set->max_tls_handshakes = cfg->tls_max_handshakes;
 	set->proxy_header_timeout_ms = cfg->proxy_header_timeout_ms;
 	set->proxy_max_header_bytes = cfg->proxy_max_header_bytes;
+	set->udp_rcvbuf_bytes = cfg->udp_rcvbuf_bytes;
 }
 
 /*
@@ -821,7 +828,7 @@ teardown(struct daemon *d)
  * if none does.
  */
 static const struct listen_spec *
-listen_for_fd(const struct config *cfg, int fd)
+listen_for_fd(const struct config *cfg, int fd, bool udp)
 {
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
@@ -835,7 +842,8 @@ listen_for_fd(const struct config *cfg, int fd)
 		    ? ((struct sockaddr_in6 *)&ss)->sin6_port
 		    : ((struct sockaddr_in *)&ss)->sin_port));
 	for (i = 0; i < cfg->nlisten; i++)
-		if (strcmp(cfg->listen[i].port, port) == 0)
+		if (strcmp(cfg->listen[i].port, port) == 0 &&
+		    (cfg->listen[i].udp != 0) == udp)
 			return &cfg->listen[i];
 	return NULL;
 }
@@ -849,18 +857,21 @@ open_listeners(struct daemon *d)
 {
 	char err[1024];
 	int i, n, fd;
+	bool udp;
 	size_t k;
 
 	if ((n = sd_listen_fds(1)) < 0)
 		fatalx("sd_listen_fds: %s", strerror(-n));
 	for (i = 0; i < n; i++) {
 		fd = SD_LISTEN_FDS_START + i;
-		if (sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1) <= 0)
-			fatalx("socket %d from systemd is not a listening TCP "
-			       "socket (ListenStream= in the .socket unit)",
+		udp = sd_is_socket(fd, AF_UNSPEC, SOCK_DGRAM, -1) > 0;
+		if (!udp && sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1) <= 0)
+			fatalx("socket %d from systemd is neither a listening "
+			       "TCP socket (ListenStream=) nor a UDP one "
+			       "(ListenDatagram=)",
 			    fd);
-		if (listeners_add_fd(d->ls, fd, listen_for_fd(&d->cfg, fd), err,
-			sizeof(err)) == -1)
+		if (listeners_add_fd(d->ls, fd, listen_for_fd(&d->cfg, fd, udp),
+			err, sizeof(err)) == -1)
 			fatalx("%s", err);
 	}
 	if (n > 0)

@@ -15,6 +15,18 @@ static const double batch_bounds[METRICS_BATCH_BUCKETS] = { 1, 10, 100, 500,
 static const double latency_bounds[METRICS_LATENCY_BUCKETS] = { 0.001, 0.005,
 	0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30 };
 
+static const char *const udp_drop_names[METRICS_UDP_NDROPS] = {
+	"queue_full",
+	"denied",
+	"empty",
+};
+
+const char *
+metrics_udp_drop_name(enum metrics_udp_drop r)
+{
+	return (unsigned)r < METRICS_UDP_NDROPS ? udp_drop_names[r] : "?";
+}
+
 static void
 observe(struct histogram *h, const double *bounds, int nb, double v)
 {
@@ -63,8 +75,9 @@ metrics_format(
 	    " bad_frames=%" PRIu64 " sanitized=%" PRIu64 " dropped_oom=%" PRIu64
 	    " conns_open=%" PRIu64 " conns_accepted=%" PRIu64
 	    " batches=%" PRIu64 " copy_failures=%" PRIu64 " reconnects=%" PRIu64
-	    " backpressure_ms=%" PRIu64 " spooled=%" PRIu64
-	    " replayed=%" PRIu64,
+	    " backpressure_ms=%" PRIu64 " spooled=%" PRIu64 " replayed=%" PRIu64
+	    " udp=%" PRIu64 " udp_dropped=%" PRIu64
+	    " udp_kernel_drops=%" PRIu64,
 	    metrics.lines_received, metrics.lines_committed,
 	    metrics.lines_rejected, queue_lines, queue_bytes,
 	    metrics.lines_truncated, metrics.bad_frames,
@@ -72,7 +85,10 @@ metrics_format(
 	    metrics.connections_open, metrics.connections_accepted,
 	    metrics.copy_batches, metrics.copy_failures, metrics.db_reconnects,
 	    metrics.backpressure_ms, metrics.lines_spooled,
-	    metrics.lines_replayed);
+	    metrics.lines_replayed, metrics.udp_datagrams,
+	    metrics.udp_dropped[METRICS_UDP_QUEUE_FULL] +
+		metrics.udp_dropped[METRICS_UDP_DENIED],
+	    metrics.udp_kernel_drops);
 }
 
 static int put(struct buf *out, const char *fmt, ...)
@@ -246,6 +262,33 @@ render_proxy(struct buf *out)
 	return rc;
 }
 
+/* proto=udp counters; every reason listed, zeros too. */
+static int
+render_udp(struct buf *out)
+{
+	int i, rc;
+
+	rc = counter(out, "udp_datagrams_total",
+		 "Datagrams read from proto=udp listeners.",
+		 metrics.udp_datagrams) |
+	    counter(out, "udp_kernel_drops_total",
+		"Datagrams the kernel dropped, receive buffer full "
+		"(udp-rcvbuf).",
+		metrics.udp_kernel_drops) |
+	    counter(out, "udp_truncated_total",
+		"Datagrams longer than max-line-bytes, stored cut.",
+		metrics.udp_truncated) |
+	    put(out,
+		"# HELP logsink_udp_dropped_total Datagrams read and not "
+		"queued, by reason.\n"
+		"# TYPE logsink_udp_dropped_total counter\n");
+	for (i = 0; rc == 0 && i < METRICS_UDP_NDROPS; i++)
+		rc = put(out,
+		    "logsink_udp_dropped_total{reason=\"%s\"} %" PRIu64 "\n",
+		    udp_drop_names[i], metrics.udp_dropped[i]);
+	return rc;
+}
+
 static int
 render_sqlstates(struct buf *out)
 {
@@ -278,7 +321,7 @@ metrics_render(struct buf *out, const struct metrics_gauges *g)
 	if (metrics.backpressure_since_ms != 0)
 		bp_ms += (uint64_t)(g->now_ms - metrics.backpressure_since_ms);
 	rc = render_counters(out) | render_sqlstates(out) | render_tls(out) |
-	    render_proxy(out) |
+	    render_proxy(out) | render_udp(out) |
 	    counter(out, "backpressure_seconds_total",
 		"Seconds spent with reading paused.", bp_ms / 1000) |
 	    gauge(out, "connections_open", "Client connections open.",

@@ -26,10 +26,10 @@ struct pctx {
 	struct record *rec;
 	struct buf *sc;
 	int64_t received_us;
-	size_t message_off; /* rec->message.ptr is scratch + this */
-	size_t fields_off;  /* rec->fields.ptr is scratch + this */
-	size_t host_off;    /* rec->host.ptr is scratch + this */
-	size_t app_off;     /* rec->app.ptr is scratch + this */
+	size_t message_off;      /* rec->message.ptr is scratch + this */
+	size_t fields_off;       /* rec->fields.ptr is scratch + this */
+	size_t host_off;         /* rec->host.ptr is scratch + this */
+	size_t app_off;          /* rec->app.ptr is scratch + this */
 	const struct tzrule *tz; /* BSD timestamps' zone; NULL: local */
 };
 

@@ -17,11 +17,14 @@
 /*
  * One listen value: "HOST:PORT [framing=auto|lf|nul|octet]
  * [format=auto|raw] [ack=none|commit|spooled] [allow=CIDR,CIDR,...]
- * [tls=off|on] [proxy=CIDR,CIDR,...]".  tls=on: TLS over TCP (RFC 5425),
- * with the global tls-cert, tls-key, tls-ca and tls-verify-client
- * settings; the framing applies inside TLS.  proxy=: only these peers may
- * connect, each connection starting with a PROXY protocol header (v1 or
- * v2) naming the client, to which allow= and the per-address limits apply.
+ * [tls=off|on] [proxy=CIDR,CIDR,...] [tz=ZONE] [proto=tcp|udp]".  tls=on:
+ * TLS over TCP (RFC 5425), with the global tls-cert, tls-key, tls-ca and
+ * tls-verify-client settings; the framing applies inside TLS.  proxy=:
+ * only these peers may connect, each connection starting with a PROXY
+ * protocol header (v1 or v2) naming the client, to which allow= and the
+ * per-address limits apply.  proto=udp: syslog datagrams (RFC 5426), one
+ * datagram one message; framing=, ack= and tls= do not apply there (an
+ * error).
  */
 #define CONFIG_MAX_ALLOW 64
 
@@ -38,6 +41,7 @@ struct listen_spec {
 	int format;                          /* enum parser_format */
 	int ack;                             /* enum config_ack */
 	int tls;                             /* 1: tls=on */
+	int udp;                             /* 1: proto=udp */
 	struct cidr allow[CONFIG_MAX_ALLOW]; /* none: any peer */
 	int nallow;
 	struct cidr proxy[CONFIG_MAX_ALLOW]; /* none: no PROXY header */
@@ -111,6 +115,7 @@ struct config {
 	int tls_max_handshakes;
 	int proxy_header_timeout_ms;
 	size_t proxy_max_header_bytes;
+	size_t udp_rcvbuf_bytes; /* SO_RCVBUF of proto=udp listeners */
 };
 
 void config_init(struct config *cfg);

@@ -9,6 +9,13 @@
  * state in the ack module (ack.h): main gives the queue ack_take,
  * ack_credit and ack_drop as its queue_ack_cb; the listeners tell their
  * clients from the event loop.
+ *
+ * proto=udp listeners (listener_udp.c) read syslog datagrams (RFC 5426)
+ * with recvmmsg(), one datagram one message.  UDP has no back-pressure:
+ * while the queue is full they keep draining their sockets and drop what
+ * they read, counted (logsink_udp_dropped_total{reason="queue_full"}), as
+ * the kernel's own receive-buffer drops are (SO_RXQ_OVFL, SO_MEMINFO:
+ * logsink_udp_kernel_drops_total).
  */
 #ifndef LOGSINK_LISTENER_H
 #define LOGSINK_LISTENER_H
@@ -32,6 +39,7 @@ struct listener_settings {
 	int max_tls_handshakes; /* TLS connections in their handshake */
 	int proxy_header_timeout_ms;   /* proxy= listeners */
 	size_t proxy_max_header_bytes; /* v2, TLVs included */
+	size_t udp_rcvbuf_bytes; /* SO_RCVBUF asked for proto=udp sockets */
 };
 
 struct listeners;
@@ -52,12 +60,13 @@ void listeners_set_tls(
  */
 void listeners_set_settings(
     struct listeners *ls, const struct listener_settings *set);
-/* Binds and listens on a parsed listen value (config.h); -1 with a
- * message in err. */
+/* Binds and listens on a parsed listen value (config.h), TCP or
+ * proto=udp; -1 with a message in err. */
 int listeners_add(struct listeners *ls, const struct listen_spec *spec,
     char *err, size_t errlen) __attribute__((warn_unused_result));
 /*
- * Adopts an already listening socket (systemd socket activation).  spec,
+ * Adopts an already listening socket (systemd socket activation): a
+ * listening TCP socket, or a bound UDP socket (ListenDatagram=).  spec,
  * if not NULL, is the listen setting whose options (framing=, format=...)
  * apply to it.
  */

@@ -18,6 +18,14 @@
 #define METRICS_LATENCY_BUCKETS 13
 #define METRICS_SQLSTATES       32
 
+/* Why a proto=udp datagram was read and not queued. */
+enum metrics_udp_drop {
+	METRICS_UDP_QUEUE_FULL, /* the queue was full (no back-pressure) */
+	METRICS_UDP_DENIED,     /* sender not in the listener's allow= */
+	METRICS_UDP_EMPTY,      /* nothing left after the trailing LF/NUL */
+	METRICS_UDP_NDROPS,
+};
+
 struct histogram {
 	uint64_t counts[METRICS_LATENCY_BUCKETS + 1]; /* last: +Inf */
 	double sum;
@@ -53,6 +61,10 @@ struct metrics {
 	uint64_t backpressure_ms;      /* finished pauses */
 	int64_t backpressure_since_ms; /* monotonic start of the current pause,
 					  or 0 */
+	uint64_t udp_datagrams;        /* read from UDP sockets */
+	uint64_t udp_dropped[METRICS_UDP_NDROPS]; /* read, not queued */
+	uint64_t udp_kernel_drops; /* the sockets' receive-buffer drops */
+	uint64_t udp_truncated;    /* longer than the datagram buffer */
 	struct histogram batch_lines;
 	struct histogram commit_seconds;
 	struct {
@@ -80,6 +92,8 @@ struct metrics_gauges {
 	uint64_t spool_write_errors;
 };
 
+/* "queue_full", "denied", "empty": the reason label. */
+const char *metrics_udp_drop_name(enum metrics_udp_drop r);
 void metrics_observe_batch(uint32_t lines, double commit_seconds);
 void metrics_count_sqlstate(const char *sqlstate);
 

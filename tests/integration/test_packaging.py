@@ -28,6 +28,7 @@ EXPECTED_FILES = [
     "./usr/bin/logsinkd",
     "./lib/systemd/system/logsinkd.service",
     "./lib/systemd/system/logsinkd.socket",
+    "./lib/systemd/system/logsinkd-udp.socket",
     "./etc/logsinkd/logsinkd.conf",
     "./usr/share/man/man8/logsinkd.8.gz",
     "./usr/share/man/man5/logsinkd.conf.5.gz",

@@ -444,6 +444,8 @@ def cases(r):
                                      shown=("10000ms", "1000ms")),
         "proxy-max-header-bytes": Case("2KiB", "applied", None,
                                        shown=("1024", "2048")),
+        "udp-rcvbuf": Case("1MiB", "restart", check_lines_stored,
+                           shown=("4194304", "1048576")),
     }
 
 

@@ -23,7 +23,7 @@ import harness
 
 UNIT_DIR = os.path.join(harness.REPO_ROOT, "systemd")
 MAN_DIR = os.path.join(harness.REPO_ROOT, "docs", "man")
-UNITS = ("logsinkd.service", "logsinkd.socket")
+UNITS = ("logsinkd.service", "logsinkd.socket", "logsinkd-udp.socket")
 MAX_EXPOSURE = 2.0
 
 pytestmark = pytest.mark.skipif(shutil.which("systemd-analyze") is None,
@@ -148,6 +148,14 @@ def test_socket_unit():
     assert s[("Install", "WantedBy")] == ["sockets.target"]
 
 
+def test_udp_socket_unit():
+    s = unit_settings(read_unit("logsinkd-udp.socket"))
+    assert s[("Socket", "ListenDatagram")] == ["514"]
+    assert ("Socket", "ListenStream") not in s
+    assert s[("Socket", "Service")] == ["logsinkd.service"]
+    assert s[("Install", "WantedBy")] == ["sockets.target"]
+
+
 def test_documentation_pages_exist():
     for name in UNITS:
         s = unit_settings(read_unit(name))
@@ -263,12 +271,14 @@ def traced_session(logsinkd, pg, tmp_path):
     env.pop("WATCHDOG_PID", None)
     log_path = tmp_path / "logsinkd.log"
     port, mport = harness.free_port(), harness.free_port()
+    uport = harness.free_port()  # the UDP listener's (recvmmsg)
     # As root, run it as nobody (the unit's User= is never root; logsinkd
     # refuses root), so the trace shows what the service would do.
     as_user = ["-u", "nobody"] if os.geteuid() == 0 else []
     cmd = ["strace", "-f", "-qq", "-s", "128", "-o", str(trace)] + as_user + [
            os.path.abspath(logsinkd), "--db", pg.conninfo,
            "--listen", "127.0.0.1:%d" % port,
+           "--listen", "127.0.0.1:%d proto=udp" % uport,
            "--metrics-listen", "127.0.0.1:%d" % mport,
            "--flush-interval-ms", "10"]
     pg.truncate()
@@ -284,7 +294,9 @@ def traced_session(logsinkd, pg, tmp_path):
                          "logsinkd to listen")
         harness.send_lines(port, harness.make_lines("sandbox", 100),
                            wait_close=True)
-        harness.wait_for(lambda: pg.count() == 100, 60, "100 rows stored")
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+            u.sendto(b"<13>sandbox datagram", ("127.0.0.1", uport))
+        harness.wait_for(lambda: pg.count() == 101, 60, "101 rows stored")
         assert harness.http_get(mport, "/metrics")[0] == 200
         os.kill(pid, signal.SIGHUP)
         harness.wait_for(lambda: "configuration reloaded"

@@ -528,6 +528,28 @@ test_listen(void **state)
 	assert_err_has(
 	    set_err(x, "listen", "h:1 tz=+25:00"), "tz '+25:00'", NULL);
 	assert_err_has(set_err(x, "listen", "h:1 tcp=on"), "tz=", NULL);
+	/* proto=udp: allow= and format= apply; framing, acks, TLS do not. */
+	assert_int_equal(config_parse_listen("h:514 proto=udp format=raw "
+					     "allow=10.0.0.0/8",
+			     &spec, x->err, sizeof(x->err)),
+	    0);
+	assert_int_equal(spec.udp, 1);
+	assert_int_equal(spec.format, PARSER_RAW);
+	assert_int_equal(spec.nallow, 1);
+	assert_int_equal(
+	    config_parse_listen("h:1 proto=tcp", &spec, x->err, sizeof(x->err)),
+	    0);
+	assert_int_equal(spec.udp, 0);
+	assert_err_has(set_err(x, "listen", "h:1 proto=sctp"), "proto",
+	    "'sctp'", "tcp or udp", NULL);
+	assert_err_has(set_err(x, "listen", "h:1 proto=udp ack=commit"), "h:1",
+	    "ack=", "does not apply to proto=udp", NULL);
+	assert_err_has(set_err(x, "listen", "h:1 ack=spooled proto=udp"),
+	    "ack=", "proto=udp", NULL);
+	assert_err_has(set_err(x, "listen", "h:1 proto=udp tls=on"), "tls=on",
+	    "proto=udp", NULL);
+	assert_err_has(set_err(x, "listen", "h:1 proto=udp framing=lf"),
+	    "framing=", "proto=udp", NULL);
 	assert_err_has(set_err(x, "listen", "h:1 framing"), "'framing'",
 	    "key=value", NULL);
 	assert_int_equal(c->nlisten, 1);
@@ -936,6 +958,7 @@ static const struct {
 	{ "tls-max-handshakes", "10" },
 	{ "proxy-header-timeout", "3s" },
 	{ "proxy-max-header-bytes", "2KiB" },
+	{ "udp-rcvbuf", "16MiB" },
 };
 
 #define NOTHER (sizeof(other_values) / sizeof(other_values[0]))
@@ -1037,7 +1060,7 @@ test_reload_classes(void **state)
 		"table", "max-line-bytes", "queue-bytes",
 		"queue-resume-percent", "db-connections", "metrics-listen",
 		"user", "spool-dir", "spool-max-bytes", "spool-segment-bytes",
-		"spool-sync-interval-ms" };
+		"spool-sync-interval-ms", "udp-rcvbuf" };
 	size_t i, j, n = sizeof(restart) / sizeof(restart[0]);
 	bool is_restart;
 
