@@ -13,11 +13,12 @@ if [[ "${1:-}" == "--test" ]]; then
 	# one system log daemon be installed, so rsyslog is unpacked beside
 	# (below) with its libraries installed on their own, together with its
 	# OpenSSL network stream driver (lmnsd_ossl, rsyslog-openssl) for the
-	# TLS tests; openssl is the command line tool they make certificates
-	# and connect with.
+	# TLS tests and its RELP output (omrelp, rsyslog-relp, on librelp0) for
+	# the RELP tests; openssl is the command line tool they make
+	# certificates and connect with.
 	pkgs+=(openssl libcmocka-dev python3 python3-pytest python3-psycopg2
 		clang clang-format bsdutils util-linux syslog-ng-core
-		libestr0 libfastjson4 liblognorm5 lintian fakeroot dpkg-dev
+		libestr0 libfastjson4 liblognorm5 librelp0 lintian fakeroot dpkg-dev
 		file groff-base strace systemd)
 fi
 rsyslog_dir=/opt/logsink-rsyslog
@@ -29,7 +30,8 @@ for p in "${pkgs[@]}"; do
 done
 need_rsyslog=no
 if [[ $test == yes ]] && { [[ ! -x $rsyslog_dir/usr/sbin/rsyslogd ]] ||
-	! compgen -G "$rsyslog_dir/usr/lib/*/rsyslog/lmnsd_ossl.so" >/dev/null; }; then
+	! compgen -G "$rsyslog_dir/usr/lib/*/rsyslog/lmnsd_ossl.so" >/dev/null ||
+	! compgen -G "$rsyslog_dir/usr/lib/*/rsyslog/omrelp.so" >/dev/null; }; then
 	need_rsyslog=yes
 fi
 [[ ${#missing[@]} -eq 0 && $need_rsyslog == no ]] && exit 0
@@ -52,8 +54,10 @@ if [[ $need_rsyslog == yes ]]; then
 	echo "deps.sh: unpacking rsyslog into $rsyslog_dir (for the tests only)"
 	tmp=$(mktemp -d)
 	chmod 755 "$tmp"
-	(cd "$tmp" && apt-get download -qq rsyslog rsyslog-openssl >/dev/null)
-	for deb in "$tmp"/rsyslog_*.deb "$tmp"/rsyslog-openssl_*.deb; do
+	(cd "$tmp" && apt-get download -qq rsyslog rsyslog-openssl rsyslog-relp \
+		>/dev/null)
+	for deb in "$tmp"/rsyslog_*.deb "$tmp"/rsyslog-openssl_*.deb \
+		"$tmp"/rsyslog-relp_*.deb; do
 		$sudo dpkg-deb -x "$deb" "$rsyslog_dir"
 	done
 	rm -rf "$tmp"
