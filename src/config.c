@@ -504,10 +504,18 @@ listen_option(struct listen_spec *spec, const char *opt, size_t n, char *err,
 		else
 			return cf_error(err, errlen,
 			    "listen: tls '%s' is not on or off", v);
+	} else if (strncmp(buf, "proto=", 6) == 0) {
+		if (strcmp(v, "tcp") == 0)
+			spec->proto = CONFIG_PROTO_TCP;
+		else if (strcmp(v, "relp") == 0)
+			spec->proto = CONFIG_PROTO_RELP;
+		else
+			return cf_error(err, errlen,
+			    "listen: proto '%s' is not tcp or relp", v);
 	} else {
 		return cf_error(err, errlen,
 		    "listen: unknown option '%s' (known: framing=, format=, "
-		    "ack=, allow=, tls=)",
+		    "ack=, allow=, tls=, proto=)",
 		    buf);
 	}
 	return 0;
@@ -541,6 +549,10 @@ config_parse_listen(
 		    -1)
 			return -1;
 	}
+	/* RELP answers each message once stored: after the commit, or
+	 * with ack=spooled once durable in the spool. */
+	if (spec->proto == CONFIG_PROTO_RELP && spec->ack == CONFIG_ACK_NONE)
+		spec->ack = CONFIG_ACK_COMMIT;
 	return 0;
 }
 

@@ -96,6 +96,7 @@ struct listen_sock {
 	enum parser_format format;
 	int ack; /* enum config_ack */
 	bool tls;
+	bool relp; /* proto=relp */
 	struct cidr allow[CONFIG_MAX_ALLOW];
 	int nallow;
 	char name[300];
@@ -114,9 +115,9 @@ client_set_state(struct client *c, enum cl_state state)
 	c->state = state;
 }
 
-/* framer callback: one message -> one queued record. */
-static bool
-on_message(void *arg, const char *msg, size_t len, bool truncated)
+/* framer callback (and RELP's): one message -> one queued record. */
+bool
+client_message(void *arg, const char *msg, size_t len, bool truncated)
 {
 	struct client *c = arg;
 	struct queue *q = c->ls->q;
@@ -165,7 +166,7 @@ client_frame_input(struct client *c)
 	struct evbuffer *in = bufferevent_get_input(c->bev);
 	struct evbuffer_iovec v;
 	struct evbuffer_ptr nl;
-	size_t len, used;
+	size_t len, used, need = 0;
 	ssize_t want;
 	char term;
 	uint64_t lines_before = c->lines;
@@ -174,17 +175,23 @@ client_frame_input(struct client *c)
 	while (!queue_full(c->ls->q) && (len = evbuffer_get_length(in)) > 0) {
 		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
 			break;
-		used = framer_feed(&c->fr, v.iov_base, v.iov_len,
-		    c->eof && v.iov_len == len, on_message, c);
+		if (c->relp != NULL)
+			used = relp_client_feed(c, v.iov_base, v.iov_len,
+			    c->eof && v.iov_len == len, &need);
+		else
+			used = framer_feed(&c->fr, v.iov_base, v.iov_len,
+			    c->eof && v.iov_len == len, client_message, c);
 		if (used > 0) {
 			c->bytes += used;
 			evbuffer_drain(in, used);
 			continue;
 		}
-		if (v.iov_len == len)
+		if (v.iov_len == len || (c->relp != NULL && need == 0))
 			break; /* the message's end has not arrived */
-		if (c->fr.need > v.iov_len) {
-			want = c->fr.need < len ? (ssize_t)c->fr.need : -1;
+		if (c->relp == NULL)
+			need = c->fr.need;
+		if (need > v.iov_len) {
+			want = need < len ? (ssize_t)need : -1;
 		} else {
 			term = framer_terminator(&c->fr);
 			nl = evbuffer_search(in, &term, 1, NULL);
@@ -208,6 +215,8 @@ client_frame_input(struct client *c)
 		metrics.bad_frames += c->fr.bad_frames - c->bad_frames;
 		c->bad_frames = c->fr.bad_frames;
 	}
+	if (c->relp != NULL)
+		relp_client_check(c);
 }
 
 /*
@@ -264,6 +273,7 @@ client_free(struct client *c)
 	bufferevent_free(c->bev);
 	buf_free(&c->scratch);
 	free(c->tls_subject);
+	relp_client_free(c);
 	free(c);
 }
 
@@ -310,6 +320,8 @@ pause_all(struct listeners *ls)
 static void
 client_finish(struct client *c, const char *reason)
 {
+	if (c->relp != NULL && c->err == 0)
+		reason = relp_client_finish(c, reason);
 	if (c->err != 0 ||
 	    evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
 		client_close(c, c->err ? strerror(c->err) : reason);
@@ -363,6 +375,10 @@ client_send_ack(struct client *c)
 {
 	struct evbuffer *out = bufferevent_get_output(c->bev);
 
+	if (c->relp != NULL) {
+		relp_client_send_acks(c);
+		return;
+	}
 	c->acked = ack_committed(c->ack);
 	if (evbuffer_get_length(out) > 0) {
 		c->ack_pending = true;
@@ -387,6 +403,8 @@ handle_written(struct client *c)
 {
 	if (c->ack_pending) {
 		client_send_ack(c);
+		if (c->state == CL_ACKWAIT && !client_acks_due(c))
+			client_finish(c, "eof"); /* RELP wrote its last */
 		return;
 	}
 	if (c->state == CL_FLUSHING)
@@ -424,11 +442,16 @@ handle_shutdown(struct client *c)
 {
 	client_final_read(c);
 	bufferevent_disable(c->bev, EV_READ);
+	if (c->relp != NULL)
+		c->relp->shutdown = true; /* serverclose once answered */
 	if (client_acks_due(c)) {
 		client_set_state(c, CL_ACKWAIT);
 		return;
 	}
-	client_close(c, "shutdown");
+	if (c->relp != NULL)
+		client_finish(c, "shutdown");
+	else
+		client_close(c, "shutdown");
 }
 
 /*
@@ -879,6 +902,15 @@ accept_cb(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *sa,
 		}
 		c->ack_spooled = sock->ack == CONFIG_ACK_SPOOLED;
 	}
+	if (sock->relp && relp_client_new(c) == -1) {
+		log_warn("%s: connection dropped", c->name);
+		iptable_del(ls->per_ip, sa);
+		if (c->ack != NULL)
+			ack_disown(c->ack);
+		bufferevent_free(c->bev);
+		free(c);
+		return;
+	}
 	/* Room for one whole line, so the framer can always progress. */
 	bufferevent_setwatermark(
 	    c->bev, EV_READ, 0, ls->set.max_line_bytes + READ_CHUNK_BYTES);
@@ -1083,6 +1115,7 @@ add_sock(struct listeners *ls, int fd, const char *hostport,
 	memcpy(s->allow, spec->allow, sizeof(s->allow));
 	s->ack = spec->ack;
 	s->tls = spec->tls;
+	s->relp = spec->proto == CONFIG_PROTO_RELP;
 	s->nallow = spec->nallow;
 	s->framing = (enum framer_mode)spec->framing;
 	s->format = (enum parser_format)spec->format;
@@ -1129,10 +1162,11 @@ listeners_add(struct listeners *ls, const struct listen_spec *spec, char *err,
 		}
 	}
 	freeaddrinfo(res);
-	log_info("listening on %s framing=%s format=%s tls=%s", hostport,
+	log_info("listening on %s framing=%s format=%s tls=%s%s", hostport,
 	    framer_mode_name((enum framer_mode)spec->framing),
 	    spec->format == PARSER_RAW ? "raw" : "auto",
-	    spec->tls ? "on" : "off");
+	    spec->tls ? "on" : "off",
+	    spec->proto == CONFIG_PROTO_RELP ? " proto=relp" : "");
 	return 0;
 }
 

@@ -25,6 +25,7 @@
 #include "logsink/metrics.h"
 #include "logsink/parser.h"
 #include "logsink/record.h"
+#include "logsink/relp.h"
 #include "logsink/tls.h"
 
 /*
@@ -80,6 +81,22 @@ enum cl_event {
 };
 
 /*
+ * The RELP session of a proto=relp client (listener_relp.c); owned by
+ * its client, freed with it.  Syslog frames are the client's lines 0, 1,
+ * ... with transaction numbers open_txnr + 1, + 2, ... (every syslog
+ * frame is queued, or the session ends), so line k is answered with
+ * relp_line_txnr(k).
+ */
+struct relp_conn {
+	struct relp dec;
+	uint32_t open_txnr;
+	uint32_t close_txnr; /* the close frame's, or 0 */
+	bool shutdown;       /* serverclose once the acks are written */
+	bool failed;         /* dec.err is logged and counted */
+	bool ended;          /* the final answer is written */
+};
+
+/*
  * One TCP client; owned by its listeners set: on ls->clients while open,
  * on ls->reap once client_close() marked it; freed by the reaper (or by
  * listeners_free() at exit).
@@ -117,6 +134,7 @@ struct client {
 	char *tls_subject;    /* verified client certificate, or NULL; owned */
 	struct event *ev_end; /* TLS: EOF/error handled on the next pass */
 	enum cl_event end_ev;
+	struct relp_conn *relp; /* proto=relp: the session; owned */
 };
 
 /* Owned by main; freed by listeners_free(). */
@@ -144,6 +162,8 @@ struct listeners {
 	int tls_handshake_timeout_ms;
 	int64_t tls_fail_logged_ms;
 	uint64_t tls_fail_unlogged;
+	int64_t relp_err_logged_ms;
+	uint64_t relp_err_unlogged;
 };
 
 /* listener.c */
@@ -152,6 +172,24 @@ void client_set_state(struct client *c, enum cl_state state);
 void client_close(struct client *c, const char *reason);
 /* READING: frames what arrived; pauses everyone or finishes at EOF. */
 void handle_reading_input(struct client *c);
+/* One message -> one queued record; false: stop (the queue is full). */
+bool client_message(void *arg, const char *msg, size_t len, bool truncated);
+
+/* listener_relp.c: the RELP session on the client machine's paths */
+/* A new session for c; -1: out of memory. */
+int relp_client_new(struct client *c);
+void relp_client_free(struct client *c);
+/* Decodes frames from buf (framer_feed()'s contract); the next step's
+ * contiguous bytes in *need. */
+size_t relp_client_feed(
+    struct client *c, const char *buf, size_t len, bool eof, size_t *need);
+/* After framing: a protocol error ends reading (logged, counted). */
+void relp_client_check(struct client *c);
+/* Writes the answers of committed lines (the ack drain, WRITTEN). */
+void relp_client_send_acks(struct client *c);
+/* Before closing: the close answer or a serverclose, once; the reason
+ * for the close log line. */
+const char *relp_client_finish(struct client *c, const char *reason);
 
 /* listener_tls.c */
 /* An OpenSSL bufferevent owning fd, accepting; NULL: the caller closes

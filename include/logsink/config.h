@@ -29,6 +29,11 @@ enum config_ack {
 	CONFIG_ACK_SPOOLED, /* the same, or durable in the spool */
 };
 
+enum config_proto {
+	CONFIG_PROTO_TCP,  /* framed lines (framing=) */
+	CONFIG_PROTO_RELP, /* RELP sessions (relp.h); always acknowledged */
+};
+
 struct listen_spec {
 	char host[256];
 	char port[8];
@@ -36,6 +41,7 @@ struct listen_spec {
 	int format;                          /* enum parser_format */
 	int ack;                             /* enum config_ack */
 	int tls;                             /* 1: tls=on */
+	int proto;                           /* enum config_proto */
 	struct cidr allow[CONFIG_MAX_ALLOW]; /* none: any peer */
 	int nallow;
 	char *text; /* the value as written, for dump and comparison; owned

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "logsink/buf.h"
+#include "logsink/relp.h"
 #include "logsink/tls_types.h"
 
 #define METRICS_BATCH_BUCKETS   10
@@ -43,6 +44,8 @@ struct metrics {
 	uint64_t accept_errors;
 	uint64_t tls_handshakes;                        /* completed */
 	uint64_t tls_handshake_failures[TLS_NFAILURES]; /* per reason */
+	uint64_t relp_sessions;             /* RELP opens answered */
+	uint64_t relp_errors[RELP_NERRORS]; /* sessions ended, per reason */
 	uint64_t copy_batches;
 	uint64_t copy_failures;
 	uint64_t db_reconnects;
