@@ -11,8 +11,10 @@ duplicates (count(*) against count(distinct message)) and reports them.
 """
 
 import os
+import pwd
 import re
-import socket
+import shutil
+import tempfile
 import threading
 
 import pytest
@@ -328,11 +330,25 @@ def test_rsyslog_omrelp_through_db_outage(fresh_pg, daemon, rsyslog,
     assert distinct == n
 
 
+@pytest.fixture
+def spool_parent():
+    """A directory the daemon's user (nobody, when the tests run as root)
+    can create its spool in: pytest's tmp_path is private to root."""
+    path = tempfile.mkdtemp(prefix="logsink-relp-spool-")
+    os.chmod(path, 0o755)
+    if os.geteuid() == 0:
+        nobody = pwd.getpwnam("nobody")
+        os.chown(path, nobody.pw_uid, nobody.pw_gid)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
 def test_rsyslog_omrelp_through_restart_with_spool(pg, daemon, rsyslog,
-                                                   background, tmp_path):
+                                                   background, tmp_path,
+                                                   spool_parent):
     pg.truncate()
     n = 20000
-    spool = str(tmp_path / "spool")
+    spool = os.path.join(spool_parent, "spool")
     d = relp_daemon(daemon, pg, opts="ack=spooled", spool=spool)
     port = d.port
     rs = start_rsyslog(rsyslog, background, tmp_path, port)
