@@ -98,7 +98,11 @@ usage(FILE *fp)
 	    "  allow=CIDR,...             only these peers may connect\n"
 	    "  tls=off|on                 TLS (RFC 5425) with tls-cert, "
 	    "tls-key,\n"
-	    "                             tls-ca and tls-verify-client\n");
+	    "                             tls-ca and tls-verify-client\n"
+	    "  proto=tcp|relp             relp: RELP (rsyslog omrelp), each "
+	    "message\n"
+	    "                             answered once committed (or "
+	    "ack=spooled)\n");
 }
 
 /* Splits argv into actions and KEY VALUE pairs (checked later). */
