@@ -35,7 +35,7 @@ module(load="omrelp"{tlslib})
 input(type="imtcp" address="127.0.0.1" port="{in_port}" ruleset="fwd")
 ruleset(name="fwd") {{
   action(type="omrelp" target="127.0.0.1" port="{out_port}"
-         template="RSYSLOG_SyslogProtocol23Format" timeout="30"{tls}
+         template="RSYSLOG_SyslogProtocol23Format" timeout="30"{tls}{window}
          action.resumeRetryCount="-1" action.resumeInterval="1"
          queue.type="LinkedList" queue.size="1000000"
          queue.dequeueBatchSize="256")
@@ -63,7 +63,8 @@ def relp_daemon(daemon, pg, *args, port=None, opts="", spool=None):
     return d
 
 
-def start_rsyslog(rsyslog, background, tmp_path, out_port, tls=""):
+def start_rsyslog(rsyslog, background, tmp_path, out_port, tls="",
+                  window=None):
     rsyslogd, moddir = rsyslog
     work = tmp_path / "rsyslog-work"
     work.mkdir(exist_ok=True)
@@ -71,6 +72,7 @@ def start_rsyslog(rsyslog, background, tmp_path, out_port, tls=""):
     conf = tmp_path / "rsyslog.conf"
     conf.write_text(RSYSLOG_RELP_CONF.format(
         work=work, in_port=in_port, out_port=out_port, tls=tls,
+        window=' windowSize="%d"' % window if window else "",
         tlslib=' tls.tlslib="openssl"' if tls else ""))
     cmd = [rsyslogd, "-n", "-f", str(conf),
            "-i", str(tmp_path / "rsyslogd.pid")]
@@ -308,7 +310,8 @@ def test_rsyslog_omrelp_through_db_outage(fresh_pg, daemon, rsyslog,
     pg = fresh_pg
     n = 20000
     d = relp_daemon(daemon, pg)
-    rs = start_rsyslog(rsyslog, background, tmp_path, d.port)
+    # A window wider than the default 128: more in flight at the outage.
+    rs = start_rsyslog(rsyslog, background, tmp_path, d.port, window=1024)
     lines = syslog_lines("outage", n)
     feeder = threading.Thread(target=feed, args=(rs.in_port, lines, 200))
     feeder.start()
@@ -351,7 +354,7 @@ def test_rsyslog_omrelp_through_restart_with_spool(pg, daemon, rsyslog,
     spool = os.path.join(spool_parent, "spool")
     d = relp_daemon(daemon, pg, opts="ack=spooled", spool=spool)
     port = d.port
-    rs = start_rsyslog(rsyslog, background, tmp_path, port)
+    rs = start_rsyslog(rsyslog, background, tmp_path, port, window=1024)
     lines = syslog_lines("restart", n)
     feeder = threading.Thread(target=feed, args=(rs.in_port, lines, 200))
     feeder.start()
@@ -388,15 +391,22 @@ def test_rsyslog_omrelp_over_tls(pg, daemon, rsyslog, background, tmp_path,
 
 
 @pytest.mark.skipif(os.environ.get("LOGSINK_RELP_BENCH") is None,
-                    reason="a measurement: set LOGSINK_RELP_BENCH=N")
+                    reason="a measurement: set LOGSINK_RELP_BENCH=N (and "
+                    "LOGSINK_RELP_WINDOW, omrelp's windowSize)")
 def test_rsyslog_omrelp_rate(relp_sink, pg, rsyslog, background, tmp_path):
+    """Messages/s from rsyslog: bound by omrelp's window, since each
+    message is answered only after its commit (window / (flush-interval +
+    commit) at most)."""
     import time
     n = int(os.environ["LOGSINK_RELP_BENCH"])
-    rs = start_rsyslog(rsyslog, background, tmp_path, relp_sink.port)
+    window = int(os.environ.get("LOGSINK_RELP_WINDOW", "0")) or None
+    rs = start_rsyslog(rsyslog, background, tmp_path, relp_sink.port,
+                       window=window)
     lines = syslog_lines("bench", n)
     t0 = time.monotonic()
     feed(rs.in_port, lines, 20000)
     wait_all(pg, "bench", n, timeout=600)
     dt = time.monotonic() - t0
-    report("RELP from rsyslog omrelp: %d messages stored in %.1f s: %.0f "
-           "messages/s" % (n, dt, n / dt))
+    report("RELP from rsyslog omrelp (windowSize %s): %d messages stored "
+           "in %.1f s: %.0f messages/s" % (window or "128, the default", n,
+                                          dt, n / dt))
