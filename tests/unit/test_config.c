@@ -494,6 +494,23 @@ test_listen(void **state)
 	    config_parse_listen("h:1 tls=off", &spec, x->err, sizeof(x->err)),
 	    0);
 	assert_int_equal(spec.tls, 0);
+	/* proto=relp acknowledges after commit unless ack=spooled. */
+	assert_int_equal(config_parse_listen(
+			     "h:1 proto=relp", &spec, x->err, sizeof(x->err)),
+	    0);
+	assert_int_equal(spec.proto, CONFIG_PROTO_RELP);
+	assert_int_equal(spec.ack, CONFIG_ACK_COMMIT);
+	assert_int_equal(config_parse_listen("h:1 ack=spooled proto=relp",
+			     &spec, x->err, sizeof(x->err)),
+	    0);
+	assert_int_equal(spec.ack, CONFIG_ACK_SPOOLED);
+	assert_int_equal(
+	    config_parse_listen("h:1 proto=tcp", &spec, x->err, sizeof(x->err)),
+	    0);
+	assert_int_equal(spec.proto, CONFIG_PROTO_TCP);
+	assert_int_equal(spec.ack, CONFIG_ACK_NONE);
+	assert_err_has(set_err(x, "listen", "h:1 proto=udp"), "proto", "'udp'",
+	    "tcp or relp", NULL);
 	assert_err_has(set_err(x, "listen", "h:1 framing"), "'framing'",
 	    "key=value", NULL);
 	assert_int_equal(c->nlisten, 1);
