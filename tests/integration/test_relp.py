@@ -14,6 +14,7 @@ import os
 import pwd
 import re
 import shutil
+import signal
 import tempfile
 import threading
 
@@ -260,6 +261,24 @@ def test_protocol_errors(relp_sink, pg, name, bad, reason, answer):
     good.send(frame(4, "close"))
     assert good.frames(1) == [(4, "rsp", "200 OK")]
     assert counts(pg, "good" + name) == (2, 2)
+
+
+def test_shutdown_sends_serverclose(pg, daemon):
+    """SIGTERM: what was received is stored and answered, then
+    serverclose, then the close."""
+    pg.truncate()
+    d = relp_daemon(daemon, pg)
+    c = RawRelp(d.port)
+    c.send(OPEN)
+    c.frames(1)
+    msgs = syslog_lines("term", 5)
+    c.send(b"".join(frame(2 + i, "syslog", m) for i, m in enumerate(msgs)))
+    assert c.frames(5) == [(2 + i, "rsp", "200 OK") for i in range(5)]
+    d.signal(signal.SIGTERM)
+    assert c.frames(1) == [(0, "serverclose", "")]
+    assert c.wait_closed() == b""
+    assert d.wait() == 0
+    assert counts(pg, "term") == (5, 5)
 
 
 def test_command_before_open(relp_sink, pg):
