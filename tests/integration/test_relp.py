@@ -435,3 +435,41 @@ def test_rsyslog_omrelp_rate(relp_sink, pg, rsyslog, background, tmp_path):
     report("RELP from rsyslog omrelp (windowSize %s): %d messages stored "
            "in %.1f s: %.0f messages/s" % (window or "128, the default", n,
                                           dt, n / dt))
+
+
+def test_rsyslog_omrelp_restart_while_db_down(fresh_pg, daemon, rsyslog,
+                                              background, tmp_path,
+                                              spool_parent):
+    """ack=spooled with the database down: messages are answered once
+    durable in the spool, so rsyslog forgets them; a restart (database
+    still down) and the database's return must still store every one."""
+    pg = fresh_pg
+    n = 20000
+    spool = os.path.join(spool_parent, "spool")
+    args = ("--shutdown-timeout", "2s")
+    d = relp_daemon(daemon, pg, *args, opts="ack=spooled", spool=spool)
+    port = d.port
+    rs = start_rsyslog(rsyslog, background, tmp_path, port, window=1024)
+    lines = syslog_lines("spooldown", n)
+    feeder = threading.Thread(target=feed, args=(rs.in_port, lines, 200))
+    feeder.start()
+    try:
+        wait_for(lambda: counts(pg, "spooldown")[1] >= 2000, LONG,
+                 "2000 messages stored before the outage")
+        pg.stop("fast")
+        wait_for(lambda: harness.metric(d, "lines_spooled_total") >= 1000,
+                 LONG, "messages answered from the spool")
+        spooled = harness.metric(d, "lines_spooled_total")
+        assert d.stop() == 0
+        d2 = relp_daemon(daemon, pg, *args, port=port, opts="ack=spooled",
+                         spool=spool)
+        wait_for(lambda: harness.metric(d2, "lines_received_total") > 0,
+                 LONG, "rsyslog sending to the restarted logsinkd")
+        pg.start()
+    finally:
+        feeder.join(LONG)
+    rows, distinct = wait_all(pg, "spooldown", n)
+    report("restart with the database down (ack=spooled): %d messages, %d "
+           "spooled before SIGTERM, %d rows, %d duplicates"
+           % (n, spooled, rows, rows - distinct))
+    assert distinct == n
