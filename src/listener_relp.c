@@ -197,19 +197,16 @@ relp_client_send_acks(struct client *c)
 	struct evbuffer *out = bufferevent_get_output(c->bev);
 	uint64_t committed = ack_committed(c->ack);
 	char f[4096];
-	size_t n = 0, k;
+	size_t n = 0;
 
 	while (c->acked < committed &&
 	    evbuffer_get_length(out) + n < RELP_OUT_MAX_BYTES) {
-		k = relp_format(f + n, sizeof(f) - n,
-		    relp_line_txnr(c, c->acked), "rsp", "200 OK", 6);
-		if (k == 0) {
+		if (sizeof(f) - n < RELP_OK_MAX) {
 			if (evbuffer_add(out, f, n) == -1)
 				break;
 			n = 0;
-			continue;
 		}
-		n += k;
+		n += relp_format_ok(f + n, relp_line_txnr(c, c->acked));
 		c->acked++;
 	}
 	if (n > 0 && evbuffer_add(out, f, n) == -1) {

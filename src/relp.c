@@ -247,6 +247,23 @@ relp_format(char *out, size_t outlen, uint32_t txnr, const char *command,
 	return (size_t)n;
 }
 
+size_t
+relp_format_ok(char *out, uint32_t txnr)
+{
+	static const char tail[] = " rsp 6 200 OK\n";
+	char digits[10];
+	size_t n = 0, i;
+
+	do {
+		digits[n++] = (char)('0' + txnr % 10);
+		txnr /= 10;
+	} while (txnr > 0);
+	for (i = 0; i < n; i++)
+		out[i] = digits[n - 1 - i];
+	memcpy(out + n, tail, sizeof(tail) - 1);
+	return n + sizeof(tail) - 1;
+}
+
 const char *
 relp_open_answer(void)
 {

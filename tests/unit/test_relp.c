@@ -262,6 +262,16 @@ test_format(void **state)
 	    strlen("0 serverclose 0\n"));
 	assert_string_equal(buf, "0 serverclose 0\n");
 	assert_int_equal(relp_format(buf, 8, 7, "rsp", "200 OK", 6), 0);
+	memset(buf, 0, sizeof(buf));
+	assert_int_equal(relp_format_ok(buf, 7), strlen("7 rsp 6 200 OK\n"));
+	assert_string_equal(buf, "7 rsp 6 200 OK\n");
+	memset(buf, 0, sizeof(buf));
+	assert_int_equal(relp_format_ok(buf, RELP_TXNR_MAX),
+	    strlen("999999999 rsp 6 200 OK\n"));
+	assert_string_equal(buf, "999999999 rsp 6 200 OK\n");
+	memset(buf, 0, sizeof(buf));
+	relp_format_ok(buf, 1000000);
+	assert_string_equal(buf, "1000000 rsp 6 200 OK\n");
 	assert_int_equal(strncmp(a, "200 OK\n", 7), 0);
 	assert_non_null(strstr(a, "\ncommands=syslog"));
 	assert_non_null(strstr(a, "relp_version=0"));
