@@ -55,6 +55,12 @@
  *            disabled, on the reap list; every event is ignored (callbacks
  *            already queued in this loop pass may still come).  No exit:
  *            the reaper frees it once per loop pass.
+ *
+ * A proto=relp client (c->relp, listener_relp.c) goes the same way: its
+ * decoder replaces the framer, a "close" frame or a protocol error counts
+ * as EOF (reading stops, ACKWAIT until its lines are answered), and
+ * client_finish() first writes the close answer, the rsp 500 and
+ * serverclose, or at shutdown the serverclose.
  */
 enum cl_state {
 	CL_HANDSHAKE,
