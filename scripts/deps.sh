@@ -13,14 +13,15 @@ if [[ "${1:-}" == "--test" ]]; then
 	# one system log daemon be installed, so rsyslog is unpacked beside
 	# (below) with its libraries installed on their own, together with its
 	# OpenSSL network stream driver (lmnsd_ossl, rsyslog-openssl) for the
-	# TLS tests; openssl is the command line tool they make certificates
+	# TLS tests and its RELP output (omrelp, rsyslog-relp, on librelp0) for
+	# the RELP tests; openssl is the command line tool they make certificates
 	# and connect with; tzdata: the tz= tests use Europe/Berlin;
 	# haproxy is the PROXY protocol sender of
 	# test_proxy.py (run in the foreground by the tests, never as a
 	# service).
 	pkgs+=(openssl libcmocka-dev python3 python3-pytest python3-psycopg2
 		clang clang-format bsdutils util-linux syslog-ng-core
-		libestr0 libfastjson4 liblognorm5 lintian fakeroot dpkg-dev
+		libestr0 libfastjson4 liblognorm5 librelp0 lintian fakeroot dpkg-dev
 		file groff-base strace systemd haproxy tzdata nodejs)
 	# test_gelf.py installs the npm package gelf-pro into its temporary
 	# directory; NodeSource's nodejs already brings npm (and conflicts
@@ -36,7 +37,8 @@ for p in "${pkgs[@]}"; do
 done
 need_rsyslog=no
 if [[ $test == yes ]] && { [[ ! -x $rsyslog_dir/usr/sbin/rsyslogd ]] ||
-	! compgen -G "$rsyslog_dir/usr/lib/*/rsyslog/lmnsd_ossl.so" >/dev/null; }; then
+	! compgen -G "$rsyslog_dir/usr/lib/*/rsyslog/lmnsd_ossl.so" >/dev/null ||
+	! compgen -G "$rsyslog_dir/usr/lib/*/rsyslog/omrelp.so" >/dev/null; }; then
 	need_rsyslog=yes
 fi
 [[ ${#missing[@]} -eq 0 && $need_rsyslog == no ]] && exit 0
@@ -59,8 +61,10 @@ if [[ $need_rsyslog == yes ]]; then
 	echo "deps.sh: unpacking rsyslog into $rsyslog_dir (for the tests only)"
 	tmp=$(mktemp -d)
 	chmod 755 "$tmp"
-	(cd "$tmp" && apt-get download -qq rsyslog rsyslog-openssl >/dev/null)
-	for deb in "$tmp"/rsyslog_*.deb "$tmp"/rsyslog-openssl_*.deb; do
+	(cd "$tmp" && apt-get download -qq rsyslog rsyslog-openssl rsyslog-relp \
+		>/dev/null)
+	for deb in "$tmp"/rsyslog_*.deb "$tmp"/rsyslog-openssl_*.deb \
+		"$tmp"/rsyslog-relp_*.deb; do
 		$sudo dpkg-deb -x "$deb" "$rsyslog_dir"
 	done
 	rm -rf "$tmp"

@@ -556,14 +556,6 @@ listen_option(struct listen_spec *spec, const char *opt, size_t n, char *err,
 		    spec->proxy, &spec->nproxy, "proxy", v, err, errlen);
 	} else if (strncmp(buf, "tz=", 3) == 0) {
 		return listen_tz(spec, v, err, errlen);
-	} else if (strncmp(buf, "proto=", 6) == 0) {
-		if (strcmp(v, "tcp") == 0)
-			spec->udp = 0;
-		else if (strcmp(v, "udp") == 0)
-			spec->udp = 1;
-		else
-			return cf_error(err, errlen,
-			    "listen: proto '%s' is not tcp or udp", v);
 	} else if (strncmp(buf, "tls=", 4) == 0) {
 		if (strcmp(v, "off") == 0)
 			spec->tls = 0;
@@ -572,6 +564,16 @@ listen_option(struct listen_spec *spec, const char *opt, size_t n, char *err,
 		else
 			return cf_error(err, errlen,
 			    "listen: tls '%s' is not on or off", v);
+	} else if (strncmp(buf, "proto=", 6) == 0) {
+		if (strcmp(v, "tcp") == 0)
+			spec->proto = CONFIG_PROTO_TCP;
+		else if (strcmp(v, "udp") == 0)
+			spec->proto = CONFIG_PROTO_UDP;
+		else if (strcmp(v, "relp") == 0)
+			spec->proto = CONFIG_PROTO_RELP;
+		else
+			return cf_error(err, errlen,
+			    "listen: proto '%s' is not tcp, udp or relp", v);
 	} else {
 		return cf_error(err, errlen,
 		    "listen: unknown option '%s' (known: framing=, format=, "
@@ -592,7 +594,7 @@ listen_udp_check(const struct listen_spec *spec, const char *addr,
 {
 	const char *opt;
 
-	if (!spec->udp)
+	if (spec->proto != CONFIG_PROTO_UDP)
 		return 0;
 	opt = spec->ack != CONFIG_ACK_NONE ? "ack="
 	    : spec->tls                    ? "tls=on"
@@ -637,6 +639,10 @@ config_parse_listen(
 		if (strncmp(p, "framing=", 8) == 0)
 			framing_set = true;
 	}
+	/* RELP answers each message once stored: after the commit, or
+	 * with ack=spooled once durable in the spool. */
+	if (spec->proto == CONFIG_PROTO_RELP && spec->ack == CONFIG_ACK_NONE)
+		spec->ack = CONFIG_ACK_COMMIT;
 	return listen_udp_check(spec, addr, framing_set, err, errlen);
 }
 

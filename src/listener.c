@@ -100,6 +100,7 @@ struct listen_sock {
 	int ack; /* enum config_ack */
 	bool tls;
 	const struct tzrule *tz; /* in ls->tzs; NULL: local */
+	bool relp;               /* proto=relp */
 	struct cidr allow[CONFIG_MAX_ALLOW];
 	int nallow;
 	struct cidr proxy[CONFIG_MAX_ALLOW]; /* proxy=: PROXY headers */
@@ -118,9 +119,9 @@ client_set_state(struct client *c, enum cl_state state)
 	c->state = state;
 }
 
-/* framer callback: one message -> one queued record. */
-static bool
-on_message(void *arg, const char *msg, size_t len, bool truncated)
+/* framer callback (and RELP's): one message -> one queued record. */
+bool
+client_message(void *arg, const char *msg, size_t len, bool truncated)
 {
 	struct client *c = arg;
 	struct queue *q = c->ls->q;
@@ -199,7 +200,7 @@ client_frame_input(struct client *c)
 	struct evbuffer *in = bufferevent_get_input(c->bev);
 	struct evbuffer_iovec v;
 	struct evbuffer_ptr nl;
-	size_t len, used;
+	size_t len, used, need = 0;
 	ssize_t want;
 	char term;
 	uint64_t lines_before = c->lines;
@@ -209,17 +210,23 @@ again:
 	while (!queue_full(c->ls->q) && (len = evbuffer_get_length(in)) > 0) {
 		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
 			break;
-		used = framer_feed(&c->fr, v.iov_base, v.iov_len,
-		    c->eof && v.iov_len == len, on_message, c);
+		if (c->relp != NULL)
+			used = relp_client_feed(c, v.iov_base, v.iov_len,
+			    c->eof && v.iov_len == len, &need);
+		else
+			used = framer_feed(&c->fr, v.iov_base, v.iov_len,
+			    c->eof && v.iov_len == len, client_message, c);
 		if (used > 0) {
 			c->bytes += used;
 			evbuffer_drain(in, used);
 			continue;
 		}
-		if (v.iov_len == len)
+		if (v.iov_len == len || (c->relp != NULL && need == 0))
 			break; /* the message's end has not arrived */
-		if (c->fr.need > v.iov_len) {
-			want = c->fr.need < len ? (ssize_t)c->fr.need : -1;
+		if (c->relp == NULL)
+			need = c->fr.need;
+		if (need > v.iov_len) {
+			want = need < len ? (ssize_t)need : -1;
 		} else {
 			term = framer_terminator(&c->fr);
 			nl = evbuffer_search(in, &term, 1, NULL);
@@ -249,6 +256,8 @@ again:
 		metrics.bad_frames += c->fr.bad_frames - c->bad_frames;
 		c->bad_frames = c->fr.bad_frames;
 	}
+	if (c->relp != NULL)
+		relp_client_check(c);
 }
 
 /*
@@ -318,6 +327,7 @@ client_free(struct client *c)
 		bufferevent_free(c->bev);
 	buf_free(&c->scratch);
 	free(c->tls_subject);
+	relp_client_free(c);
 	free(c);
 }
 
@@ -364,6 +374,8 @@ pause_all(struct listeners *ls)
 static void
 client_finish(struct client *c, const char *reason)
 {
+	if (c->relp != NULL && c->err == 0)
+		reason = relp_client_finish(c, reason);
 	if (c->err != 0 ||
 	    evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
 		client_close(c, c->err ? strerror(c->err) : reason);
@@ -417,6 +429,10 @@ client_send_ack(struct client *c)
 {
 	struct evbuffer *out = bufferevent_get_output(c->bev);
 
+	if (c->relp != NULL) {
+		relp_client_send_acks(c);
+		return;
+	}
 	c->acked = ack_committed(c->ack);
 	if (evbuffer_get_length(out) > 0) {
 		c->ack_pending = true;
@@ -441,6 +457,8 @@ handle_written(struct client *c)
 {
 	if (c->ack_pending) {
 		client_send_ack(c);
+		if (c->state == CL_ACKWAIT && !client_acks_due(c))
+			client_finish(c, "eof"); /* RELP wrote its last */
 		return;
 	}
 	if (c->state == CL_FLUSHING)
@@ -478,11 +496,16 @@ handle_shutdown(struct client *c)
 {
 	client_final_read(c);
 	bufferevent_disable(c->bev, EV_READ);
+	if (c->relp != NULL)
+		c->relp->shutdown = true; /* serverclose once answered */
 	if (client_acks_due(c)) {
 		client_set_state(c, CL_ACKWAIT);
 		return;
 	}
-	client_close(c, "shutdown");
+	if (c->relp != NULL)
+		client_finish(c, "shutdown");
+	else
+		client_close(c, "shutdown");
 }
 
 /*
@@ -1028,7 +1051,11 @@ client_admit(struct client *c, int fd)
 		}
 		c->ack_spooled = sock->ack == CONFIG_ACK_SPOOLED;
 	}
-	if ((c->bev = client_bev_new(ls, sock, c, fd)) == NULL) {
+	if ((sock->relp && relp_client_new(c) == -1) ||
+	    (c->bev = client_bev_new(ls, sock, c, fd)) == NULL) {
+		if (c->relp == NULL && sock->relp)
+			log_warn("%s: connection dropped", c->name);
+		relp_client_free(c);
 		if (c->ack != NULL)
 			ack_disown(c->ack);
 		c->ack = NULL;
@@ -1318,6 +1345,7 @@ add_sock(struct listeners *ls, int fd, const char *hostport,
 	memcpy(s->allow, spec->allow, sizeof(s->allow));
 	s->ack = spec->ack;
 	s->tls = spec->tls;
+	s->relp = spec->proto == CONFIG_PROTO_RELP;
 	s->nallow = spec->nallow;
 	memcpy(s->proxy, spec->proxy, sizeof(s->proxy));
 	s->nproxy = spec->nproxy;
@@ -1353,7 +1381,7 @@ listeners_add(struct listeners *ls, const struct listen_spec *spec, char *err,
 	char hostport[300];
 	int fd, rc;
 
-	if (spec->udp)
+	if (spec->proto == CONFIG_PROTO_UDP)
 		return udp_add(ls, spec, err, errlen);
 	snprintf(hostport, sizeof(hostport),
 	    strchr(spec->host, ':') != NULL ? "[%s]:%s" : "%s:%s", spec->host,
@@ -1375,10 +1403,11 @@ listeners_add(struct listeners *ls, const struct listen_spec *spec, char *err,
 		}
 	}
 	freeaddrinfo(res);
-	log_info("listening on %s framing=%s format=%s tls=%s%s", hostport,
+	log_info("listening on %s framing=%s format=%s tls=%s%s%s", hostport,
 	    framer_mode_name((enum framer_mode)spec->framing),
 	    spec->format == PARSER_RAW ? "raw" : "auto",
-	    spec->tls ? "on" : "off", spec->nproxy > 0 ? " proxy=on" : "");
+	    spec->tls ? "on" : "off", spec->nproxy > 0 ? " proxy=on" : "",
+	    spec->proto == CONFIG_PROTO_RELP ? " proto=relp" : "");
 	return 0;
 }
 

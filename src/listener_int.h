@@ -25,6 +25,7 @@
 #include "logsink/metrics.h"
 #include "logsink/parser.h"
 #include "logsink/record.h"
+#include "logsink/relp.h"
 #include "logsink/tls.h"
 
 /*
@@ -61,6 +62,12 @@
  *            disabled, on the reap list; every event is ignored (callbacks
  *            already queued in this loop pass may still come).  No exit:
  *            the reaper frees it once per loop pass.
+ *
+ * A proto=relp client (c->relp, listener_relp.c) goes the same way: its
+ * decoder replaces the framer, a "close" frame or a protocol error counts
+ * as EOF (reading stops, ACKWAIT until its lines are answered), and
+ * client_finish() first writes the close answer, the rsp 500 and
+ * serverclose, or at shutdown the serverclose.
  */
 enum cl_state {
 	CL_PROXY,
@@ -86,6 +93,22 @@ enum cl_event {
 	CLE_DETECT,    /* framing-detect-timeout: held lines go as LF */
 	CLE_SHUTDOWN,  /* listeners_shutdown() */
 	CLE_NEVENTS,
+};
+
+/*
+ * The RELP session of a proto=relp client (listener_relp.c); owned by
+ * its client, freed with it.  Syslog frames are the client's lines 0, 1,
+ * ... with transaction numbers open_txnr + 1, + 2, ... (every syslog
+ * frame is queued, or the session ends), so line k is answered with
+ * relp_line_txnr(k).
+ */
+struct relp_conn {
+	struct relp dec;
+	uint32_t open_txnr;
+	uint32_t close_txnr; /* the close frame's, or 0 */
+	bool shutdown;       /* serverclose once the acks are written */
+	bool failed;         /* dec.err is logged and counted */
+	bool ended;          /* the final answer is written */
 };
 
 /*
@@ -135,6 +158,7 @@ struct client {
 	struct event *ev_proxy; /* in PROXY: fd readable; owned */
 	unsigned char *proxy_buf; /* in PROXY: header so far; owned */
 	size_t proxy_len;
+	struct relp_conn *relp; /* proto=relp: the session; owned */
 };
 
 /* Owned by main; freed by listeners_free(). */
@@ -167,6 +191,8 @@ struct listeners {
 	struct tzrule **tzs; /* the listeners' tz= rules; owned */
 	size_t ntzs;
 	struct udp_rx *udp; /* proto=udp listeners (listener_udp.c), or NULL */
+	int64_t relp_err_logged_ms;
+	uint64_t relp_err_unlogged;
 };
 
 /* listener.c */
@@ -185,6 +211,24 @@ void client_name(struct client *c, const struct sockaddr *sa, socklen_t salen);
 void client_close(struct client *c, const char *reason);
 /* READING: frames what arrived; pauses everyone or finishes at EOF. */
 void handle_reading_input(struct client *c);
+/* One message -> one queued record; false: stop (the queue is full). */
+bool client_message(void *arg, const char *msg, size_t len, bool truncated);
+
+/* listener_relp.c: the RELP session on the client machine's paths */
+/* A new session for c; -1: out of memory. */
+int relp_client_new(struct client *c);
+void relp_client_free(struct client *c);
+/* Decodes frames from buf (framer_feed()'s contract); the next step's
+ * contiguous bytes in *need. */
+size_t relp_client_feed(
+    struct client *c, const char *buf, size_t len, bool eof, size_t *need);
+/* After framing: a protocol error ends reading (logged, counted). */
+void relp_client_check(struct client *c);
+/* Writes the answers of committed lines (the ack drain, WRITTEN). */
+void relp_client_send_acks(struct client *c);
+/* Before closing: the close answer or a serverclose, once; the reason
+ * for the close log line. */
+const char *relp_client_finish(struct client *c, const char *reason);
 
 /* listener_tls.c */
 /* An OpenSSL bufferevent owning fd, accepting; NULL: the caller closes

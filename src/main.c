@@ -108,11 +108,15 @@ usage(FILE *fp)
 	    "  tz=local|UTC|+HH:MM|ZONE   zone of RFC 3164 timestamps, e.g. "
 	    "tz=Europe/Berlin\n"
 	    "                             (local: the daemon's TZ; default)\n"
-	    "  proto=tcp|udp              udp: syslog datagrams (RFC 5426), "
+	    "  proto=tcp|udp|relp         udp: syslog datagrams (RFC 5426), "
 	    "one\n"
 	    "                             per message, no ack=/tls=/framing= "
 	    "(--listen\n"
-	    "                             '0.0.0.0:514 proto=udp')\n");
+	    "                             '0.0.0.0:514 proto=udp'); relp: "
+	    "RELP\n"
+	    "                             (rsyslog omrelp), each message "
+	    "answered\n"
+	    "                             once committed (or ack=spooled)\n");
 }
 
 /* Splits argv into actions and KEY VALUE pairs (checked later). */
@@ -843,7 +847,7 @@ listen_for_fd(const struct config *cfg, int fd, bool udp)
 		    : ((struct sockaddr_in *)&ss)->sin_port));
 	for (i = 0; i < cfg->nlisten; i++)
 		if (strcmp(cfg->listen[i].port, port) == 0 &&
-		    (cfg->listen[i].udp != 0) == udp)
+		    (cfg->listen[i].proto == CONFIG_PROTO_UDP) == udp)
 			return &cfg->listen[i];
 	return NULL;
 }

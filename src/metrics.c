@@ -289,6 +289,28 @@ render_udp(struct buf *out)
 	return rc;
 }
 
+/* RELP sessions, and those ended by a protocol error, by reason. */
+static int
+render_relp(struct buf *out)
+{
+	int i, rc;
+
+	rc = counter(out, "relp_sessions_total",
+	    "RELP sessions opened on proto=relp listeners.",
+	    metrics.relp_sessions);
+	if (rc == 0)
+		rc = put(out,
+		    "# HELP logsink_relp_errors_total RELP sessions closed "
+		    "for a protocol error, by reason.\n"
+		    "# TYPE logsink_relp_errors_total counter\n");
+	for (i = 1; rc == 0 && i < RELP_NERRORS; i++)
+		rc = put(out,
+		    "logsink_relp_errors_total{reason=\"%s\"} %" PRIu64 "\n",
+		    relp_error_name((enum relp_error)i),
+		    metrics.relp_errors[i]);
+	return rc;
+}
+
 static int
 render_sqlstates(struct buf *out)
 {
@@ -321,7 +343,7 @@ metrics_render(struct buf *out, const struct metrics_gauges *g)
 	if (metrics.backpressure_since_ms != 0)
 		bp_ms += (uint64_t)(g->now_ms - metrics.backpressure_since_ms);
 	rc = render_counters(out) | render_sqlstates(out) | render_tls(out) |
-	    render_proxy(out) | render_udp(out) |
+	    render_proxy(out) | render_udp(out) | render_relp(out) |
 	    counter(out, "backpressure_seconds_total",
 		"Seconds spent with reading paused.", bp_ms / 1000) |
 	    gauge(out, "connections_open", "Client connections open.",

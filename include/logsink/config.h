@@ -34,6 +34,12 @@ enum config_ack {
 	CONFIG_ACK_SPOOLED, /* the same, or durable in the spool */
 };
 
+enum config_proto {
+	CONFIG_PROTO_TCP,  /* framed lines (framing=) */
+	CONFIG_PROTO_RELP, /* RELP sessions (relp.h); always acknowledged */
+	CONFIG_PROTO_UDP,  /* syslog datagrams (RFC 5426), one per message */
+};
+
 struct listen_spec {
 	char host[256];
 	char port[8];
@@ -41,7 +47,7 @@ struct listen_spec {
 	int format;                          /* enum parser_format */
 	int ack;                             /* enum config_ack */
 	int tls;                             /* 1: tls=on */
-	int udp;                             /* 1: proto=udp */
+	int proto;                           /* enum config_proto */
 	struct cidr allow[CONFIG_MAX_ALLOW]; /* none: any peer */
 	int nallow;
 	struct cidr proxy[CONFIG_MAX_ALLOW]; /* none: no PROXY header */

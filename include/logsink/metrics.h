@@ -12,6 +12,7 @@
 
 #include "logsink/buf.h"
 #include "logsink/proxy.h"
+#include "logsink/relp.h"
 #include "logsink/tls_types.h"
 
 #define METRICS_BATCH_BUCKETS   10
@@ -54,6 +55,8 @@ struct metrics {
 	uint64_t tls_handshake_failures[TLS_NFAILURES]; /* per reason */
 	uint64_t proxy_headers[2];                      /* accepted: v1, v2 */
 	uint64_t proxy_failures[PROXY_NFAILURES];       /* per reason */
+	uint64_t relp_sessions;             /* RELP opens answered */
+	uint64_t relp_errors[RELP_NERRORS]; /* sessions ended, per reason */
 	uint64_t copy_batches;
 	uint64_t copy_failures;
 	uint64_t db_reconnects;

@@ -9,7 +9,9 @@
  * Inputs with the high bit of their first byte set also take
  * framer_decide() when the first piece leaves lines held
  * (framing-detect-timeout) and parse BSD timestamps in Europe/Berlin
- * (tz=).
+ * (tz=).  The same bytes are also fed as RELP frames (relp.h) whose
+ * syslog DATA goes the same way; the RELP decoder must never consume more
+ * than it was given (and at EOF take all or fail).
  */
 #include <assert.h>
 #include <stdbool.h>
@@ -24,6 +26,7 @@
 #include "logsink/record.h"
 #include "logsink/tzrule.h"
 #include "../../src/parser_int.h"
+#include "logsink/relp.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -159,6 +162,55 @@ check_proxy(const uint8_t *data, size_t size, size_t cut)
 		    size - h.len, (size - h.len) / 2);
 }
 
+/* relp_feed() callback: syslog DATA is parsed and encoded. */
+static bool
+on_relp(void *arg, uint32_t txnr, enum relp_command cmd, const char *data,
+    size_t len)
+{
+	(void)arg;
+	assert(txnr >= 1 && txnr <= RELP_TXNR_MAX);
+	assert(len <= 256);
+	if (cmd == RELP_CMD_SYSLOG && len > 0)
+		on_msg(NULL, data, len, false);
+	return true;
+}
+
+/*
+ * The input as a RELP stream in two pieces; with open set, as if an open
+ * with txnr 1 had come already (so syslog frames are reached without
+ * one).
+ */
+static void
+feed_relp(const char *data, size_t size, size_t cut, bool open)
+{
+	struct relp r;
+	struct buf pend = { 0 };
+	size_t used;
+
+	relp_init(&r, 256);
+	if (open) {
+		r.open = true;
+		r.last_txnr = 1;
+	}
+	if (buf_append(&pend, data, cut) == -1)
+		return;
+	used = relp_feed(&r, pend.data, pend.len, false, on_relp, NULL);
+	assert(used <= pend.len);
+	assert(
+	    r.err != RELP_OK || used == pend.len || r.need > pend.len - used);
+	if (used > 0) {
+		memmove(pend.data, pend.data + used, pend.len - used);
+		pend.len -= used;
+	}
+	if (r.err == RELP_OK &&
+	    buf_append(&pend, data + cut, size - cut) == 0) {
+		used = relp_feed(&r, pend.data, pend.len, true, on_relp, NULL);
+		assert(used <= pend.len);
+		assert(r.err != RELP_OK || used == pend.len);
+	}
+	buf_free(&pend);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -179,6 +231,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (mode = FRAMER_AUTO; mode <= FRAMER_OCTET; mode++)
 		feed_split((enum framer_mode)mode, (const char *)data + 1,
 		    size - 1, cut < size - 1 ? cut : size - 1);
+	feed_relp((const char *)data + 1, size - 1,
+	    cut < size - 1 ? cut : size - 1, data[0] & 1);
 	/* The parser on the whole input as one message, too. */
 	on_msg(NULL, (const char *)data, size, false);
 	check_proxy(data + 1, size - 1, cut < size - 1 ? cut : size - 1);

@@ -533,15 +533,13 @@ test_listen(void **state)
 					     "allow=10.0.0.0/8",
 			     &spec, x->err, sizeof(x->err)),
 	    0);
-	assert_int_equal(spec.udp, 1);
+	assert_int_equal(spec.proto, CONFIG_PROTO_UDP);
 	assert_int_equal(spec.format, PARSER_RAW);
 	assert_int_equal(spec.nallow, 1);
 	assert_int_equal(
 	    config_parse_listen("h:1 proto=tcp", &spec, x->err, sizeof(x->err)),
 	    0);
-	assert_int_equal(spec.udp, 0);
-	assert_err_has(set_err(x, "listen", "h:1 proto=sctp"), "proto",
-	    "'sctp'", "tcp or udp", NULL);
+	assert_int_equal(spec.proto, CONFIG_PROTO_TCP);
 	assert_err_has(set_err(x, "listen", "h:1 proto=udp ack=commit"), "h:1",
 	    "ack=", "does not apply to proto=udp", NULL);
 	assert_err_has(set_err(x, "listen", "h:1 ack=spooled proto=udp"),
@@ -550,6 +548,23 @@ test_listen(void **state)
 	    "proto=udp", NULL);
 	assert_err_has(set_err(x, "listen", "h:1 proto=udp framing=lf"),
 	    "framing=", "proto=udp", NULL);
+	/* proto=relp acknowledges after commit unless ack=spooled. */
+	assert_int_equal(config_parse_listen(
+			     "h:1 proto=relp", &spec, x->err, sizeof(x->err)),
+	    0);
+	assert_int_equal(spec.proto, CONFIG_PROTO_RELP);
+	assert_int_equal(spec.ack, CONFIG_ACK_COMMIT);
+	assert_int_equal(config_parse_listen("h:1 ack=spooled proto=relp",
+			     &spec, x->err, sizeof(x->err)),
+	    0);
+	assert_int_equal(spec.ack, CONFIG_ACK_SPOOLED);
+	assert_int_equal(
+	    config_parse_listen("h:1 proto=tcp", &spec, x->err, sizeof(x->err)),
+	    0);
+	assert_int_equal(spec.proto, CONFIG_PROTO_TCP);
+	assert_int_equal(spec.ack, CONFIG_ACK_NONE);
+	assert_err_has(set_err(x, "listen", "h:1 proto=sctp"), "proto",
+	    "'sctp'", "tcp, udp or relp", NULL);
 	assert_err_has(set_err(x, "listen", "h:1 framing"), "'framing'",
 	    "key=value", NULL);
 	assert_int_equal(c->nlisten, 1);
