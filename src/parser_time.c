@@ -172,20 +172,46 @@ parser_time_flush_cache(void)
 }
 
 /*
+ * The year for a year-less date: of the years before, of and after y (the
+ * year of the reference time ref_s, on the same clock as tod_s), the one
+ * that puts mo-d plus tod_s seconds closest to ref_s; that time into
+ * *best.  Feb 29 only exists in leap years.  False if no candidate date
+ * exists.
+ */
+static inline bool
+closest_year(
+    int64_t y, int mo, int d, int64_t tod_s, int64_t ref_s, int64_t *best)
+{
+	int64_t cand, dist, best_dist = INT64_MAX;
+	int i;
+
+	for (i = -1; i <= 1; i++) {
+		if (!civil_valid(y + i, mo, d))
+			continue;
+		cand = civil_to_days(y + i, mo, d) * S_PER_DAY + tod_s;
+		dist = cand > ref_s ? cand - ref_s : ref_s - cand;
+		if (dist < best_dist) {
+			best_dist = dist;
+			*best = cand;
+		}
+	}
+	return best_dist != INT64_MAX;
+}
+
+/*
  * Converts a year-less local BSD timestamp (RFC 3164 section 4.1.2) to
- * microseconds since the epoch, UTC.  Of the years before, of and after
- * the (local) year of received_us, picks the one that puts the timestamp
- * closest to received_us: "Dec 31 23:59:59" received on Jan 1 is last
- * year's, "Jan 1 00:00:01" received on Dec 31 is next year's.  Feb 29
- * only exists in leap years.  False if no candidate date exists or the
- * time of day is out of range.
+ * microseconds since the epoch, UTC.  The year is the one putting the
+ * timestamp closest to received_us (closest_year()): "Dec 31 23:59:59"
+ * received on Jan 1 is last year's, "Jan 1 00:00:01" received on Dec 31
+ * is next year's.  False if no candidate date exists or the time of day
+ * is out of range.
  */
 bool
 parser_bsd_time(int64_t received_us, int mo, int d, int h, int mi, int s,
     int frac_us, int64_t *us)
 {
-	int64_t off_s, recv_s, y, cand, best = 0, best_dist = INT64_MAX, dist;
-	int i, m, dd; /* the local date received_us falls on: y-m-dd */
+	int64_t off_s, recv_s, y, best;
+	int m, dd; /* the local date received_us falls on: y-m-dd */
 
 	if (h > 23 || mi > 59 || s > 60)
 		return false;
@@ -194,18 +220,8 @@ parser_bsd_time(int64_t received_us, int mo, int d, int h, int mi, int s,
 	civil_from_days(
 	    (recv_s + off_s) / S_PER_DAY - ((recv_s + off_s) % S_PER_DAY < 0),
 	    &y, &m, &dd);
-	for (i = -1; i <= 1; i++) {
-		if (!civil_valid(y + i, mo, d))
-			continue;
-		cand = civil_to_days(y + i, mo, d) * S_PER_DAY + h * 3600 +
-		    mi * 60 + s - off_s;
-		dist = cand > recv_s ? cand - recv_s : recv_s - cand;
-		if (dist < best_dist) {
-			best_dist = dist;
-			best = cand;
-		}
-	}
-	if (best_dist == INT64_MAX)
+	if (!closest_year(
+		y, mo, d, h * 3600 + mi * 60 + s - off_s, recv_s, &best))
 		return false;
 	*us = best * US_PER_S + frac_us;
 	return true;
@@ -222,26 +238,15 @@ bool
 parser_bsd_time_tz(const struct tzrule *tz, int64_t received_us, int mo, int d,
     int h, int mi, int s, int frac_us, int64_t *us)
 {
-	int64_t recv_s, loc, y, cand, best = 0, best_dist = INT64_MAX, dist;
-	int i, m, dd; /* the zone's date at receipt: y-m-dd */
+	int64_t recv_s, loc, y, best;
+	int m, dd; /* the zone's date at receipt: y-m-dd */
 
 	if (h > 23 || mi > 59 || s > 60)
 		return false;
 	recv_s = received_us / US_PER_S;
 	loc = recv_s + tzrule_offset(tz, recv_s);
 	civil_from_days(loc / S_PER_DAY - (loc % S_PER_DAY < 0), &y, &m, &dd);
-	for (i = -1; i <= 1; i++) {
-		if (!civil_valid(y + i, mo, d))
-			continue;
-		cand = civil_to_days(y + i, mo, d) * S_PER_DAY + h * 3600 +
-		    mi * 60 + s;
-		dist = cand > loc ? cand - loc : loc - cand;
-		if (dist < best_dist) {
-			best_dist = dist;
-			best = cand;
-		}
-	}
-	if (best_dist == INT64_MAX)
+	if (!closest_year(y, mo, d, h * 3600 + mi * 60 + s, loc, &best))
 		return false;
 	*us = tzrule_to_utc(tz, best) * US_PER_S + frac_us;
 	return true;
