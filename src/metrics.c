@@ -125,6 +125,58 @@ counter(struct buf *out, const char *name, const char *help, uint64_t v)
 	    name, help, name, name, v);
 }
 
+/* A name for label value i of a labelled counter. */
+typedef const char *(*label_name_fn)(int i);
+
+/*
+ * A counter family logsink_NAME{label="..."}: HELP and TYPE, then one
+ * sample per value from first to n - 1 (zeros too, so every reason is
+ * listed).
+ */
+static int
+counters(struct buf *out, const char *name, const char *help, const char *label,
+    label_name_fn label_name, const uint64_t *v, int first, int n)
+{
+	int i, rc;
+
+	rc = put(out, "# HELP logsink_%s %s\n# TYPE logsink_%s counter\n", name,
+	    help, name);
+	for (i = first; rc == 0 && i < n; i++)
+		rc = put(out, "logsink_%s{%s=\"%s\"} %" PRIu64 "\n", name,
+		    label, label_name(i), v[i]);
+	return rc;
+}
+
+static const char *
+tls_label(int i)
+{
+	return tls_failure_name((enum tls_failure)i);
+}
+
+static const char *
+proxy_label(int i)
+{
+	return proxy_failure_name((enum proxy_failure)i);
+}
+
+static const char *
+proxy_version_label(int i)
+{
+	return i == 0 ? "1" : "2";
+}
+
+static const char *
+udp_label(int i)
+{
+	return metrics_udp_drop_name((enum metrics_udp_drop)i);
+}
+
+static const char *
+relp_label(int i)
+{
+	return relp_error_name((enum relp_error)i);
+}
+
 static int
 gauge(struct buf *out, const char *name, const char *help, double v)
 {
@@ -216,61 +268,37 @@ render_counters(struct buf *out)
 static int
 render_tls(struct buf *out)
 {
-	int i, rc;
-
-	rc = counter(out, "tls_handshakes_total",
-	    "TLS handshakes completed on tls=on listeners.",
-	    metrics.tls_handshakes);
-	if (rc == 0)
-		rc = put(out,
-		    "# HELP logsink_tls_handshake_failures_total TLS "
-		    "handshakes that failed, by reason.\n"
-		    "# TYPE logsink_tls_handshake_failures_total counter\n");
-	for (i = 0; rc == 0 && i < TLS_NFAILURES; i++)
-		rc = put(out,
-		    "logsink_tls_handshake_failures_total{reason=\"%s\"} "
-		    "%" PRIu64 "\n",
-		    tls_failure_name((enum tls_failure)i),
-		    metrics.tls_handshake_failures[i]);
-	return rc;
+	return counter(out, "tls_handshakes_total",
+		   "TLS handshakes completed on tls=on listeners.",
+		   metrics.tls_handshakes) |
+	    counters(out, "tls_handshake_failures_total",
+		"TLS handshakes that failed, by reason.", "reason", tls_label,
+		metrics.tls_handshake_failures, 0, TLS_NFAILURES);
 }
 
 /* PROXY headers taken by version, refused by reason (zeros too). */
 static int
 render_proxy(struct buf *out)
 {
-	int i, rc;
-
-	rc = put(out,
-	    "# HELP logsink_proxy_headers_total PROXY protocol headers "
-	    "accepted on proxy= listeners, by version.\n"
-	    "# TYPE logsink_proxy_headers_total counter\n"
-	    "logsink_proxy_headers_total{version=\"1\"} %" PRIu64 "\n"
-	    "logsink_proxy_headers_total{version=\"2\"} %" PRIu64 "\n",
-	    metrics.proxy_headers[0], metrics.proxy_headers[1]);
-	if (rc == 0)
-		rc = put(out,
-		    "# HELP logsink_proxy_failures_total Connections on "
-		    "proxy= listeners closed for their PROXY header, by "
-		    "reason.\n"
-		    "# TYPE logsink_proxy_failures_total counter\n");
-	for (i = 0; rc == 0 && i < PROXY_NFAILURES; i++)
-		rc = put(out,
-		    "logsink_proxy_failures_total{reason=\"%s\"} %" PRIu64 "\n",
-		    proxy_failure_name((enum proxy_failure)i),
-		    metrics.proxy_failures[i]);
-	return rc;
+	return counters(out, "proxy_headers_total",
+		   "PROXY protocol headers accepted on proxy= listeners, by "
+		   "version.",
+		   "version", proxy_version_label, metrics.proxy_headers, 0,
+		   2) |
+	    counters(out, "proxy_failures_total",
+		"Connections on proxy= listeners closed for their PROXY "
+		"header, by reason.",
+		"reason", proxy_label, metrics.proxy_failures, 0,
+		PROXY_NFAILURES);
 }
 
 /* proto=udp counters; every reason listed, zeros too. */
 static int
 render_udp(struct buf *out)
 {
-	int i, rc;
-
-	rc = counter(out, "udp_datagrams_total",
-		 "Datagrams read from proto=udp listeners.",
-		 metrics.udp_datagrams) |
+	return counter(out, "udp_datagrams_total",
+		   "Datagrams read from proto=udp listeners.",
+		   metrics.udp_datagrams) |
 	    counter(out, "udp_kernel_drops_total",
 		"Datagrams the kernel dropped, receive buffer full "
 		"(udp-rcvbuf).",
@@ -278,37 +306,22 @@ render_udp(struct buf *out)
 	    counter(out, "udp_truncated_total",
 		"Datagrams longer than max-line-bytes, stored cut.",
 		metrics.udp_truncated) |
-	    put(out,
-		"# HELP logsink_udp_dropped_total Datagrams read and not "
-		"queued, by reason.\n"
-		"# TYPE logsink_udp_dropped_total counter\n");
-	for (i = 0; rc == 0 && i < METRICS_UDP_NDROPS; i++)
-		rc = put(out,
-		    "logsink_udp_dropped_total{reason=\"%s\"} %" PRIu64 "\n",
-		    udp_drop_names[i], metrics.udp_dropped[i]);
-	return rc;
+	    counters(out, "udp_dropped_total",
+		"Datagrams read and not queued, by reason.", "reason",
+		udp_label, metrics.udp_dropped, 0, METRICS_UDP_NDROPS);
 }
 
-/* RELP sessions, and those ended by a protocol error, by reason. */
+/* RELP sessions, and those ended by a protocol error, by reason (0 is
+ * RELP_OK, not an error). */
 static int
 render_relp(struct buf *out)
 {
-	int i, rc;
-
-	rc = counter(out, "relp_sessions_total",
-	    "RELP sessions opened on proto=relp listeners.",
-	    metrics.relp_sessions);
-	if (rc == 0)
-		rc = put(out,
-		    "# HELP logsink_relp_errors_total RELP sessions closed "
-		    "for a protocol error, by reason.\n"
-		    "# TYPE logsink_relp_errors_total counter\n");
-	for (i = 1; rc == 0 && i < RELP_NERRORS; i++)
-		rc = put(out,
-		    "logsink_relp_errors_total{reason=\"%s\"} %" PRIu64 "\n",
-		    relp_error_name((enum relp_error)i),
-		    metrics.relp_errors[i]);
-	return rc;
+	return counter(out, "relp_sessions_total",
+		   "RELP sessions opened on proto=relp listeners.",
+		   metrics.relp_sessions) |
+	    counters(out, "relp_errors_total",
+		"RELP sessions closed for a protocol error, by reason.",
+		"reason", relp_label, metrics.relp_errors, 1, RELP_NERRORS);
 }
 
 static int
