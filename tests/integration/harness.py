@@ -20,6 +20,7 @@ import urllib.error
 import urllib.request
 
 import psycopg2
+import pytest
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
@@ -86,6 +87,17 @@ def free_port(host="127.0.0.1"):
     with socket.socket(family, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return s.getsockname()[1]
+
+
+def need_tool(path, what, package):
+    """path if it is an executable; else fail in CI (CI=true: every tool
+    is required there), skip elsewhere, naming the Debian package."""
+    if path and os.access(path, os.X_OK):
+        return path
+    msg = "%s not found: install the Debian package %s" % (what, package)
+    if os.environ.get("CI") == "true":
+        pytest.fail(msg + " (CI=true: required)", pytrace=False)
+    pytest.skip(msg)
 
 
 def ipv6_loopback_available():

@@ -34,7 +34,7 @@ import psycopg2
 import pytest
 
 import harness
-from harness import wait_for
+from harness import need_tool, wait_for
 
 TIMEOUT = harness.DEFAULT_TIMEOUT
 
@@ -50,14 +50,6 @@ COLUMNS = ("host", "app", "procid", "msgid", "facility", "severity",
 # helpers
 
 
-def need_tool(path, what, package):
-    """path if it is an executable; else fail in CI, skip elsewhere."""
-    if path and os.access(path, os.X_OK):
-        return path
-    msg = "%s not found: install the Debian package %s" % (what, package)
-    if os.environ.get("CI") == "true":
-        pytest.fail(msg + " (CI=true: required)", pytrace=False)
-    pytest.skip(msg)
 
 
 def which(name):

@@ -27,7 +27,7 @@ import time
 import pytest
 
 import harness
-from harness import wait_for
+from harness import need_tool, wait_for
 
 TIMEOUT = harness.DEFAULT_TIMEOUT
 PROXY_SRC = "127.0.0.9"  # haproxy's address towards logsinkd
@@ -37,13 +37,6 @@ V2_SIG = b"\r\n\r\n\x00\r\nQUIT\n"
 REASONS = ("untrusted", "missing", "v1", "v2", "too-long", "timeout", "eof")
 
 
-def need_tool(path, what, package):
-    if path and os.access(path, os.X_OK):
-        return path
-    msg = "%s not found: install the Debian package %s" % (what, package)
-    if os.environ.get("CI") == "true":
-        pytest.fail(msg + " (CI=true: required)", pytrace=False)
-    pytest.skip(msg)
 
 
 def tcp_listening(port):

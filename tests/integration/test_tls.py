@@ -30,7 +30,7 @@ import pytest
 
 import harness
 from test_hostile import RssSampler, small_asan_quarantine  # noqa: F401
-from harness import make_lines, wait_for
+from harness import make_lines, need_tool, wait_for
 
 TIMEOUT = harness.DEFAULT_TIMEOUT
 RSYSLOG_UNPACKED = "/opt/logsink-rsyslog"
@@ -42,13 +42,6 @@ OTHER_SUBJECT = "CN=client-other,O=elsewhere"
 # certificates
 
 
-def need_tool(path, what, package):
-    if path and os.access(path, os.X_OK):
-        return path
-    msg = "%s not found: install the Debian package %s" % (what, package)
-    if os.environ.get("CI") == "true":
-        pytest.fail(msg + " (CI=true: required)", pytrace=False)
-    pytest.skip(msg)
 
 
 def openssl_path():
