@@ -273,11 +273,11 @@ lf_hex(char c)
 	return -1;
 }
 
-/* n hex digits at p as a number, or -1. */
-static int32_t
+/* n (at most 8) hex digits at p as a number, or -1. */
+static int64_t
 lf_hexn(const char *p, const char *end, int n)
 {
-	int32_t v = 0;
+	int64_t v = 0;
 	int i, h;
 
 	if (end - p < n)
@@ -310,7 +310,7 @@ lf_short_escape(char c)
 static size_t
 lf_escape(const char *p, const char *end, char *b, size_t *bn)
 {
-	int32_t cp;
+	int64_t cp;
 	int c;
 
 	if ((c = lf_short_escape(p[1])) >= 0) {

@@ -626,6 +626,12 @@ static const struct pcase logfmt_cases[] = {
 	    .fields = "{\"t\": \"2026-11-21T10:00:00Z\", \"lvl\": \"eror\", "
 		      "\"msg\": \"A\xc3\xa9\xef\xbf\xbd\", \"logger\": "
 		      "\"sql\", \"retry\": true}" },
+	{ "\\U past U+10FFFF, past 2^31 and valid: U+FFFD, U+FFFD, emoji",
+	    IN("level=info msg=\"\\U00110000\\U8001F600\\U0001F600\""),
+	    .fac = -1, .sev = 6,
+	    .msg = "\xef\xbf\xbd\xef\xbf\xbd\xf0\x9f\x98\x80",
+	    .fields = "{\"level\": \"info\", \"msg\": "
+		      "\"\xef\xbf\xbd\xef\xbf\xbd\xf0\x9f\x98\x80\"}" },
 	{ "empty values, message beats msg, last duplicate wins",
 	    IN("msg=a message=\"\" msg=b x= level=3 level=5"), .fac = -1,
 	    .sev = 5, .msg = "",
