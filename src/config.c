@@ -510,6 +510,32 @@ listen_tz(struct listen_spec *spec, const char *v, char *err, size_t errlen)
 	return 0;
 }
 
+/* proto= values, in enum config_proto order. */
+static const struct {
+	const char *name;
+	bool acked; /* answers each message once stored */
+} proto_names[CONFIG_NPROTOS] = {
+	[CONFIG_PROTO_TCP] = { "tcp", false },
+	[CONFIG_PROTO_RELP] = { "relp", true },
+	[CONFIG_PROTO_UDP] = { "udp", false },
+	[CONFIG_PROTO_HTTP] = { "http", true },
+	[CONFIG_PROTO_FORWARD] = { "forward", true },
+};
+#define PROTO_LIST "tcp, udp, relp, http, forward"
+
+const char *
+config_proto_name(int proto)
+{
+	return proto >= 0 && proto < CONFIG_NPROTOS ? proto_names[proto].name
+						    : NULL;
+}
+
+bool
+config_proto_acked(int proto)
+{
+	return proto >= 0 && proto < CONFIG_NPROTOS && proto_names[proto].acked;
+}
+
 /* Applies one "key=value" option of a listen value. */
 static int
 listen_option(struct listen_spec *spec, const char *opt, size_t n, char *err,
@@ -517,6 +543,7 @@ listen_option(struct listen_spec *spec, const char *opt, size_t n, char *err,
 {
 	char buf[2048];
 	const char *v;
+	int i;
 
 	snprintf(buf, sizeof(buf), "%.*s", (int)n, opt);
 	if ((v = strchr(buf, '=')) == NULL)
@@ -565,15 +592,14 @@ listen_option(struct listen_spec *spec, const char *opt, size_t n, char *err,
 			return cf_error(err, errlen,
 			    "listen: tls '%s' is not on or off", v);
 	} else if (strncmp(buf, "proto=", 6) == 0) {
-		if (strcmp(v, "tcp") == 0)
-			spec->proto = CONFIG_PROTO_TCP;
-		else if (strcmp(v, "udp") == 0)
-			spec->proto = CONFIG_PROTO_UDP;
-		else if (strcmp(v, "relp") == 0)
-			spec->proto = CONFIG_PROTO_RELP;
-		else
+		for (i = 0; i < CONFIG_NPROTOS; i++)
+			if (strcmp(v, proto_names[i].name) == 0)
+				break;
+		if (i == CONFIG_NPROTOS)
 			return cf_error(err, errlen,
-			    "listen: proto '%s' is not tcp, udp or relp", v);
+			    "listen: proto '%s' is not one of %s", v,
+			    PROTO_LIST);
+		spec->proto = i;
 	} else {
 		return cf_error(err, errlen,
 		    "listen: unknown option '%s' (known: framing=, format=, "
@@ -639,9 +665,9 @@ config_parse_listen(
 		if (strncmp(p, "framing=", 8) == 0)
 			framing_set = true;
 	}
-	/* RELP answers each message once stored: after the commit, or
-	 * with ack=spooled once durable in the spool. */
-	if (spec->proto == CONFIG_PROTO_RELP && spec->ack == CONFIG_ACK_NONE)
+	/* RELP, HTTP, forward answer each message once stored: after the
+	 * commit, or with ack=spooled once durable in the spool. */
+	if (config_proto_acked(spec->proto) && spec->ack == CONFIG_ACK_NONE)
 		spec->ack = CONFIG_ACK_COMMIT;
 	return listen_udp_check(spec, addr, framing_set, err, errlen);
 }

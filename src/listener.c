@@ -99,8 +99,8 @@ struct listen_sock {
 	enum parser_format format;
 	int ack; /* enum config_ack */
 	bool tls;
-	const struct tzrule *tz; /* in ls->tzs; NULL: local */
-	bool relp;               /* proto=relp */
+	const struct tzrule *tz;           /* in ls->tzs; NULL: local */
+	const struct session_ops *session; /* proto=relp...: or NULL */
 	struct cidr allow[CONFIG_MAX_ALLOW];
 	int nallow;
 	struct cidr proxy[CONFIG_MAX_ALLOW]; /* proxy=: PROXY headers */
@@ -210,8 +210,8 @@ again:
 	while (!queue_full(c->ls->q) && (len = evbuffer_get_length(in)) > 0) {
 		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
 			break;
-		if (c->relp != NULL)
-			used = relp_client_feed(c, v.iov_base, v.iov_len,
+		if (c->sess_ops != NULL)
+			used = c->sess_ops->feed(c, v.iov_base, v.iov_len,
 			    c->eof && v.iov_len == len, &need);
 		else
 			used = framer_feed(&c->fr, v.iov_base, v.iov_len,
@@ -221,9 +221,9 @@ again:
 			evbuffer_drain(in, used);
 			continue;
 		}
-		if (v.iov_len == len || (c->relp != NULL && need == 0))
+		if (v.iov_len == len || (c->sess_ops != NULL && need == 0))
 			break; /* the message's end has not arrived */
-		if (c->relp == NULL)
+		if (c->sess_ops == NULL)
 			need = c->fr.need;
 		if (need > v.iov_len) {
 			want = need < len ? (ssize_t)need : -1;
@@ -256,8 +256,8 @@ again:
 		metrics.bad_frames += c->fr.bad_frames - c->bad_frames;
 		c->bad_frames = c->fr.bad_frames;
 	}
-	if (c->relp != NULL)
-		relp_client_check(c);
+	if (c->sess_ops != NULL)
+		c->sess_ops->check(c);
 }
 
 /*
@@ -327,7 +327,8 @@ client_free(struct client *c)
 		bufferevent_free(c->bev);
 	buf_free(&c->scratch);
 	free(c->tls_subject);
-	relp_client_free(c);
+	if (c->sess_ops != NULL)
+		c->sess_ops->free(c);
 	free(c);
 }
 
@@ -374,8 +375,8 @@ pause_all(struct listeners *ls)
 static void
 client_finish(struct client *c, const char *reason)
 {
-	if (c->relp != NULL && c->err == 0)
-		reason = relp_client_finish(c, reason);
+	if (c->sess_ops != NULL && c->err == 0)
+		reason = c->sess_ops->finish(c, reason);
 	if (c->err != 0 ||
 	    evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
 		client_close(c, c->err ? strerror(c->err) : reason);
@@ -429,8 +430,8 @@ client_send_ack(struct client *c)
 {
 	struct evbuffer *out = bufferevent_get_output(c->bev);
 
-	if (c->relp != NULL) {
-		relp_client_send_acks(c);
+	if (c->sess_ops != NULL) {
+		c->sess_ops->send_acks(c);
 		return;
 	}
 	c->acked = ack_committed(c->ack);
@@ -496,13 +497,13 @@ handle_shutdown(struct client *c)
 {
 	client_final_read(c);
 	bufferevent_disable(c->bev, EV_READ);
-	if (c->relp != NULL)
-		c->relp->shutdown = true; /* serverclose once answered */
+	if (c->sess_ops != NULL)
+		c->sess_ops->shutdown(c); /* its goodbye once answered */
 	if (client_acks_due(c)) {
 		client_set_state(c, CL_ACKWAIT);
 		return;
 	}
-	if (c->relp != NULL)
+	if (c->sess_ops != NULL)
 		client_finish(c, "shutdown");
 	else
 		client_close(c, "shutdown");
@@ -1051,11 +1052,14 @@ client_admit(struct client *c, int fd)
 		}
 		c->ack_spooled = sock->ack == CONFIG_ACK_SPOOLED;
 	}
-	if ((sock->relp && relp_client_new(c) == -1) ||
+	c->sess_ops = sock->session;
+	if ((c->sess_ops != NULL && c->sess_ops->start(c) == -1) ||
 	    (c->bev = client_bev_new(ls, sock, c, fd)) == NULL) {
-		if (c->relp == NULL && sock->relp)
+		if (c->sess_ops != NULL && c->sess == NULL)
 			log_warn("%s: connection dropped", c->name);
-		relp_client_free(c);
+		if (c->sess_ops != NULL)
+			c->sess_ops->free(c);
+		c->sess_ops = NULL;
 		if (c->ack != NULL)
 			ack_disown(c->ack);
 		c->ack = NULL;
@@ -1319,6 +1323,18 @@ listen_tz(struct listeners *ls, const struct listen_spec *spec,
 	return 0;
 }
 
+/* The session protocol of a proto= value; NULL for framed lines. */
+static const struct session_ops *
+session_of(int proto)
+{
+	switch (proto) {
+	case CONFIG_PROTO_RELP:
+		return &relp_session;
+	default:
+		return NULL;
+	}
+}
+
 static int
 add_sock(struct listeners *ls, int fd, const char *hostport,
     const struct listen_spec *spec, char *err, size_t errlen)
@@ -1345,7 +1361,7 @@ add_sock(struct listeners *ls, int fd, const char *hostport,
 	memcpy(s->allow, spec->allow, sizeof(s->allow));
 	s->ack = spec->ack;
 	s->tls = spec->tls;
-	s->relp = spec->proto == CONFIG_PROTO_RELP;
+	s->session = session_of(spec->proto);
 	s->nallow = spec->nallow;
 	memcpy(s->proxy, spec->proxy, sizeof(s->proxy));
 	s->nproxy = spec->nproxy;
@@ -1383,6 +1399,12 @@ listeners_add(struct listeners *ls, const struct listen_spec *spec, char *err,
 
 	if (spec->proto == CONFIG_PROTO_UDP)
 		return udp_add(ls, spec, err, errlen);
+	if (spec->proto != CONFIG_PROTO_TCP &&
+	    session_of(spec->proto) == NULL) {
+		snprintf(err, errlen, "listen %s:%s: proto=%s is not built in",
+		    spec->host, spec->port, config_proto_name(spec->proto));
+		return -1;
+	}
 	snprintf(hostport, sizeof(hostport),
 	    strchr(spec->host, ':') != NULL ? "[%s]:%s" : "%s:%s", spec->host,
 	    spec->port);
@@ -1403,11 +1425,13 @@ listeners_add(struct listeners *ls, const struct listen_spec *spec, char *err,
 		}
 	}
 	freeaddrinfo(res);
-	log_info("listening on %s framing=%s format=%s tls=%s%s%s", hostport,
+	log_info("listening on %s framing=%s format=%s tls=%s%s%s%s", hostport,
 	    framer_mode_name((enum framer_mode)spec->framing),
 	    spec->format == PARSER_RAW ? "raw" : "auto",
 	    spec->tls ? "on" : "off", spec->nproxy > 0 ? " proxy=on" : "",
-	    spec->proto == CONFIG_PROTO_RELP ? " proto=relp" : "");
+	    spec->proto != CONFIG_PROTO_TCP ? " proto=" : "",
+	    spec->proto != CONFIG_PROTO_TCP ? config_proto_name(spec->proto)
+					    : "");
 	return 0;
 }
 

@@ -25,7 +25,6 @@
 #include "logsink/metrics.h"
 #include "logsink/parser.h"
 #include "logsink/record.h"
-#include "logsink/relp.h"
 #include "logsink/tls.h"
 
 /*
@@ -63,11 +62,12 @@
  *            already queued in this loop pass may still come).  No exit:
  *            the reaper frees it once per loop pass.
  *
- * A proto=relp client (c->relp, listener_relp.c) goes the same way: its
- * decoder replaces the framer, a "close" frame or a protocol error counts
- * as EOF (reading stops, ACKWAIT until its lines are answered), and
- * client_finish() first writes the close answer, the rsp 500 and
- * serverclose, or at shutdown the serverclose.
+ * A client of a session protocol (c->sess_ops: proto=relp in
+ * listener_relp.c, ...) goes the same way: its decoder replaces the
+ * framer, the end of the session or a protocol error counts as EOF
+ * (reading stops, ACKWAIT until its lines are answered), and
+ * client_finish() first lets it write its last answer (RELP: the close
+ * answer, the rsp 500 and serverclose, or at shutdown the serverclose).
  */
 enum cl_state {
 	CL_PROXY,
@@ -96,19 +96,41 @@ enum cl_event {
 };
 
 /*
- * The RELP session of a proto=relp client (listener_relp.c); owned by
- * its client, freed with it.  Syslog frames are the client's lines 0, 1,
- * ... with transaction numbers open_txnr + 1, + 2, ... (every syslog
- * frame is queued, or the session ends), so line k is answered with
- * relp_line_txnr(k).
+ * A session protocol (proto=relp, ...): a decoder that replaces the
+ * framer and answers that replace "ok N", on the client machine.  Each
+ * message the session queues is one line of the client's ack reference
+ * (c->queued), so the ack drain learns which are stored; the session
+ * keeps its own state in c->sess.  Every listener of such a protocol has
+ * an ack reference (ack=commit unless the listen line says spooled).
+ *
+ *  start      c->sess for a new client; -1: out of memory (logged by
+ *             the caller).
+ *  free       frees c->sess (also when start failed or never ran).
+ *  feed       framer_feed()'s contract on the contiguous bytes buf; the
+ *             next step's contiguous bytes in *need (0: nothing can be
+ *             done until more arrives; SIZE_MAX: all there are).
+ *  check      after each feed round: a protocol error or the peer's end
+ *             ends reading (c->eof, EV_READ off); the machine then waits
+ *             for the acks of what was queued (ACKWAIT).
+ *  send_acks  the ack drain and WRITTEN: writes the answers of what
+ *             ack_committed() says is stored; sets c->ack_pending while
+ *             answers are held back (output full).
+ *  finish     before closing: the last answer, once; the reason for the
+ *             close log line.
+ *  shutdown   SIGTERM: what finish() writes becomes the goodbye.
  */
-struct relp_conn {
-	struct relp dec;
-	uint32_t open_txnr;
-	uint32_t close_txnr; /* the close frame's, or 0 */
-	bool shutdown;       /* serverclose once the acks are written */
-	bool failed;         /* dec.err is logged and counted */
-	bool ended;          /* the final answer is written */
+struct client;
+
+struct session_ops {
+	const char *proto;
+	int (*start)(struct client *c);
+	void (*free)(struct client *c);
+	size_t (*feed)(struct client *c, const char *buf, size_t len, bool eof,
+	    size_t *need);
+	void (*check)(struct client *c);
+	void (*send_acks)(struct client *c);
+	const char *(*finish)(struct client *c, const char *reason);
+	void (*shutdown)(struct client *c);
 };
 
 /*
@@ -158,7 +180,8 @@ struct client {
 	struct event *ev_proxy; /* in PROXY: fd readable; owned */
 	unsigned char *proxy_buf; /* in PROXY: header so far; owned */
 	size_t proxy_len;
-	struct relp_conn *relp; /* proto=relp: the session; owned */
+	const struct session_ops *sess_ops; /* proto=relp...: or NULL */
+	void *sess;                         /* its state; owned */
 };
 
 /* Owned by main; freed by listeners_free(). */
@@ -214,21 +237,8 @@ void handle_reading_input(struct client *c);
 /* One message -> one queued record; false: stop (the queue is full). */
 bool client_message(void *arg, const char *msg, size_t len, bool truncated);
 
-/* listener_relp.c: the RELP session on the client machine's paths */
-/* A new session for c; -1: out of memory. */
-int relp_client_new(struct client *c);
-void relp_client_free(struct client *c);
-/* Decodes frames from buf (framer_feed()'s contract); the next step's
- * contiguous bytes in *need. */
-size_t relp_client_feed(
-    struct client *c, const char *buf, size_t len, bool eof, size_t *need);
-/* After framing: a protocol error ends reading (logged, counted). */
-void relp_client_check(struct client *c);
-/* Writes the answers of committed lines (the ack drain, WRITTEN). */
-void relp_client_send_acks(struct client *c);
-/* Before closing: the close answer or a serverclose, once; the reason
- * for the close log line. */
-const char *relp_client_finish(struct client *c, const char *reason);
+/* listener_relp.c: proto=relp (rsyslog's omrelp) */
+extern const struct session_ops relp_session;
 
 /* listener_tls.c */
 /* An OpenSSL bufferevent owning fd, accepting; NULL: the caller closes

@@ -30,6 +30,27 @@
 #include "listener_int.h"
 
 /*
+ * The RELP session of a proto=relp client, in c->sess.  Syslog frames
+ * are the client's lines 0, 1, ... with transaction numbers open_txnr +
+ * 1, + 2, ... (every syslog frame is queued, or the session ends), so
+ * line k is answered with relp_line_txnr(k).
+ */
+struct relp_conn {
+	struct relp dec;
+	uint32_t open_txnr;
+	uint32_t close_txnr; /* the close frame's, or 0 */
+	bool shutdown;       /* serverclose once the acks are written */
+	bool failed;         /* dec.err is logged and counted */
+	bool ended;          /* the final answer is written */
+};
+
+static struct relp_conn *
+relp_of(const struct client *c)
+{
+	return c->sess;
+}
+
+/*
  * Slack beyond max-line-bytes for DATALEN: a message a little longer is
  * stored cut (counted as truncated, like a long line); past the slack the
  * frame is refused as oversized.  rsyslog's maxMessageSize counts the
@@ -43,20 +64,31 @@
 #define RELP_OUT_MAX_BYTES       (64 * 1024)
 #define RELP_ERR_LOG_INTERVAL_MS 10000
 
-int
+static int
 relp_client_new(struct client *c)
 {
-	if ((c->relp = calloc(1, sizeof(*c->relp))) == NULL)
+	struct relp_conn *r;
+
+	if ((r = calloc(1, sizeof(*r))) == NULL)
 		return -1;
-	relp_init(&c->relp->dec, c->ls->set.max_line_bytes + RELP_DATA_SLACK);
+	relp_init(&r->dec, c->ls->set.max_line_bytes + RELP_DATA_SLACK);
+	c->sess = r;
 	return 0;
 }
 
-void
+static void
 relp_client_free(struct client *c)
 {
-	free(c->relp);
-	c->relp = NULL;
+	free(c->sess);
+	c->sess = NULL;
+}
+
+static void
+relp_client_shutdown(struct client *c)
+{
+	struct relp_conn *r = c->sess;
+
+	r->shutdown = true;
 }
 
 /* The txnr of the client's line k: open's txnr + 1 + k, wrapping. */
@@ -64,7 +96,8 @@ static uint32_t
 relp_line_txnr(const struct client *c, uint64_t k)
 {
 	return (
-	    uint32_t)(((uint64_t)c->relp->open_txnr + k) % RELP_TXNR_MAX + 1);
+	    uint32_t)(((uint64_t)relp_of(c)->open_txnr + k) % RELP_TXNR_MAX +
+	    1);
 }
 
 /* Appends one frame to the output; false when out of memory. */
@@ -84,12 +117,12 @@ relp_on_open(struct client *c, uint32_t txnr, const char *data, size_t len)
 {
 	const char *ans = relp_open_answer();
 
-	c->relp->open_txnr = txnr;
+	relp_of(c)->open_txnr = txnr;
 	metrics.relp_sessions++;
 	log_debug("%s: relp open (%.*s)", c->name, (int)(len < 200 ? len : 200),
 	    data);
 	if (!relp_write(c, txnr, "rsp", ans, strlen(ans)))
-		c->relp->dec.err = RELP_ERR_NOMEM;
+		relp_of(c)->dec.err = RELP_ERR_NOMEM;
 }
 
 /* syslog: one message, cut to max-line-bytes, queued with its ack. */
@@ -108,7 +141,7 @@ relp_on_syslog(struct client *c, const char *data, size_t len)
 	if (c->queued == before) {
 		/* Not queued (out of memory): the txnr of every later line
 		 * would be off by one; end the session, the sender resends. */
-		c->relp->dec.err = RELP_ERR_NOMEM;
+		relp_of(c)->dec.err = RELP_ERR_NOMEM;
 		return false;
 	}
 	return more;
@@ -124,24 +157,24 @@ relp_on_frame(void *arg, uint32_t txnr, enum relp_command cmd, const char *data,
 	switch (cmd) {
 	case RELP_CMD_OPEN:
 		relp_on_open(c, txnr, data, len);
-		return c->relp->dec.err == RELP_OK;
+		return relp_of(c)->dec.err == RELP_OK;
 	case RELP_CMD_SYSLOG:
 		return relp_on_syslog(c, data, len);
 	case RELP_CMD_CLOSE:
-		c->relp->close_txnr = txnr;
+		relp_of(c)->close_txnr = txnr;
 		return false; /* nothing may follow */
 	}
 	fatalx("%s: relp command %d", c->name, (int)cmd);
 }
 
-size_t
+static size_t
 relp_client_feed(
     struct client *c, const char *buf, size_t len, bool eof, size_t *need)
 {
 	size_t used;
 
-	used = relp_feed(&c->relp->dec, buf, len, eof, relp_on_frame, c);
-	*need = c->relp->dec.need;
+	used = relp_feed(&relp_of(c)->dec, buf, len, eof, relp_on_frame, c);
+	*need = relp_of(c)->dec.need;
 	return used;
 }
 
@@ -151,10 +184,10 @@ relp_client_failed(struct client *c)
 {
 	struct listeners *ls = c->ls;
 	struct evbuffer *in = bufferevent_get_input(c->bev);
-	enum relp_error err = c->relp->dec.err;
+	enum relp_error err = relp_of(c)->dec.err;
 	int64_t now = clock_mono_ms();
 
-	c->relp->failed = true;
+	relp_of(c)->failed = true;
 	metrics.relp_errors[err]++;
 	ls->relp_err_unlogged++;
 	if (ls->relp_err_logged_ms == 0 ||
@@ -164,7 +197,7 @@ relp_client_failed(struct client *c)
 			  "are answered (%llu such errors since the last "
 			  "such message)",
 		    c->name, relp_error_name(err), relp_error_text(err),
-		    (unsigned)c->relp->dec.last_txnr,
+		    (unsigned)relp_of(c)->dec.last_txnr,
 		    (unsigned long long)(c->queued - c->acked),
 		    (unsigned long long)ls->relp_err_unlogged);
 		ls->relp_err_logged_ms = now;
@@ -178,10 +211,10 @@ relp_client_failed(struct client *c)
  * for the acks of what was queued (ACKWAIT) and relp_client_finish()
  * writes the last answer.
  */
-void
+static void
 relp_client_check(struct client *c)
 {
-	struct relp_conn *r = c->relp;
+	struct relp_conn *r = c->sess;
 
 	if (r->dec.err != RELP_OK && !r->failed)
 		relp_client_failed(c);
@@ -191,7 +224,7 @@ relp_client_check(struct client *c)
 	}
 }
 
-void
+static void
 relp_client_send_acks(struct client *c)
 {
 	struct evbuffer *out = bufferevent_get_output(c->bev);
@@ -218,10 +251,10 @@ relp_client_send_acks(struct client *c)
 	c->ack_pending = c->acked < committed;
 }
 
-const char *
+static const char *
 relp_client_finish(struct client *c, const char *reason)
 {
-	struct relp_conn *r = c->relp;
+	struct relp_conn *r = c->sess;
 	enum relp_error err = r->dec.err;
 	char msg[RELP_RSP_MAX - 32];
 	size_t n;
@@ -251,3 +284,14 @@ relp_client_finish(struct client *c, const char *reason)
 	}
 	return reason;
 }
+
+const struct session_ops relp_session = {
+	.proto = "relp",
+	.start = relp_client_new,
+	.free = relp_client_free,
+	.feed = relp_client_feed,
+	.check = relp_client_check,
+	.send_acks = relp_client_send_acks,
+	.finish = relp_client_finish,
+	.shutdown = relp_client_shutdown,
+};

@@ -35,10 +35,20 @@ enum config_ack {
 };
 
 enum config_proto {
-	CONFIG_PROTO_TCP,  /* framed lines (framing=) */
-	CONFIG_PROTO_RELP, /* RELP sessions (relp.h); always acknowledged */
-	CONFIG_PROTO_UDP,  /* syslog datagrams (RFC 5426), one per message */
+	CONFIG_PROTO_TCP,     /* framed lines (framing=) */
+	CONFIG_PROTO_RELP,    /* RELP sessions (relp.h); always acknowledged */
+	CONFIG_PROTO_UDP,     /* syslog datagrams (RFC 5426), one per message */
+	CONFIG_PROTO_HTTP,    /* HTTP ingest: journald upload, JSON, OTLP;
+				 answered after commit */
+	CONFIG_PROTO_FORWARD, /* Fluent forward; chunks acked after commit */
+	CONFIG_NPROTOS,
 };
+
+/* "tcp", "relp", ...; NULL if out of range. */
+const char *config_proto_name(int proto);
+/* True for protocols that answer each message once stored (an ack
+ * reference always, ack=commit unless ack=spooled). */
+bool config_proto_acked(int proto);
 
 struct listen_spec {
 	char host[256];

@@ -564,7 +564,7 @@ test_listen(void **state)
 	assert_int_equal(spec.proto, CONFIG_PROTO_TCP);
 	assert_int_equal(spec.ack, CONFIG_ACK_NONE);
 	assert_err_has(set_err(x, "listen", "h:1 proto=sctp"), "proto",
-	    "'sctp'", "tcp, udp or relp", NULL);
+	    "'sctp'", "one of tcp, udp, relp", NULL);
 	assert_err_has(set_err(x, "listen", "h:1 framing"), "'framing'",
 	    "key=value", NULL);
 	assert_int_equal(c->nlisten, 1);
