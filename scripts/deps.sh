@@ -5,7 +5,8 @@
 set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config libevent-dev libssl-dev libpq-dev
-	libbsd-dev libsystemd-dev postgresql postgresql-contrib netcat-openbsd)
+	libbsd-dev libsystemd-dev libmsgpack-dev zlib1g-dev postgresql
+	postgresql-contrib netcat-openbsd)
 test=no
 if [[ "${1:-}" == "--test" ]]; then
 	test=yes
