@@ -21,7 +21,7 @@ if [[ "${1:-}" == "--test" ]]; then
 	# test_proxy.py (run in the foreground by the tests, never as a
 	# service).
 	pkgs+=(openssl libcmocka-dev python3 python3-pytest python3-psycopg2
-		clang clang-format bsdutils util-linux syslog-ng-core
+		python3-msgpack clang clang-format bsdutils util-linux syslog-ng-core
 		libestr0 libfastjson4 liblognorm5 librelp0 lintian fakeroot dpkg-dev
 		file groff-base strace systemd haproxy tzdata nodejs)
 	# test_gelf.py installs the npm package gelf-pro into its temporary

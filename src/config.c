@@ -195,6 +195,18 @@ static const struct cf_key cf_keys[] = {
 	    "1KiB", 232, 65551, CONFIG_APPLY_LISTENERS,
 	    "longest PROXY v2 header (with its TLVs) a proxy= listener takes; "
 	    "v1 lines are at most 107 bytes" },
+	/* Fluentd's out_forward sends a buffer chunk per message (8 MiB by
+	 * default, chunk_limit_size), so it must fit; decoding one holds
+	 * it, its inflated entries and one entry's values (forward.h). */
+	{ "forward-max-message-bytes", CF_SIZE, OFF(forward_max_message_bytes),
+	    "8MiB", 1024, 1LL << 30, CONFIG_APPLY_LISTENERS,
+	    "longest Fluent forward message (proto=forward), and most bytes "
+	    "its compressed entries inflate to; longer ones close the "
+	    "connection" },
+	{ "forward-max-entries", CF_INT, OFF(forward_max_entries), "1000000", 1,
+	    100000000, CONFIG_APPLY_LISTENERS,
+	    "most entries in one Fluent forward message; more close the "
+	    "connection" },
 };
 
 #define NKEYS (sizeof(cf_keys) / sizeof(cf_keys[0]))

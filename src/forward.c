@@ -51,6 +51,7 @@ struct forward {
 	const char *blob; /* PackedForward: the entries */
 	size_t blob_len;
 	size_t entries;   /* decoded so far */
+	uint64_t odd;     /* entries not [time, map], ever */
 	size_t chunk_len; /* 0: no chunk option */
 	bool gzip;        /* option compressed: "gzip" */
 	char chunk[FORWARD_MAX_CHUNK];
@@ -820,9 +821,10 @@ record_columns(struct record *rec, const msgpack_object_map *m, struct conv *cv)
 }
 
 /*
- * One decoded entry into rec.  Not [time, map] (an odd sender): stored
- * whole as the message (JSON text) rather than refused, as a line that
- * does not parse is stored plain.
+ * One decoded entry into rec.  An odd one is stored rather than refused,
+ * as a line that does not parse is stored plain: a record that is not a
+ * map becomes the message (a string as is, else its JSON text); an entry
+ * that is not [time, record] is the message whole, as JSON text.
  */
 static int
 entry_record(struct forward *f, const msgpack_object *time,
@@ -835,14 +837,21 @@ entry_record(struct forward *f, const msgpack_object *time,
 	record_clear_parsed(rec);
 	buf_reset(sc);
 	rec->app = f->tag;
-	if (time != NULL && map != NULL && map->type == MSGPACK_OBJECT_MAP) {
+	if (time != NULL) {
 		rec->has_event_time = entry_time(time, &rec->event_us);
 		if (!rec->has_event_time)
 			rec->event_us = 0;
+	}
+	if (time != NULL && map->type == MSGPACK_OBJECT_MAP) {
 		rc = record_columns(rec, &map->via.map, &cv);
+	} else if (time != NULL && map->type == MSGPACK_OBJECT_STR) {
+		f->odd++; /* [tag, time, "text"]: the text */
+		rec->message.ptr = map->via.str.ptr;
+		rec->message.len = map->via.str.size;
 	} else {
+		f->odd++;
 		cv.message_off = 0;
-		rc = put_json(sc, whole);
+		rc = put_json(sc, time != NULL ? map : whole);
 		rec->message.len = sc->len;
 	}
 	if (rc == -1) {
@@ -947,6 +956,12 @@ enum forward_mode
 forward_mode(const struct forward *f)
 {
 	return f->mode;
+}
+
+uint64_t
+forward_odd(const struct forward *f)
+{
+	return f->odd;
 }
 
 size_t

@@ -124,13 +124,21 @@ bool
 client_message(void *arg, const char *msg, size_t len, bool truncated)
 {
 	struct client *c = arg;
-	struct queue *q = c->ls->q;
-	size_t replaced;
-	int rc;
 
 	if (parser_parse_tz(&c->rec, msg, len, c->format, c->tz, &c->scratch) ==
 	    -1)
 		log_warn("%s: parser scratch buffer", c->name);
+	return client_record(c, len, truncated);
+}
+
+/* c->rec, parsed, -> the queue as the client's next line. */
+bool
+client_record(struct client *c, size_t len, bool truncated)
+{
+	struct queue *q = c->ls->q;
+	size_t replaced;
+	int rc;
+
 	c->lines++;
 	metrics.lines_received++;
 	metrics.bytes_received += len;
@@ -1330,6 +1338,8 @@ session_of(int proto)
 	switch (proto) {
 	case CONFIG_PROTO_RELP:
 		return &relp_session;
+	case CONFIG_PROTO_FORWARD:
+		return &forward_session;
 	default:
 		return NULL;
 	}

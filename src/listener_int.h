@@ -216,6 +216,8 @@ struct listeners {
 	struct udp_rx *udp; /* proto=udp listeners (listener_udp.c), or NULL */
 	int64_t relp_err_logged_ms;
 	uint64_t relp_err_unlogged;
+	int64_t forward_err_logged_ms;
+	uint64_t forward_err_unlogged;
 };
 
 /* listener.c */
@@ -236,9 +238,14 @@ void client_close(struct client *c, const char *reason);
 void handle_reading_input(struct client *c);
 /* One message -> one queued record; false: stop (the queue is full). */
 bool client_message(void *arg, const char *msg, size_t len, bool truncated);
+/* client_message() for a record a session parsed already (c->rec): len
+ * bytes received, its message cut (c->fr.truncated counted). */
+bool client_record(struct client *c, size_t len, bool truncated);
 
 /* listener_relp.c: proto=relp (rsyslog's omrelp) */
 extern const struct session_ops relp_session;
+/* listener_forward.c: proto=forward (Fluentd, Fluent Bit, fluent-logger) */
+extern const struct session_ops forward_session;
 
 /* listener_tls.c */
 /* An OpenSSL bufferevent owning fd, accepting; NULL: the caller closes

@@ -517,6 +517,8 @@ listener_settings_of(const struct config *cfg, struct listener_settings *set)
 	set->proxy_header_timeout_ms = cfg->proxy_header_timeout_ms;
 	set->proxy_max_header_bytes = cfg->proxy_max_header_bytes;
 	set->udp_rcvbuf_bytes = cfg->udp_rcvbuf_bytes;
+	set->forward_max_message_bytes = cfg->forward_max_message_bytes;
+	set->forward_max_entries = (size_t)cfg->forward_max_entries;
 }
 
 /*

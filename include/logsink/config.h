@@ -131,7 +131,9 @@ struct config {
 	int tls_max_handshakes;
 	int proxy_header_timeout_ms;
 	size_t proxy_max_header_bytes;
-	size_t udp_rcvbuf_bytes; /* SO_RCVBUF of proto=udp listeners */
+	size_t udp_rcvbuf_bytes;          /* SO_RCVBUF of proto=udp listeners */
+	size_t forward_max_message_bytes; /* proto=forward */
+	int forward_max_entries;
 };
 
 void config_init(struct config *cfg);

@@ -132,6 +132,9 @@ int forward_skip(struct forward *f, size_t n)
 
 /* The message begun: its mode, its entries so far, its chunk or NULL. */
 enum forward_mode forward_mode(const struct forward *f);
+/* Entries so far, on this decoder, that were not [time, map] (stored whole
+ * as the message). */
+uint64_t forward_odd(const struct forward *f);
 size_t forward_entries(const struct forward *f);
 const char *forward_chunk(const struct forward *f, size_t *len);
 
