@@ -1077,9 +1077,13 @@ client_admit(struct client *c, int fd)
 	c->ip_counted = true;
 	bufferevent_setcb(
 	    c->bev, client_read_cb, client_write_cb, client_event_cb, c);
-	/* Room for one whole line, so the framer can always progress. */
-	bufferevent_setwatermark(
-	    c->bev, EV_READ, 0, ls->set.max_line_bytes + READ_CHUNK_BYTES);
+	/* Room for one whole line (a session: message), so the framer can
+	 * always progress. */
+	bufferevent_setwatermark(c->bev, EV_READ, 0,
+	    (c->sess_ops != NULL && c->sess_ops->max_input != NULL
+		    ? c->sess_ops->max_input(c)
+		    : ls->set.max_line_bytes) +
+		READ_CHUNK_BYTES);
 	bufferevent_set_max_single_read(c->bev, READ_CHUNK_BYTES);
 	if (!proxied) {
 		client_link(c);

@@ -322,6 +322,14 @@ fwd_client_finish(struct client *c, const char *reason)
 	return reason;
 }
 
+/* A whole message must fit in the input (forward_frame() needs it
+ * contiguous): forward-max-message-bytes. */
+static size_t
+fwd_client_max_input(const struct client *c)
+{
+	return c->ls->set.forward_max_message_bytes;
+}
+
 const struct session_ops forward_session = {
 	.proto = "forward",
 	.start = fwd_client_new,
@@ -331,4 +339,5 @@ const struct session_ops forward_session = {
 	.send_acks = fwd_client_send_acks,
 	.finish = fwd_client_finish,
 	.shutdown = fwd_client_shutdown,
+	.max_input = fwd_client_max_input,
 };

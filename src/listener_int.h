@@ -118,6 +118,8 @@ enum cl_event {
  *  finish     before closing: the last answer, once; the reason for the
  *             close log line.
  *  shutdown   SIGTERM: what finish() writes becomes the goodbye.
+ *  max_input  (may be NULL) the input a client may hold, at least its
+ *             longest message; NULL: max-line-bytes and one read.
  */
 struct client;
 
@@ -131,6 +133,7 @@ struct session_ops {
 	void (*send_acks)(struct client *c);
 	const char *(*finish)(struct client *c, const char *reason);
 	void (*shutdown)(struct client *c);
+	size_t (*max_input)(const struct client *c);
 };
 
 /*
