@@ -108,7 +108,7 @@ usage(FILE *fp)
 	    "  tz=local|UTC|+HH:MM|ZONE   zone of RFC 3164 timestamps, e.g. "
 	    "tz=Europe/Berlin\n"
 	    "                             (local: the daemon's TZ; default)\n"
-	    "  proto=tcp|udp|relp         udp: syslog datagrams (RFC 5426), "
+	    "  proto=tcp|udp|relp|forward udp: syslog datagrams (RFC 5426), "
 	    "one\n"
 	    "                             per message, no ack=/tls=/framing= "
 	    "(--listen\n"
@@ -116,7 +116,13 @@ usage(FILE *fp)
 	    "RELP\n"
 	    "                             (rsyslog omrelp), each message "
 	    "answered\n"
-	    "                             once committed (or ack=spooled)\n");
+	    "                             once committed (or ack=spooled);\n"
+	    "                             forward: Fluent forward protocol "
+	    "(Fluentd,\n"
+	    "                             Fluent Bit, fluent-logger; port "
+	    "24224), each\n"
+	    "                             chunk answered {\"ack\": chunk} "
+	    "once committed\n");
 }
 
 /* Splits argv into actions and KEY VALUE pairs (checked later). */
