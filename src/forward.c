@@ -1045,8 +1045,7 @@ static const char *const error_texts[FORWARD_NERRORS] = {
 	[FORWARD_ERR_ENTRIES] = "more entries than forward-max-entries",
 	[FORWARD_ERR_ENTRY] = "an entry cut short or of too many values",
 	[FORWARD_ERR_GZIP] = "compressed entries that are not gzip data",
-	[FORWARD_ERR_INFLATED] = "entries inflate past "
-				 "forward-max-message-bytes",
+	[FORWARD_ERR_INFLATED] = "entries inflating past the message limit",
 	[FORWARD_ERR_TRUNCATED] = "connection closed inside a message",
 	[FORWARD_ERR_NOMEM] = "out of memory",
 };
