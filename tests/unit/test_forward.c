@@ -181,6 +181,9 @@ struct out {
 	size_t n, cap;
 };
 
+static void out_add(struct out *o, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
 static void
 out_add(struct out *o, const char *fmt, ...)
 {
