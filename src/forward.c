@@ -1011,6 +1011,95 @@ forward_format_ack(char *out, const char *chunk, size_t len)
 	return o.len;
 }
 
+/* --- the shared-key handshake --- */
+
+size_t
+forward_ping(struct forward *f, const char *buf, size_t len, bool eof,
+    struct forward_ping *p)
+{
+	const unsigned char *u = (const unsigned char *)buf;
+	const msgpack_object *o;
+	struct text *t[3] = { &p->hostname, &p->salt, &p->digest };
+	size_t n, off = 0, i;
+
+	if (f->err != FORWARD_OK || len == 0)
+		return 0;
+	if (u[0] != 0x96) { /* a fixarray of 6 */
+		f->err = FORWARD_ERR_HANDSHAKE;
+		return 0;
+	}
+	n = mp_walk(u, len, 1, 7, FORWARD_MAX_PING, &f->need, &f->err);
+	if (n == 0) {
+		if (f->err == FORWARD_OK && eof)
+			f->err = FORWARD_ERR_TRUNCATED;
+		else if (f->err != FORWARD_OK)
+			f->err = FORWARD_ERR_HANDSHAKE;
+		return 0;
+	}
+	f->need = 0;
+	if (!decode_at(f, buf, n, &off))
+		return 0;
+	o = f->un.data.via.array.ptr;
+	for (i = 0; i < 6; i++)
+		if (o[i].type != MSGPACK_OBJECT_STR)
+			break;
+	if (i < 6 || !key_is(&o[0], "PING")) {
+		f->err = FORWARD_ERR_HANDSHAKE;
+		return 0;
+	}
+	for (i = 0; i < 3; i++) {
+		t[i]->ptr = o[i + 1].via.str.ptr;
+		t[i]->len = o[i + 1].via.str.size;
+	}
+	msgpack_unpacked_destroy(&f->un);
+	return n;
+}
+
+static int
+buf_write(void *data, const char *p, size_t len)
+{
+	return buf_append(data, p, len);
+}
+
+static int
+pack_cstr(msgpack_packer *pk, const char *s)
+{
+	size_t n = strlen(s);
+
+	return msgpack_pack_str(pk, n) | msgpack_pack_str_body(pk, s, n);
+}
+
+int
+forward_format_helo(struct buf *out, const unsigned char *nonce, size_t len)
+{
+	msgpack_packer pk;
+
+	msgpack_packer_init(&pk, out, buf_write);
+	return (msgpack_pack_array(&pk, 2) | pack_cstr(&pk, "HELO") |
+		   msgpack_pack_map(&pk, 3) | pack_cstr(&pk, "nonce") |
+		   msgpack_pack_bin(&pk, len) |
+		   msgpack_pack_bin_body(&pk, nonce, len) |
+		   pack_cstr(&pk, "auth") | pack_cstr(&pk, "") |
+		   pack_cstr(&pk, "keepalive") | msgpack_pack_true(&pk)) != 0
+	    ? -1
+	    : 0;
+}
+
+int
+forward_format_pong(struct buf *out, bool ok, const char *reason,
+    const char *hostname, const char *digest)
+{
+	msgpack_packer pk;
+
+	msgpack_packer_init(&pk, out, buf_write);
+	return (msgpack_pack_array(&pk, 5) | pack_cstr(&pk, "PONG") |
+		   (ok ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk)) |
+		   pack_cstr(&pk, reason) | pack_cstr(&pk, hostname) |
+		   pack_cstr(&pk, digest)) != 0
+	    ? -1
+	    : 0;
+}
+
 enum forward_error
 forward_err(const struct forward *f)
 {
@@ -1033,6 +1122,7 @@ static const char *const error_names[FORWARD_NERRORS] = {
 	[FORWARD_ERR_ENTRY] = "entry",
 	[FORWARD_ERR_GZIP] = "gzip",
 	[FORWARD_ERR_INFLATED] = "inflated_too_big",
+	[FORWARD_ERR_HANDSHAKE] = "handshake",
 	[FORWARD_ERR_TRUNCATED] = "truncated",
 	[FORWARD_ERR_NOMEM] = "nomem",
 };
@@ -1046,6 +1136,7 @@ static const char *const error_texts[FORWARD_NERRORS] = {
 	[FORWARD_ERR_ENTRY] = "an entry cut short or of too many values",
 	[FORWARD_ERR_GZIP] = "compressed entries that are not gzip data",
 	[FORWARD_ERR_INFLATED] = "entries inflating past the message limit",
+	[FORWARD_ERR_HANDSHAKE] = "no PING with the shared key",
 	[FORWARD_ERR_TRUNCATED] = "connection closed inside a message",
 	[FORWARD_ERR_NOMEM] = "out of memory",
 };

@@ -101,6 +101,7 @@ struct listen_sock {
 	bool tls;
 	const struct tzrule *tz;           /* in ls->tzs; NULL: local */
 	const struct session_ops *session; /* proto=relp...: or NULL */
+	char shared_key[256];              /* proto=forward shared-key= */
 	struct cidr allow[CONFIG_MAX_ALLOW];
 	int nallow;
 	struct cidr proxy[CONFIG_MAX_ALLOW]; /* proxy=: PROXY headers */
@@ -1085,6 +1086,8 @@ client_admit(struct client *c, int fd)
 		    : ls->set.max_line_bytes) +
 		READ_CHUNK_BYTES);
 	bufferevent_set_max_single_read(c->bev, READ_CHUNK_BYTES);
+	if (c->sess_ops != NULL && c->sess_ops->opened != NULL)
+		c->sess_ops->opened(c);
 	if (!proxied) {
 		client_link(c);
 		log_debug("%s: accepted%s", c->name, c->tls ? " (TLS)" : "");
@@ -1335,6 +1338,14 @@ listen_tz(struct listeners *ls, const struct listen_spec *spec,
 	return 0;
 }
 
+const char *
+client_shared_key(const struct client *c)
+{
+	return c->sock != NULL && c->sock->shared_key[0] != '\0'
+	    ? c->sock->shared_key
+	    : NULL;
+}
+
 /* The session protocol of a proto= value; NULL for framed lines. */
 static const struct session_ops *
 session_of(int proto)
@@ -1376,6 +1387,7 @@ add_sock(struct listeners *ls, int fd, const char *hostport,
 	s->ack = spec->ack;
 	s->tls = spec->tls;
 	s->session = session_of(spec->proto);
+	memcpy(s->shared_key, spec->shared_key, sizeof(s->shared_key));
 	s->nallow = spec->nallow;
 	memcpy(s->proxy, spec->proxy, sizeof(s->proxy));
 	s->nproxy = spec->nproxy;

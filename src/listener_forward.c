@@ -17,14 +17,25 @@
  * entries queued before it are still stored and answered, then the
  * connection is closed (the protocol has no error answer).  Nothing of
  * other connections is touched.
+ *
+ * With shared-key=FILE on the listener, the connection starts with the
+ * specification's handshake (forward.h): our HELO with a random nonce,
+ * the client's PING, whose SHA-512 digest of the key we check, our PONG;
+ * a PING with another key is answered PONG false and closed.  No user
+ * authentication (HELO's auth is empty).
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <unistd.h>
+
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
 
 #include "logsink/ack.h"
 #include "logsink/clock.h"
@@ -64,7 +75,9 @@ struct fwd_conn {
 	bool in_message; /* a message is begun, msg_len bytes, done queued */
 	size_t msg_len;
 	size_t done;
-	bool failed;  /* the error is logged and counted */
+	bool failed;    /* the error is logged and counted */
+	bool handshake; /* shared-key=: waiting for the PING */
+	unsigned char nonce[FORWARD_NONCE_BYTES];
 	uint64_t odd; /* forward_odd() already counted */
 };
 
@@ -202,6 +215,99 @@ fwd_take_message(struct client *c, const char *buf)
 	return true;
 }
 
+/* sha512_hex(salt + host + nonce + key) into hex (129 bytes); false when
+ * OpenSSL fails. */
+static bool
+fwd_digest(const struct fwd_conn *s, const struct text *salt, const char *host,
+    size_t hostlen, const char *key, char *hex)
+{
+	static const char digits[] = "0123456789abcdef";
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int n = 0, i;
+	EVP_MD_CTX *ctx;
+	bool ok;
+
+	if ((ctx = EVP_MD_CTX_new()) == NULL)
+		return false;
+	ok = EVP_DigestInit_ex(ctx, EVP_sha512(), NULL) == 1 &&
+	    EVP_DigestUpdate(ctx, salt->ptr, salt->len) == 1 &&
+	    EVP_DigestUpdate(ctx, host, hostlen) == 1 &&
+	    EVP_DigestUpdate(ctx, s->nonce, sizeof(s->nonce)) == 1 &&
+	    EVP_DigestUpdate(ctx, key, strlen(key)) == 1 &&
+	    EVP_DigestFinal_ex(ctx, md, &n) == 1 && n == 64;
+	EVP_MD_CTX_free(ctx);
+	for (i = 0; ok && i < n; i++) {
+		hex[2 * i] = digits[md[i] >> 4];
+		hex[2 * i + 1] = digits[md[i] & 15];
+	}
+	hex[ok ? 2 * n : 0] = '\0';
+	return ok;
+}
+
+/* The listener has a shared key: HELO first. */
+static void
+fwd_client_opened(struct client *c)
+{
+	struct fwd_conn *s = fwd_of(c);
+	struct buf b = { 0 };
+
+	if (client_shared_key(c) == NULL)
+		return;
+	s->handshake = true;
+	if (RAND_bytes(s->nonce, sizeof(s->nonce)) != 1 ||
+	    forward_format_helo(&b, s->nonce, sizeof(s->nonce)) == -1 ||
+	    evbuffer_add(bufferevent_get_output(c->bev), b.data, b.len) == -1) {
+		log_warnx("%s: no HELO (RAND_bytes or out of memory); the "
+			  "connection will fail its handshake",
+		    c->name);
+		forward_set_err(s->dec, FORWARD_ERR_NOMEM);
+	}
+	buf_free(&b);
+}
+
+/*
+ * The PING: its digest checked against the key, answered PONG.  Its
+ * length, or 0 (more needed, or the handshake failed: check() closes).
+ */
+static size_t
+fwd_handshake(
+    struct client *c, const char *buf, size_t len, bool eof, size_t *need)
+{
+	struct fwd_conn *s = fwd_of(c);
+	const char *key = client_shared_key(c);
+	char want[129], ours[129], host[256];
+	struct forward_ping p;
+	struct buf b = { 0 };
+	size_t n;
+	bool ok;
+
+	if ((n = forward_ping(s->dec, buf, len, eof, &p)) == 0) {
+		*need = forward_need(s->dec);
+		return 0;
+	}
+	if (gethostname(host, sizeof(host)) == -1)
+		snprintf(host, sizeof(host), "logsinkd");
+	host[sizeof(host) - 1] = '\0';
+	ok =
+	    fwd_digest(s, &p.salt, p.hostname.ptr, p.hostname.len, key, want) &&
+	    p.digest.len == 128 && CRYPTO_memcmp(want, p.digest.ptr, 128) == 0;
+	if (!ok || !fwd_digest(s, &p.salt, host, strlen(host), key, ours))
+		ours[0] = '\0';
+	if (forward_format_pong(
+		&b, ok, ok ? "" : "shared key mismatch", host, ours) == -1 ||
+	    evbuffer_add(bufferevent_get_output(c->bev), b.data, b.len) == -1)
+		ok = false;
+	buf_free(&b);
+	if (!ok) {
+		forward_set_err(s->dec, FORWARD_ERR_HANDSHAKE);
+		return 0;
+	}
+	log_debug("%s: forward handshake done, client %.*s", c->name,
+	    (int)(p.hostname.len < 200 ? p.hostname.len : 200), p.hostname.ptr);
+	s->handshake = false;
+	return n;
+}
+
 /* session feed: one message at a time (see the file comment). */
 static size_t
 fwd_client_feed(
@@ -211,6 +317,8 @@ fwd_client_feed(
 	size_t n;
 
 	*need = 0;
+	if (s->handshake)
+		return fwd_handshake(c, buf, len, eof, need);
 	if (!s->in_message) {
 		n = forward_frame(s->dec, buf, len, eof);
 		if (n == 0) {
@@ -340,4 +448,5 @@ const struct session_ops forward_session = {
 	.finish = fwd_client_finish,
 	.shutdown = fwd_client_shutdown,
 	.max_input = fwd_client_max_input,
+	.opened = fwd_client_opened,
 };

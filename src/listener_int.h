@@ -120,6 +120,8 @@ enum cl_event {
  *  shutdown   SIGTERM: what finish() writes becomes the goodbye.
  *  max_input  (may be NULL) the input a client may hold, at least its
  *             longest message; NULL: max-line-bytes and one read.
+ *  opened     (may be NULL) c->bev is set up: the session may write
+ *             first (Fluent forward's HELO).
  */
 struct client;
 
@@ -134,6 +136,7 @@ struct session_ops {
 	const char *(*finish)(struct client *c, const char *reason);
 	void (*shutdown)(struct client *c);
 	size_t (*max_input)(const struct client *c);
+	void (*opened)(struct client *c);
 };
 
 /*
@@ -241,6 +244,8 @@ void client_close(struct client *c, const char *reason);
 void handle_reading_input(struct client *c);
 /* One message -> one queued record; false: stop (the queue is full). */
 bool client_message(void *arg, const char *msg, size_t len, bool truncated);
+/* Its listener's shared-key= (proto=forward), or NULL. */
+const char *client_shared_key(const struct client *c);
 /* client_message() for a record a session parsed already (c->rec): len
  * bytes received, its message cut (c->fr.truncated counted). */
 bool client_record(struct client *c, size_t len, bool truncated);

@@ -122,7 +122,10 @@ usage(FILE *fp)
 	    "                             Fluent Bit, fluent-logger; port "
 	    "24224), each\n"
 	    "                             chunk answered {\"ack\": chunk} "
-	    "once committed\n");
+	    "once committed\n"
+	    "  shared-key=FILE            proto=forward: the shared-key "
+	    "handshake, the\n"
+	    "                             key in FILE's first line\n");
 }
 
 /* Splits argv into actions and KEY VALUE pairs (checked later). */

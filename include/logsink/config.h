@@ -64,6 +64,9 @@ struct listen_spec {
 	int nproxy;
 	/* tz=: the zone of BSD timestamps (logsink/tzrule.h); "": local */
 	char tz[64];
+	/* shared-key=FILE (proto=forward): the key read from FILE; "": no
+	 * handshake */
+	char shared_key[256];
 	char *text; /* the value as written, for dump and comparison; owned
 		     * by the config holding the spec (NULL from
 		     * config_parse_listen()) */

@@ -75,6 +75,7 @@ enum forward_error {
 	FORWARD_ERR_ENTRY,     /* an entry of too many values, or cut */
 	FORWARD_ERR_GZIP,      /* compressed entries that do not inflate */
 	FORWARD_ERR_INFLATED,  /* inflated past max_message_bytes */
+	FORWARD_ERR_HANDSHAKE, /* no PING, or a PING with the wrong key */
 	FORWARD_ERR_TRUNCATED, /* the peer closed inside a message */
 	FORWARD_ERR_NOMEM,     /* out of memory (also set by the owner) */
 	FORWARD_NERRORS,
@@ -137,6 +138,38 @@ enum forward_mode forward_mode(const struct forward *f);
 uint64_t forward_odd(const struct forward *f);
 size_t forward_entries(const struct forward *f);
 const char *forward_chunk(const struct forward *f, size_t *len);
+
+/*
+ * The shared-key handshake (the specification's Handshake Messages), on a
+ * listener with a shared key: we send HELO ["HELO", {nonce, auth: "",
+ * keepalive: true}] first; the client answers PING ["PING", hostname,
+ * salt, sha512_hex(salt + hostname + nonce + key), username, password]
+ * (no user authentication: the last two are ignored); we answer PONG
+ * ["PONG", ok, reason, our hostname, sha512_hex(salt + our hostname +
+ * nonce + key)], and messages follow.  The digests are the owner's (no
+ * OpenSSL here).
+ */
+#define FORWARD_NONCE_BYTES 16
+#define FORWARD_MAX_KEY     255
+#define FORWARD_MAX_PING    4096
+
+struct forward_ping {
+	struct text hostname, salt, digest; /* point into the PING's bytes */
+};
+
+/*
+ * The PING at the start of buf[0, len): its length once whole, p filled.
+ * 0: not yet (forward_need()) or an error (forward_err():
+ * FORWARD_ERR_HANDSHAKE when it is not a PING).
+ */
+size_t forward_ping(struct forward *f, const char *buf, size_t len, bool eof,
+    struct forward_ping *p) __attribute__((warn_unused_result));
+/* Appends HELO with nonce, or PONG; -1: out of memory. */
+int forward_format_helo(struct buf *out, const unsigned char *nonce, size_t len)
+    __attribute__((warn_unused_result));
+int forward_format_pong(struct buf *out, bool ok, const char *reason,
+    const char *hostname, const char *digest)
+    __attribute__((warn_unused_result));
 
 /* Writes {"ack": chunk} (MessagePack) into out (FORWARD_ACK_MAX bytes);
  * returns its length. */

@@ -262,8 +262,19 @@ feed_forward(const char *data, size_t size, size_t cut)
 			break;
 	}
 	assert((unsigned)forward_err(f) < FORWARD_NERRORS);
-	buf_free(&pend);
 	forward_free(f);
+	/* The same bytes as the handshake's PING. */
+	if ((f = forward_new(64 * 1024, 1000)) != NULL) {
+		struct forward_ping p;
+
+		n = forward_ping(f, data, size, true, &p);
+		assert(n <= size);
+		if (n > 0)
+			assert(p.hostname.ptr >= data &&
+			    p.digest.ptr + p.digest.len <= data + n);
+		forward_free(f);
+	}
+	buf_free(&pend);
 }
 
 int

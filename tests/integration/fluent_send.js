@@ -9,7 +9,8 @@
 // is sent again by the application on a new sender: fluent-logger itself
 // stops sending on a connection whose ack timed out.  Every record is
 // {message: "fl-<i>", level: "info", host: "nodehost", seq: i,
-// nested: {a: [1, 2]}}; every third one carries an EventTime.  Lines of
+// nested: {a: [1, 2]}}; every third one carries an EventTime.  With
+// FLUENT_SHARED_KEY set, the sender does the shared-key handshake.  Lines of
 // PROGRESS: "acked N", "error MSG"; the last line of stdout is the
 // summary {acked, errors, rounds} once every record was acknowledged.
 'use strict';
@@ -41,6 +42,10 @@ function newSender() {
     reconnectInterval: 200,
     internalLogger: quiet,
   };
+  if (process.env.FLUENT_SHARED_KEY) {
+    opts.security = { clientHostname: 'fluent-test-client',
+                      sharedKey: process.env.FLUENT_SHARED_KEY };
+  }
   if (ca) {
     opts.tls = true;
     opts.tlsOptions = { ca: fs.readFileSync(ca), servername: 'localhost' };

@@ -12,6 +12,7 @@ fluentd nor fluent-bit, so their forward outputs are not run here.
 """
 
 import gzip
+import hashlib
 import json
 import os
 import shutil
@@ -73,7 +74,7 @@ class FluentSend:
     """fluent_send.js in the background; progress lines in a file."""
 
     def __init__(self, modules, tmp_path, port, mode, n, batch=100,
-                 ack_timeout_ms=3000, ca=None):
+                 ack_timeout_ms=3000, ca=None, shared_key=None):
         self.progress = tmp_path / ("progress-%s.txt" % mode)
         self.progress.write_text("")
         cmd = ["node", os.path.join(HERE, "fluent_send.js"), str(modules),
@@ -81,8 +82,11 @@ class FluentSend:
                str(self.progress)]
         if ca:
             cmd.append(ca)
+        env = dict(os.environ)
+        if shared_key:
+            env["FLUENT_SHARED_KEY"] = shared_key
         self.p = subprocess.Popen(cmd, stdout=subprocess.PIPE,
-                                  stderr=subprocess.STDOUT)
+                                  stderr=subprocess.STDOUT, env=env)
 
     def lines(self):
         return self.progress.read_text().splitlines()
@@ -187,6 +191,22 @@ def test_fluent_logger_tls(pg, daemon, tmp_path, fluent_logger,
         s.kill()
     assert res["acked"] == 1000 and res["errors"] == 0, res
     check_stored(pg, 1000, "TLS")
+
+
+def test_fluent_logger_shared_key(pg, daemon, tmp_path, fluent_logger):
+    pg.truncate()
+    keyfile = tmp_path / "forward.key"
+    keyfile.write_text("s3cret-key\n")
+    os.chmod(keyfile, 0o644)
+    d = fwd_daemon(daemon, pg, opts="shared-key=%s" % keyfile)
+    s = FluentSend(fluent_logger, tmp_path, d.port, "PackedForward", 500,
+                   batch=250, shared_key="s3cret-key")
+    try:
+        res = s.result()
+    finally:
+        s.kill()
+    assert res["acked"] == 500 and res["errors"] == 0, res
+    check_stored(pg, 500, "shared key")
 
 
 # --------------------------------------------------------------------------
@@ -341,6 +361,61 @@ def test_hostile_input_counted_and_closed(pg, daemon):
     assert pg.scalar("SELECT count(*) FROM logs WHERE app = 'h'") == n
     assert pg.scalar("SELECT count(*) FROM logs WHERE app = 'g'") == n
     assert "Fluent forward protocol error reason=malformed" in d.log()
+
+
+def ping(helo, key, host="raw-client", salt="salty"):
+    nonce = helo[1]["nonce"]
+    digest = hashlib.sha512(salt.encode() + host.encode() + nonce +
+                            key.encode()).hexdigest()
+    return pack(["PING", host, salt, digest, "", ""]), nonce
+
+
+def test_shared_key_handshake_raw(pg, daemon, tmp_path):
+    """HELO, PING, PONG with the key's digests; a wrong key gets PONG
+    false and the close; a message without PING is refused."""
+    pg.truncate()
+    keyfile = tmp_path / "forward.key"
+    keyfile.write_text("k1\n")
+    os.chmod(keyfile, 0o644)
+    d = fwd_daemon(daemon, pg, opts="shared-key=%s" % keyfile)
+    with harness.connect(d.port) as s:
+        helo = read_acks(s, 1)[0]
+        assert helo[0] == "HELO" and len(helo[1]["nonce"]) == 16
+        assert helo[1]["auth"] == ""
+        p, nonce = ping(helo, "k1")
+        s.sendall(p + pack(["hs", [entry(1, "hs")], {"chunk": "x"}]))
+        pong, ack = read_acks(s, 2)
+        assert pong[:3] == ["PONG", True, ""]
+        assert pong[4] == hashlib.sha512(b"salty" + pong[3].encode() +
+                                         nonce + b"k1").hexdigest()
+        assert ack == {"ack": "x"}
+    with harness.connect(d.port) as s:
+        helo = read_acks(s, 1)[0]
+        s.sendall(ping(helo, "wrong")[0])
+        pong = read_acks(s, 1)[0]
+        assert pong[:3] == ["PONG", False, "shared key mismatch"]
+        harness.wait_peer_close(s)
+    with harness.connect(d.port) as s:
+        read_acks(s, 1)
+        s.sendall(pack(["hs", [entry(2, "hs")], {"chunk": "y"}]))
+        harness.wait_peer_close(s)
+    assert harness.metric(d.mport, "forward_errors_total",
+                          reason="handshake") == 2
+    assert pg.messages() == ["hs-1"]
+
+
+def test_shared_key_config_errors(tmp_path):
+    empty, good = tmp_path / "empty.key", tmp_path / "good.key"
+    empty.write_text("\n")
+    good.write_text("k\n")
+    for opts, why in (("proto=forward shared-key=/nonexistent/k",
+                       "No such file"),
+                      ("proto=forward shared-key=%s" % empty,
+                       "first line must hold the key"),
+                      ("shared-key=%s" % good, "needs proto=forward")):
+        p = harness.run_logsinkd("--listen", "127.0.0.1:24224 " + opts,
+                                 "--check-config")
+        assert p.returncode != 0 and why in p.output, (opts, p.output)
 
 
 def test_limits_entries_and_odd_entries(pg, daemon):

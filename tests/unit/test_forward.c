@@ -651,6 +651,64 @@ test_ack(void **state)
 	assert_int_equal(forward_format_ack(a, chunk, sizeof(chunk) + 1), 0);
 }
 
+/* HELO and PONG as the specification writes them; the PING parsed. */
+static void
+test_handshake(void **state)
+{
+	const unsigned char nonce[FORWARD_NONCE_BYTES] = { 1, 2, 3 };
+	struct forward *f = forward_new(MAX_MSG, 10);
+	struct buf b = { 0 };
+	struct forward_ping p;
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	msgpack_unpacked u;
+	size_t off = 0, cut;
+
+	(void)state;
+	assert_int_equal(forward_format_helo(&b, nonce, sizeof(nonce)), 0);
+	msgpack_unpacked_init(&u);
+	assert_int_equal(msgpack_unpack_next(&u, b.data, b.len, &off),
+	    MSGPACK_UNPACK_SUCCESS);
+	assert_int_equal(u.data.type, MSGPACK_OBJECT_ARRAY);
+	assert_int_equal(u.data.via.array.size, 2);
+	assert_int_equal(u.data.via.array.ptr[1].via.map.size, 3);
+	assert_int_equal(
+	    u.data.via.array.ptr[1].via.map.ptr[0].val.via.bin.size, 16);
+	b.len = 0;
+	assert_int_equal(forward_format_pong(&b, false, "no", "h", ""), 0);
+	assert_memory_equal(b.data, "\x95\xa4PONG\xc2\xa2no\xa1h\xa0", 13);
+	msgpack_unpacked_destroy(&u);
+	buf_free(&b);
+
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	msgpack_pack_array(&pk, 6);
+	pstr(&pk, "PING");
+	pstr(&pk, "client");
+	pstr(&pk, "salt");
+	pstr(&pk, "digest");
+	pstr(&pk, "");
+	pstr(&pk, "");
+	for (cut = 0; cut < sb.size; cut++) {
+		assert_int_equal(forward_ping(f, sb.data, cut, false, &p), 0);
+		assert_int_equal(forward_err(f), FORWARD_OK);
+	}
+	assert_int_equal(forward_ping(f, sb.data, sb.size, false, &p), sb.size);
+	assert_int_equal(p.hostname.len, 6);
+	assert_memory_equal(p.hostname.ptr, "client", 6);
+	assert_memory_equal(p.salt.ptr, "salt", 4);
+	assert_memory_equal(p.digest.ptr, "digest", 6);
+	/* a message instead of a PING; a PING cut by EOF */
+	assert_int_equal(forward_ping(f, "\x92\xa1t\x90", 4, false, &p), 0);
+	assert_int_equal(forward_err(f), FORWARD_ERR_HANDSHAKE);
+	forward_free(f);
+	f = forward_new(MAX_MSG, 10);
+	assert_int_equal(forward_ping(f, sb.data, sb.size - 1, true, &p), 0);
+	assert_int_equal(forward_err(f), FORWARD_ERR_TRUNCATED);
+	forward_free(f);
+	msgpack_sbuffer_destroy(&sb);
+}
+
 int
 main(void)
 {
@@ -665,6 +723,7 @@ main(void)
 		cmocka_unit_test(test_entry_values),
 		cmocka_unit_test(test_skip),
 		cmocka_unit_test(test_ack),
+		cmocka_unit_test(test_handshake),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
