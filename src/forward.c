@@ -1123,6 +1123,7 @@ static const char *const error_names[FORWARD_NERRORS] = {
 	[FORWARD_ERR_GZIP] = "gzip",
 	[FORWARD_ERR_INFLATED] = "inflated_too_big",
 	[FORWARD_ERR_HANDSHAKE] = "handshake",
+	[FORWARD_ERR_UNANSWERED] = "unanswered",
 	[FORWARD_ERR_TRUNCATED] = "truncated",
 	[FORWARD_ERR_NOMEM] = "nomem",
 };
@@ -1137,6 +1138,7 @@ static const char *const error_texts[FORWARD_NERRORS] = {
 	[FORWARD_ERR_GZIP] = "compressed entries that are not gzip data",
 	[FORWARD_ERR_INFLATED] = "entries inflating past the message limit",
 	[FORWARD_ERR_HANDSHAKE] = "no PING with the shared key",
+	[FORWARD_ERR_UNANSWERED] = "too many chunks answered and not read",
 	[FORWARD_ERR_TRUNCATED] = "connection closed inside a message",
 	[FORWARD_ERR_NOMEM] = "out of memory",
 };

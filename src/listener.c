@@ -120,21 +120,12 @@ client_set_state(struct client *c, enum cl_state state)
 	c->state = state;
 }
 
-/* framer callback (and RELP's): one message -> one queued record. */
-bool
-client_message(void *arg, const char *msg, size_t len, bool truncated)
-{
-	struct client *c = arg;
-
-	if (parser_parse_tz(&c->rec, msg, len, c->format, c->tz, &c->scratch) ==
-	    -1)
-		log_warn("%s: parser scratch buffer", c->name);
-	return client_record(c, len, truncated);
-}
-
-/* c->rec, parsed, -> the queue as the client's next line. */
-bool
-client_record(struct client *c, size_t len, bool truncated)
+/*
+ * c->rec, parsed, -> the queue as the client's next line.  Static so that
+ * it is inlined into client_message(), the per-line path.
+ */
+static bool
+record_queue(struct client *c, size_t len, bool truncated)
 {
 	struct queue *q = c->ls->q;
 	size_t replaced;
@@ -166,6 +157,24 @@ client_record(struct client *c, size_t len, bool truncated)
 	if (c->scratch.cap > SCRATCH_KEEP_BYTES)
 		buf_free(&c->scratch); /* rec is queued: not read again */
 	return rc == -1 || !queue_full(q);
+}
+
+/* framer callback (and RELP's): one message -> one queued record. */
+bool
+client_message(void *arg, const char *msg, size_t len, bool truncated)
+{
+	struct client *c = arg;
+
+	if (parser_parse_tz(&c->rec, msg, len, c->format, c->tz, &c->scratch) ==
+	    -1)
+		log_warn("%s: parser scratch buffer", c->name);
+	return record_queue(c, len, truncated);
+}
+
+bool
+client_record(struct client *c, size_t len, bool truncated)
+{
+	return record_queue(c, len, truncated);
 }
 
 static void

@@ -207,7 +207,9 @@ fwd_take_message(struct client *c, const char *buf)
 		return false;
 	chunk = forward_chunk(s->dec, &clen);
 	if (chunk != NULL && !fwd_push_pending(c, chunk, clen)) {
-		forward_set_err(s->dec, FORWARD_ERR_NOMEM);
+		forward_set_err(s->dec,
+		    s->cap == FWD_MAX_PENDING ? FORWARD_ERR_UNANSWERED
+					      : FORWARD_ERR_NOMEM);
 		return false;
 	}
 	s->in_message = false;

@@ -68,16 +68,17 @@
 
 enum forward_error {
 	FORWARD_OK,
-	FORWARD_ERR_MALFORMED, /* not MessagePack, or not a forward message */
-	FORWARD_ERR_TOO_BIG,   /* over max_message_bytes */
-	FORWARD_ERR_NESTING,   /* deeper than FORWARD_MAX_DEPTH */
-	FORWARD_ERR_ENTRIES,   /* more than max_entries entries */
-	FORWARD_ERR_ENTRY,     /* an entry of too many values, or cut */
-	FORWARD_ERR_GZIP,      /* compressed entries that do not inflate */
-	FORWARD_ERR_INFLATED,  /* inflated past max_message_bytes */
-	FORWARD_ERR_HANDSHAKE, /* no PING, or a PING with the wrong key */
-	FORWARD_ERR_TRUNCATED, /* the peer closed inside a message */
-	FORWARD_ERR_NOMEM,     /* out of memory (also set by the owner) */
+	FORWARD_ERR_MALFORMED,  /* not MessagePack, or not a forward message */
+	FORWARD_ERR_TOO_BIG,    /* over max_message_bytes */
+	FORWARD_ERR_NESTING,    /* deeper than FORWARD_MAX_DEPTH */
+	FORWARD_ERR_ENTRIES,    /* more than max_entries entries */
+	FORWARD_ERR_ENTRY,      /* an entry of too many values, or cut */
+	FORWARD_ERR_GZIP,       /* compressed entries that do not inflate */
+	FORWARD_ERR_INFLATED,   /* inflated past max_message_bytes */
+	FORWARD_ERR_HANDSHAKE,  /* no PING, or a PING with the wrong key */
+	FORWARD_ERR_UNANSWERED, /* set by the owner: too many chunks unread */
+	FORWARD_ERR_TRUNCATED,  /* the peer closed inside a message */
+	FORWARD_ERR_NOMEM,      /* out of memory (also set by the owner) */
 	FORWARD_NERRORS,
 };
 

@@ -440,6 +440,32 @@ def test_limits_entries_and_odd_entries(pg, daemon):
     assert harness.metric(d.mport, "lines_truncated_total") == 1
 
 
+def test_sender_that_reads_no_acks_is_closed(pg, daemon):
+    """Chunks whose answers are never read: past 4096 held answers the
+    connection is closed (reason unanswered), memory bounded."""
+    pg.truncate()
+    d = fwd_daemon(daemon, pg)
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.connect(("127.0.0.1", d.port))
+    one = b"".join(pack(["u", [entry(i, "u")], {"chunk": "u%07d" % i}])
+                   for i in range(1000))
+    sent = 0
+    try:
+        while sent < 2000:  # 2M messages at most
+            s.sendall(one)
+            sent += 1
+            if harness.scrape_metrics(d.mport).get(
+                    'logsink_forward_errors_total{reason="unanswered"}'):
+                break
+    except OSError:
+        pass  # closed by the daemon
+    s.close()
+    wait_for(lambda: harness.metric(d.mport, "forward_errors_total",
+                                    reason="unanswered") == 1,
+             what="the connection closed for unread answers")
+
+
 def test_backpressure_mid_message(pg, daemon):
     """A message of more entries than the queue holds: reading pauses in
     the middle of it and resumes; every entry stored once, one ack."""
