@@ -440,6 +440,21 @@ def test_limits_entries_and_odd_entries(pg, daemon):
     assert harness.metric(d.mport, "lines_truncated_total") == 1
 
 
+def test_slow_message_closed_by_partial_line_timeout(pg, daemon):
+    """Half a message, then silence: closed after partial-line-timeout;
+    the message before it is stored and answered."""
+    pg.truncate()
+    d = fwd_daemon(daemon, pg, "--partial-line-timeout", "1s")
+    good = pack(["slow", [entry(1, "slow")], {"chunk": "s1"}])
+    half = pack(["slow", [entry(2, "slow")], {"chunk": "s2"}])
+    with harness.connect(d.port) as s:
+        s.sendall(good + half[:len(half) // 2])
+        assert read_acks(s, 1) == [{"ack": "s1"}]
+        harness.wait_peer_close(s)
+    assert harness.metric(d.mport, "connections_timed_out_total") == 1
+    assert pg.messages() == ["slow-1"]
+
+
 def test_sender_that_reads_no_acks_is_closed(pg, daemon):
     """Chunks whose answers are never read: past 4096 held answers the
     connection is closed (reason unanswered), memory bounded."""
