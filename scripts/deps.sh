@@ -5,7 +5,8 @@
 set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config libevent-dev libssl-dev libpq-dev
-	libbsd-dev libsystemd-dev postgresql postgresql-contrib netcat-openbsd)
+	libbsd-dev libsystemd-dev libmsgpack-dev zlib1g-dev postgresql
+	postgresql-contrib netcat-openbsd)
 test=no
 if [[ "${1:-}" == "--test" ]]; then
 	test=yes
@@ -20,7 +21,7 @@ if [[ "${1:-}" == "--test" ]]; then
 	# test_proxy.py (run in the foreground by the tests, never as a
 	# service).
 	pkgs+=(openssl libcmocka-dev python3 python3-pytest python3-psycopg2
-		clang clang-format bsdutils util-linux syslog-ng-core
+		python3-msgpack clang clang-format bsdutils util-linux syslog-ng-core
 		libestr0 libfastjson4 liblognorm5 librelp0 lintian fakeroot dpkg-dev
 		file groff-base strace systemd haproxy tzdata nodejs)
 	# test_gelf.py installs the npm package gelf-pro into its temporary

@@ -195,6 +195,18 @@ static const struct cf_key cf_keys[] = {
 	    "1KiB", 232, 65551, CONFIG_APPLY_LISTENERS,
 	    "longest PROXY v2 header (with its TLVs) a proxy= listener takes; "
 	    "v1 lines are at most 107 bytes" },
+	/* Fluentd's out_forward sends a buffer chunk per message (8 MiB by
+	 * default, chunk_limit_size), so it must fit; decoding one holds
+	 * it, its inflated entries and one entry's values (forward.h). */
+	{ "forward-max-message-bytes", CF_SIZE, OFF(forward_max_message_bytes),
+	    "8MiB", 1024, 1LL << 30, CONFIG_APPLY_LISTENERS,
+	    "longest Fluent forward message (proto=forward), and most bytes "
+	    "its compressed entries inflate to; longer ones close the "
+	    "connection" },
+	{ "forward-max-entries", CF_INT, OFF(forward_max_entries), "1000000", 1,
+	    100000000, CONFIG_APPLY_LISTENERS,
+	    "most entries in one Fluent forward message; more close the "
+	    "connection" },
 };
 
 #define NKEYS (sizeof(cf_keys) / sizeof(cf_keys[0]))
@@ -536,6 +548,36 @@ config_proto_acked(int proto)
 	return proto >= 0 && proto < CONFIG_NPROTOS && proto_names[proto].acked;
 }
 
+/*
+ * shared-key=FILE: the Fluent forward shared key is FILE's first line
+ * (without its line end), 1 to 255 bytes; read now, so a missing or
+ * unreadable file fails the configuration (--check-config too).
+ */
+static int
+listen_shared_key(
+    struct listen_spec *spec, const char *path, char *err, size_t errlen)
+{
+	char line[sizeof(spec->shared_key) + 2];
+	size_t n;
+	FILE *fp;
+
+	if ((fp = fopen(path, "r")) == NULL)
+		return cf_error(err, errlen, "listen: shared-key %s: %s", path,
+		    strerror(errno));
+	if (fgets(line, sizeof(line), fp) == NULL)
+		line[0] = '\0';
+	fclose(fp);
+	n = strcspn(line, "\r\n");
+	if (n == 0 || n >= sizeof(spec->shared_key))
+		return cf_error(err, errlen,
+		    "listen: shared-key %s: the first line must hold the key, "
+		    "1 to %zu bytes",
+		    path, sizeof(spec->shared_key) - 1);
+	memcpy(spec->shared_key, line, n);
+	spec->shared_key[n] = '\0';
+	return 0;
+}
+
 /* Applies one "key=value" option of a listen value. */
 static int
 listen_option(struct listen_spec *spec, const char *opt, size_t n, char *err,
@@ -591,6 +633,8 @@ listen_option(struct listen_spec *spec, const char *opt, size_t n, char *err,
 		else
 			return cf_error(err, errlen,
 			    "listen: tls '%s' is not on or off", v);
+	} else if (strncmp(buf, "shared-key=", 11) == 0) {
+		return listen_shared_key(spec, v, err, errlen);
 	} else if (strncmp(buf, "proto=", 6) == 0) {
 		for (i = 0; i < CONFIG_NPROTOS; i++)
 			if (strcmp(v, proto_names[i].name) == 0)
@@ -603,7 +647,7 @@ listen_option(struct listen_spec *spec, const char *opt, size_t n, char *err,
 	} else {
 		return cf_error(err, errlen,
 		    "listen: unknown option '%s' (known: framing=, format=, "
-		    "ack=, allow=, tls=, proxy=, tz=, proto=)",
+		    "ack=, allow=, tls=, proxy=, tz=, proto=, shared-key=)",
 		    buf);
 	}
 	return 0;
@@ -669,6 +713,9 @@ config_parse_listen(
 	 * commit, or with ack=spooled once durable in the spool. */
 	if (config_proto_acked(spec->proto) && spec->ack == CONFIG_ACK_NONE)
 		spec->ack = CONFIG_ACK_COMMIT;
+	if (spec->shared_key[0] != '\0' && spec->proto != CONFIG_PROTO_FORWARD)
+		return cf_error(err, errlen,
+		    "listen %s: shared-key= needs proto=forward", addr);
 	return listen_udp_check(spec, addr, framing_set, err, errlen);
 }
 

@@ -118,6 +118,10 @@ enum cl_event {
  *  finish     before closing: the last answer, once; the reason for the
  *             close log line.
  *  shutdown   SIGTERM: what finish() writes becomes the goodbye.
+ *  max_input  (may be NULL) the input a client may hold, at least its
+ *             longest message; NULL: max-line-bytes and one read.
+ *  opened     (may be NULL) c->bev is set up: the session may write
+ *             first (Fluent forward's HELO).
  */
 struct client;
 
@@ -131,6 +135,8 @@ struct session_ops {
 	void (*send_acks)(struct client *c);
 	const char *(*finish)(struct client *c, const char *reason);
 	void (*shutdown)(struct client *c);
+	size_t (*max_input)(const struct client *c);
+	void (*opened)(struct client *c);
 };
 
 /*
@@ -216,6 +222,8 @@ struct listeners {
 	struct udp_rx *udp; /* proto=udp listeners (listener_udp.c), or NULL */
 	int64_t relp_err_logged_ms;
 	uint64_t relp_err_unlogged;
+	int64_t forward_err_logged_ms;
+	uint64_t forward_err_unlogged;
 };
 
 /* listener.c */
@@ -236,9 +244,16 @@ void client_close(struct client *c, const char *reason);
 void handle_reading_input(struct client *c);
 /* One message -> one queued record; false: stop (the queue is full). */
 bool client_message(void *arg, const char *msg, size_t len, bool truncated);
+/* Its listener's shared-key= (proto=forward), or NULL. */
+const char *client_shared_key(const struct client *c);
+/* client_message() for a record a session parsed already (c->rec): len
+ * bytes received, its message cut (c->fr.truncated counted). */
+bool client_record(struct client *c, size_t len, bool truncated);
 
 /* listener_relp.c: proto=relp (rsyslog's omrelp) */
 extern const struct session_ops relp_session;
+/* listener_forward.c: proto=forward (Fluentd, Fluent Bit, fluent-logger) */
+extern const struct session_ops forward_session;
 
 /* listener_tls.c */
 /* An OpenSSL bufferevent owning fd, accepting; NULL: the caller closes

@@ -108,7 +108,7 @@ usage(FILE *fp)
 	    "  tz=local|UTC|+HH:MM|ZONE   zone of RFC 3164 timestamps, e.g. "
 	    "tz=Europe/Berlin\n"
 	    "                             (local: the daemon's TZ; default)\n"
-	    "  proto=tcp|udp|relp         udp: syslog datagrams (RFC 5426), "
+	    "  proto=tcp|udp|relp|forward udp: syslog datagrams (RFC 5426), "
 	    "one\n"
 	    "                             per message, no ack=/tls=/framing= "
 	    "(--listen\n"
@@ -116,7 +116,16 @@ usage(FILE *fp)
 	    "RELP\n"
 	    "                             (rsyslog omrelp), each message "
 	    "answered\n"
-	    "                             once committed (or ack=spooled)\n");
+	    "                             once committed (or ack=spooled);\n"
+	    "                             forward: Fluent forward protocol "
+	    "(Fluentd,\n"
+	    "                             Fluent Bit, fluent-logger; port "
+	    "24224), each\n"
+	    "                             chunk answered {\"ack\": chunk} "
+	    "once committed\n"
+	    "  shared-key=FILE            proto=forward: the shared-key "
+	    "handshake, the\n"
+	    "                             key in FILE's first line\n");
 }
 
 /* Splits argv into actions and KEY VALUE pairs (checked later). */
@@ -517,6 +526,8 @@ listener_settings_of(const struct config *cfg, struct listener_settings *set)
 	set->proxy_header_timeout_ms = cfg->proxy_header_timeout_ms;
 	set->proxy_max_header_bytes = cfg->proxy_max_header_bytes;
 	set->udp_rcvbuf_bytes = cfg->udp_rcvbuf_bytes;
+	set->forward_max_message_bytes = cfg->forward_max_message_bytes;
+	set->forward_max_entries = (size_t)cfg->forward_max_entries;
 }
 
 /*

@@ -324,6 +324,39 @@ render_relp(struct buf *out)
 		"reason", relp_label, metrics.relp_errors, 1, RELP_NERRORS);
 }
 
+static const char *
+forward_err_label(int i)
+{
+	return forward_error_name((enum forward_error)i);
+}
+
+static const char *
+forward_mode_label(int i)
+{
+	return forward_mode_name((enum forward_mode)i);
+}
+
+/* Fluent forward messages by mode, connections closed for an error by
+ * reason (0 is FORWARD_OK, not an error), odd entries. */
+static int
+render_forward(struct buf *out)
+{
+	return counters(out, "forward_messages_total",
+		   "Fluent forward messages decoded on proto=forward "
+		   "listeners, by mode.",
+		   "mode", forward_mode_label, metrics.forward_messages, 0,
+		   FORWARD_NMODES) |
+	    counters(out, "forward_errors_total",
+		"Fluent forward connections closed for a protocol error, by "
+		"reason.",
+		"reason", forward_err_label, metrics.forward_errors, 1,
+		FORWARD_NERRORS) |
+	    counter(out, "forward_odd_entries_total",
+		"Fluent forward entries not [time, record], stored whole as "
+		"the message.",
+		metrics.forward_odd_entries);
+}
+
 static int
 render_sqlstates(struct buf *out)
 {
@@ -357,6 +390,7 @@ metrics_render(struct buf *out, const struct metrics_gauges *g)
 		bp_ms += (uint64_t)(g->now_ms - metrics.backpressure_since_ms);
 	rc = render_counters(out) | render_sqlstates(out) | render_tls(out) |
 	    render_proxy(out) | render_udp(out) | render_relp(out) |
+	    render_forward(out) |
 	    counter(out, "backpressure_seconds_total",
 		"Seconds spent with reading paused.", bp_ms / 1000) |
 	    gauge(out, "connections_open", "Client connections open.",

@@ -64,6 +64,9 @@ struct listen_spec {
 	int nproxy;
 	/* tz=: the zone of BSD timestamps (logsink/tzrule.h); "": local */
 	char tz[64];
+	/* shared-key=FILE (proto=forward): the key read from FILE; "": no
+	 * handshake */
+	char shared_key[256];
 	char *text; /* the value as written, for dump and comparison; owned
 		     * by the config holding the spec (NULL from
 		     * config_parse_listen()) */
@@ -131,7 +134,9 @@ struct config {
 	int tls_max_handshakes;
 	int proxy_header_timeout_ms;
 	size_t proxy_max_header_bytes;
-	size_t udp_rcvbuf_bytes; /* SO_RCVBUF of proto=udp listeners */
+	size_t udp_rcvbuf_bytes;          /* SO_RCVBUF of proto=udp listeners */
+	size_t forward_max_message_bytes; /* proto=forward */
+	int forward_max_entries;
 };
 
 void config_init(struct config *cfg);

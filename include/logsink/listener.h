@@ -40,6 +40,8 @@ struct listener_settings {
 	int proxy_header_timeout_ms;   /* proxy= listeners */
 	size_t proxy_max_header_bytes; /* v2, TLVs included */
 	size_t udp_rcvbuf_bytes; /* SO_RCVBUF asked for proto=udp sockets */
+	size_t forward_max_message_bytes; /* proto=forward */
+	size_t forward_max_entries;
 };
 
 struct listeners;

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "logsink/buf.h"
+#include "logsink/forward.h"
 #include "logsink/proxy.h"
 #include "logsink/relp.h"
 #include "logsink/tls_types.h"
@@ -57,6 +58,9 @@ struct metrics {
 	uint64_t proxy_failures[PROXY_NFAILURES];       /* per reason */
 	uint64_t relp_sessions;             /* RELP opens answered */
 	uint64_t relp_errors[RELP_NERRORS]; /* sessions ended, per reason */
+	uint64_t forward_messages[FORWARD_NMODES]; /* decoded, per mode */
+	uint64_t forward_errors[FORWARD_NERRORS];  /* connections closed */
+	uint64_t forward_odd_entries; /* not [time, map]: stored whole */
 	uint64_t copy_batches;
 	uint64_t copy_failures;
 	uint64_t db_reconnects;

@@ -7,7 +7,9 @@
 #ifndef LOGSINK_PARSER_H
 #define LOGSINK_PARSER_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "logsink/buf.h"
 #include "logsink/record.h"
@@ -39,5 +41,21 @@ struct tzrule;
 int parser_parse_tz(struct record *rec, const char *msg, size_t len,
     enum parser_format fmt, const struct tzrule *tz, struct buf *scratch)
     __attribute__((warn_unused_result));
+
+/*
+ * Shared with decoders of other encodings (forward.c), as JSON lines use
+ * them.  Severity from a level name ("warn", "ERROR", "eror"...) or one
+ * digit 0..7; -1 if unknown.
+ */
+int parser_level_name(const char *s, size_t n);
+/*
+ * Escapes n bytes of src as the body of a JSON string into dst, which has
+ * room for PARSER_JSON_ESCAPE_MAX(n) bytes; NUL becomes \ufffd.  Returns
+ * the length written.
+ */
+size_t parser_json_escape(char *dst, const char *src, size_t n);
+#define PARSER_JSON_ESCAPE_MAX(n) ((n)*6)
+/* An event time (us since the epoch) the table takes. */
+bool parser_event_in_range(int64_t us);
 
 #endif

@@ -11,7 +11,10 @@
  * (framing-detect-timeout) and parse BSD timestamps in Europe/Berlin
  * (tz=).  The same bytes are also fed as RELP frames (relp.h) whose
  * syslog DATA goes the same way; the RELP decoder must never consume more
- * than it was given (and at EOF take all or fail).
+ * than it was given (and at EOF take all or fail).  And as a Fluent
+ * forward stream (forward.h), split in two: a message found is never
+ * longer than the bytes given, and each entry's record is encoded the
+ * same way (its fields one valid JSON object).
  */
 #include <assert.h>
 #include <stdbool.h>
@@ -27,6 +30,7 @@
 #include "logsink/tzrule.h"
 #include "../../src/parser_int.h"
 #include "logsink/relp.h"
+#include "logsink/forward.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -51,43 +55,51 @@ check_fields(const struct record *rec)
 	    PARSER_NOMATCH);
 }
 
-static bool
-on_msg(void *arg, const char *msg, size_t len, bool truncated)
+/* A parsed record: its fields, its text and binary COPY rows. */
+static void
+check_record(const struct record *rec0)
 {
-	struct record rec = { .received_us = 1763700000000000LL,
-		.peer = "127.0.0.1" };
+	struct record rec = *rec0;
 	struct record dec;
 	size_t replaced, i, text_len;
 	char peer[64];
 
-	(void)arg;
-	(void)truncated;
-	assert(len > 0);
-	if (parser_parse_tz(&rec, msg, len, PARSER_AUTO, use_tz ? berlin : NULL,
-		&scratch) == -1)
-		return true;
 	check_fields(&rec);
 	/* The text row is one line without NUL. */
 	buf_reset(&row);
 	if (copyenc_row_text(&row, &rec, &replaced) == -1)
-		return true;
+		return;
 	assert(row.len > 0 && row.data[row.len - 1] == '\n');
 	for (i = 0; i + 1 < row.len; i++)
 		assert(row.data[i] != '\n' && row.data[i] != '\0');
 	/* The binary row is whole and decodes to the same text row. */
 	text_len = row.len;
 	if (copyenc_row(&row, &rec, &replaced) == -1)
-		return true;
+		return;
 	assert(copyenc_row_size(row.data + text_len, row.len - text_len) ==
 	    row.len - text_len);
 	assert(copyenc_decode(row.data + text_len, row.len - text_len, &dec,
 		   peer, sizeof(peer)) == 0);
 	buf_reset(&row2);
 	if (copyenc_row_text(&row2, &dec, &replaced) == -1)
-		return true;
+		return;
 	assert(replaced == 0);
 	assert(
 	    row2.len == text_len && memcmp(row2.data, row.data, text_len) == 0);
+}
+
+static bool
+on_msg(void *arg, const char *msg, size_t len, bool truncated)
+{
+	struct record rec = { .received_us = 1763700000000000LL,
+		.peer = "127.0.0.1" };
+	(void)arg;
+	(void)truncated;
+	assert(len > 0);
+	if (parser_parse_tz(&rec, msg, len, PARSER_AUTO, use_tz ? berlin : NULL,
+		&scratch) == -1)
+		return true;
+	check_record(&rec);
 	return true;
 }
 
@@ -211,6 +223,60 @@ feed_relp(const char *data, size_t size, size_t cut, bool open)
 	buf_free(&pend);
 }
 
+/*
+ * The bytes as a Fluent forward stream in two pieces (the listener keeps
+ * unconsumed bytes and appends the next read; the second piece ends with
+ * EOF): each message found lies within the bytes given, its entries are
+ * records like any other, and the decoder ends with no error or one.
+ */
+static void
+feed_forward(const char *data, size_t size, size_t cut)
+{
+	struct forward *f = forward_new(64 * 1024, 1000);
+	struct record rec = { .received_us = 1763700000000000LL,
+		.peer = "127.0.0.1" };
+	struct buf pend = { 0 };
+	size_t n, piece;
+	int rc;
+
+	if (f == NULL)
+		return;
+	for (piece = 0; piece < 2; piece++) {
+		if (buf_append(&pend, data + (piece ? cut : 0),
+			piece ? size - cut : cut) == -1)
+			break;
+		while (pend.len > 0 &&
+		    (n = forward_frame(f, pend.data, pend.len, piece == 1)) >
+			0) {
+			assert(n <= pend.len);
+			if (forward_begin(f, pend.data, n) == -1)
+				break;
+			while ((rc = forward_next(f, &rec, &scratch)) == 1)
+				check_record(&rec);
+			if (rc == -1)
+				break;
+			memmove(pend.data, pend.data + n, pend.len - n);
+			pend.len -= n;
+		}
+		if (forward_err(f) != FORWARD_OK)
+			break;
+	}
+	assert((unsigned)forward_err(f) < FORWARD_NERRORS);
+	forward_free(f);
+	/* The same bytes as the handshake's PING. */
+	if ((f = forward_new(64 * 1024, 1000)) != NULL) {
+		struct forward_ping p;
+
+		n = forward_ping(f, data, size, true, &p);
+		assert(n <= size);
+		if (n > 0)
+			assert(p.hostname.ptr >= data &&
+			    p.digest.ptr + p.digest.len <= data + n);
+		forward_free(f);
+	}
+	buf_free(&pend);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -236,5 +302,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* The parser on the whole input as one message, too. */
 	on_msg(NULL, (const char *)data, size, false);
 	check_proxy(data + 1, size - 1, cut < size - 1 ? cut : size - 1);
+	feed_forward(
+	    (const char *)data + 1, size - 1, cut < size - 1 ? cut : size - 1);
 	return 0;
 }

@@ -26,7 +26,9 @@ The last two tests guard against daemon defects this suite found
 instead of 1024), fixed since.
 
 The TLS cases (garbage before the handshake, expired and foreign client
-certificates, handshakes that never finish) are in test_tls.py.
+certificates, handshakes that never finish) are in test_tls.py; the Fluent
+forward cases (truncated MessagePack, huge declared lengths, deep nesting,
+a gzip bomb, garbage, a slow message, unread answers) in test_forward.py.
 """
 
 import codecs

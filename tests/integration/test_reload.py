@@ -444,6 +444,11 @@ def cases(r):
                                      shown=("10000ms", "1000ms")),
         "proxy-max-header-bytes": Case("2KiB", "applied", None,
                                        shown=("1024", "2048")),
+        # read by new proto=forward connections: test_forward.py
+        "forward-max-message-bytes": Case("16MiB", "applied", None,
+                                          shown=("8388608", "16777216")),
+        "forward-max-entries": Case("5000", "applied", None,
+                                    shown=("1000000", "5000")),
         "udp-rcvbuf": Case("1MiB", "restart", check_lines_stored,
                            shown=("4194304", "1048576")),
     }

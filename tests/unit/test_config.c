@@ -973,6 +973,8 @@ static const struct {
 	{ "tls-max-handshakes", "10" },
 	{ "proxy-header-timeout", "3s" },
 	{ "proxy-max-header-bytes", "2KiB" },
+	{ "forward-max-message-bytes", "16MiB" },
+	{ "forward-max-entries", "5000" },
 	{ "udp-rcvbuf", "16MiB" },
 };
 
