@@ -1,7 +1,8 @@
 /*
  * metrics: the daemon's counters and histograms.  Plain integers updated
- * on the event loop (single-threaded); read by the periodic "stats:" log
- * line and rendered in Prometheus text format for /metrics.  Leaf module.
+ * on the event loop's thread only (the spool's sync thread touches none);
+ * read by the periodic "stats:" log line and rendered in Prometheus text
+ * format for /metrics.  Leaf module.
  */
 #ifndef LOGSINK_METRICS_H
 #define LOGSINK_METRICS_H
@@ -11,6 +12,7 @@
 #include <stdint.h>
 
 #include "logsink/buf.h"
+#include "logsink/looplag.h"
 #include "logsink/proxy.h"
 #include "logsink/relp.h"
 #include "logsink/tls_types.h"
@@ -68,6 +70,7 @@ struct metrics {
 	uint64_t udp_dropped[METRICS_UDP_NDROPS]; /* read, not queued */
 	uint64_t udp_kernel_drops; /* the sockets' receive-buffer drops */
 	uint64_t udp_truncated;    /* longer than the datagram buffer */
+	struct looplag loop_lag;   /* main's timer (looplag.h) */
 	struct histogram batch_lines;
 	struct histogram commit_seconds;
 	struct {
