@@ -61,6 +61,7 @@ struct daemon {
 	struct event *ev_sig[3];
 	struct event *ev_watchdog, *ev_status, *ev_spool;
 	struct event *ev_looplag; /* one-shot, re-armed by looplag_cb */
+	struct event *ev_synced;  /* the spool's sync thread finished a job */
 	int64_t looplag_due_us;   /* when it should fire (monotonic) */
 	struct httpd *httpd;
 	struct spool *spool;   /* NULL: no spool-dir */
@@ -381,6 +382,8 @@ gauges_cb(void *arg, struct metrics_gauges *g)
 		g->spool_corrupt_records = st.records_corrupt;
 		g->spool_corrupt_bytes = st.bytes_corrupt;
 		g->spool_write_errors = st.write_errors;
+		g->spool_syncs = st.syncs;
+		g->spool_sync_errors = st.sync_errors;
 	}
 }
 
@@ -475,6 +478,16 @@ spool_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	queue_tick(d->q);
+}
+
+static void
+synced_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct daemon *d = arg;
+
+	(void)fd;
+	(void)what;
+	queue_sync_done(d->q);
 }
 
 static void
@@ -795,6 +808,11 @@ setup_events(struct daemon *d)
 		tv.tv_sec = d->cfg.spool_sync_interval_ms / 1000;
 		tv.tv_usec = (d->cfg.spool_sync_interval_ms % 1000) * 1000;
 		event_add(d->ev_spool, &tv);
+		d->ev_synced =
+		    must_event(event_new(d->base, spool_sync_fd(d->spool),
+				   EV_READ | EV_PERSIST, synced_cb, d),
+			"spool sync");
+		event_add(d->ev_synced, NULL);
 	}
 	if (sd_watchdog_enabled(0, &wd_usec) > 0) {
 		tv.tv_sec = (time_t)(wd_usec / 2 / 1000000);
@@ -841,6 +859,8 @@ teardown(struct daemon *d)
 {
 	int i;
 
+	if (d->ev_synced != NULL)
+		event_free(d->ev_synced); /* spool_close() closes its fd */
 	listeners_free(d->ls);
 	pgpool_free(d->pool); /* batches being written return to the queue */
 	spool_at_exit(d);

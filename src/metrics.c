@@ -433,7 +433,14 @@ metrics_render(struct buf *out, const struct metrics_gauges *g)
 			g->spool_corrupt_bytes) |
 		    counter(out, "spool_write_errors_total",
 			"Failed spool writes (full disk, I/O errors).",
-			g->spool_write_errors);
+			g->spool_write_errors) |
+		    counter(out, "spool_syncs_total",
+			"Spool segment fdatasync()s done (on the sync thread).",
+			g->spool_syncs) |
+		    counter(out, "spool_sync_errors_total",
+			"Failed spool fsync()/fdatasync()s: ack=spooled lines "
+			"then wait for their commit until restart.",
+			g->spool_sync_errors);
 	if (rc == 0)
 		rc = put(out,
 		    "# HELP logsink_db_connections Database "

@@ -96,6 +96,7 @@ struct metrics_gauges {
 	uint64_t spool_bytes, spool_segments, spool_unread_bytes;
 	uint64_t spool_corrupt_records, spool_corrupt_bytes;
 	uint64_t spool_write_errors;
+	uint64_t spool_syncs, spool_sync_errors; /* on the sync thread */
 };
 
 /* "queue_full", "denied", "empty": the reason label. */
