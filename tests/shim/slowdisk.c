@@ -5,6 +5,8 @@
  *   SLOWDISK_DIR=/path       files under it (and the directory itself)
  *   SLOWDISK_MS=150          fsync()/fdatasync() sleep this long first
  *   SLOWDISK_WRITE_MS=0      write()/pwrite()/pwritev() sleep this long
+ *   SLOWDISK_EIO_AFTER=N     fdatasync() calls after the first N fail
+ *                            with EIO (not called; unset: never)
  *   SLOWDISK_LOG=/path/log   one line per delayed call (appended):
  *                            "CALL main|thread START_NS END_NS PATH"
  *                            CLOCK_MONOTONIC ns around the real call
@@ -126,6 +128,22 @@ real(void *fp, size_t size, const char *name)
 	memcpy(fp, &f, size);
 }
 
+/* SLOWDISK_EIO_AFTER: this fdatasync (the how-manieth) fails. */
+static int
+eio_fdatasync(int fd)
+{
+	static long calls;
+	const char *v = getenv("SLOWDISK_EIO_AFTER");
+
+	(void)fd;
+	if (v == NULL ||
+	    __atomic_add_fetch(&calls, 1, __ATOMIC_SEQ_CST) <=
+		strtol(v, NULL, 10))
+		return 0;
+	errno = EIO;
+	return -1;
+}
+
 int
 fdatasync(int fd)
 {
@@ -133,7 +151,8 @@ fdatasync(int fd)
 
 	if (f == NULL)
 		real(&f, sizeof(f), "fdatasync");
-	SLOW_CALL("fdatasync", "SLOWDISK_MS", fd, f(fd));
+	SLOW_CALL("fdatasync", "SLOWDISK_MS", fd,
+	    eio_fdatasync(fd) == -1 ? -1 : f(fd));
 }
 
 int
