@@ -21,12 +21,12 @@
 #include <systemd/sd-daemon.h>
 
 #include "logsink/ack.h"
+#include "logsink/clock.h"
 #include "logsink/config.h"
 #include "logsink/copyenc.h"
 #include "logsink/dbconn.h"
 #include "logsink/httpd.h"
 #include "logsink/listener.h"
-#include "logsink/clock.h"
 #include "logsink/log.h"
 #include "logsink/looplag.h"
 #include "logsink/metrics.h"
