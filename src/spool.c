@@ -44,7 +44,7 @@ struct segment {
 /*
  * One request to the sync thread: fdatasync() fd (fsync() for the
  * directory).  Made and freed by the loop; between sync_submit() and
- * sync_reap() it belongs to the syncer's lists, and the thread writes only
+ * reap_done() it belongs to the syncer's lists, and the thread writes only
  * err.  Jobs run and finish in submission order, so a job's pos is
  * durable once it is reaped without error: everything before it (earlier
  * segments, their directory entries) was synced by earlier jobs.
