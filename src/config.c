@@ -103,7 +103,8 @@ static const struct cf_key cf_keys[] = {
 	    CONFIG_APPLY_POOL, "reconnect delays double up to this" },
 	{ "stats-interval", CF_SECONDS, OFF(stats_interval_ms), "60s", 0,
 	    86400000, CONFIG_APPLY_STATS,
-	    "period of the \"stats:\" log line (0: never)" },
+	    "period of the \"stats:\" log line (0: never); it ends with the "
+	    "event loop's lag (loop_lag_max_ms, loop_lag_p99_ms)" },
 	{ "db-timeout", CF_SECONDS, OFF(db_timeout_ms), "30s", 1000, 3600000,
 	    CONFIG_APPLY_POOL,
 	    "a database command without progress this long is given "
@@ -164,8 +165,8 @@ static const struct cf_key cf_keys[] = {
 	    "stored" },
 	{ "spool-sync-interval-ms", CF_MS, OFF(spool_sync_interval_ms), "100",
 	    1, 60000, CONFIG_RESTART,
-	    "the spool is fdatasync()ed this often; ack=spooled acks wait "
-	    "for it" },
+	    "the spool is fdatasync()ed this often, on a helper thread; "
+	    "ack=spooled acks wait for it" },
 	{ "tls-cert", CF_STRING, OFF(tls_cert), NULL, 0, 0, CONFIG_APPLY_TLS,
 	    "PEM certificate (then its chain) of tls=on listeners; re-read "
 	    "on SIGHUP" },

@@ -21,12 +21,14 @@
 #include <systemd/sd-daemon.h>
 
 #include "logsink/ack.h"
+#include "logsink/clock.h"
 #include "logsink/config.h"
 #include "logsink/copyenc.h"
 #include "logsink/dbconn.h"
 #include "logsink/httpd.h"
 #include "logsink/listener.h"
 #include "logsink/log.h"
+#include "logsink/looplag.h"
 #include "logsink/metrics.h"
 #include "logsink/pgpool.h"
 #include "logsink/queue.h"
@@ -58,6 +60,9 @@ struct daemon {
 	struct event *ev_kick, *ev_resume, *ev_stats, *ev_drain, *ev_deadline;
 	struct event *ev_sig[3];
 	struct event *ev_watchdog, *ev_status, *ev_spool;
+	struct event *ev_looplag; /* one-shot, re-armed by looplag_cb */
+	struct event *ev_synced;  /* the spool's sync thread finished a job */
+	int64_t looplag_due_us;   /* when it should fire (monotonic) */
 	struct httpd *httpd;
 	struct spool *spool;   /* NULL: no spool-dir */
 	sigset_t startup_mask; /* the signal mask before start-up */
@@ -386,6 +391,8 @@ gauges_cb(void *arg, struct metrics_gauges *g)
 		g->spool_corrupt_records = st.records_corrupt;
 		g->spool_corrupt_bytes = st.bytes_corrupt;
 		g->spool_write_errors = st.write_errors;
+		g->spool_syncs = st.syncs;
+		g->spool_sync_errors = st.sync_errors;
 	}
 }
 
@@ -445,6 +452,33 @@ stats_cb(evutil_socket_t fd, short what, void *arg)
 	log_info("stats: %s db_connected=%d", line, pgpool_connected(d->pool));
 }
 
+/*
+ * Arms the loop-lag timer LOOPLAG_INTERVAL_MS from now.  One-shot and
+ * re-armed from its callback, so a stall is measured once (EV_PERSIST
+ * would schedule from the missed deadline).
+ */
+static void
+looplag_arm(struct daemon *d)
+{
+	struct timeval tv = { 0, LOOPLAG_INTERVAL_MS * 1000 };
+
+	d->looplag_due_us = clock_mono_us() + LOOPLAG_INTERVAL_MS * 1000;
+	if (event_add(d->ev_looplag, &tv) == -1)
+		log_warnx("event_add: the loop-lag timer: no loop_lag metrics");
+}
+
+/* Lateness includes up to 1 ms of epoll's millisecond rounding. */
+static void
+looplag_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct daemon *d = arg;
+
+	(void)fd;
+	(void)what;
+	looplag_observe(&metrics.loop_lag, clock_mono_us() - d->looplag_due_us);
+	looplag_arm(d);
+}
+
 static void
 spool_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -453,6 +487,16 @@ spool_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	queue_tick(d->q);
+}
+
+static void
+synced_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct daemon *d = arg;
+
+	(void)fd;
+	(void)what;
+	queue_sync_done(d->q);
 }
 
 static void
@@ -768,10 +812,18 @@ setup_events(struct daemon *d)
 	    event_new(d->base, -1, EV_PERSIST, status_cb, d), "status");
 	d->ev_spool = must_event(
 	    event_new(d->base, -1, EV_PERSIST, spool_cb, d), "spool");
+	d->ev_looplag =
+	    must_event(evtimer_new(d->base, looplag_cb, d), "loop lag");
+	looplag_arm(d);
 	if (d->spool != NULL) {
 		tv.tv_sec = d->cfg.spool_sync_interval_ms / 1000;
 		tv.tv_usec = (d->cfg.spool_sync_interval_ms % 1000) * 1000;
 		event_add(d->ev_spool, &tv);
+		d->ev_synced =
+		    must_event(event_new(d->base, spool_sync_fd(d->spool),
+				   EV_READ | EV_PERSIST, synced_cb, d),
+			"spool sync");
+		event_add(d->ev_synced, NULL);
 	}
 	if (sd_watchdog_enabled(0, &wd_usec) > 0) {
 		tv.tv_sec = (time_t)(wd_usec / 2 / 1000000);
@@ -818,6 +870,8 @@ teardown(struct daemon *d)
 {
 	int i;
 
+	if (d->ev_synced != NULL)
+		event_free(d->ev_synced); /* spool_close() closes its fd */
 	listeners_free(d->ls);
 	pgpool_free(d->pool); /* batches being written return to the queue */
 	spool_at_exit(d);
@@ -831,6 +885,7 @@ teardown(struct daemon *d)
 	event_free(d->ev_watchdog);
 	event_free(d->ev_status);
 	event_free(d->ev_spool);
+	event_free(d->ev_looplag);
 	httpd_free(d->httpd);
 	for (i = 0; i < 3; i++)
 		event_free(d->ev_sig[i]);

@@ -76,8 +76,9 @@ metrics_format(
 	    " conns_open=%" PRIu64 " conns_accepted=%" PRIu64
 	    " batches=%" PRIu64 " copy_failures=%" PRIu64 " reconnects=%" PRIu64
 	    " backpressure_ms=%" PRIu64 " spooled=%" PRIu64 " replayed=%" PRIu64
-	    " udp=%" PRIu64 " udp_dropped=%" PRIu64
-	    " udp_kernel_drops=%" PRIu64,
+	    " udp=%" PRIu64 " udp_dropped=%" PRIu64 " udp_kernel_drops=%" PRIu64
+	    " loop_lag_max_ms=%.1f"
+	    " loop_lag_p99_ms=%.1f",
 	    metrics.lines_received, metrics.lines_committed,
 	    metrics.lines_rejected, queue_lines, queue_bytes,
 	    metrics.lines_truncated, metrics.bad_frames,
@@ -88,7 +89,9 @@ metrics_format(
 	    metrics.lines_replayed, metrics.udp_datagrams,
 	    metrics.udp_dropped[METRICS_UDP_QUEUE_FULL] +
 		metrics.udp_dropped[METRICS_UDP_DENIED],
-	    metrics.udp_kernel_drops);
+	    metrics.udp_kernel_drops,
+	    (double)looplag_window_max_us(&metrics.loop_lag) / 1000,
+	    (double)looplag_window_p99_us(&metrics.loop_lag) / 1000);
 }
 
 static int put(struct buf *out, const char *fmt, ...)
@@ -206,6 +209,44 @@ histogram(struct buf *out, const char *name, const char *help,
 		    "logsink_%s_sum %.17g\nlogsink_%s_count %" PRIu64 "\n",
 		    name, h->n, name, h->sum, name, h->n);
 	return rc;
+}
+
+/*
+ * The loop's lateness: a histogram since start, the largest since start,
+ * and the maximum and p99 of the last LOOPLAG_WINDOW timer runs.
+ */
+static int
+render_loop_lag(struct buf *out)
+{
+	const struct looplag *l = &metrics.loop_lag;
+	uint64_t cum = 0;
+	int i, rc;
+
+	rc = put(out,
+	    "# HELP logsink_loop_lag_seconds How late the event loop ran its "
+	    "%d ms timer.\n# TYPE logsink_loop_lag_seconds histogram\n",
+	    LOOPLAG_INTERVAL_MS);
+	for (i = 0; rc == 0 && i < LOOPLAG_BUCKETS; i++) {
+		cum += l->counts[i];
+		rc = put(out,
+		    "logsink_loop_lag_seconds_bucket{le=\"%g\"} %" PRIu64 "\n",
+		    looplag_bounds[i], cum);
+	}
+	if (rc == 0)
+		rc = put(out,
+		    "logsink_loop_lag_seconds_bucket{le=\"+Inf\"} %" PRIu64
+		    "\nlogsink_loop_lag_seconds_sum %.17g\n"
+		    "logsink_loop_lag_seconds_count %" PRIu64 "\n",
+		    l->n, (double)l->sum_us / 1e6, l->n);
+	return rc |
+	    gauge(out, "loop_lag_max_seconds", "Largest loop lag since start.",
+		(double)l->max_us / 1e6) |
+	    gauge(out, "loop_lag_window_max_seconds",
+		"Largest loop lag of the last 1024 timer runs.",
+		(double)looplag_window_max_us(l) / 1e6) |
+	    gauge(out, "loop_lag_window_p99_seconds",
+		"99th percentile loop lag of the last 1024 timer runs.",
+		(double)looplag_window_p99_us(l) / 1e6);
 }
 
 static int
@@ -391,6 +432,7 @@ metrics_render(struct buf *out, const struct metrics_gauges *g)
 	rc = render_counters(out) | render_sqlstates(out) | render_tls(out) |
 	    render_proxy(out) | render_udp(out) | render_relp(out) |
 	    render_forward(out) |
+	    render_loop_lag(out) |
 	    counter(out, "backpressure_seconds_total",
 		"Seconds spent with reading paused.", bp_ms / 1000) |
 	    gauge(out, "connections_open", "Client connections open.",
@@ -425,7 +467,14 @@ metrics_render(struct buf *out, const struct metrics_gauges *g)
 			g->spool_corrupt_bytes) |
 		    counter(out, "spool_write_errors_total",
 			"Failed spool writes (full disk, I/O errors).",
-			g->spool_write_errors);
+			g->spool_write_errors) |
+		    counter(out, "spool_syncs_total",
+			"Spool segment fdatasync()s done (on the sync thread).",
+			g->spool_syncs) |
+		    counter(out, "spool_sync_errors_total",
+			"Failed spool fsync()/fdatasync()s: ack=spooled lines "
+			"then wait for their commit until restart.",
+			g->spool_sync_errors);
 	if (rc == 0)
 		rc = put(out,
 		    "# HELP logsink_db_connections Database "

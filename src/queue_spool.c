@@ -238,10 +238,24 @@ queue_tick(struct queue *q)
 	}
 	if (q->full)
 		queue_spill_while_full(q);
-	if (spool_sync(q->spool, &synced) == 0)
+	if (spool_sync_start(q->spool, &synced) == 1)
 		credit_synced(q, &synced);
 	spool_save_progress(q->spool);
 	queue_maybe_resume(q);
+}
+
+/* The sync thread finished: credit what it made durable. */
+void
+queue_sync_done(struct queue *q)
+{
+	struct spool_pos synced;
+
+	if (q->spool == NULL)
+		return;
+	if (spool_sync_reap(q->spool, &synced) == 1) {
+		credit_synced(q, &synced);
+		queue_maybe_resume(q);
+	}
 }
 
 uint64_t

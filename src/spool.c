@@ -2,6 +2,7 @@
  * spool: segment files on disk (see include/logsink/spool.h for the
  * format and the rules).
  */
+#include <sys/eventfd.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -10,6 +11,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +41,48 @@ struct segment {
 	bool corrupt;      /* bytes were skipped: keep it as .corrupt */
 };
 
+/*
+ * One request to the sync thread: fdatasync() fd (fsync() for the
+ * directory).  Made and freed by the loop; between sync_submit() and
+ * reap_done() it belongs to the syncer's lists, and the thread writes only
+ * err.  Jobs run and finish in submission order, so a job's pos is
+ * durable once it is reaped without error: everything before it (earlier
+ * segments, their directory entries) was synced by earlier jobs.
+ */
+struct sync_job {
+	struct sync_job *next;
+	int fd;
+	bool dir;      /* fsync() of the spool directory (a new segment) */
+	bool sync;     /* false: nothing to sync, only close_fd in order */
+	bool close_fd; /* a rotated segment: the loop closes fd when reaped */
+	bool data;     /* the periodic sync of the active segment */
+	bool has_pos;  /* pos is durable once this job is done */
+	bool heap;     /* freed when reaped (else on the caller's stack) */
+	struct spool_pos pos;
+	uint64_t seq; /* the segment, for the log */
+	int err;      /* errno of the failed call; 0: done */
+};
+
+/*
+ * The hand-off between the loop and the sync thread.  mu guards todo,
+ * done, submitted, completed and quit; the thread waits on wake for
+ * todo, takes one job, syncs with mu released, appends it to done,
+ * signals idle and adds 1 to the eventfd efd, which the owner watches on
+ * the loop (spool_sync_fd) and answers with spool_sync_reap().  Nothing
+ * else is shared: the thread never touches the spool, logs or metrics.
+ */
+struct syncer {
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t wake, idle;
+	struct sync_job *todo, **todo_tail;
+	struct sync_job *done, **done_tail;
+	uint64_t submitted, completed;
+	bool quit;
+	bool running; /* the thread was started (spool_close joins it) */
+	int efd;
+};
+
 /* Owned by main; freed by spool_close(). */
 struct spool {
 	struct spool_settings set;
@@ -49,8 +94,14 @@ struct spool {
 	int rfd; /* the segment being read */
 	uint64_t rfd_seq;
 	uint64_t next_seq;
-	bool dirty;       /* written since the last sync */
+	bool dirty;       /* written since the last sync was requested */
 	bool sync_broken; /* an fdatasync failed: nothing is durable */
+	struct syncer sy;
+	uint64_t njobs;     /* submitted, not yet reaped */
+	unsigned data_jobs; /* data jobs submitted, not yet reaped */
+	bool sync_wanted;   /* asked while one was in flight: another next */
+	struct spool_pos durable;   /* of the last job reaped with a pos */
+	bool durable_new;           /* durable moved since it was reported */
 	struct spool_pos *inflight; /* handed out, not yet done */
 	size_t ninflight, capinflight;
 	struct spool_stats st;
@@ -268,22 +319,251 @@ seg_maybe_finish(struct spool *sp, struct segment *s)
 	unlink_seg(sp, s);
 }
 
-/* Closes the active segment: synced, no longer written. */
+/* On the sync thread: the one blocking call of a job. */
+static void
+run_job(struct sync_job *j)
+{
+	int r = 0;
+
+	if (j->sync)
+		r = j->dir ? fsync(j->fd) : fdatasync(j->fd);
+	j->err = r == -1 ? (errno != 0 ? errno : EIO) : 0;
+}
+
+/* The sync thread: runs jobs in order until told to quit with none left. */
+static void *
+sync_main(void *arg)
+{
+	struct syncer *sy = arg;
+	struct sync_job *j;
+	uint64_t one = 1;
+
+	pthread_mutex_lock(&sy->mu);
+	for (;;) {
+		while (sy->todo == NULL && !sy->quit)
+			pthread_cond_wait(&sy->wake, &sy->mu);
+		if ((j = sy->todo) == NULL)
+			break; /* quit, and nothing left */
+		if ((sy->todo = j->next) == NULL)
+			sy->todo_tail = &sy->todo;
+		pthread_mutex_unlock(&sy->mu);
+		run_job(j);
+		pthread_mutex_lock(&sy->mu);
+		j->next = NULL;
+		*sy->done_tail = j;
+		sy->done_tail = &j->next;
+		sy->completed++;
+		pthread_cond_broadcast(&sy->idle);
+		/* Cannot fail short of 2^64 - 1 unread completions. */
+		while (
+		    write(sy->efd, &one, sizeof(one)) == -1 && errno == EINTR)
+			;
+	}
+	pthread_mutex_unlock(&sy->mu);
+	return NULL;
+}
+
+/*
+ * Starts the sync thread, with every signal blocked in it (they belong to
+ * the loop).  -1 with errno if the eventfd or the thread cannot be made.
+ */
+static int
+syncer_start(struct syncer *sy)
+{
+	sigset_t all, old;
+	int e;
+
+	sy->todo_tail = &sy->todo;
+	sy->done_tail = &sy->done;
+	if ((sy->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) == -1)
+		return -1;
+	pthread_mutex_init(&sy->mu, NULL);
+	pthread_cond_init(&sy->wake, NULL);
+	pthread_cond_init(&sy->idle, NULL);
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	e = pthread_create(&sy->thread, NULL, sync_main, sy);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (e != 0) {
+		pthread_cond_destroy(&sy->idle);
+		pthread_cond_destroy(&sy->wake);
+		pthread_mutex_destroy(&sy->mu);
+		close(sy->efd);
+		errno = e;
+		return -1;
+	}
+	sy->running = true;
+	return 0;
+}
+
+/* Lets the thread finish the jobs it has, then joins it. */
+static void
+syncer_stop(struct syncer *sy)
+{
+	if (!sy->running)
+		return;
+	pthread_mutex_lock(&sy->mu);
+	sy->quit = true;
+	pthread_cond_signal(&sy->wake);
+	pthread_mutex_unlock(&sy->mu);
+	pthread_join(sy->thread, NULL);
+	pthread_cond_destroy(&sy->idle);
+	pthread_cond_destroy(&sy->wake);
+	pthread_mutex_destroy(&sy->mu);
+	close(sy->efd);
+	sy->running = false;
+}
+
+/* Blocks until every submitted job is done (shutdown, spool_sync()). */
+static void
+sync_wait_idle(struct spool *sp)
+{
+	struct syncer *sy = &sp->sy;
+
+	pthread_mutex_lock(&sy->mu);
+	while (sy->completed != sy->submitted)
+		pthread_cond_wait(&sy->idle, &sy->mu);
+	pthread_mutex_unlock(&sy->mu);
+}
+
+/*
+ * On the loop: the outcome of a finished job.  A failed sync is logged
+ * and counted, and from then on nothing is claimed durable (after a
+ * failed fdatasync the kernel may have dropped the dirty pages).
+ */
+static void
+finish_job(struct spool *sp, struct sync_job *j)
+{
+	if (j->err != 0) {
+		errno = j->err;
+		if (j->dir)
+			log_warn("spool: fsync %s (the directory, for segment "
+				 "%016" PRIx64 "); ack=spooled lines are "
+				 "acknowledged only once committed from now on",
+			    sp->dir, j->seq);
+		else
+			log_warn("spool: fdatasync %s/%016" PRIx64 ".seg; "
+				 "ack=spooled lines are acknowledged only once "
+				 "committed from now on",
+			    sp->dir, j->seq);
+		sp->st.sync_errors++;
+		sp->sync_broken = true;
+	} else if (j->sync && !j->dir) {
+		sp->st.syncs++;
+	}
+	if (j->has_pos && j->err == 0) {
+		sp->durable = j->pos;
+		sp->durable_new = true;
+	}
+	if (j->close_fd)
+		close(j->fd);
+	if (j->data)
+		sp->data_jobs--;
+	if (j->heap) {
+		sp->njobs--;
+		free(j);
+	}
+}
+
+/* On the loop: every job the thread finished, in order. */
+static void
+reap_done(struct spool *sp)
+{
+	struct syncer *sy = &sp->sy;
+	struct sync_job *j, *next;
+
+	pthread_mutex_lock(&sy->mu);
+	j = sy->done;
+	sy->done = NULL;
+	sy->done_tail = &sy->done;
+	pthread_mutex_unlock(&sy->mu);
+	for (; j != NULL; j = next) {
+		next = j->next;
+		finish_job(sp, j);
+	}
+}
+
+/*
+ * Hands a copy of tmpl to the sync thread.  Out of memory: the job runs
+ * here instead, once the earlier ones are done (order is what makes a
+ * position durable), blocking the loop this once.
+ */
+static void
+sync_submit(struct spool *sp, const struct sync_job *tmpl)
+{
+	struct syncer *sy = &sp->sy;
+	struct sync_job *j, local;
+
+	if (tmpl->data)
+		sp->data_jobs++;
+	if ((j = malloc(sizeof(*j))) == NULL) {
+		sync_wait_idle(sp);
+		reap_done(sp);
+		local = *tmpl;
+		local.heap = false;
+		run_job(&local);
+		finish_job(sp, &local);
+		return;
+	}
+	*j = *tmpl;
+	j->heap = true;
+	j->next = NULL;
+	sp->njobs++;
+	pthread_mutex_lock(&sy->mu);
+	*sy->todo_tail = j;
+	sy->todo_tail = &j->next;
+	sy->submitted++;
+	pthread_cond_signal(&sy->wake);
+	pthread_mutex_unlock(&sy->mu);
+}
+
+/* The end of what was written: every record lies before it. */
+static void
+end_pos(const struct spool *sp, struct spool_pos *p)
+{
+	if (sp->active != NULL) {
+		p->seg = sp->active->seq;
+		p->off = sp->active->size;
+	} else {
+		p->seg = sp->next_seq;
+		p->off = 0;
+	}
+}
+
+/* Asks for an fdatasync of the records written so far, if any. */
+static void
+submit_data(struct spool *sp)
+{
+	struct sync_job t = { 0 };
+
+	if (!sp->dirty || sp->active == NULL)
+		return;
+	t.fd = sp->wfd;
+	t.sync = t.data = t.has_pos = true;
+	end_pos(sp, &t.pos);
+	t.seq = sp->active->seq;
+	sp->dirty = false;
+	sync_submit(sp, &t);
+}
+
+/* Closes the active segment: synced (in order, by the thread, which
+ * then lets the loop close the fd), no longer written. */
 static void
 close_active(struct spool *sp)
 {
 	struct segment *s = sp->active;
+	struct sync_job t = { 0 };
 
 	if (s == NULL)
 		return;
-	if (sp->dirty && fdatasync(sp->wfd) == -1) {
-		log_warn(
-		    "spool: fdatasync %s/%016" PRIx64 ".seg", sp->dir, s->seq);
-		sp->sync_broken = true;
-	}
-	sp->dirty = false;
 	seg_save_progress(sp, s);
-	close(sp->wfd);
+	t.fd = sp->wfd;
+	t.sync = sp->dirty;
+	t.close_fd = t.has_pos = true;
+	end_pos(sp, &t.pos);
+	t.seq = s->seq;
+	sp->dirty = false;
+	sync_submit(sp, &t);
 	sp->wfd = -1;
 	s->active = false;
 	sp->active = NULL;
@@ -309,11 +589,13 @@ seg_add(struct spool *sp, uint64_t seq, uint64_t size, uint64_t read_off)
 	return s;
 }
 
-/* Starts a new active segment: header written, directory entry synced. */
+/* Starts a new active segment: header written, the directory's fsync
+ * handed to the sync thread. */
 static int
 open_active(struct spool *sp)
 {
 	unsigned char h[SPOOL_HEADER_BYTES] = { 0 };
+	struct sync_job dj = { 0 };
 	char name[64];
 	int fd, saved;
 
@@ -326,8 +608,7 @@ open_active(struct spool *sp)
 	put32(h + 8, SPOOL_VERSION);
 	put32(h + 12, sp->set.format);
 	put64(h + 16, SPOOL_HEADER_BYTES);
-	if (pwrite(fd, h, sizeof(h), 0) != (ssize_t)sizeof(h) ||
-	    fsync(sp->dirfd) == -1) {
+	if (pwrite(fd, h, sizeof(h), 0) != (ssize_t)sizeof(h)) {
 		saved = errno != 0 ? errno : EIO;
 		close(fd);
 		unlinkat(sp->dirfd, name, 0);
@@ -344,6 +625,11 @@ open_active(struct spool *sp)
 	sp->active->active = true;
 	sp->next_seq++;
 	sp->wfd = fd;
+	/* The new directory entry, synced before any of its records. */
+	dj.fd = sp->dirfd;
+	dj.dir = dj.sync = true;
+	dj.seq = sp->active->seq;
+	sync_submit(sp, &dj);
 	return 0;
 }
 
@@ -418,6 +704,66 @@ spool_append(struct spool *sp, const void *payload, size_t len, uint32_t lines,
 	return 0;
 }
 
+/* What is known durable: the end of the spool when nothing is pending,
+ * else the position of the last job done, once. */
+static int
+durable_pos(struct spool *sp, struct spool_pos *synced)
+{
+	if (sp->sync_broken)
+		return -1;
+	if (sp->njobs == 0 && !sp->dirty) {
+		end_pos(sp, synced);
+		sp->durable_new = false;
+		return 1;
+	}
+	if (!sp->durable_new)
+		return 0;
+	*synced = sp->durable;
+	sp->durable_new = false;
+	return 1;
+}
+
+int
+spool_sync_start(struct spool *sp, struct spool_pos *synced)
+{
+	if (sp->sync_broken)
+		return -1;
+	if (sp->dirty) {
+		if (sp->data_jobs > 0)
+			sp->sync_wanted = true;
+		else
+			submit_data(sp);
+	}
+	return durable_pos(sp, synced);
+}
+
+int
+spool_sync_reap(struct spool *sp, struct spool_pos *synced)
+{
+	uint64_t n;
+
+	while (read(sp->sy.efd, &n, sizeof(n)) == -1 && errno == EINTR)
+		;
+	reap_done(sp);
+	if (sp->sync_wanted && sp->data_jobs == 0 && !sp->sync_broken) {
+		sp->sync_wanted = false;
+		submit_data(sp);
+	}
+	return durable_pos(sp, synced);
+}
+
+int
+spool_sync_fd(const struct spool *sp)
+{
+	return sp->sy.efd;
+}
+
+void
+spool_sync_wait(struct spool *sp)
+{
+	sync_wait_idle(sp);
+}
+
 int
 spool_sync(struct spool *sp, struct spool_pos *synced)
 {
@@ -425,25 +771,13 @@ spool_sync(struct spool *sp, struct spool_pos *synced)
 	 * never claim durability again (acks then wait for the commit). */
 	if (sp->sync_broken)
 		return -1;
-	if (sp->dirty) {
-		if (fdatasync(sp->wfd) == -1) {
-			log_warn("spool: fdatasync %s/%016" PRIx64 ".seg; "
-				 "ack=spooled lines are acknowledged only once "
-				 "committed from now on",
-			    sp->dir, sp->active->seq);
-			sp->sync_broken = true;
-			return -1;
-		}
-		sp->dirty = false;
-		sp->st.syncs++;
-	}
-	if (sp->active != NULL) {
-		synced->seg = sp->active->seq;
-		synced->off = sp->active->size;
-	} else {
-		synced->seg = sp->next_seq;
-		synced->off = 0;
-	}
+	submit_data(sp);
+	sync_wait_idle(sp);
+	reap_done(sp);
+	if (sp->sync_broken)
+		return -1;
+	end_pos(sp, synced);
+	sp->durable_new = false;
 	return 0;
 }
 
@@ -770,6 +1104,11 @@ spool_open(const struct spool_settings *set, char *err, size_t errlen)
 		    sp->dir, sp->dir);
 		goto fail;
 	}
+	if (syncer_start(&sp->sy) == -1) {
+		snprintf(err, errlen, "spool: cannot start the sync thread: %s",
+		    strerror(errno));
+		goto fail;
+	}
 	if (scan_dir(sp, err, errlen) == -1)
 		goto fail;
 	for (s = sp->segs; s != NULL; s = next) {
@@ -784,6 +1123,7 @@ spool_open(const struct spool_settings *set, char *err, size_t errlen)
 		    sp->dir, sp->st.segments, pending);
 	return sp;
 fail:
+	syncer_stop(&sp->sy);
 	if (sp->lockfd != -1)
 		close(sp->lockfd);
 	if (sp->dirfd != -1)
@@ -801,6 +1141,9 @@ spool_close(struct spool *sp)
 	if (sp == NULL)
 		return;
 	close_active(sp);
+	sync_wait_idle(sp); /* the last sync, and any still in flight */
+	reap_done(sp);
+	syncer_stop(&sp->sy);
 	spool_save_progress(sp);
 	for (s = sp->segs; s != NULL; s = next) {
 		next = s->next;

@@ -1,7 +1,8 @@
 /*
  * metrics: the daemon's counters and histograms.  Plain integers updated
- * on the event loop (single-threaded); read by the periodic "stats:" log
- * line and rendered in Prometheus text format for /metrics.  Leaf module.
+ * on the event loop's thread only (the spool's sync thread touches none);
+ * read by the periodic "stats:" log line and rendered in Prometheus text
+ * format for /metrics.  Leaf module.
  */
 #ifndef LOGSINK_METRICS_H
 #define LOGSINK_METRICS_H
@@ -12,6 +13,7 @@
 
 #include "logsink/buf.h"
 #include "logsink/forward.h"
+#include "logsink/looplag.h"
 #include "logsink/proxy.h"
 #include "logsink/relp.h"
 #include "logsink/tls_types.h"
@@ -72,6 +74,7 @@ struct metrics {
 	uint64_t udp_dropped[METRICS_UDP_NDROPS]; /* read, not queued */
 	uint64_t udp_kernel_drops; /* the sockets' receive-buffer drops */
 	uint64_t udp_truncated;    /* longer than the datagram buffer */
+	struct looplag loop_lag;   /* main's timer (looplag.h) */
 	struct histogram batch_lines;
 	struct histogram commit_seconds;
 	struct {
@@ -97,6 +100,7 @@ struct metrics_gauges {
 	uint64_t spool_bytes, spool_segments, spool_unread_bytes;
 	uint64_t spool_corrupt_records, spool_corrupt_bytes;
 	uint64_t spool_write_errors;
+	uint64_t spool_syncs, spool_sync_errors; /* on the sync thread */
 };
 
 /* "queue_full", "denied", "empty": the reason label. */

@@ -82,10 +82,15 @@ void queue_set_spool(struct queue *q, struct spool *sp);
 /*
  * Periodic spool upkeep (every spool-sync interval): seals and spools the
  * open batch if it holds ack=spooled lines, retries spooling when full,
- * fdatasync()s the spool, credits the acks it made durable, and saves
- * replay progress.
+ * asks the spool's sync thread for an fdatasync (never waiting for it),
+ * and saves replay progress.
  */
 void queue_tick(struct queue *q);
+/*
+ * The spool's sync fd (spool_sync_fd) is readable: credits the
+ * ack=spooled lines whose records the finished fdatasync made durable.
+ */
+void queue_sync_done(struct queue *q);
 /*
  * Shutdown: moves every batch in memory (not those a writer holds) to the
  * spool.  Returns the number of lines that could not be spooled.

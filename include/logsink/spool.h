@@ -30,10 +30,22 @@
  * A torn tail (the unfinished last write of a crash or a full disk) is
  * skipped and logged the same way but does not mark the segment corrupt.
  *
- * Only one segment is written at a time (the active one); it is
- * fdatasync()ed by spool_sync(), which the owner calls on a timer, and on
- * rotation and close.  A segment is deleted when it is no longer active
- * and all of its records have been read and marked done.
+ * Only one segment is written at a time (the active one).  A segment is
+ * deleted when it is no longer active and all of its records have been
+ * read and marked done.
+ *
+ * Syncing never blocks the caller's event loop: every fdatasync() (of the
+ * active segment on the owner's timer, and of a segment rotated out) and
+ * every fsync() of the directory (a new segment) runs on one sync thread
+ * that spool_open() starts.  Writes (pwritev) stay on the caller's thread.
+ * The thread takes jobs in order from a mutex-protected list and, after
+ * each, adds 1 to an eventfd (spool_sync_fd); the owner watches it and
+ * calls spool_sync_reap(), which hands back the position up to which
+ * records are now durable: exactly the records written before that
+ * fdatasync was requested.  Jobs finish in order, so a position is
+ * durable only once the directory entries and the earlier segments are
+ * synced too.  All spool calls are made from one thread (the loop's); the
+ * sync thread only runs fsync()/fdatasync() and never logs.
  */
 #ifndef LOGSINK_SPOOL_H
 #define LOGSINK_SPOOL_H
@@ -69,7 +81,9 @@ struct spool_stats {
 	uint64_t records_replayed, lines_replayed;
 	uint64_t records_corrupt, bytes_corrupt;
 	uint64_t write_errors;
-	uint64_t syncs;
+	uint64_t syncs;       /* fdatasync()s of segments done */
+	uint64_t sync_errors; /* failed fsync()/fdatasync() (then nothing is
+				 durable until restart) */
 };
 
 struct spool;
@@ -94,13 +108,35 @@ int spool_append(struct spool *sp, const void *payload, size_t len,
     uint32_t lines, struct spool_pos *pos) __attribute__((warn_unused_result));
 
 /*
- * fdatasync()s the active segment if it was written since the last call.
- * On success *synced is the position up to which every record is durable
- * (records before it in the same segment, and all earlier segments).
- * -1 on failure (logged).
+ * Blocking: requests an fdatasync() of what was written, waits for it and
+ * for every sync in flight.  On success *synced is the position up to
+ * which every record is durable (records before it in the same segment,
+ * and all earlier segments).  -1 once a sync has failed (logged when it
+ * did).  For shutdown and tests; the loop uses the two calls below.
  */
 int spool_sync(struct spool *sp, struct spool_pos *synced)
     __attribute__((warn_unused_result));
+/*
+ * Non-blocking (the spool-sync-interval timer): hands an fdatasync() of
+ * the records written so far to the sync thread (if one is in flight,
+ * another follows when it is done).  1: *synced is durable now (nothing
+ * was pending); 0: wait for spool_sync_reap(); -1: a sync failed before.
+ */
+int spool_sync_start(struct spool *sp, struct spool_pos *synced)
+    __attribute__((warn_unused_result));
+/*
+ * When spool_sync_fd() is readable: finishes the jobs the sync thread
+ * completed (failures logged and counted; rotated segments' fds closed).
+ * 1: *synced moved (records before it are durable); 0: not yet; -1: a
+ * sync failed.
+ */
+int spool_sync_reap(struct spool *sp, struct spool_pos *synced)
+    __attribute__((warn_unused_result));
+/* An eventfd, readable when the sync thread finished a job. */
+int spool_sync_fd(const struct spool *sp);
+/* Blocks until the sync thread finished every job handed to it (tests;
+ * spool_sync_reap() then sees them). */
+void spool_sync_wait(struct spool *sp);
 
 /*
  * The next record to replay, oldest first: payload into out (replacing

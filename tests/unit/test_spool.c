@@ -430,6 +430,97 @@ test_append_read_roundtrip(void **state)
 	assert_int_equal(count_files(x, ".corrupt"), 0);
 }
 
+/*
+ * The asynchronous sync covers exactly the records written before it was
+ * requested: a record appended while it runs waits for the next one; a
+ * request while one is in flight is not lost (it follows when the first
+ * is reaped); with nothing pending the end of the spool is durable at
+ * once.
+ */
+static void
+test_sync_async_covers_earlier_records(void **state)
+{
+	static const size_t lens[] = { 100, 200, 300, 400 };
+	struct fx *x = *state;
+	struct spool_pos synced;
+	struct spool_stats st;
+
+	open_spool(x, BIG, BIG, FORMAT_A);
+	assert_int_equal(spool_sync_start(x->sp, &synced), 1); /* empty */
+	append_recs(x, 0, 2, lens);
+	assert_int_equal(spool_sync_start(x->sp, &synced), 0);
+	append_recs(x, 2, 1, lens + 2); /* while the sync runs */
+	/* Asked again while in flight: remembered, not a second job. */
+	assert_int_equal(spool_sync_start(x->sp, &synced), 0);
+	spool_sync_wait(x->sp);
+	assert_int_equal(spool_sync_reap(x->sp, &synced), 1);
+	assert_true(pos_before(&x->recs[1].pos, &synced));
+	assert_false(pos_before(&x->recs[2].pos, &synced));
+	/* The remembered request went out when the first was reaped. */
+	spool_sync_wait(x->sp);
+	assert_int_equal(spool_sync_reap(x->sp, &synced), 1);
+	assert_true(pos_before(&x->recs[2].pos, &synced));
+	/* Nothing new: no job, the end is durable. */
+	assert_int_equal(spool_sync_reap(x->sp, &synced), 1);
+	assert_int_equal(spool_sync_start(x->sp, &synced), 1);
+	assert_true(pos_before(&x->recs[2].pos, &synced));
+	spool_get_stats(x->sp, &st);
+	assert_int_equal(st.syncs, 2);
+	assert_int_equal(st.sync_errors, 0);
+	/* spool_sync(): blocking, covers everything. */
+	append_recs(x, 3, 1, lens + 3);
+	assert_int_equal(spool_sync(x->sp, &synced), 0);
+	assert_true(pos_before(&x->recs[3].pos, &synced));
+}
+
+/* Open descriptors of this process. */
+static int
+count_fds(void)
+{
+	struct dirent *de;
+	DIR *d = opendir("/proc/self/fd");
+	int n = 0;
+
+	assert_non_null(d);
+	while ((de = readdir(d)) != NULL)
+		n += de->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+/*
+ * Rotation hands each full segment to the sync thread, which syncs and
+ * the loop then closes it: the position is durable only after all of
+ * them, and no descriptor is left open once they are reaped and the
+ * spool is closed.
+ */
+static void
+test_sync_async_rotation(void **state)
+{
+	static const size_t lens[] = { 500, 500, 500, 500, 500, 500 };
+	struct fx *x = *state;
+	struct spool_pos synced;
+	struct spool_stats st;
+	int fds = count_fds();
+
+	open_spool(x, BIG, 100, FORMAT_A); /* one record per segment */
+	append_recs(x, 0, 6, lens);
+	spool_get_stats(x->sp, &st);
+	assert_int_equal(st.segments, 6);
+	assert_int_equal(spool_sync_start(x->sp, &synced), 0);
+	spool_sync_wait(x->sp);
+	assert_int_equal(spool_sync_reap(x->sp, &synced), 1);
+	assert_true(pos_before(&x->recs[5].pos, &synced));
+	spool_get_stats(x->sp, &st);
+	assert_int_equal(st.syncs, 6); /* 5 rotated, then the active one */
+	/* The rotated segments' descriptors are closed: the active one,
+	 * the directory, the lock and the eventfd remain. */
+	assert_int_equal(count_fds(), fds + 4);
+	spool_close(x->sp);
+	x->sp = NULL;
+	assert_int_equal(count_fds(), fds);
+}
+
 /* --- 2. restart ------------------------------------------------------- */
 
 /*
@@ -1368,6 +1459,15 @@ test_queue_full_when_spool_full(void **state)
 
 /* --- 12. acknowledgements ------------------------------------------------ */
 
+/* queue_tick(), then what the loop does when the sync thread is done. */
+static void
+tick_synced(struct fx *x)
+{
+	queue_tick(x->q);
+	spool_sync_wait(x->sp);
+	queue_sync_done(x->q);
+}
+
 static void
 assert_all_credited(const struct sender *s, uint64_t n)
 {
@@ -1382,9 +1482,10 @@ assert_all_credited(const struct sender *s, uint64_t n)
 
 /*
  * ack=spooled lines (S) and ack=commit lines (C) share batches.  Sealing
- * spools such a batch; queue_tick() syncs and credits S without any
- * commit; C is credited only when its replayed batch is done; a returned
- * replayed batch comes back with its acknowledgements.
+ * spools such a batch; queue_tick() has it synced (on the sync thread),
+ * and queue_sync_done() credits S without any commit; C is credited only when
+ * its replayed batch is done; a returned replayed batch comes back with its
+ * acknowledgements.
  */
 static void
 test_queue_ack_spooled(void **state)
@@ -1411,6 +1512,12 @@ test_queue_ack_spooled(void **state)
 	assert_int_equal(s->takes, 5);
 
 	queue_tick(x->q);
+	/* The fdatasync runs on the sync thread: no credit before it is
+	 * done and reaped. */
+	assert_int_equal(s->credited, 0);
+	spool_sync_wait(x->sp);
+	assert_int_equal(s->credited, 0);
+	queue_sync_done(x->q);
 	spool_get_stats(x->sp, &st);
 	assert_int_equal(st.records_written, 3); /* the open batch too */
 	assert_true(st.syncs >= 1);
@@ -1420,7 +1527,7 @@ test_queue_ack_spooled(void **state)
 	assert_int_equal(cm->credited, 0);
 	assert_int_equal(cm->dropped, 0);
 	/* A second tick credits nothing more. */
-	queue_tick(x->q);
+	tick_synced(x);
 	assert_int_equal(s->credited, 5);
 	assert_int_equal(cm->credited, 0);
 
@@ -1479,10 +1586,10 @@ test_queue_ack_spooled_replayed_before_sync(void **state)
 	b = take(x, false);
 	assert_non_null(b);
 	assert_true(b->from_spool);
-	queue_tick(x->q);
+	tick_synced(x);
 	/* Credited at sync or at commit, but exactly once. */
 	done(x, b);
-	queue_tick(x->q);
+	tick_synced(x);
 	assert_all_credited(s, 3);
 	assert_null(take(x, true));
 	assert_int_equal(queue_bytes(x->q), 0);
@@ -1508,8 +1615,8 @@ test_queue_commit_acks_spilled(void **state)
 		qpush(x, i, cm, i, false);
 	spool_get_stats(x->sp, &st);
 	assert_true(st.lines_written > 0);
-	queue_tick(x->q);
-	queue_tick(x->q);
+	tick_synced(x);
+	tick_synced(x);
 	assert_int_equal(cm->credited, 0);
 	assert_int_equal(cm->dropped, 0);
 
@@ -1546,8 +1653,8 @@ test_queue_ack_spooled_spool_refused(void **state)
 	make_queue(x, BIG, 75, 2);
 	for (i = 0; i < 5; i++)
 		qpush(x, i, s, i, true);
-	queue_tick(x->q);
-	queue_tick(x->q);
+	tick_synced(x);
+	tick_synced(x);
 	assert_int_equal(s->credited, 0);
 	assert_int_equal(s->dropped, 0);
 	assert_int_equal(queue_lines(x->q), 5);
@@ -1556,7 +1663,7 @@ test_queue_ack_spooled_spool_refused(void **state)
 		done(x, b);
 	}
 	assert_all_credited(s, 5);
-	queue_tick(x->q);
+	tick_synced(x);
 	assert_all_credited(s, 5);
 }
 
@@ -1654,6 +1761,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(
 		    test_restart_progress, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rotation, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_sync_async_covers_earlier_records, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_sync_async_rotation, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_max_bytes, setup, teardown),
 		cmocka_unit_test_setup_teardown(
