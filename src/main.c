@@ -502,6 +502,18 @@ stats_arm(struct daemon *d)
 		log_warnx("event_add: the stats timer: no stats: lines");
 }
 
+/*
+ * Whether records can be stored now: a database connection is up, or a
+ * spool takes them (proto=http answers 503 to new requests otherwise).
+ */
+static bool
+can_store(void *arg)
+{
+	const struct daemon *d = arg;
+
+	return d->spool != NULL || pgpool_connected(d->pool) > 0;
+}
+
 /* The listener part of cfg (start-up and SIGHUP). */
 static void
 listener_settings_of(const struct config *cfg, struct listener_settings *set)
@@ -517,6 +529,13 @@ listener_settings_of(const struct config *cfg, struct listener_settings *set)
 	set->proxy_header_timeout_ms = cfg->proxy_header_timeout_ms;
 	set->proxy_max_header_bytes = cfg->proxy_max_header_bytes;
 	set->udp_rcvbuf_bytes = cfg->udp_rcvbuf_bytes;
+	set->http_max_header_bytes = cfg->http_max_header_bytes;
+	set->http_max_headers = cfg->http_max_headers;
+	set->http_max_body_bytes = cfg->http_max_body_bytes;
+	set->http_header_timeout_ms = cfg->http_header_timeout_ms;
+	set->http_body_timeout_ms = cfg->http_body_timeout_ms;
+	set->http_keepalive_timeout_ms = cfg->http_keepalive_timeout_ms;
+	set->http_answer_timeout_ms = cfg->http_answer_timeout_ms;
 }
 
 /*
@@ -957,6 +976,7 @@ run(struct daemon *d)
 		fatalx("%s", err);
 	if ((d->ls = listeners_new(d->base, d->q, &lset)) == NULL)
 		fatalx("out of memory");
+	listeners_set_can_store(d->ls, can_store, d);
 	if (config_uses_tls(&d->cfg)) {
 		/* Read now, while still root if started so. */
 		if ((tls = load_tls(&d->cfg, err, sizeof(err))) == NULL)
