@@ -108,7 +108,7 @@ usage(FILE *fp)
 	    "  tz=local|UTC|+HH:MM|ZONE   zone of RFC 3164 timestamps, e.g. "
 	    "tz=Europe/Berlin\n"
 	    "                             (local: the daemon's TZ; default)\n"
-	    "  proto=tcp|udp|relp         udp: syslog datagrams (RFC 5426), "
+	    "  proto=tcp|udp|relp|http    udp: syslog datagrams (RFC 5426), "
 	    "one\n"
 	    "                             per message, no ack=/tls=/framing= "
 	    "(--listen\n"
@@ -116,7 +116,17 @@ usage(FILE *fp)
 	    "RELP\n"
 	    "                             (rsyslog omrelp), each message "
 	    "answered\n"
-	    "                             once committed (or ack=spooled)\n");
+	    "                             once committed (or ack=spooled);\n"
+	    "                             http: HTTP ingest, POST /ingest of "
+	    "NDJSON,\n"
+	    "                             JSON or text, answered once "
+	    "committed\n"
+	    "                             (--listen '0.0.0.0:8080 "
+	    "proto=http')\n"
+	    "  path=/PATH                 proto=http: the JSON endpoint's "
+	    "path\n"
+	    "  tokens=FILE                proto=http: bearer tokens, one a "
+	    "line\n");
 }
 
 /* Splits argv into actions and KEY VALUE pairs (checked later). */

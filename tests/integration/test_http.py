@@ -376,3 +376,25 @@ def test_winston_http_transport(pg, daemon, winston_dir, batch):
                    ("winston-%s-%%" % tag,))
     assert got[0] == (6, "npmtest")
     assert harness.metric(d, "http_errors_total", reason="bad-body") == 0
+
+
+def test_reload_applies_http_limits(pg, daemon, spool_parent):
+    """SIGHUP applies http-max-body-bytes and http-max-headers to the next
+    requests (spool_parent: a directory nobody can read the file in)."""
+    import signal
+    cfg = os.path.join(spool_parent, "logsinkd.conf")
+    with open(cfg, "w") as f:
+        f.write("http-max-body-bytes = 1MiB\nhttp-max-headers = 100\n")
+    os.chmod(cfg, 0o644)
+    d = http_daemon(daemon, pg, "-c", cfg)
+    body = b"".join(b'{"message":"hup-%05d"}\n' % i for i in range(200))
+    assert post(d, body)[0] == 200
+    with open(cfg, "w") as f:
+        f.write("http-max-body-bytes = 2KiB\nhttp-max-headers = 6\n")
+    d.signal(signal.SIGHUP)
+    wait_for(lambda: "SIGHUP: configuration reloaded" in d.log(),
+             what="the reload")
+    assert post(d, body)[0] == 413
+    assert post(d, b'{"message":"hup-small"}\n', extra=(
+        "-H", "X-A: 1", "-H", "X-B: 2"))[0] == 431
+    assert count(pg, "hup-") == 200
