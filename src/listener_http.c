@@ -914,6 +914,7 @@ http_client_new(struct client *c)
 	}
 	h->idle_since_ms = clock_mono_ms();
 	h->endpoint = 0;
+	http_arm(c); /* http-keepalive-timeout from the start */
 	return 0;
 }
 
