@@ -559,8 +559,9 @@ http_pump(struct client *c)
 			break;
 		h->stopped = false;
 		need = 0;
-		n = dec->feed(h->dst, h->body.data + h->body_off, avail, end,
-		    &need, http_on_record, c);
+		n = dec->feed(h->dst,
+		    h->body.data != NULL ? h->body.data + h->body_off : "",
+		    avail, end, &need, http_on_record, c);
 		h->body_off += n;
 		h->dec_need = need;
 		if ((why = dec->error(h->dst)) != NULL) {
