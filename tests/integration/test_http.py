@@ -18,6 +18,7 @@ import pytest
 
 import harness
 from harness import wait_for
+from test_tls import tls_files  # noqa: F401 (fixture)
 
 TIMEOUT = harness.DEFAULT_TIMEOUT
 LONG = max(TIMEOUT, 180)
@@ -315,6 +316,27 @@ def test_answer_timeout_gives_503_and_close(pg, daemon, spool_parent):
         pg.start()
     # At-least-once: the record is stored all the same.
     wait_for(lambda: count(pg, "late-1") == 1, TIMEOUT, "the late row")
+
+
+def test_https_with_client_certificate(pg, daemon, tls_files):
+    """tls=on works as for TCP: HTTPS, the verified client certificate in
+    tls_subject."""
+    t = tls_files
+    d = http_daemon(daemon, pg, "--tls-cert", t.server, "--tls-key",
+                    t.server_key, "--tls-ca", t.ca, "--tls-verify-client",
+                    "optional", opts="tls=on")
+    url = "https://127.0.0.1:%d/ingest" % d.port
+    st, body = curl("-k", "--cert", t.client, "--key", t.client_key,
+                    "-H", "Content-Type: application/x-ndjson",
+                    "--data-binary", '{"message":"tls-1"}\n', url)
+    assert st == 200, body
+    st, body = curl("-k", "-H", "Content-Type: text/plain",
+                    "--data-binary", "tls-2 without a certificate", url)
+    assert st == 200, body
+    got = pg.query("SELECT message, tls_subject FROM logs WHERE message "
+                   "LIKE 'tls-%' ORDER BY message")
+    assert got[0][0] == "tls-1" and "client-1" in got[0][1]
+    assert got[1] == ("tls-2 without a certificate", None)
 
 
 # --------------------------------------------------------------------------
