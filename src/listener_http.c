@@ -71,6 +71,10 @@ static const char *const lines_types[] = { "application/x-ndjson",
 static const struct http_route http_routes[] = {
 	{ "json", "/ingest", json_types, &body_json, true, false },
 	{ "json", "/ingest", lines_types, &body_json_lines, true, false },
+	/* One line per endpoint and media type, e.g.
+	 * { "journal", "/upload", journal_types, &body_journal, false, true },
+	 * { "otlp", "/v1/logs", otlp_proto_types, &body_otlp_proto, false,
+	 *     false }, */
 };
 
 #define HTTP_NROUTES (sizeof(http_routes) / sizeof(http_routes[0]))
@@ -82,8 +86,9 @@ _Static_assert(HTTP_NROUTES < METRICS_HTTP_ENDPOINTS, "metrics endpoints");
 #define HTTP_OUT_MAX_BYTES       (64 * 1024)
 /* Plain body bytes kept ahead of a streaming decoder. */
 #define HTTP_BODY_AHEAD_BYTES    (64 * 1024)
-/* A body buffer bigger than this is released between requests. */
-#define HTTP_BODY_KEEP_BYTES     (256 * 1024)
+/* A body buffer bigger than this is released between requests (idle
+ * connections hold no big buffers; as listener.c's scratch). */
+#define HTTP_BODY_KEEP_BYTES     (16 * 1024)
 #define HTTP_ANSWER_BODY_MAX     4096
 #define HTTP_ERR_LOG_INTERVAL_MS 10000
 /* Retry-After of 429 (the queue drains in seconds) and 503 (a database
