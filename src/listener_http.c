@@ -309,14 +309,17 @@ http_push(struct client *c, const struct http_answer *a, const char *body,
 {
 	struct http_conn *h = http_of(c);
 	struct http_pending *pe;
+	struct http_answer ad = *a;
 	size_t cap = blen + 512, n;
-	char *resp;
+	char *resp, date[30];
 
 	if (h->npend == HTTP_MAX_PENDING)
 		fatalx("%s: http: more than %d answers pending", c->name,
 		    HTTP_MAX_PENDING);
+	http_date(date, clock_real_us() / 1000000);
+	ad.date = date;
 	if ((resp = malloc(cap)) == NULL ||
-	    (n = http_format_response(resp, cap, a, body, blen)) == 0) {
+	    (n = http_format_response(resp, cap, &ad, body, blen)) == 0) {
 		free(resp);
 		log_warnx(
 		    "%s: out of memory for an HTTP answer; closing", c->name);
@@ -449,7 +452,7 @@ http_refuse(
     struct client *c, int status, int reason, int retry_s, const char *detail)
 {
 	struct http_conn *h = http_of(c);
-	struct http_answer a = { status, NULL, retry_s, NULL, true };
+	struct http_answer a = { status, NULL, retry_s, NULL, true, NULL };
 	char body[300];
 	int n;
 
@@ -531,7 +534,8 @@ http_complete(struct client *c)
 {
 	struct http_conn *h = http_of(c);
 	const struct body_decoder *dec = h->route->dec;
-	struct http_answer a = { 200, NULL, 0, NULL, !h->p.req.keep_alive };
+	struct http_answer a = { 200, NULL, 0, NULL, !h->p.req.keep_alive,
+		NULL };
 	char body[HTTP_ANSWER_BODY_MAX];
 	size_t blen = 0;
 
@@ -1124,15 +1128,17 @@ static void
 http_answer_timeout(struct client *c)
 {
 	struct http_conn *h = http_of(c);
-	struct http_answer a = { 503, NULL, HTTP_RETRY_DB_S, NULL, true };
+	struct http_answer a = { 503, NULL, HTTP_RETRY_DB_S, NULL, true, NULL };
 	static const char body[] = "503 Service Unavailable: answer-timeout: "
 				   "not stored within http-answer-timeout; "
 				   "it may still be stored\n";
 	struct evbuffer *out = bufferevent_get_output(c->bev);
-	char resp[512];
+	char resp[512], date[30];
 	size_t n;
 	int endpoint = h->pend[h->phead].endpoint;
 
+	http_date(date, clock_real_us() / 1000000);
+	a.date = date;
 	http_log_refusal(c, HTTP_REF_ANSWER_TIMEOUT, 503, NULL);
 	while (h->npend > 0)
 		http_pop(h);
