@@ -22,7 +22,7 @@
  * sender resends the whole request).  Answers by endpoint and status:
  * logsink_http_requests_total.
  */
-#include <ctype.h>
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -164,6 +164,22 @@ static struct http_conn *
 http_of(const struct client *c)
 {
 	return c->sess;
+}
+
+static const char *const hc_state_names[] = { "HEAD", "BODY", "DRAIN",
+	"CLOSED" };
+
+/* The only writer of the session's state; logs "old -> new" at debug. */
+static void
+http_set_state(struct client *c, enum hc_state st)
+{
+	struct http_conn *h = http_of(c);
+
+	assert((unsigned)st <= HC_CLOSED);
+	if (h->st != st)
+		log_debug("%s: http %s -> %s", c->name, hc_state_names[h->st],
+		    hc_state_names[st]);
+	h->st = st;
 }
 
 static const struct http_listen *
@@ -419,7 +435,7 @@ http_body_free(struct http_conn *h)
 static void
 http_stop_reading(struct client *c)
 {
-	http_of(c)->st = HC_CLOSED;
+	http_set_state(c, HC_CLOSED);
 	http_of(c)->linger_until_ms = 0;
 	c->eof = true;
 	bufferevent_disable(c->bev, EV_READ);
@@ -436,7 +452,7 @@ http_linger(struct client *c)
 {
 	struct http_conn *h = http_of(c);
 
-	h->st = HC_CLOSED;
+	http_set_state(c, HC_CLOSED);
 	if (c->eof)
 		return;
 	h->linger_until_ms = clock_mono_ms() + c->ls->set.http_body_timeout_ms;
@@ -550,7 +566,7 @@ http_complete(struct client *c)
 	http_push(c, &a, body, blen, c->queued);
 	http_body_free(h);
 	http_parser_next(&h->p);
-	h->st = HC_HEAD;
+	http_set_state(c, HC_HEAD);
 	h->endpoint = 0;
 	h->idle_since_ms = clock_mono_ms();
 	if (a.close) {
@@ -773,7 +789,7 @@ http_body_step(struct client *c, const char *buf, size_t len, bool eof)
 			    "the compressed data ends early");
 			return len;
 		}
-		h->st = HC_DRAIN;
+		http_set_state(c, HC_DRAIN);
 		http_pump(c);
 	}
 	return n;
@@ -929,7 +945,7 @@ http_request_start(struct client *c)
 		bufferevent_get_output(c->bev), cont, sizeof(cont) - 1) == -1)
 		log_warnx("%s: out of memory for 100 Continue", c->name);
 	h->progress_ms = clock_mono_ms();
-	h->st = h->p.state == HTTP_PS_DONE ? HC_DRAIN : HC_BODY;
+	http_set_state(c, h->p.state == HTTP_PS_DONE ? HC_DRAIN : HC_BODY);
 	if (h->st == HC_DRAIN)
 		http_pump(c);
 }
