@@ -767,15 +767,23 @@ http_date(char out[30], int64_t t)
 		"Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
 	time_t tt = (time_t)t;
 	struct tm tm;
+	char buf[96];
+	int n;
 
 	if (gmtime_r(&tt, &tm) == NULL || tm.tm_year > 8099 ||
 	    tm.tm_year < -1899) {
-		snprintf(out, 30, "Thu, 01 Jan 1970 00:00:00 GMT");
-		return;
+		tt = 0; /* out of range: the epoch */
+		if (gmtime_r(&tt, &tm) == NULL)
+			memset(&tm, 0, sizeof(tm));
 	}
-	snprintf(out, 30, "%s, %02d %s %04d %02d:%02d:%02d GMT",
-	    wd[tm.tm_wday % 7], tm.tm_mday, mon[tm.tm_mon % 12],
-	    tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec % 61);
+	n = snprintf(buf, sizeof(buf), "%s, %02d %s %04d %02d:%02d:%02d GMT",
+	    wd[(unsigned)tm.tm_wday % 7], tm.tm_mday,
+	    mon[(unsigned)tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour,
+	    tm.tm_min, tm.tm_sec);
+	if (n < 0 || n > 29)
+		n = 0;
+	memcpy(out, buf, (size_t)n);
+	out[n] = '\0';
 }
 
 bool
