@@ -122,6 +122,10 @@ enum cl_event {
  *             longest message; NULL: max-line-bytes and one read.
  *  opened     (may be NULL) c->bev is set up: the session may write
  *             first (Fluent forward's HELO).
+ *  listen     optional: the protocol's state of one listener, from its
+ *             listen value (proto=http: path=, tokens=); -1 with err set.
+ *             The clients of its socket find it in c->sess_conf.
+ *  listen_free  frees it (listeners_free(): clients outlive sockets).
  */
 struct client;
 
@@ -137,6 +141,9 @@ struct session_ops {
 	void (*shutdown)(struct client *c);
 	size_t (*max_input)(const struct client *c);
 	void (*opened)(struct client *c);
+	int (*listen)(struct listeners *ls, const struct listen_spec *spec,
+	    void **conf, char *err, size_t errlen);
+	void (*listen_free)(void *conf);
 };
 
 /*
@@ -188,6 +195,7 @@ struct client {
 	size_t proxy_len;
 	const struct session_ops *sess_ops; /* proto=relp...: or NULL */
 	void *sess;                         /* its state; owned */
+	void *sess_conf; /* its listener's (session_ops.listen), or NULL */
 };
 
 /* Owned by main; freed by listeners_free(). */
@@ -224,6 +232,20 @@ struct listeners {
 	uint64_t relp_err_unlogged;
 	int64_t forward_err_logged_ms;
 	uint64_t forward_err_unlogged;
+	int64_t http_err_logged_ms;
+	uint64_t http_err_unlogged;
+	struct sess_conf *confs; /* session_ops.listen's, until freed */
+	/* Whether records can be stored at all now (a database connection
+	 * or a spool): main's, or NULL (always). */
+	bool (*can_store)(void *arg);
+	void *can_store_arg;
+};
+
+/* A session protocol's listener state, kept by listeners_free(). */
+struct sess_conf {
+	struct sess_conf *next;
+	const struct session_ops *ops;
+	void *conf;
 };
 
 /* listener.c */
@@ -254,6 +276,9 @@ bool client_record(struct client *c, size_t len, bool truncated);
 extern const struct session_ops relp_session;
 /* listener_forward.c: proto=forward (Fluentd, Fluent Bit, fluent-logger) */
 extern const struct session_ops forward_session;
+
+/* listener_http.c: proto=http (HTTP ingest; body.h decoders) */
+extern const struct session_ops http_session;
 
 /* listener_tls.c */
 /* An OpenSSL bufferevent owning fd, accepting; NULL: the caller closes

@@ -67,6 +67,10 @@ struct listen_spec {
 	/* shared-key=FILE (proto=forward): the key read from FILE; "": no
 	 * handshake */
 	char shared_key[256];
+	/* proto=http: path= of the JSON endpoint ("": /ingest) and
+	 * tokens=, a file of bearer tokens ("": no Authorization needed) */
+	char http_path[256];
+	char http_tokens[1024];
 	char *text; /* the value as written, for dump and comparison; owned
 		     * by the config holding the spec (NULL from
 		     * config_parse_listen()) */
@@ -137,6 +141,13 @@ struct config {
 	size_t udp_rcvbuf_bytes;          /* SO_RCVBUF of proto=udp listeners */
 	size_t forward_max_message_bytes; /* proto=forward */
 	int forward_max_entries;
+	size_t http_max_header_bytes; /* proto=http listeners */
+	int http_max_headers;
+	size_t http_max_body_bytes;
+	int http_header_timeout_ms;
+	int http_body_timeout_ms;
+	int http_keepalive_timeout_ms;
+	int http_answer_timeout_ms;
 };
 
 void config_init(struct config *cfg);

@@ -976,6 +976,13 @@ static const struct {
 	{ "forward-max-message-bytes", "16MiB" },
 	{ "forward-max-entries", "5000" },
 	{ "udp-rcvbuf", "16MiB" },
+	{ "http-max-header-bytes", "32KiB" },
+	{ "http-max-headers", "50" },
+	{ "http-max-body-bytes", "1MiB" },
+	{ "http-header-timeout", "5s" },
+	{ "http-body-timeout", "20s" },
+	{ "http-keepalive-timeout", "2min" },
+	{ "http-answer-timeout", "90s" },
 };
 
 #define NOTHER (sizeof(other_values) / sizeof(other_values[0]))
