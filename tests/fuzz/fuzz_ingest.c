@@ -11,13 +11,16 @@
  * (framing-detect-timeout) and parse BSD timestamps in Europe/Berlin
  * (tz=).  The same bytes are also fed as RELP frames (relp.h) whose
  * syslog DATA goes the same way; the RELP decoder must never consume more
- * than it was given (and at EOF take all or fail).
+ * than it was given (and at EOF take all or fail).  And as a Journal
+ * Export Format body (body_journal.c), whose records take the same
+ * checks.
  */
 #include <assert.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 
+#include "logsink/body.h"
 #include "logsink/buf.h"
 #include "logsink/copyenc.h"
 #include "logsink/framer.h"
@@ -51,14 +54,46 @@ check_fields(const struct record *rec)
 	    PARSER_NOMATCH);
 }
 
+/*
+ * The fields text is one JSON object, the text row is one line without
+ * NUL, the binary row is whole and decodes to the same text row.
+ */
+static void
+check_row(const struct record *rec)
+{
+	struct record dec;
+	size_t replaced, i, text_len;
+	char peer[64];
+
+	check_fields(rec);
+	/* The text row is one line without NUL. */
+	buf_reset(&row);
+	if (copyenc_row_text(&row, rec, &replaced) == -1)
+		return;
+	assert(row.len > 0 && row.data[row.len - 1] == '\n');
+	for (i = 0; i + 1 < row.len; i++)
+		assert(row.data[i] != '\n' && row.data[i] != '\0');
+	/* The binary row is whole and decodes to the same text row. */
+	text_len = row.len;
+	if (copyenc_row(&row, rec, &replaced) == -1)
+		return;
+	assert(copyenc_row_size(row.data + text_len, row.len - text_len) ==
+	    row.len - text_len);
+	assert(copyenc_decode(row.data + text_len, row.len - text_len, &dec,
+		   peer, sizeof(peer)) == 0);
+	buf_reset(&row2);
+	if (copyenc_row_text(&row2, &dec, &replaced) == -1)
+		return;
+	assert(replaced == 0);
+	assert(
+	    row2.len == text_len && memcmp(row2.data, row.data, text_len) == 0);
+}
+
 static bool
 on_msg(void *arg, const char *msg, size_t len, bool truncated)
 {
 	struct record rec = { .received_us = 1763700000000000LL,
 		.peer = "127.0.0.1" };
-	struct record dec;
-	size_t replaced, i, text_len;
-	char peer[64];
 
 	(void)arg;
 	(void)truncated;
@@ -66,29 +101,70 @@ on_msg(void *arg, const char *msg, size_t len, bool truncated)
 	if (parser_parse_tz(&rec, msg, len, PARSER_AUTO, use_tz ? berlin : NULL,
 		&scratch) == -1)
 		return true;
-	check_fields(&rec);
-	/* The text row is one line without NUL. */
-	buf_reset(&row);
-	if (copyenc_row_text(&row, &rec, &replaced) == -1)
-		return true;
-	assert(row.len > 0 && row.data[row.len - 1] == '\n');
-	for (i = 0; i + 1 < row.len; i++)
-		assert(row.data[i] != '\n' && row.data[i] != '\0');
-	/* The binary row is whole and decodes to the same text row. */
-	text_len = row.len;
-	if (copyenc_row(&row, &rec, &replaced) == -1)
-		return true;
-	assert(copyenc_row_size(row.data + text_len, row.len - text_len) ==
-	    row.len - text_len);
-	assert(copyenc_decode(row.data + text_len, row.len - text_len, &dec,
-		   peer, sizeof(peer)) == 0);
-	buf_reset(&row2);
-	if (copyenc_row_text(&row2, &dec, &replaced) == -1)
-		return true;
-	assert(replaced == 0);
-	assert(
-	    row2.len == text_len && memcmp(row2.data, row.data, text_len) == 0);
+	check_row(&rec);
 	return true;
+}
+
+/* body_record_cb of the journal decoder; stops after every other entry. */
+static bool
+on_journal(void *arg, struct record *rec)
+{
+	unsigned *n = arg;
+
+	rec->received_us = 1763700000000000LL;
+	rec->peer = "127.0.0.1";
+	assert(rec->host.ptr == NULL || rec->host.len <= 255);
+	assert(rec->severity >= -1 && rec->severity <= 7);
+	assert(rec->facility >= -1 && rec->facility <= 23);
+	check_row(rec);
+	return ++*n % 2 != 0;
+}
+
+/*
+ * The input as a Journal Export Format body (body_journal.c) in two
+ * pieces, fed as the HTTP glue does; the entry limit is small so that
+ * cutting is reached.  The decoder must never consume more than it was
+ * given, and must take everything after an error or at the end.
+ */
+static void
+feed_journal(const char *data, size_t size, size_t cut)
+{
+	struct body_limits lim = { 200, 1 << 16, 32 };
+	void *st = body_journal.new(&lim);
+	struct buf pend = { 0 };
+	size_t used, need, at = 0;
+	unsigned n = 0;
+	bool end;
+
+	if (st == NULL)
+		return;
+	while (at <= size) {
+		size_t to = at < cut ? cut : size;
+
+		end = to == size;
+		if (buf_append(&pend, data + at, to - at) == -1)
+			break;
+		at = to;
+		do {
+			used = body_journal.feed(st, pend.data, pend.len, end,
+			    &need, on_journal, &n);
+			assert(used <= pend.len);
+			if (pend.len > 0)
+				memmove(pend.data, pend.data + used,
+				    pend.len - used);
+			pend.len -= used;
+		} while (used > 0);
+		if (body_journal.error(st) != NULL)
+			assert(pend.len == 0);
+		if (end) {
+			used = body_journal.feed(
+			    st, NULL, 0, true, &need, on_journal, &n);
+			assert(used == 0 && pend.len == 0);
+			break;
+		}
+	}
+	body_journal.free(st);
+	buf_free(&pend);
 }
 
 /* Feeds data in two pieces, keeping unconsumed bytes as the listener does. */
@@ -233,6 +309,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		    size - 1, cut < size - 1 ? cut : size - 1);
 	feed_relp((const char *)data + 1, size - 1,
 	    cut < size - 1 ? cut : size - 1, data[0] & 1);
+	feed_journal(
+	    (const char *)data + 1, size - 1, cut < size - 1 ? cut : size - 1);
 	/* The parser on the whole input as one message, too. */
 	on_msg(NULL, (const char *)data, size, false);
 	check_proxy(data + 1, size - 1, cut < size - 1 ? cut : size - 1);
