@@ -67,10 +67,13 @@ static const char *const json_types[] = { "application/json", NULL };
 static const char *const lines_types[] = { "application/x-ndjson",
 	"application/jsonlines", "application/jsonl", "application/x-jsonlines",
 	"text/plain", "", NULL };
+static const char *const journal_types[] = { "application/vnd.fdo.journal",
+	NULL };
 
 static const struct http_route http_routes[] = {
 	{ "json", "/ingest", json_types, &body_json, true, false },
 	{ "json", "/ingest", lines_types, &body_json_lines, true, false },
+	{ "journal", "/upload", journal_types, &body_journal, false, true },
 };
 
 #define HTTP_NROUTES (sizeof(http_routes) / sizeof(http_routes[0]))
