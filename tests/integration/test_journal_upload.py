@@ -224,6 +224,7 @@ def test_bad_body_refused_with_reason(pg, daemon, tools):
     assert code == "400", (code, out)
     assert "bad-field-name" in out
     assert journal_metric(d, 400) == 1
+    assert harness.metric(d, "http_errors_total", reason="bad-body") == 1
     wait_for(lambda: pg.scalar("SELECT count(*) FROM logs WHERE message "
                                "= 'jbad-0 good'") == 1, TIMEOUT,
              "the entry before the bad one stored")
