@@ -304,14 +304,36 @@ bj_skip_ws(const char *buf, size_t len, size_t *off)
 	return *off < len;
 }
 
+/* A value where the grammar wants one; false: stop. */
+static bool
+bj_step_value(struct bj *s, const char *buf, size_t len, bool end, size_t *off,
+    size_t *need, body_record_cb cb, void *arg)
+{
+	size_t n;
+	bool more;
+
+	if (buf[*off] == ']' || buf[*off] == ',') {
+		s->err = "bad-json";
+		return false;
+	}
+	n = bj_value(s, buf + *off, len - *off, end, need, cb, arg, &more);
+	if (n == 0) {
+		if (*off > 0)
+			*need = 0;
+		return false;
+	}
+	*off += n;
+	if (s->mode != BJ_SEQ)
+		s->mode = BJ_ARRAY_SEP;
+	return more;
+}
+
 /* One step of the array/sequence grammar at buf[off]; false: stop. */
 static bool
 bj_step(struct bj *s, const char *buf, size_t len, bool end, size_t *off,
     size_t *need, body_record_cb cb, void *arg)
 {
 	char ch = buf[*off];
-	size_t n;
-	bool more;
 
 	switch (s->mode) {
 	case BJ_START:
@@ -334,29 +356,15 @@ bj_step(struct bj *s, const char *buf, size_t len, bool end, size_t *off,
 		s->err = "bad-json";
 		return false;
 	case BJ_ARRAY_FIRST:
-		if (ch == ']') {
-			s->mode = BJ_TAIL;
-			(*off)++;
-			return true;
-		}
-		/* FALLTHROUGH */
+		if (ch != ']')
+			return bj_step_value(
+			    s, buf, len, end, off, need, cb, arg);
+		s->mode = BJ_TAIL;
+		(*off)++;
+		return true;
 	case BJ_ARRAY_VALUE:
 	case BJ_SEQ:
-		if (ch == ']' || ch == ',') {
-			s->err = "bad-json";
-			return false;
-		}
-		n = bj_value(
-		    s, buf + *off, len - *off, end, need, cb, arg, &more);
-		if (n == 0) {
-			if (*off > 0)
-				*need = 0;
-			return false;
-		}
-		*off += n;
-		if (s->mode != BJ_SEQ)
-			s->mode = BJ_ARRAY_SEP;
-		return more;
+		return bj_step_value(s, buf, len, end, off, need, cb, arg);
 	case BJ_LINES:
 		break;
 	}

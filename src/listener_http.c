@@ -562,8 +562,9 @@ http_pump(struct client *c)
 			break;
 		h->stopped = false;
 		need = 0;
-		n = dec->feed(h->dst, h->body.data + h->body_off, avail, end,
-		    &need, http_on_record, c);
+		n = dec->feed(h->dst,
+		    h->body.data != NULL ? h->body.data + h->body_off : "",
+		    avail, end, &need, http_on_record, c);
 		h->body_off += n;
 		h->dec_need = need;
 		if ((why = dec->error(h->dst)) != NULL) {
@@ -917,6 +918,7 @@ http_client_new(struct client *c)
 	}
 	h->idle_since_ms = clock_mono_ms();
 	h->endpoint = 0;
+	http_arm(c); /* http-keepalive-timeout from the start */
 	return 0;
 }
 
