@@ -48,15 +48,17 @@
 #include "parser_int.h"
 
 /* journal_field_valid(): at most 64 characters. */
-#define JOURNAL_NAME_MAX    64
+#define JOURNAL_NAME_MAX     64
 /* systemd's DATA_SIZE_MAX (journal-importer.h): the largest field. */
-#define JOURNAL_DATA_MAX    (768u * 1024 * 1024)
+#define JOURNAL_DATA_MAX     (768u * 1024 * 1024)
 /* What one field costs against max_entry_bytes beside its bytes. */
-#define JOURNAL_FIELD_COST  16
+#define JOURNAL_FIELD_COST   16
 /* Past the limit, a column field's first value keeps this much. */
-#define JOURNAL_COLUMN_KEEP 256
+#define JOURNAL_COLUMN_KEEP  256
+/* has_repeat()'s table: entries of up to half as many fields skip the sort. */
+#define JOURNAL_REPEAT_SLOTS 128
 /* Longer host, app, procid or msgid values stay in fields. */
-#define JOURNAL_COLUMN_MAX  255
+#define JOURNAL_COLUMN_MAX   255
 
 enum jstate {
 	J_LINE,    /* at the start of a line */
@@ -84,9 +86,17 @@ enum jcol {
 	JC_NONE,
 };
 
-static const char *const col_names[JC_NONE] = { "MESSAGE", "_HOSTNAME",
-	"SYSLOG_IDENTIFIER", "_COMM", "_PID", "SYSLOG_PID", "MESSAGE_ID",
-	"PRIORITY", "SYSLOG_FACILITY", "__REALTIME_TIMESTAMP" };
+#define COL(s)                                                                 \
+	{                                                                      \
+		s, sizeof(s) - 1                                               \
+	}
+static const struct {
+	const char *name;
+	size_t len;
+} col_names[JC_NONE] = { COL("MESSAGE"), COL("_HOSTNAME"),
+	COL("SYSLOG_IDENTIFIER"), COL("_COMM"), COL("_PID"), COL("SYSLOG_PID"),
+	COL("MESSAGE_ID"), COL("PRIORITY"), COL("SYSLOG_FACILITY"),
+	COL("__REALTIME_TIMESTAMP") };
 
 /* One field of the entry being read: offsets into jdec.data. */
 struct jfield {
@@ -173,14 +183,15 @@ name_byte(unsigned char c)
 	return (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
 }
 
+/* The column a field name feeds, or JC_NONE (by length first). */
 static enum jcol
 col_of(const char *name, size_t len)
 {
 	int i;
 
 	for (i = 0; i < JC_NONE; i++)
-		if (strlen(col_names[i]) == len &&
-		    memcmp(col_names[i], name, len) == 0)
+		if (col_names[i].len == len &&
+		    memcmp(col_names[i].name, name, len) == 0)
 			return (enum jcol)i;
 	return JC_NONE;
 }
@@ -405,6 +416,34 @@ same_key(const struct jkey *x, const struct jkey *y)
 	    memcmp(x->name, y->name, x->name_len) == 0;
 }
 
+/*
+ * Whether a name occurs twice in k[0..n): a small open-addressing table
+ * (FNV-1a), so that the usual entry, without repeats, keeps its arrival
+ * order and needs no sort (a quarter of the decoder's time).
+ */
+static bool
+has_repeat(const struct jkey *k, size_t n)
+{
+	short slot[JOURNAL_REPEAT_SLOTS];
+	size_t i, j;
+
+	if (n > JOURNAL_REPEAT_SLOTS / 2)
+		return true;
+	memset(slot, 0xff, sizeof(slot));
+	for (i = 0; i < n; i++) {
+		uint32_t h = 2166136261u;
+
+		for (j = 0; j < k[i].name_len; j++)
+			h = (h ^ (unsigned char)k[i].name[j]) * 16777619u;
+		for (h %= JOURNAL_REPEAT_SLOTS; slot[h] >= 0;
+		     h = (h + 1) % JOURNAL_REPEAT_SLOTS)
+			if (same_key(&k[slot[h]], &k[i]))
+				return true;
+		slot[h] = (short)i;
+	}
+	return false;
+}
+
 /* A JSON string; room reserved by the caller. */
 static void
 put_string(struct buf *b, const char *p, size_t n)
@@ -432,7 +471,8 @@ put_cut(struct buf *b, uint64_t v)
 }
 
 /*
- * Sorts the fields that fed no column into d->order; returns how many.
+ * The fields that fed no column, into d->order, sorted by name (then
+ * arrival) if a name repeats; *n: how many.
  * *need: the fields text's worst-case length.  -1: out of memory.
  */
 static int
@@ -460,14 +500,16 @@ sort_unused(struct jdec *d, size_t *n, size_t *need)
 		d->order[(*n)++].idx = i;
 		*need += jf->name_len + 8 + PARSER_JSON_ESCAPE_MAX(jf->val_len);
 	}
-	qsort(d->order, *n, sizeof(*d->order), cmp_key);
+	if (has_repeat(d->order, *n))
+		qsort(d->order, *n, sizeof(*d->order), cmp_key);
 	return 0;
 }
 
 /*
  * The fields text: one member per name of the fields that fed no column
- * (sorted by name: jsonb keeps its own order anyway), an array for a
- * repeated name, and "logsink_cut" for a cut entry.  -1: out of memory.
+ * (in arrival order, or sorted by name when a name repeats: jsonb keeps
+ * its own order anyway), an array for a repeated name, and "logsink_cut"
+ * for a cut entry.  -1: out of memory.
  */
 static int
 build_fields(struct jdec *d, struct record *r)
@@ -568,6 +610,19 @@ step_name(
 	return 0;
 }
 
+/* J_NAME: takes the name bytes that follow, up to the name's limit. */
+static size_t
+name_run(struct jdec *d, const char *p, size_t n)
+{
+	size_t k = 0, room = JOURNAL_NAME_MAX - d->name_len;
+
+	while (k < n && k < room && name_byte((unsigned char)p[k]))
+		k++;
+	memcpy(d->name + d->name_len, p, k);
+	d->name_len += k;
+	return k;
+}
+
 /* J_BINLEN: one length byte; the last one checks the length. */
 static void
 step_binlen(struct jdec *d, unsigned char c)
@@ -625,6 +680,11 @@ jd_feed(void *st, const char *buf, size_t len, bool end, size_t *need,
 		switch (d->st) {
 		case J_LINE:
 		case J_NAME:
+			take = d->st == J_NAME ? name_run(d, p, n) : 0;
+			if (take > 0) {
+				pos += take;
+				break;
+			}
 			if (step_name(d, (unsigned char)*p, cb, arg, &stop) ==
 			    -1)
 				goto nomem;

@@ -192,9 +192,9 @@ static const struct tcase cases[] = {
 	    0,
 	    "m=hello world h=epsilon a=gdm p=588 "
 	    "i=fc2e22bc6ee647b6b90729ab34a250b1 s=4 f=3 t=1342540861416409 "
-	    "F={\"SYSLOG_PID\":\"587\",\"_BOOT_ID\":\"6c7c\",\"_COMM\":"
-	    "\"gdm-s\",\"__CURSOR\":\"s=1;i=1\",\"__MONOTONIC_TIMESTAMP\":"
-	    "\"21415215982\"}|"
+	    "F={\"__CURSOR\":\"s=1;i=1\",\"__MONOTONIC_TIMESTAMP\":"
+	    "\"21415215982\",\"_BOOT_ID\":\"6c7c\",\"SYSLOG_PID\":\"587\","
+	    "\"_COMM\":\"gdm-s\"}|"
 	    "m=second h=- a=run-parts p=9 i=- s=-1 f=-1 t=- "
 	    "F={\"__CURSOR\":\"s=1;i=2\"}|",
 	    NULL, 0 },
@@ -220,8 +220,8 @@ static const struct tcase cases[] = {
 	    "__REALTIME_TIMESTAMP=18446744073709551616\n\n",
 	    0,
 	    "m=m h=- a=- p=x1 i=- s=-1 f=-1 t=- F={\"PRIORITY\":\"9\","
-	    "\"SYSLOG_FACILITY\":\"24\",\"_HOSTNAME\":\"\","
-	    "\"__REALTIME_TIMESTAMP\":\"99999999999999999999999\"}|"
+	    "\"SYSLOG_FACILITY\":\"24\",\"__REALTIME_TIMESTAMP\":"
+	    "\"99999999999999999999999\",\"_HOSTNAME\":\"\"}|"
 	    "m=- h=- a=- p=- i=- s=7 f=23 t=- F={\"__REALTIME_TIMESTAMP\":"
 	    "\"-5\"}|"
 	    "m=- h=- a=- p=- i=- s=-1 f=-1 t=- F={\"__REALTIME_TIMESTAMP\":"
@@ -421,6 +421,35 @@ test_after_error(void **state)
 	body_journal.free(st);
 }
 
+/*
+ * More fields than the repeat table takes (they are sorted), and a repeat
+ * among many: each name once, the repeated one an array.
+ */
+static void
+test_many_fields(void **state)
+{
+	char in[4096];
+	size_t n = 0, i;
+	int k;
+	struct out o;
+	const char *err;
+
+	(void)state;
+	for (i = 0; i < 70; i++) {
+		k = snprintf(in + n, sizeof(in) - n, "F%zu=%zu\n", i, i);
+		n += (size_t)k;
+	}
+	memcpy(in + n, "F7=again\n\n", 10);
+	n += 10;
+	err = run(in, n, NULL, 0, false, &o, 4096);
+	assert_null(err);
+	o.log[o.n] = '\0';
+	assert_int_equal(o.records, 1);
+	assert_non_null(strstr(o.log, "\"F7\":[\"7\",\"again\"]"));
+	assert_non_null(strstr(o.log, "\"F69\":\"69\""));
+	assert_null(strstr(o.log, "\"F7\":\"7\""));
+}
+
 /* The success answer is journal-remote's "OK." in text/plain. */
 static void
 test_answer(void **state)
@@ -450,6 +479,7 @@ main(void)
 		cmocka_unit_test(test_stop_position),
 		cmocka_unit_test(test_big_binary_streams),
 		cmocka_unit_test(test_after_error),
+		cmocka_unit_test(test_many_fields),
 		cmocka_unit_test(test_answer),
 	};
 
