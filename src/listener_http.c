@@ -85,8 +85,9 @@ _Static_assert(HTTP_NROUTES < METRICS_HTTP_ENDPOINTS, "metrics endpoints");
 #define HTTP_OUT_MAX_BYTES       (64 * 1024)
 /* Plain body bytes kept ahead of a streaming decoder. */
 #define HTTP_BODY_AHEAD_BYTES    (64 * 1024)
-/* A body buffer bigger than this is released between requests. */
-#define HTTP_BODY_KEEP_BYTES     (256 * 1024)
+/* A body buffer bigger than this is released between requests (idle
+ * connections hold no big buffers; as listener.c's scratch). */
+#define HTTP_BODY_KEEP_BYTES     (16 * 1024)
 #define HTTP_ANSWER_BODY_MAX     4096
 #define HTTP_ERR_LOG_INTERVAL_MS 10000
 /* Retry-After of 429 (the queue drains in seconds) and 503 (a database
@@ -453,6 +454,20 @@ http_refuse(
 	http_stop_reading(c);
 }
 
+/*
+ * A parse error's refusal.  A request cut by the end of the input is
+ * answered 503 with Retry-After, not 400: at shutdown that end is ours
+ * (the client should resend), and a peer that closed cannot read it.
+ */
+static void
+http_refuse_parse(struct client *c, enum http_error err)
+{
+	if (err == HTTP_ERR_TRUNCATED)
+		http_refuse(c, 503, (int)err, HTTP_RETRY_DB_S, NULL);
+	else
+		http_refuse(c, http_error_status(err), (int)err, 0, NULL);
+}
+
 /* ------------------------------------------------------------------ */
 /* the body */
 
@@ -560,6 +575,8 @@ http_pump(struct client *c)
 		end = http_body_end(h);
 		if ((avail == 0 && !end && !h->stopped) || queue_full(c->ls->q))
 			break;
+		if (h->dec_need == SIZE_MAX && !end && !h->stopped)
+			break; /* a whole-body decoder waits for the end */
 		h->stopped = false;
 		need = 0;
 		n = dec->feed(h->dst,
@@ -715,8 +732,7 @@ http_body_step(struct client *c, const char *buf, size_t len, bool eof)
 	}
 	n = http_feed_body(&h->p, buf, len, eof, &data, &dlen);
 	if (h->p.state == HTTP_PS_ERROR) {
-		http_refuse(
-		    c, http_error_status(h->p.err), (int)h->p.err, 0, NULL);
+		http_refuse_parse(c, h->p.err);
 		return len;
 	}
 	if (dlen > 0) {
@@ -867,8 +883,7 @@ http_request_start(struct client *c)
 	h->first = c->queued;
 	h->endpoint = 0;
 	if (h->p.state == HTTP_PS_ERROR) {
-		http_refuse(
-		    c, http_error_status(h->p.err), (int)h->p.err, 0, NULL);
+		http_refuse_parse(c, h->p.err);
 		return;
 	}
 	if ((reason = http_check_head(c, req, &route, &status)) != 0) {
@@ -989,7 +1004,7 @@ http_client_check(struct client *c)
 		http_pump(c); /* resumed: the decoder goes on */
 	if (h->st == HC_BODY && c->eof && h->p.state != HTTP_PS_ERROR &&
 	    evbuffer_get_length(bufferevent_get_input(c->bev)) == 0)
-		http_refuse(c, 400, HTTP_ERR_TRUNCATED, 0, NULL);
+		http_refuse_parse(c, HTTP_ERR_TRUNCATED);
 	http_send_answers(c);
 }
 

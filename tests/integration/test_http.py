@@ -18,6 +18,7 @@ import pytest
 
 import harness
 from harness import wait_for
+from test_tls import tls_files  # noqa: F401 (fixture)
 
 TIMEOUT = harness.DEFAULT_TIMEOUT
 LONG = max(TIMEOUT, 180)
@@ -275,6 +276,45 @@ def test_answer_held_until_postgresql_is_back(pg, daemon, spool_parent):
     assert count(pg, "held-") == 2
 
 
+def test_back_pressure_pauses_a_big_body_and_resumes(pg, daemon,
+                                                     spool_parent):
+    """A body larger than the queue and the spool together: reading it
+    pauses while both are full (PostgreSQL down), resumes once PostgreSQL
+    is back, and every record is stored exactly once before the 200."""
+    d = http_daemon(daemon, pg, "--queue-bytes", "256KiB",
+                    "--max-line-bytes", "1KiB",
+                    "--spool-max-bytes", "1MiB", "--batch-lines", "200",
+                    "--http-answer-timeout", "10m",
+                    "--http-body-timeout", "10m",
+                    spool=os.path.join(spool_parent, "spool"))
+    n = 60000
+    body = "".join('{"message":"bp-%06d","n":%d}\n' % (i, i)
+                   for i in range(n)).encode()
+    path = os.path.join(spool_parent, "body.ndjson")
+    with open(path, "wb") as f:
+        f.write(body)
+    pg.stop()
+    try:
+        p = subprocess.Popen(
+            ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}",
+             "--max-time", str(LONG), "-X", "POST", "-H",
+             "Content-Type: application/x-ndjson", "-H",
+             "Transfer-Encoding: chunked", "--data-binary", "@" + path,
+             d.url + "/ingest"], stdout=subprocess.PIPE)
+        wait_for(lambda: harness.metric(d, "backpressure_events_total")
+                 >= 1, TIMEOUT, "the queue and the spool to fill")
+        got = harness.metric(d, "http_records_total")
+        assert 0 < got < n  # paused in the middle of the body
+        assert p.poll() is None
+    finally:
+        pg.start()
+    out, _ = p.communicate(timeout=LONG)
+    assert out == b"200"
+    r = pg.query("SELECT count(*), count(DISTINCT message) FROM logs "
+                 "WHERE message LIKE 'bp-%'")
+    assert r[0] == (n, n)
+
+
 def test_503_when_database_down_without_spool(pg, daemon):
     d = http_daemon(daemon, pg)
     pg.stop()
@@ -315,6 +355,27 @@ def test_answer_timeout_gives_503_and_close(pg, daemon, spool_parent):
         pg.start()
     # At-least-once: the record is stored all the same.
     wait_for(lambda: count(pg, "late-1") == 1, TIMEOUT, "the late row")
+
+
+def test_https_with_client_certificate(pg, daemon, tls_files):
+    """tls=on works as for TCP: HTTPS, the verified client certificate in
+    tls_subject."""
+    t = tls_files
+    d = http_daemon(daemon, pg, "--tls-cert", t.server, "--tls-key",
+                    t.server_key, "--tls-ca", t.ca, "--tls-verify-client",
+                    "optional", opts="tls=on")
+    url = "https://127.0.0.1:%d/ingest" % d.port
+    st, body = curl("-k", "--cert", t.client, "--key", t.client_key,
+                    "-H", "Content-Type: application/x-ndjson",
+                    "--data-binary", '{"message":"tls-1"}\n', url)
+    assert st == 200, body
+    st, body = curl("-k", "-H", "Content-Type: text/plain",
+                    "--data-binary", "tls-2 without a certificate", url)
+    assert st == 200, body
+    got = pg.query("SELECT message, tls_subject FROM logs WHERE message "
+                   "LIKE 'tls-%' ORDER BY message")
+    assert got[0][0] == "tls-1" and "client-1" in got[0][1]
+    assert got[1] == ("tls-2 without a certificate", None)
 
 
 # --------------------------------------------------------------------------
