@@ -341,6 +341,8 @@ feed_body(
 
 	if (st == NULL)
 		return;
+	if (data == NULL) /* an empty body's buffer */
+		data = "";
 	if (buf_append(&pend, data, cut) == 0) {
 		body_drain(dec, st, &pend, false);
 		if (buf_append(&pend, data + cut, size - cut) == 0)
