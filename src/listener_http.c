@@ -36,6 +36,7 @@
 
 #include "logsink/ack.h"
 #include "logsink/body.h"
+#include "logsink/body_journal.h"
 #include "logsink/buf.h"
 #include "logsink/clock.h"
 #include "logsink/config.h"
@@ -156,6 +157,8 @@ struct http_conn {
 	bool in_feed;
 	bool shutdown;
 	const char *end_reason;
+	uint64_t journal_cut; /* body_journal_entries_cut() counted so far */
+	bool cut_logged;      /* a cut journal entry was logged */
 };
 
 static struct http_conn *
@@ -400,6 +403,7 @@ http_body_free(struct http_conn *h)
 	if (h->dst != NULL)
 		h->route->dec->free(h->dst);
 	h->dst = NULL;
+	h->journal_cut = 0;
 	if (h->z_on)
 		inflateEnd(&h->z);
 	h->z_on = h->z_end = false;
@@ -472,6 +476,28 @@ http_refuse_parse(struct client *c, enum http_error err)
 /* the body */
 
 /* One record of the decoder -> the queue, as client_message() does. */
+/*
+ * Journal entries over max-line-bytes are stored cut (body_journal.h):
+ * counted as cut lines, logged once per connection like a long TCP line.
+ */
+static void
+http_journal_cut(struct client *c)
+{
+	struct http_conn *h = http_of(c);
+	uint64_t n = body_journal_entries_cut(h->dst);
+
+	if (n == h->journal_cut)
+		return;
+	metrics.lines_truncated += n - h->journal_cut;
+	h->journal_cut = n;
+	if (!h->cut_logged)
+		log_warnx("%s: journal entry longer than max-line-bytes (%zu) "
+			  "stored cut (fields has logsink_cut); later ones on "
+			  "this connection are only counted",
+		    c->name, c->ls->set.max_line_bytes);
+	h->cut_logged = true;
+}
+
 static bool
 http_on_record(void *arg, struct record *rec)
 {
@@ -498,6 +524,8 @@ http_on_record(void *arg, struct record *rec)
 			metrics.bytes_replaced += replaced;
 		}
 	}
+	if (h->route->dec == &body_journal)
+		http_journal_cut(c);
 	if (queue_full(q)) {
 		h->stopped = true;
 		return false;

@@ -233,8 +233,9 @@ def test_bad_body_refused_with_reason(pg, daemon, tools):
 
 
 def test_oversized_entry_stored_cut(pg, daemon, tools, tmp_path):
-    """An entry over max-line-bytes is stored cut, with logsink_cut; the
-    column fields after the big one survive."""
+    """An entry over max-line-bytes is stored cut, with logsink_cut, counted
+    in lines_truncated_total and logged; the column fields after the big
+    one survive."""
     journal = str(tmp_path / "x.journal")
     state = str(tmp_path / "state")
     write_journal(tools, journal, [
@@ -256,6 +257,9 @@ def test_oversized_entry_stored_cut(pg, daemon, tools, tmp_path):
     assert int(f["logsink_cut"]) > 40000 - 16384
     assert f["BIG"] == "x" * len(f["BIG"]) and len(f["BIG"]) < 16384
     assert "logsink_cut" not in got[1][2]
+    # Counted as a cut line, and logged.
+    assert harness.metric(d, "lines_truncated_total") == 1
+    assert "journal entry longer than max-line-bytes" in d.log()
 
 
 def lock_copies(pg):
