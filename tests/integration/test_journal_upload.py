@@ -213,15 +213,8 @@ def test_bad_body_refused_with_reason(pg, daemon, tools):
     d = journal_daemon(daemon, pg)
     body = (export_entry([("MESSAGE", "jbad-0 good")]) +
             export_entry([("message", "jbad-1 bad")]))
-    curl = harness.need_tool(shutil.which("curl") or "/usr/bin/curl",
-                             "curl", "curl")
-    r = subprocess.run([curl, "-sS", "-o", "-", "-w", "\n%{http_code}",
-                        "-H", "Content-Type: application/vnd.fdo.journal",
-                        "-H", "Transfer-Encoding: chunked",
-                        "--data-binary", "@-", d.url + "/upload"],
-                       input=body, capture_output=True, timeout=TIMEOUT)
-    out, _, code = r.stdout.decode().rpartition("\n")
-    assert code == "400", (code, out)
+    code, out = post_upload(d, body)
+    assert code == 400, (code, out)
     assert "bad-field-name" in out
     assert journal_metric(d, 400) == 1
     assert harness.metric(d, "http_errors_total", reason="bad-body") == 1
@@ -230,6 +223,38 @@ def test_bad_body_refused_with_reason(pg, daemon, tools):
              "the entry before the bad one stored")
     assert pg.scalar("SELECT count(*) FROM logs WHERE message LIKE "
                      "'jbad-1%%'") == 0
+
+
+def post_upload(d, body):
+    """POSTs body chunked to /upload with curl; returns (status, text)."""
+    curl = harness.need_tool(shutil.which("curl") or "/usr/bin/curl",
+                             "curl", "curl")
+    r = subprocess.run([curl, "-sS", "-o", "-", "-w", "\n%{http_code}",
+                        "-H", "Content-Type: application/vnd.fdo.journal",
+                        "-H", "Transfer-Encoding: chunked",
+                        "--data-binary", "@-", d.url + "/upload"],
+                       input=body, capture_output=True, timeout=TIMEOUT)
+    out, _, code = r.stdout.decode(errors="replace").rpartition("\n")
+    return int(code or 0), out
+
+
+def test_hostile_binary_lengths(pg, daemon):
+    """A binary length of 2^64 - 1 is refused at once (never allocated);
+    one of 700 MiB (under systemd's limit) is counted down as its bytes
+    come, and a body ending inside it is truncated-entry; the next request
+    is served."""
+    d = journal_daemon(daemon, pg)
+    huge = b"BLOB\n" + struct.pack("<Q", 2**64 - 1) + b"x\n\n"
+    status, text = post_upload(d, huge)
+    assert status == 400 and "bad-binary-length" in text, (status, text)
+    big = b"BLOB\n" + struct.pack("<Q", 700 << 20) + b"x" * 100000
+    status, text = post_upload(d, big)
+    assert status == 400 and "truncated-entry" in text, (status, text)
+    assert harness.metric(d, "http_errors_total", reason="bad-body") == 2
+    status, text = post_upload(d, export_entry([("MESSAGE", "jhost-ok")]))
+    assert status == 200, (status, text)
+    assert pg.scalar("SELECT count(*) FROM logs WHERE message = "
+                     "'jhost-ok'") == 1
 
 
 def test_oversized_entry_stored_cut(pg, daemon, tools, tmp_path):
