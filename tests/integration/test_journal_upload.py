@@ -23,6 +23,7 @@ import pytest
 
 import harness
 from harness import wait_for
+from test_tls import tls_files  # noqa: F401 (fixture)
 
 TIMEOUT = harness.DEFAULT_TIMEOUT
 LONG = max(TIMEOUT, 240)
@@ -223,6 +224,31 @@ def test_bad_body_refused_with_reason(pg, daemon, tools):
              "the entry before the bad one stored")
     assert pg.scalar("SELECT count(*) FROM logs WHERE message LIKE "
                      "'jbad-1%%'") == 0
+
+
+def test_https_with_client_certificate(pg, daemon, tools, tmp_path,
+                                      tls_files):
+    """journal-upload over HTTPS (tls=on) with its client certificate
+    (--key/--cert, as ServerKeyFile/ServerCertificateFile): stored with
+    the certificate's subject in tls_subject.  --trust=all: the test
+    server's certificate names no 127.0.0.1."""
+    t = tls_files
+    journal = str(tmp_path / "x.journal")
+    state = str(tmp_path / "state")
+    write_journal(tools, journal, [plain_entry("jtls", i) for i in range(3)])
+    d = journal_daemon(daemon, pg, "--tls-cert", t.server, "--tls-key",
+                       t.server_key, "--tls-ca", t.ca, "--tls-verify-client",
+                       "require", opts="tls=on")
+    cmd = upload_cmd(tools, journal, "https://127.0.0.1:%d" % d.port, state)
+    r = subprocess.run(cmd + ["--key=%s" % t.client_key,
+                              "--cert=%s" % t.client, "--trust=all"],
+                       capture_output=True, timeout=LONG)
+    assert r.returncode == 0, r.stderr.decode(errors="replace")
+    got = pg.query("SELECT message, tls_subject FROM logs WHERE message "
+                   "LIKE 'jtls-%%' ORDER BY message")
+    assert [g[0] for g in got] == ["jtls-%06d" % i for i in range(3)]
+    assert all("client-1" in g[1] for g in got)
+    assert saved_cursor(state) is not None
 
 
 def post_upload(d, body):
