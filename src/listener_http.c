@@ -154,6 +154,7 @@ struct http_conn {
 	struct event *ev; /* the deadlines */
 	int64_t armed_ms;
 	int64_t head_since_ms, progress_ms, idle_since_ms;
+	int64_t linger_until_ms; /* after a refusal, or 0 */
 	bool in_feed;
 	bool shutdown;
 	const char *end_reason;
@@ -419,8 +420,26 @@ static void
 http_stop_reading(struct client *c)
 {
 	http_of(c)->st = HC_CLOSED;
+	http_of(c)->linger_until_ms = 0;
 	c->eof = true;
 	bufferevent_disable(c->bev, EV_READ);
+}
+
+/*
+ * After a refusal: the rest of what the client sends is read and dropped
+ * until it closes, at most http-body-timeout (a lingering close, RFC 9112
+ * section 9.6): closing with its unread body in our socket would reset
+ * the connection, and the client could lose the answer before reading it.
+ */
+static void
+http_linger(struct client *c)
+{
+	struct http_conn *h = http_of(c);
+
+	h->st = HC_CLOSED;
+	if (c->eof)
+		return;
+	h->linger_until_ms = clock_mono_ms() + c->ls->set.http_body_timeout_ms;
 }
 
 /*
@@ -455,7 +474,7 @@ http_refuse(
 	http_push(c, &a, body,
 	    (size_t)n < sizeof(body) ? (size_t)n : sizeof(body) - 1, c->queued);
 	h->end_reason = http_reason_name(reason);
-	http_stop_reading(c);
+	http_linger(c);
 }
 
 /*
@@ -1092,6 +1111,8 @@ http_deadline(const struct client *c, int *what)
 	if (h->st == HC_BODY)
 		EARLIER(h->progress_ms + set->http_body_timeout_ms,
 		    HTTP_REF_BODY_TIMEOUT);
+	if (h->st == HC_CLOSED && h->linger_until_ms != 0)
+		EARLIER(h->linger_until_ms, -2);
 #undef EARLIER
 	return t;
 }
@@ -1105,7 +1126,7 @@ http_arm(struct client *c)
 	int what;
 	struct timeval tv;
 
-	if (c->state == CL_CLOSING || h->st == HC_CLOSED)
+	if (c->state == CL_CLOSING)
 		t = 0;
 	else
 		t = http_deadline(c, &what);
@@ -1181,10 +1202,12 @@ http_timer_cb(evutil_socket_t fd, short what, void *arg)
 	} else if (why == -1) {
 		h->end_reason = "keepalive-timeout";
 		http_stop_reading(c);
+	} else if (why == -2) {
+		http_stop_reading(c); /* lingered long enough */
 	} else {
 		metrics.connections_timed_out++;
 		http_refuse(c, 408, why, 0, NULL);
-		c->acked = c->queued; /* the request is incomplete */
+		http_stop_reading(c); /* a slow sender: no lingering */
 	}
 	client_dispatch(c, c->state == CL_ACKWAIT ? CLE_ACKED : CLE_EOF);
 }
