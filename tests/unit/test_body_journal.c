@@ -450,6 +450,31 @@ test_many_fields(void **state)
 	assert_null(strstr(o.log, "\"F7\":\"7\""));
 }
 
+/*
+ * A host or app longer than 255 bytes stays in fields (a btree index row
+ * has its limits); 255 bytes still go to the column.
+ */
+static void
+test_long_columns(void **state)
+{
+	char in[2048], v255[256], v256[257];
+	struct out o;
+	int n;
+
+	(void)state;
+	memset(v255, 'h', 255);
+	v255[255] = '\0';
+	memset(v256, 'a', 256);
+	v256[256] = '\0';
+	n = snprintf(in, sizeof(in),
+	    "_HOSTNAME=%s\nSYSLOG_IDENTIFIER=%s\n_COMM=c\n\n", v255, v256);
+	assert_null(run(in, (size_t)n, NULL, 0, false, &o, 4096));
+	o.log[o.n] = '\0';
+	assert_non_null(strstr(o.log, " h=hhhhh"));
+	assert_non_null(strstr(o.log, " a=c "));
+	assert_non_null(strstr(o.log, "\"SYSLOG_IDENTIFIER\":\"aaaa"));
+}
+
 /* The success answer is journal-remote's "OK." in text/plain. */
 static void
 test_answer(void **state)
@@ -480,6 +505,7 @@ main(void)
 		cmocka_unit_test(test_big_binary_streams),
 		cmocka_unit_test(test_after_error),
 		cmocka_unit_test(test_many_fields),
+		cmocka_unit_test(test_long_columns),
 		cmocka_unit_test(test_answer),
 	};
 
