@@ -214,6 +214,44 @@ def test_upload_maps_columns_and_fields(pg, daemon, tools, tmp_path):
     report("rerun with nothing new: %d entry sent again" % len(again))
 
 
+def test_follow_posts_each_batch(pg, daemon, tools, tmp_path):
+    """With --follow (the service's default) journal-upload posts each
+    batch of new entries as its own request, on the kept-alive connection,
+    and saves the cursor after each answer."""
+    journal = str(tmp_path / "x.journal")
+    state = str(tmp_path / "state")
+    write_journal(tools, journal, [plain_entry("jfol", i) for i in range(3)])
+    d = journal_daemon(daemon, pg)
+    conns = harness.metric(d, "connections_accepted_total")  # the probe's
+    cmd = [c for c in upload_cmd(tools, journal, d.url, state)
+           if c != "--follow=no"]
+    up = subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE)
+    try:
+        wait_for(lambda: journal_metric(d, 200) == 1, LONG,
+                 "the first request answered")
+        wait_for(lambda: saved_cursor(state) is not None, TIMEOUT,
+                 "the cursor saved")
+        write_journal(tools, journal,
+                      [plain_entry("jfol", i) for i in range(3, 5)])
+        wait_for(lambda: journal_metric(d, 200) == 2, LONG,
+                 "the second batch's request answered")
+        wait_for(lambda: counts(pg, "jfol")[1] == 5, TIMEOUT,
+                 "all five stored")
+        up.terminate()
+        up.communicate(timeout=TIMEOUT)
+    finally:
+        if up.poll() is None:
+            up.kill()
+            up.wait()
+    assert counts(pg, "jfol") == (5, 5)
+    last = pg.scalar("SELECT fields->>'__CURSOR' FROM logs WHERE message "
+                     "= 'jfol-000004'")
+    assert saved_cursor(state) == last
+    # Both requests on one connection.
+    assert harness.metric(d, "connections_accepted_total") == conns + 1
+
+
 def test_bad_body_refused_with_reason(pg, daemon, tools):
     """A bad field name (lowercase) gets 400 naming the reason; what came
     before it in the body is stored."""
