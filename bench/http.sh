@@ -5,6 +5,10 @@
 # PostgreSQL: records/s, the daemon's CPU per record (utime+stime from
 # /proc/PID/stat) and, paced at half of each path's maximum, the latency
 # from send to answer (p50, p99).  Both paths answer only after commit.
+# The journal rows: POST /upload of Journal Export Format bodies
+# (bench/journal_body.py, 18 fields and about 570 bytes an entry, as
+# systemd-journal-upload sends them) with httpgen, and the real
+# systemd-journal-upload --follow=no of a journal file (one request).
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD_DIR=$REPO/build

@@ -2,7 +2,9 @@
 latency from send to answer of logsinkd's HTTP ingest (POST /ingest,
 NDJSON, optionally gzip) next to the TCP path (loadgen --ack against an
 ack=commit listener: also answered after commit) on the same rows (JSON
-lines of the same shape and size), on a private PostgreSQL cluster.
+lines of the same shape and size), on a private PostgreSQL cluster;
+and POST /upload of journal entries (bench/journal_body.py) with httpgen
+and with the real systemd-journal-upload, when installed.
 
 Numbers are printed, never asserted."""
 
@@ -95,6 +97,69 @@ class Bench:
                 r.get("p50_ms"), r.get("p99_ms"))
 
 
+def journal_body(path, n):
+    """A body of n journal entries (bench/journal_body.py) at path."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import journal_body as jb
+    with open(path, "w") as f:
+        f.write("".join(jb.entry(i) for i in range(n)))
+    return path
+
+
+def journal(b, rate=0, n=None):
+    """POST /upload with httpgen: per_body journal entries a request."""
+    n = n or b.a.records
+    body = journal_body(os.path.join(b.workdir, "journal.body"),
+                        b.a.per_body)
+    d = b.daemon("127.0.0.1:%d proto=http")
+    try:
+        r, cpu = b.run(d, [
+            b.a.httpgen, "--connect", "127.0.0.1:%d" % d.port,
+            "--connections", str(b.a.connections), "--records", str(n),
+            "--records-per-body", str(b.a.per_body), "--body", body,
+            "--path", "/upload", "--content-type",
+            "application/vnd.fdo.journal", "--rate", str(int(rate))])
+    finally:
+        d.stop()
+    return (float(r.get("records_per_s", 0)), cpu / n * 1e6,
+            r.get("p50_ms"), r.get("p99_ms"))
+
+
+JOURNAL_REMOTE = "/lib/systemd/systemd-journal-remote"
+JOURNAL_UPLOAD = "/lib/systemd/systemd-journal-upload"
+
+
+def journal_upload(b, n=None):
+    """The real systemd-journal-upload --follow=no of a journal file of n
+    entries (written by systemd-journal-remote): one chunked POST,
+    answered after the last commit; records/s over its whole run."""
+    n = n or b.a.records
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import journal_body as jb
+    jfile = os.path.join(b.workdir, "bench.journal")
+    if os.path.exists(jfile):
+        os.unlink(jfile)
+    subprocess.run([JOURNAL_REMOTE, "--output=" + jfile, "-"], check=True,
+                   input="".join(jb.entry(i) for i in range(n)).encode(),
+                   capture_output=True)
+    d = b.daemon("127.0.0.1:%d proto=http")
+    try:
+        b.pg.truncate()
+        c0, t0 = cpu_s(d.pid), time.monotonic()
+        out = subprocess.run([JOURNAL_UPLOAD, "--follow=no",
+                              "--file=" + jfile,
+                              "--url=http://127.0.0.1:%d" % d.port],
+                             capture_output=True, text=True)
+        t1, c1 = time.monotonic(), cpu_s(d.pid)
+        if out.returncode != 0:
+            print("  (exit %d: %s)" % (out.returncode, out.stderr.strip()))
+        stored = b.pg.count()
+    finally:
+        d.stop()
+    return (stored / (t1 - t0), (c1 - c0) / n * 1e6,
+            "%.0f" % ((t1 - t0) * 1000), "-")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--records", type=int, default=200000)
@@ -118,7 +183,12 @@ def main():
         print("%-22s %12s %16s %10s %10s" % (
             "path", "records/s", "cpu_us/record", "p50_ms", "p99_ms"))
         rows = [("tcp ack=commit", b.tcp), ("http ndjson", b.http),
-                ("http ndjson gzip", lambda: b.http(gzip=True))]
+                ("http ndjson gzip", lambda: b.http(gzip=True)),
+                ("http journal", lambda: journal(b))]
+        if os.access(JOURNAL_UPLOAD, os.X_OK) and \
+                os.access(JOURNAL_REMOTE, os.X_OK):
+            # One request: its p50 column is the whole run in ms.
+            rows.append(("journal-upload", lambda: journal_upload(b)))
         maxes = {}
         for name, f in rows:
             rate, cpu, p50, p99 = f()
@@ -126,7 +196,9 @@ def main():
             print("%-22s %12.0f %16.2f %10s %10s" % (name, rate, cpu, p50,
                                                      p99))
         half = a.records // 2
-        for name, f in (("tcp ack=commit", b.tcp), ("http ndjson", b.http)):
+        for name, f in (("tcp ack=commit", b.tcp), ("http ndjson", b.http),
+                        ("http journal",
+                         lambda rate, n: journal(b, rate, n))):
             r = maxes[name] / 2
             rate, cpu, p50, p99 = f(rate=r, n=half)
             print("%-22s %12.0f %16.2f %10s %10s   (paced at half the max)"

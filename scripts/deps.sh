@@ -25,6 +25,10 @@ if [[ "${1:-}" == "--test" ]]; then
 		libestr0 libfastjson4 liblognorm5 librelp0 lintian fakeroot dpkg-dev
 		file groff-base strace systemd haproxy tzdata nodejs curl)
 	# curl: the HTTP ingest tests (test_http.py) post with it.
+	# test_journal_upload.py runs the real systemd-journal-upload, on a
+	# journal file that systemd-journal-remote writes (neither runs as
+	# a service).
+	pkgs+=(systemd-journal-remote)
 	# test_gelf.py installs the npm package gelf-pro into its temporary
 	# directory (test_http.py: winston); NodeSource's nodejs already
 	# brings npm (and conflicts with Debian's).

@@ -36,6 +36,7 @@
 
 #include "logsink/ack.h"
 #include "logsink/body.h"
+#include "logsink/body_journal.h"
 #include "logsink/buf.h"
 #include "logsink/clock.h"
 #include "logsink/config.h"
@@ -67,14 +68,13 @@ static const char *const json_types[] = { "application/json", NULL };
 static const char *const lines_types[] = { "application/x-ndjson",
 	"application/jsonlines", "application/jsonl", "application/x-jsonlines",
 	"text/plain", "", NULL };
+static const char *const journal_types[] = { "application/vnd.fdo.journal",
+	NULL };
 
 static const struct http_route http_routes[] = {
 	{ "json", "/ingest", json_types, &body_json, true, false },
 	{ "json", "/ingest", lines_types, &body_json_lines, true, false },
-	/* One line per endpoint and media type, e.g.
-	 * { "journal", "/upload", journal_types, &body_journal, false, true },
-	 * { "otlp", "/v1/logs", otlp_proto_types, &body_otlp_proto, false,
-	 *     false }, */
+	{ "journal", "/upload", journal_types, &body_journal, false, true },
 };
 
 #define HTTP_NROUTES (sizeof(http_routes) / sizeof(http_routes[0]))
@@ -158,6 +158,8 @@ struct http_conn {
 	bool in_feed;
 	bool shutdown;
 	const char *end_reason;
+	uint64_t journal_cut; /* body_journal_entries_cut() counted so far */
+	bool cut_logged;      /* a cut journal entry was logged */
 };
 
 static struct http_conn *
@@ -421,6 +423,7 @@ http_body_free(struct http_conn *h)
 	if (h->dst != NULL)
 		h->route->dec->free(h->dst);
 	h->dst = NULL;
+	h->journal_cut = 0;
 	if (h->z_on)
 		inflateEnd(&h->z);
 	h->z_on = h->z_end = false;
@@ -511,6 +514,28 @@ http_refuse_parse(struct client *c, enum http_error err)
 /* the body */
 
 /* One record of the decoder -> the queue, as client_message() does. */
+/*
+ * Journal entries over max-line-bytes are stored cut (body_journal.h):
+ * counted as cut lines, logged once per connection like a long TCP line.
+ */
+static void
+http_journal_cut(struct client *c)
+{
+	struct http_conn *h = http_of(c);
+	uint64_t n = body_journal_entries_cut(h->dst);
+
+	if (n == h->journal_cut)
+		return;
+	metrics.lines_truncated += n - h->journal_cut;
+	h->journal_cut = n;
+	if (!h->cut_logged)
+		log_warnx("%s: journal entry longer than max-line-bytes (%zu) "
+			  "stored cut (fields has logsink_cut); later ones on "
+			  "this connection are only counted",
+		    c->name, c->ls->set.max_line_bytes);
+	h->cut_logged = true;
+}
+
 static bool
 http_on_record(void *arg, struct record *rec)
 {
@@ -537,6 +562,8 @@ http_on_record(void *arg, struct record *rec)
 			metrics.bytes_replaced += replaced;
 		}
 	}
+	if (h->route->dec == &body_journal)
+		http_journal_cut(c);
 	if (queue_full(q)) {
 		h->stopped = true;
 		return false;

@@ -19,13 +19,15 @@
  * HTTP request stream (http.h) in two pieces, whose bodies go to the JSON
  * body decoders (body_json.c), and a body fed to them directly: neither
  * may consume more than it was given, and every record they emit is
- * checked like a parsed line.
+ * checked like a parsed line.  And as a Journal Export Format body
+ * (body_journal.c), whose records take the same checks.
  */
 #include <assert.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 
+#include "logsink/body.h"
 #include "logsink/buf.h"
 #include "logsink/copyenc.h"
 #include "logsink/framer.h"
@@ -108,6 +110,68 @@ on_msg(void *arg, const char *msg, size_t len, bool truncated)
 		return true;
 	check_record(&rec);
 	return true;
+}
+
+/* body_record_cb of the journal decoder; stops after every other entry. */
+static bool
+on_journal(void *arg, struct record *rec)
+{
+	unsigned *n = arg;
+
+	rec->received_us = 1763700000000000LL;
+	rec->peer = "127.0.0.1";
+	assert(rec->host.ptr == NULL || rec->host.len <= 255);
+	assert(rec->severity >= -1 && rec->severity <= 7);
+	assert(rec->facility >= -1 && rec->facility <= 23);
+	check_record(rec);
+	return ++*n % 2 != 0;
+}
+
+/*
+ * The input as a Journal Export Format body (body_journal.c) in two
+ * pieces, fed as the HTTP glue does; the entry limit is small so that
+ * cutting is reached.  The decoder must never consume more than it was
+ * given, and must take everything after an error or at the end.
+ */
+static void
+feed_journal(const char *data, size_t size, size_t cut)
+{
+	struct body_limits lim = { 200, 1 << 16, 32 };
+	void *st = body_journal.new(&lim);
+	struct buf pend = { 0 };
+	size_t used, need, at = 0;
+	unsigned n = 0;
+	bool end;
+
+	if (st == NULL)
+		return;
+	while (at <= size) {
+		size_t to = at < cut ? cut : size;
+
+		end = to == size;
+		if (buf_append(&pend, data + at, to - at) == -1)
+			break;
+		at = to;
+		do {
+			used = body_journal.feed(st, pend.data, pend.len, end,
+			    &need, on_journal, &n);
+			assert(used <= pend.len);
+			if (pend.len > 0)
+				memmove(pend.data, pend.data + used,
+				    pend.len - used);
+			pend.len -= used;
+		} while (used > 0);
+		if (body_journal.error(st) != NULL)
+			assert(pend.len == 0);
+		if (end) {
+			used = body_journal.feed(
+			    st, NULL, 0, true, &need, on_journal, &n);
+			assert(used == 0 && pend.len == 0);
+			break;
+		}
+	}
+	body_journal.free(st);
+	buf_free(&pend);
 }
 
 /* Feeds data in two pieces, keeping unconsumed bytes as the listener does. */
@@ -326,6 +390,8 @@ feed_body(
 
 	if (st == NULL)
 		return;
+	if (data == NULL) /* an empty body's buffer */
+		data = "";
 	if (buf_append(&pend, data, cut) == 0) {
 		body_drain(dec, st, &pend, false);
 		if (buf_append(&pend, data + cut, size - cut) == 0)
@@ -424,6 +490,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		    size - 1, cut < size - 1 ? cut : size - 1);
 	feed_relp((const char *)data + 1, size - 1,
 	    cut < size - 1 ? cut : size - 1, data[0] & 1);
+	feed_journal(
+	    (const char *)data + 1, size - 1, cut < size - 1 ? cut : size - 1);
 	/* The parser on the whole input as one message, too. */
 	on_msg(NULL, (const char *)data, size, false);
 	check_proxy(data + 1, size - 1, cut < size - 1 ? cut : size - 1);
