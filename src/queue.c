@@ -108,9 +108,13 @@ queue_src_flush(struct queue *q)
 size_t
 queue_source_end(struct queue *q)
 {
+	size_t n;
+
 	queue_src_flush(q);
 	q->src = 0;
-	return q->src_round;
+	n = q->src_round;
+	q->src_round = 0;
+	return n;
 }
 
 /* b's rows leave memory: their sources get their bytes back. */
