@@ -42,16 +42,23 @@
  *            failed), TIMEOUT (tls-handshake-timeout), SHUTDOWN -> CLOSING.
  * READING    framing what arrives into queued lines (DETECT: the framer
  *            delivers lines it held undecided, framer.h).  PAUSE (queue full)
- *            -> PAUSED; EOF, the input framed -> ACKWAIT (lines not yet
- *            stored), FLUSHING (an "ok N" not yet written) or CLOSING;
- *            ERROR or TIMEOUT (idle-, partial-line-timeout), the input
- *            framed -> CLOSING; SHUTDOWN -> ACKWAIT or CLOSING.  When
- *            framing fills the queue, everyone pauses first and the rest
- *            waits in PAUSED.
- * PAUSED     not reading (queue full); input and a seen EOF or error wait,
- *            so no line that reached us is lost to back-pressure.  RESUME
- *            -> READING, which frames the rest at once; SHUTDOWN ->
- *            ACKWAIT or CLOSING.
+ *            -> PAUSED; after a read, PAUSE with a hold (listener_fair.c:
+ *            c->hold CL_HOLD_FAIR, it holds more than its share of a
+ *            queue above fair-share-percent; CL_HOLD_RATE, its source is
+ *            out of tokens) -> PAUSED; EOF, the input framed -> ACKWAIT
+ *            (lines not yet stored), FLUSHING (an "ok N" not yet written)
+ *            or CLOSING; ERROR or TIMEOUT (idle-, partial-line-timeout),
+ *            the input framed -> CLOSING; SHUTDOWN -> ACKWAIT or CLOSING.
+ *            When framing fills the queue, everyone pauses first and the
+ *            rest waits in PAUSED.
+ * PAUSED     not reading (queue full, or held); input and a seen EOF or
+ *            error wait, so no line that reached us is lost to
+ *            back-pressure.  RESUME (the queue below its resume level:
+ *            the clients that are not held, the smallest users of the
+ *            queue first; or the last hold ended, by ev_fair after
+ *            credits or ev_rate, while the queue is not full) -> READING,
+ *            which frames the rest at once; SHUTDOWN (the final read
+ *            takes no rate limit) -> ACKWAIT or CLOSING.
  * ACKWAIT    ack=commit/spooled: EOF read, waiting until all its lines
  *            are stored.  ACKED (all stored) -> FLUSHING or CLOSING; ERROR
  *            -> CLOSING.
@@ -182,7 +189,22 @@ struct client {
 	size_t proxy_len;
 	const struct session_ops *sess_ops; /* proto=relp...: or NULL */
 	void *sess;                         /* its state; owned */
+	/* Fair back-pressure and rate limits (listener_fair.c). */
+	unsigned hold;         /* CL_HOLD_*: why it waits in PAUSED */
+	uint64_t src;          /* its queue source token, or 0 */
+	size_t inq;            /* row bytes of its lines the queue holds */
+	uint64_t rate_budget;  /* lines it may frame in this round */
+	uint64_t rate_lines;   /* c->lines when the round began */
+	uint64_t rate_dropped; /* lines dropped in this round */
+	bool rate_on;          /* this round is rate limited */
+	bool rate_drop;        /* ... and drops its excess */
+	int64_t rate_held_ms;  /* when CL_HOLD_RATE began */
+	struct event *ev_rate; /* the wait for tokens, or NULL */
 };
+
+/* Why a client is in PAUSED besides a full queue (c->hold). */
+#define CL_HOLD_FAIR 0x1u /* it holds more than its share of the queue */
+#define CL_HOLD_RATE 0x2u /* its source is out of tokens */
 
 /* Owned by main; freed by listeners_free(). */
 struct listeners {
@@ -216,6 +238,15 @@ struct listeners {
 	struct udp_rx *udp; /* proto=udp listeners (listener_udp.c), or NULL */
 	int64_t relp_err_logged_ms;
 	uint64_t relp_err_unlogged;
+	/* Fair back-pressure and rate limits (listener_fair.c). */
+	struct fair_slot *slots; /* queue source tokens -> clients */
+	uint32_t nslots, free_slot;
+	uint64_t fair_held;    /* clients held by CL_HOLD_FAIR */
+	struct event *ev_fair; /* active: look at the held ones again */
+	struct ratelimit *rl;  /* NULL: no rate limit */
+	bool stopping;         /* shutdown: no limit on the final reads */
+	int64_t rate_logged_ms;
+	uint64_t rate_unlogged;
 };
 
 /* listener.c */
@@ -236,6 +267,30 @@ void client_close(struct client *c, const char *reason);
 void handle_reading_input(struct client *c);
 /* One message -> one queued record; false: stop (the queue is full). */
 bool client_message(void *arg, const char *msg, size_t len, bool truncated);
+
+/* listener_fair.c: fair back-pressure and rate limits */
+/* Sets up (listeners_new) and frees (listeners_free) ls's part; -1 on
+ * ENOMEM. */
+int fair_init(struct listeners *ls) __attribute__((warn_unused_result));
+void fair_free(struct listeners *ls);
+/* A round of framing for c: attributes its rows to it, takes its rate
+ * budget; round_end counts what the round queued and dropped. */
+void fair_round_begin(struct client *c);
+void fair_round_end(struct client *c);
+/* The framer callback of the round (client_message or its rate-limited
+ * wrapper); false while the round may frame nothing (out of tokens). */
+framer_msg_cb fair_msg_cb(const struct client *c);
+bool fair_may_frame(const struct client *c);
+/* READING after a round: pauses c (fair share, rate) if it must; true if
+ * it did. */
+bool fair_check(struct client *c);
+/* client_close(): c leaves the accounting, its holds and timer. */
+void fair_forget(struct client *c);
+/* The queue has room again: resumes the paused clients that are not
+ * held, the smallest users of the queue first. */
+void fair_resume_all(struct listeners *ls);
+/* New settings (SIGHUP): looks at the held clients again. */
+void fair_set_settings(struct listeners *ls);
 
 /* listener_relp.c: proto=relp (rsyslog's omrelp) */
 extern const struct session_ops relp_session;

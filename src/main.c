@@ -517,6 +517,11 @@ listener_settings_of(const struct config *cfg, struct listener_settings *set)
 	set->proxy_header_timeout_ms = cfg->proxy_header_timeout_ms;
 	set->proxy_max_header_bytes = cfg->proxy_max_header_bytes;
 	set->udp_rcvbuf_bytes = cfg->udp_rcvbuf_bytes;
+	set->fair_share_percent = cfg->fair_share_percent;
+	set->rate_per_sec = (uint32_t)cfg->rate_limit_per_sec;
+	set->rate_burst = (uint32_t)cfg->rate_limit_burst;
+	set->rate_drop = cfg->rate_limit_drop != 0;
+	set->rate_max_sources = (size_t)cfg->rate_limit_sources;
 }
 
 /*

@@ -132,6 +132,11 @@ struct config {
 	int proxy_header_timeout_ms;
 	size_t proxy_max_header_bytes;
 	size_t udp_rcvbuf_bytes; /* SO_RCVBUF of proto=udp listeners */
+	int fair_share_percent;  /* 0: only a full queue pauses */
+	int rate_limit_per_sec;  /* 0: no rate limit */
+	int rate_limit_burst;    /* 0: rate_limit_per_sec */
+	int rate_limit_drop;     /* rate-limit-mode=drop */
+	int rate_limit_sources;
 };
 
 void config_init(struct config *cfg);

@@ -27,6 +27,14 @@ enum metrics_udp_drop {
 	METRICS_UDP_NDROPS,
 };
 
+/* Why a client connection was paused (listener_fair.c). */
+enum metrics_pause {
+	METRICS_PAUSE_QUEUE_FULL, /* the queue was full: everyone */
+	METRICS_PAUSE_FAIR_SHARE, /* it held more than its share */
+	METRICS_PAUSE_RATE_LIMIT, /* its source ran out of tokens */
+	METRICS_NPAUSES,
+};
+
 struct histogram {
 	uint64_t counts[METRICS_LATENCY_BUCKETS + 1]; /* last: +Inf */
 	double sum;
@@ -68,6 +76,11 @@ struct metrics {
 	uint64_t udp_dropped[METRICS_UDP_NDROPS]; /* read, not queued */
 	uint64_t udp_kernel_drops; /* the sockets' receive-buffer drops */
 	uint64_t udp_truncated;    /* longer than the datagram buffer */
+	uint64_t clients_paused[METRICS_NPAUSES]; /* pauses, per reason */
+	uint64_t rate_dropped;   /* lines over the rate limit, dropped */
+	uint64_t rate_paused_ms; /* finished rate-limit pauses */
+	uint64_t rate_sources;   /* sources in the rate-limit table */
+	uint64_t rate_evictions; /* sources forgotten, the table full */
 	struct histogram batch_lines;
 	struct histogram commit_seconds;
 	struct {
@@ -97,6 +110,8 @@ struct metrics_gauges {
 
 /* "queue_full", "denied", "empty": the reason label. */
 const char *metrics_udp_drop_name(enum metrics_udp_drop r);
+/* "queue-full", "fair-share", "rate-limit": the reason label. */
+const char *metrics_pause_name(enum metrics_pause r);
 void metrics_observe_batch(uint32_t lines, double commit_seconds);
 void metrics_count_sqlstate(const char *sqlstate);
 
