@@ -9,20 +9,23 @@
 # send to the "ok N" covering the line), the lines/s they achieved, the
 # flooder's stored lines/s over the same window (from the database:
 # received_at between the clients' first and last line), the clients'
-# share of what was stored, and the daemon's pause counts: client pauses
-# for their fair share and for a full queue (logsink_clients_paused_total,
-# "-" on a binary without it) and queue-full episodes
-# (logsink_backpressure_events_total).
+# share of what was stored, and the daemon's pause counts while the
+# clients ran (from 1 s after they started to 3 s before their end; in
+# the warm-up only the flooder's connections are open and share the
+# whole queue among them): client pauses for their fair share and for a
+# full queue (logsink_clients_paused_total, "-" on a binary without it)
+# and queue-full episodes (logsink_backpressure_events_total).
 #
 #   bash bench/fairness.sh [--seconds S] [--clients N] [--rate R]
 #       [--flood-connections F] [--queue-bytes SIZE]
 #       [--variants "NAME=ARGS;NAME=@/path/to/logsinkd ARGS;..."]
-#       [--build-dir DIR]
+#       [--build-dir DIR] [--keep]
 #
 # --variants as in bench/run.sh: extra logsinkd settings per variant, or
 # @PATH for another binary (e.g. the previous commit's build, "before");
 # default "after=" (this build, default settings).  Numbers are never
 # asserted (tests/integration/test_fairness.py checks the structure).
+# --keep leaves the work directory (the daemons' logs) in /var/tmp.
 # Needs logsinkd and bench/loadgen in the build directory and the
 # PostgreSQL server binaries (scripts/deps.sh).
 set -euo pipefail
@@ -30,7 +33,7 @@ export LC_ALL=C
 cd "$(dirname "$0")/.."
 
 seconds=20 clients=10 rate=100 flood_conns=4 queue=16MiB
-variants="after=" build=build warmup=3
+variants="after=" build=build warmup=3 keep=0
 while [[ $# -gt 0 ]]; do
 	case $1 in
 	--seconds) seconds=$2; shift 2 ;;
@@ -40,6 +43,7 @@ while [[ $# -gt 0 ]]; do
 	--queue-bytes) queue=$2; shift 2 ;;
 	--variants) variants=$2; shift 2 ;;
 	--build-dir) build=$2; shift 2 ;;
+	--keep) keep=1; shift ;;
 	-h | --help) sed -n '2,25p' "$0"; exit 0 ;;
 	*) echo "fairness.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
 	esac
@@ -56,7 +60,7 @@ cleanup() {
 	[[ -n $flood_pid ]] && kill "$flood_pid" 2>/dev/null && wait "$flood_pid" 2>/dev/null
 	[[ -n $daemon_pid ]] && kill "$daemon_pid" 2>/dev/null && wait "$daemon_pid" 2>/dev/null
 	bash scripts/pg-private.sh stop "$pgdir" >/dev/null 2>&1 || true
-	rm -rf "$work"
+	if ((keep)); then echo "fairness.sh: kept $work" >&2; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
 
@@ -64,19 +68,27 @@ user_args=()
 [[ $(id -u) -eq 0 ]] && user_args=(--user nobody)
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() { for _ in $(seq 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; return 1; }
-# sample KEY: the value of KEY on the daemon's /metrics page, or "-".
-sample() {
-	python3 - "$mport" "$1" <<'EOF'
+# pauses: "FAIR FULL BP" from one read of the daemon's /metrics page:
+# logsink_clients_paused_total{reason="fair-share"} and {"queue-full"},
+# logsink_backpressure_events_total; "-" for a sample it lacks.
+pauses() {
+	python3 - "$mport" <<'EOF'
 import sys, urllib.request
 try:
     page = urllib.request.urlopen("http://127.0.0.1:%s/metrics" % sys.argv[1],
                                   timeout=10).read().decode()
 except OSError:
-    print("-"); sys.exit(0)
-key = sys.argv[2] + " "
-print(next((l.split()[1] for l in page.splitlines() if l.startswith(key)), "-"))
+    page = ""
+values = dict(l.rsplit(" ", 1) for l in page.splitlines()
+              if l and not l.startswith("#"))
+print(" ".join(values.get(k, "-") for k in (
+    'logsink_clients_paused_total{reason="fair-share"}',
+    'logsink_clients_paused_total{reason="queue-full"}',
+    "logsink_backpressure_events_total")))
 EOF
 }
+# delta BEFORE AFTER: AFTER - BEFORE, or "-" when either is "-".
+delta() { [[ $1 == - || $2 == - ]] && echo - || echo $((${2%.*} - ${1%.*})); }
 field() { sed -n "s/.* $1=\([0-9.]*\).*/\1/p" <<<"$2"; }
 
 conninfo=$(bash scripts/pg-private.sh start "$pgdir" | tail -1)
@@ -105,13 +117,22 @@ for v in "${vlist[@]}"; do
 		--lines 2G --run-id flood >/dev/null 2>&1 &
 	flood_pid=$!
 	sleep "$warmup" # the flood builds up the queue first (a warm-up)
-	out=$("$loadgen" --connect "127.0.0.1:$aport" --connections "$clients" \
+	"$loadgen" --connect "127.0.0.1:$aport" --connections "$clients" \
 		--rate $((clients * rate)) --lines "$lines" --ack --run-id ten \
-		--ack-timeout 120 2>"$work/$name.ten.err") ||
+		--ack-timeout 120 >"$work/$name.ten.out" 2>"$work/$name.ten.err" &
+	ten_pid=$!
+	# The pause counts over the clients' run, from 1 s after they
+	# started to 3 s before their end.
+	t0=$(date +%s)
+	sleep 1
+	read -r fair0 full0 bp0 < <(pauses)
+	while (($(date +%s) < t0 + seconds - 3)); do sleep 0.2; done
+	read -r fair1 full1 bp1 < <(pauses)
+	fair=$(delta "$fair0" "$fair1") full=$(delta "$full0" "$full1")
+	bp=$(delta "$bp0" "$bp1")
+	wait "$ten_pid" ||
 		{ echo "fairness.sh: $name: the clients failed:" >&2; cat "$work/$name.ten.err" >&2; }
-	fair=$(sample 'logsink_clients_paused_total{reason="fair-share"}')
-	full=$(sample 'logsink_clients_paused_total{reason="queue-full"}')
-	bp=$(sample logsink_backpressure_events_total)
+	out=$(cat "$work/$name.ten.out")
 	kill "$flood_pid" 2>/dev/null || true
 	wait "$flood_pid" 2>/dev/null || true
 	flood_pid=""
