@@ -261,6 +261,7 @@ def test_flooder_paused_ten_clients_keep_flowing(daemon, fresh_pg, report):
     assert harness.metric(d, "lines_dropped_total", reason="rate-limit") == 0
     assert harness.metric(d, "lines_dropped_oom_total") == 0
     assert harness.metric(d, "clients_paused_total", reason="rate-limit") == 0
+    assert d.stop() == 0, d.log()[-5000:]
 
     lat = [x for c in ten for x in c.latencies]
     report("fair share: flooder %d lines, paused %d times; ten clients at "
@@ -285,6 +286,7 @@ def test_without_fair_share_everyone_waits(daemon, fresh_pg, report):
         assert c.acked == len(c.sent_at), (c.tag, c.acked, len(c.sent_at))
     wait_for(lambda: stored_like(pg, "flood-%") == flooder.lines, TIMEOUT,
              "every line of the flooder stored")
+    assert d.stop() == 0, d.log()[-5000:]
     report("fair-share-percent = 0: %d client pauses for a full queue" % full)
 
 
@@ -323,6 +325,7 @@ def test_rate_limit_pause_stores_every_line(daemon, pg_empty):
         "the paused time counted")
     assert harness.metric(d, "lines_dropped_total", reason="rate-limit") == 0
     assert sorted(pg.messages()) == lines
+    assert d.stop() == 0, d.log()
 
 
 def test_rate_limit_drop_counts_exactly_the_excess(daemon, pg_empty):
@@ -351,6 +354,7 @@ def test_rate_limit_drop_counts_exactly_the_excess(daemon, pg_empty):
     assert re.search(r"lines over rate-limit-lines-per-sec=1 "
                      r"\(rate-limit-burst=100\) from source 127\.0\.0\.1 "
                      r"dropped", d.log()), d.log()
+    assert d.stop() == 0, d.log()
 
 
 def test_rate_limit_drop_on_ack_listener_pauses(daemon, pg_empty):
@@ -374,6 +378,7 @@ def test_rate_limit_drop_on_ack_listener_pauses(daemon, pg_empty):
     assert stored_like(pg, "ackdrop-%") == n
     assert harness.metric(d, "lines_dropped_total", reason="rate-limit") == 0
     assert harness.metric(d, "clients_paused_total", reason="rate-limit") >= 1
+    assert d.stop() == 0, d.log()
 
 
 def test_rate_limit_sources_bounded(daemon, pg_empty):
@@ -393,3 +398,4 @@ def test_rate_limit_sources_bounded(daemon, pg_empty):
              "a line from each source")
     assert harness.metric(d, "rate_limit_sources") == 2
     assert harness.metric(d, "rate_limit_evictions_total") == 1
+    assert d.stop() == 0, d.log()
