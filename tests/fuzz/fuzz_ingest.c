@@ -11,7 +11,9 @@
  * (framing-detect-timeout) and parse BSD timestamps in Europe/Berlin
  * (tz=).  The same bytes are also fed as RELP frames (relp.h) whose
  * syslog DATA goes the same way; the RELP decoder must never consume more
- * than it was given (and at EOF take all or fail).
+ * than it was given (and at EOF take all or fail).  The bytes also drive
+ * the rate limiter (ratelimit.h): rates, bursts, times and spends from
+ * the input, keys from its bytes; tokens never pass the burst.
  */
 #include <assert.h>
 #include <stdbool.h>
@@ -27,6 +29,7 @@
 #include "logsink/tzrule.h"
 #include "../../src/parser_int.h"
 #include "logsink/relp.h"
+#include "logsink/ratelimit.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -211,6 +214,51 @@ feed_relp(const char *data, size_t size, size_t cut, bool open)
 	buf_free(&pend);
 }
 
+/* n (<= 8) bytes at p as a number, little-endian. */
+static uint64_t
+le_bytes(const uint8_t *p, size_t n)
+{
+	uint64_t v = 0;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		v |= (uint64_t)p[i] << (8 * i);
+	return v;
+}
+
+/*
+ * Token buckets driven by the input (after 8 bytes of rate and burst, 16
+ * bytes a step: key length and up to 3 key bytes, a clock step and its
+ * shift, a spend): extreme rates, bursts, clock jumps and debts must
+ * stay in range (UBSan checks the arithmetic), tokens within the burst.
+ */
+static void
+check_ratelimit(const uint8_t *p, size_t size)
+{
+	const uint8_t *end = p + size;
+	struct ratelimit *rl;
+	uint32_t rate, burst;
+	int64_t now = 0;
+	size_t keylen;
+
+	if (size < 8)
+		return;
+	rl = ratelimit_new(4);
+	assert(rl != NULL);
+	rate = (uint32_t)le_bytes(p, 4);
+	burst = (uint32_t)le_bytes(p + 4, 4);
+	ratelimit_set(rl, rate, burst);
+	for (p += 8; end - p >= 16; p += 16) {
+		keylen = (size_t)(p[0] % 3) + 1;
+		now += (int64_t)(le_bytes(p + 4, 4) >> (p[8] & 31));
+		assert(ratelimit_tokens(rl, p + 1, keylen, now, NULL) <=
+		    (burst > 0 ? burst : 1));
+		assert(ratelimit_wait_ms(rl, p + 1, keylen, now) >= 1);
+		ratelimit_spend(rl, p + 1, keylen, le_bytes(p + 9, 7));
+	}
+	ratelimit_free(rl);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -236,5 +284,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* The parser on the whole input as one message, too. */
 	on_msg(NULL, (const char *)data, size, false);
 	check_proxy(data + 1, size - 1, cut < size - 1 ? cut : size - 1);
+	check_ratelimit(data, size);
 	return 0;
 }
