@@ -204,9 +204,11 @@ client_frame_input(struct client *c)
 	ssize_t want;
 	char term;
 	uint64_t lines_before = c->lines;
+	framer_msg_cb cb;
 
 	c->rec.received_us = clock_real_us();
 	fair_round_begin(c);
+	cb = fair_msg_cb(c);
 again:
 	while (fair_may_frame(c) && !queue_full(c->ls->q) &&
 	    (len = evbuffer_get_length(in)) > 0) {
@@ -217,7 +219,7 @@ again:
 			    c->eof && v.iov_len == len, &need);
 		else
 			used = framer_feed(&c->fr, v.iov_base, v.iov_len,
-			    c->eof && v.iov_len == len, fair_msg_cb(c), c);
+			    c->eof && v.iov_len == len, cb, c);
 		if (used > 0) {
 			c->bytes += used;
 			evbuffer_drain(in, used);

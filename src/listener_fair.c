@@ -147,11 +147,9 @@ over_share(const struct client *c)
 	uint64_t pct = (uint64_t)ls->set.fair_share_percent;
 	uint64_t open = metrics.connections_open; /* ls's clients, exactly */
 
-	if (pct == 0 || open < 2 || c->inq == 0)
+	if (pct == 0 || open < 2 || (uint64_t)c->inq * open <= limit)
 		return false;
-	if ((uint64_t)queue_bytes(ls->q) * 100 < limit * pct)
-		return false;
-	return (uint64_t)c->inq * open > limit;
+	return (uint64_t)queue_bytes(ls->q) * 100 >= limit * pct;
 }
 
 /* Holds c in PAUSED for why (it was READING). */
@@ -349,7 +347,7 @@ fair_round_end(struct client *c)
 }
 
 /* framer callback of a rate-limited round (framed TCP). */
-static bool
+bool
 client_message_limited(void *arg, const char *msg, size_t len, bool truncated)
 {
 	struct client *c = arg;
@@ -365,18 +363,6 @@ client_message_limited(void *arg, const char *msg, size_t len, bool truncated)
 	c->rate_budget--;
 	return client_message(c, msg, len, truncated) &&
 	    (c->rate_budget > 0 || c->rate_drop);
-}
-
-framer_msg_cb
-fair_msg_cb(const struct client *c)
-{
-	return c->rate_on ? client_message_limited : client_message;
-}
-
-bool
-fair_may_frame(const struct client *c)
-{
-	return !c->rate_on || c->rate_drop || c->rate_budget > 0;
 }
 
 /* ev_rate: the source may have a token again. */
@@ -421,13 +407,11 @@ rate_hold(struct client *c)
 bool
 fair_check(struct client *c)
 {
-	bool input;
-
 	if (c->state != CL_READING)
 		return false;
-	input = evbuffer_get_length(bufferevent_get_input(c->bev)) > 0;
-	if (c->rate_on && !c->rate_drop && (!c->eof || input) &&
-	    c->lines - c->rate_lines >= c->rate_budget)
+	if (c->rate_on && !c->rate_drop &&
+	    c->lines - c->rate_lines >= c->rate_budget &&
+	    (!c->eof || evbuffer_get_length(bufferevent_get_input(c->bev)) > 0))
 		return rate_hold(c);
 	if (!c->eof && over_share(c)) {
 		client_hold(c, CL_HOLD_FAIR, METRICS_PAUSE_FAIR_SHARE);

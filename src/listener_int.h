@@ -277,10 +277,9 @@ void fair_free(struct listeners *ls);
  * budget; round_end counts what the round queued and dropped. */
 void fair_round_begin(struct client *c);
 void fair_round_end(struct client *c);
-/* The framer callback of the round (client_message or its rate-limited
- * wrapper); false while the round may frame nothing (out of tokens). */
-framer_msg_cb fair_msg_cb(const struct client *c);
-bool fair_may_frame(const struct client *c);
+/* The framer callback of a rate-limited round (framed TCP). */
+bool client_message_limited(
+    void *arg, const char *msg, size_t len, bool truncated);
 /* READING after a round: pauses c (fair share, rate) if it must; true if
  * it did. */
 bool fair_check(struct client *c);
@@ -291,6 +290,23 @@ void fair_forget(struct client *c);
 void fair_resume_all(struct listeners *ls);
 /* New settings (SIGHUP): looks at the held clients again. */
 void fair_set_settings(struct listeners *ls);
+
+/* The framer callback of c's round (client_message, or its rate-limited
+ * wrapper).  Once per round, so the unlimited path costs nothing per
+ * line. */
+static inline framer_msg_cb
+fair_msg_cb(const struct client *c)
+{
+	return c->rate_on ? client_message_limited : client_message;
+}
+
+/* False while c's round may frame no more (pause mode, out of tokens);
+ * checked once per chunk of input, so inline. */
+static inline bool
+fair_may_frame(const struct client *c)
+{
+	return !c->rate_on || c->rate_drop || c->rate_budget > 0;
+}
 
 /* listener_relp.c: proto=relp (rsyslog's omrelp) */
 extern const struct session_ops relp_session;
