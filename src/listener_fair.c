@@ -3,12 +3,13 @@
  * client machine of listener.c (diagram in listener_int.h).
  *
  * Fair share.  Each client's rows are attributed to it in the queue
- * (queue_source_begin(), once per read, nothing per line); the queue
- * gives the bytes back when the rows are committed or spooled
- * (fair_release(), which only counts: it runs inside pgpool's commit or
- * an append).  So c->inq is what the client's lines hold of the queue's
- * memory.  Once the queue is above fair-share-percent of queue-bytes, a
- * client that holds more than an equal share of queue-bytes
+ * (queue_source_begin(), once per read, nothing per line) while the queue
+ * is above half the fair level; the queue gives the bytes back when the
+ * rows are committed or spooled (fair_release(), which only counts: it
+ * runs inside pgpool's commit or an append).  So c->inq is what the
+ * client's lines hold of the queue's memory (those queued since the
+ * queue passed half the level).  Once the queue is above fair-share-percent of
+ * queue-bytes, a client that holds more than an equal share of queue-bytes
  * (queue-bytes / open connections) is held in PAUSED
  * (CL_HOLD_FAIR) after its read; the others keep reading.  It reads
  * again once it is back under its share or the queue under the level,
@@ -234,6 +235,11 @@ fair_set_settings(struct listeners *ls)
 		log_warnx("rate limit: out of memory for the table of %zu "
 			  "sources; not limited",
 		    ls->set.rate_max_sources);
+	/* Rows are attributed from half the fair level on: below it nobody
+	 * can be over a share soon, and a read then costs one comparison. */
+	ls->fair_from_bytes = ls->set.fair_share_percent > 0
+	    ? queue_limit(ls->q) / 200 * (size_t)ls->set.fair_share_percent
+	    : SIZE_MAX;
 	if (ls->rl != NULL)
 		ratelimit_set(ls->rl, ls->set.rate_per_sec,
 		    ls->set.rate_burst > 0 ? ls->set.rate_burst
@@ -277,16 +283,18 @@ rate_key(const struct client *c, unsigned char *key, size_t len)
 }
 
 void
-fair_round_begin(struct client *c)
+fair_round_start(struct client *c)
 {
 	struct listeners *ls = c->ls;
 	unsigned char key[RATELIMIT_MAX_KEY];
 	size_t keylen;
 	int nomem;
 
-	if (c->src == 0 && ls->set.fair_share_percent > 0)
-		c->src = slot_take(ls, c);
-	queue_source_begin(ls->q, c->src);
+	if (c->fair_round) {
+		if (c->src == 0)
+			c->src = slot_take(ls, c);
+		queue_source_begin(ls->q, c->src);
+	}
 	/* Nothing to frame (an EOF, a probe): no bucket is made. */
 	c->rate_on = ls->rl != NULL && ls->set.rate_per_sec > 0 &&
 	    !ls->stopping &&
@@ -327,13 +335,14 @@ rate_log_drops(struct client *c)
 }
 
 void
-fair_round_end(struct client *c)
+fair_round_finish(struct client *c)
 {
 	struct listeners *ls = c->ls;
 	unsigned char key[RATELIMIT_MAX_KEY];
-	size_t keylen, n = queue_source_end(ls->q);
+	size_t keylen;
 
-	c->inq += n;
+	if (c->fair_round)
+		c->inq += queue_source_end(ls->q);
 	if (!c->rate_on)
 		return;
 	keylen = rate_key(c, key, sizeof(key));
@@ -405,7 +414,7 @@ rate_hold(struct client *c)
 }
 
 bool
-fair_check(struct client *c)
+fair_hold_check(struct client *c)
 {
 	if (c->state != CL_READING)
 		return false;

@@ -196,6 +196,7 @@ struct client {
 	uint64_t rate_budget;  /* lines it may frame in this round */
 	uint64_t rate_lines;   /* c->lines when the round began */
 	uint64_t rate_dropped; /* lines dropped in this round */
+	bool fair_round;       /* this round's rows are attributed to it */
 	bool rate_on;          /* this round is rate limited */
 	bool rate_drop;        /* ... and drops its excess */
 	int64_t rate_held_ms;  /* when CL_HOLD_RATE began */
@@ -241,10 +242,11 @@ struct listeners {
 	/* Fair back-pressure and rate limits (listener_fair.c). */
 	struct fair_slot *slots; /* queue source tokens -> clients */
 	uint32_t nslots, free_slot;
-	uint64_t fair_held;    /* clients held by CL_HOLD_FAIR */
-	struct event *ev_fair; /* active: look at the held ones again */
-	struct ratelimit *rl;  /* NULL: no rate limit */
-	bool stopping;         /* shutdown: no limit on the final reads */
+	uint64_t fair_held;     /* clients held by CL_HOLD_FAIR */
+	size_t fair_from_bytes; /* queue_bytes() from which rows count */
+	struct event *ev_fair;  /* active: look at the held ones again */
+	struct ratelimit *rl;   /* NULL: no rate limit */
+	bool stopping;          /* shutdown: no limit on the final reads */
 	int64_t rate_logged_ms;
 	uint64_t rate_unlogged;
 };
@@ -273,16 +275,14 @@ bool client_message(void *arg, const char *msg, size_t len, bool truncated);
  * ENOMEM. */
 int fair_init(struct listeners *ls) __attribute__((warn_unused_result));
 void fair_free(struct listeners *ls);
-/* A round of framing for c: attributes its rows to it, takes its rate
- * budget; round_end counts what the round queued and dropped. */
-void fair_round_begin(struct client *c);
-void fair_round_end(struct client *c);
+/* The slow parts of fair_round_begin(), fair_round_end() and
+ * fair_check() below. */
+void fair_round_start(struct client *c);
+void fair_round_finish(struct client *c);
+bool fair_hold_check(struct client *c);
 /* The framer callback of a rate-limited round (framed TCP). */
 bool client_message_limited(
     void *arg, const char *msg, size_t len, bool truncated);
-/* READING after a round: pauses c (fair share, rate) if it must; true if
- * it did. */
-bool fair_check(struct client *c);
 /* client_close(): c leaves the accounting, its holds and timer. */
 void fair_forget(struct client *c);
 /* The queue has room again: resumes the paused clients that are not
@@ -290,6 +290,38 @@ void fair_forget(struct client *c);
 void fair_resume_all(struct listeners *ls);
 /* New settings (SIGHUP): looks at the held clients again. */
 void fair_set_settings(struct listeners *ls);
+
+/*
+ * A round of framing for c (a read): attributes its rows to it (above
+ * half the fair level), takes its rate budget; round_end counts what the
+ * round queued and dropped.  Inline: away from pressure and without a
+ * rate limit, a read costs a comparison.
+ */
+static inline void
+fair_round_begin(struct client *c)
+{
+	c->fair_round = queue_bytes(c->ls->q) >= c->ls->fair_from_bytes;
+	c->rate_on = false;
+	if (c->fair_round || c->ls->rl != NULL)
+		fair_round_start(c);
+}
+
+static inline void
+fair_round_end(struct client *c)
+{
+	if (c->fair_round || c->rate_on)
+		fair_round_finish(c);
+}
+
+/* READING after a round: pauses c (fair share, rate) if it must; true if
+ * it did. */
+static inline bool
+fair_check(struct client *c)
+{
+	if (!c->rate_on && c->inq == 0)
+		return false; /* no tokens to wait for, nothing queued */
+	return fair_hold_check(c);
+}
 
 /* The framer callback of c's round (client_message, or its rate-limited
  * wrapper).  Once per round, so the unlimited path costs nothing per
