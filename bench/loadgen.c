@@ -133,6 +133,7 @@ struct opts {
 
 struct hist {
 	uint64_t count;
+	uint64_t max_ns; /* the largest value added, exactly */
 	uint64_t bucket[HIST_BUCKETS];
 };
 
@@ -341,6 +342,8 @@ hist_add(struct hist *h, uint64_t ns)
 {
 	h->bucket[hist_index(ns / 1000)]++;
 	h->count++;
+	if (ns > h->max_ns)
+		h->max_ns = ns;
 }
 
 /* Value (us) at quantile q in (0, 1]: the ceil(q * count)-th smallest. */
@@ -1630,6 +1633,8 @@ report(struct worker *ws)
 		for (size_t i = 0; i < HIST_BUCKETS; i++)
 			h.bucket[i] += w->hist.bucket[i];
 		h.count += w->hist.count;
+		if (w->hist.max_ns > h.max_ns)
+			h.max_ns = w->hist.max_ns;
 		t0 = w->t0 < t0 ? w->t0 : t0;
 		tend = w->tend > tend ? w->tend : tend;
 	}
@@ -1639,9 +1644,11 @@ report(struct worker *ws)
 	    sent, opt.connections, secs, secs > 0 ? (double)sent / secs : 0,
 	    bytes);
 	if (opt.ack)
-		printf(" ack_p50_ms=%.3f ack_p99_ms=%.3f acked=%" PRIu64,
+		printf(" ack_p50_ms=%.3f ack_p99_ms=%.3f ack_max_ms=%.3f "
+		       "acked=%" PRIu64,
 		    hist_quantile(&h, 0.50) / 1e3,
-		    hist_quantile(&h, 0.99) / 1e3, acked);
+		    hist_quantile(&h, 0.99) / 1e3, (double)h.max_ns / 1e6,
+		    acked);
 	putchar('\n');
 }
 

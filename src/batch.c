@@ -28,6 +28,7 @@ batch_free(struct batch *b, batch_ack_cb drop)
 	for (i = 0; i < b->nacks; i++)
 		drop(b->acks[i].ref, b->acks[i].first, b->acks[i].n);
 	free(b->acks);
+	free(b->srcs);
 	free(b->pending);
 	buf_free(&b->rows);
 	free(b);
@@ -47,6 +48,29 @@ batch_push_ack(struct batch *b, const struct batch_ack *run)
 		b->capacks = cap;
 	}
 	b->acks[b->nacks++] = *run;
+	return 0;
+}
+
+int
+batch_add_src(struct batch *b, uint64_t src, size_t bytes)
+{
+	struct batch_src *s;
+	size_t cap;
+
+	if (b->nsrcs > 0 && b->srcs[b->nsrcs - 1].src == src) {
+		b->srcs[b->nsrcs - 1].bytes += bytes;
+		return 0;
+	}
+	if (b->nsrcs == b->capsrcs) {
+		cap = b->capsrcs ? b->capsrcs * 2 : 8;
+		if ((s = reallocarray(b->srcs, cap, sizeof(*s))) == NULL)
+			return -1;
+		b->srcs = s;
+		b->capsrcs = cap;
+	}
+	b->srcs[b->nsrcs].src = src;
+	b->srcs[b->nsrcs].bytes = bytes;
+	b->nsrcs++;
 	return 0;
 }
 

@@ -26,6 +26,10 @@ struct batch {
 	size_t charged; /* bytes counted against the queue limit (queue.c) */
 	struct batch_ack *acks;
 	size_t nacks, capacks;
+	/* Which source (queue_source_begin()) appended how many row bytes,
+	 * in runs; released when the rows leave memory. */
+	struct batch_src *srcs;
+	size_t nsrcs, capsrcs;
 	/* Poison-row isolation (poison.c): rows still to send, as a stack of
 	 * ranges; empty while the batch is sent whole. */
 	struct batch_range *pending;
@@ -35,6 +39,12 @@ struct batch {
 	struct spool_pos spool_pos;
 };
 
+/* A run of rows one source appended (queue.h, queue_src_cb). */
+struct batch_src {
+	uint64_t src;
+	size_t bytes;
+};
+
 /* An empty batch whose row buffer has room for rows_bytes (0: none yet);
  * NULL if memory ran out. */
 struct batch *batch_new(size_t rows_bytes);
@@ -42,6 +52,11 @@ struct batch *batch_new(size_t rows_bytes);
 void batch_free(struct batch *b, batch_ack_cb drop);
 /* Appends a run to b's acknowledgement runs; -1 if memory ran out. */
 int batch_push_ack(struct batch *b, const struct batch_ack *run)
+    __attribute__((warn_unused_result));
+
+/* Adds bytes of src's rows to b (extending its last run); -1 if memory
+ * ran out (the bytes are then not attributed). */
+int batch_add_src(struct batch *b, uint64_t src, size_t bytes)
     __attribute__((warn_unused_result));
 
 /*

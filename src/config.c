@@ -34,6 +34,7 @@ enum cf_type {
 	CF_SECONDS,  /* duration in ms; a bare number means seconds */
 	CF_VERIFY,   /* none, optional or require */
 	CF_TLSVER,   /* 1.2 or 1.3 */
+	CF_RATEMODE, /* pause or drop */
 };
 
 /*
@@ -241,6 +242,29 @@ static const struct cf_key cf_keys[] = {
 	    "ended gets 503 with Retry-After and the connection is closed "
 	    "(its records may still be stored: the sender's retry may "
 	    "duplicate them)" },
+	/* Half: the other half is room for the connections that do not
+	 * flood (bench/fairness.sh). */
+	{ "fair-share-percent", CF_INT, OFF(fair_share_percent), "50", 0, 99,
+	    CONFIG_APPLY_LISTENERS,
+	    "above this fill level of the queue, a connection whose lines hold "
+	    "more than queue-bytes / open connections is paused first; 0: "
+	    "only a full queue pauses, everyone" },
+	{ "rate-limit-lines-per-sec", CF_INT, OFF(rate_limit_per_sec), "0", 0,
+	    1000000000, CONFIG_APPLY_LISTENERS,
+	    "lines a second each source (address, or TLS subject) may send "
+	    "over TCP; 0: no limit" },
+	{ "rate-limit-burst", CF_INT, OFF(rate_limit_burst), "0", 0, 1000000000,
+	    CONFIG_APPLY_LISTENERS,
+	    "lines a source may send at once above the rate (its token "
+	    "bucket); 0: one second's worth" },
+	{ "rate-limit-mode", CF_RATEMODE, OFF(rate_limit_drop), "pause", 0, 0,
+	    CONFIG_APPLY_LISTENERS,
+	    "past the rate: pause (stop reading until tokens return) or "
+	    "drop (the excess, counted; ack= and RELP listeners pause)" },
+	{ "rate-limit-sources", CF_INT, OFF(rate_limit_sources), "65536", 1,
+	    10000000, CONFIG_RESTART,
+	    "sources the rate limit tracks; past that the least recently "
+	    "seen is forgotten (it starts again with a full burst)" },
 };
 
 #define NKEYS (sizeof(cf_keys) / sizeof(cf_keys[0]))
@@ -853,6 +877,14 @@ config_set(struct config *cfg, const char *key, const char *value, char *err,
 			return cf_error(err, errlen,
 			    "tls-min-version: '%s' is not 1.2 or 1.3", value);
 		return 0;
+	case CF_RATEMODE:
+		if (strcmp(value, "pause") == 0 || strcmp(value, "drop") == 0)
+			cfg->rate_limit_drop = value[0] == 'd';
+		else
+			return cf_error(err, errlen,
+			    "rate-limit-mode: '%s' is not pause or drop",
+			    value);
+		return 0;
 	case CF_LEVEL:
 		if ((lvl = log_level_parse(value)) == -1 || lvl < LOG_ERR)
 			return cf_error(err, errlen,
@@ -1194,6 +1226,9 @@ cf_format(
 		break;
 	case CF_TLSVER:
 		snprintf(buf, len, "1.%d", *ip % 10);
+		break;
+	case CF_RATEMODE:
+		snprintf(buf, len, "%s", *ip ? "drop" : "pause");
 		break;
 	}
 }

@@ -224,10 +224,14 @@ client_frame_input(struct client *c)
 	ssize_t want;
 	char term;
 	uint64_t lines_before = c->lines;
+	framer_msg_cb cb;
 
 	c->rec.received_us = clock_real_us();
+	fair_round_begin(c);
+	cb = fair_msg_cb(c);
 again:
-	while (!queue_full(c->ls->q) && (len = evbuffer_get_length(in)) > 0) {
+	while (fair_may_frame(c) && !queue_full(c->ls->q) &&
+	    (len = evbuffer_get_length(in)) > 0) {
 		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
 			break;
 		if (c->sess_ops != NULL)
@@ -235,7 +239,7 @@ again:
 			    c->eof && v.iov_len == len, &need);
 		else
 			used = framer_feed(&c->fr, v.iov_base, v.iov_len,
-			    c->eof && v.iov_len == len, client_message, c);
+			    c->eof && v.iov_len == len, cb, c);
 		if (used > 0) {
 			c->bytes += used;
 			evbuffer_drain(in, used);
@@ -261,6 +265,7 @@ again:
 	}
 	if (!c->fr.held && c->ev_detect != NULL)
 		event_del(c->ev_detect);
+	fair_round_end(c);
 	/* The age of the unfinished message: it starts when the last
 	 * complete one ended (partial-line-timeout). */
 	if (evbuffer_get_length(in) == 0)
@@ -326,6 +331,7 @@ client_close(struct client *c, const char *reason)
 	}
 	if (c->ip_counted)
 		iptable_del(ls->per_ip, (struct sockaddr *)&c->sa);
+	fair_forget(c);
 	metrics.connections_open--;
 	c->reap_next = ls->reap;
 	ls->reap = c;
@@ -342,6 +348,8 @@ client_free(struct client *c)
 		event_free(c->ev_end);
 	if (c->ev_detect != NULL)
 		event_free(c->ev_detect);
+	if (c->ev_rate != NULL)
+		event_free(c->ev_rate);
 	client_proxy_free(c); /* and its fd, if it never got a bev */
 	if (c->bev != NULL)
 		bufferevent_free(c->bev);
@@ -387,8 +395,11 @@ pause_all(struct listeners *ls)
 	log_notice("queue full (%zu bytes, %llu lines): pausing reads from "
 		   "clients until it drains",
 	    queue_bytes(ls->q), (unsigned long long)queue_lines(ls->q));
-	for (c = ls->clients; c != NULL; c = c->next)
+	for (c = ls->clients; c != NULL; c = c->next) {
+		if (c->state == CL_READING)
+			metrics.clients_paused[METRICS_PAUSE_QUEUE_FULL]++;
 		client_dispatch(c, CLE_PAUSE);
+	}
 }
 
 /* Closes now, or once the output buffer (acks) has been written. */
@@ -435,6 +446,8 @@ handle_reading_input(struct client *c)
 		pause_all(c->ls);
 		return;
 	}
+	if (fair_check(c))
+		return; /* held: the rest waits in PAUSED */
 	if (c->eof)
 		client_eof(c);
 }
@@ -864,8 +877,6 @@ sweep_cb(evutil_socket_t fd, short what, void *arg)
 void
 listeners_resume(struct listeners *ls)
 {
-	struct client *c, *next;
-
 	if (!ls->paused)
 		return;
 	ls->paused = false;
@@ -874,11 +885,7 @@ listeners_resume(struct listeners *ls)
 	metrics.backpressure_since_ms = 0;
 	log_notice("queue below resume level (%zu bytes): reading again",
 	    queue_bytes(ls->q));
-	for (c = ls->clients; c != NULL && !ls->paused; c = next) {
-		next = c->next;
-		if (c->state == CL_PAUSED)
-			client_dispatch(c, CLE_RESUME);
-	}
+	fair_resume_all(ls);
 }
 
 void
@@ -1253,7 +1260,7 @@ listeners_new(struct event_base *base, struct queue *q,
 	ls->per_ip = iptable_new();
 	if (ls->ev_accept_retry == NULL || ls->ev_sweep == NULL ||
 	    ls->ev_reap == NULL || ls->ev_acks == NULL || ls->acks == NULL ||
-	    ls->per_ip == NULL) {
+	    ls->per_ip == NULL || fair_init(ls) == -1) {
 		listeners_free(ls);
 		return NULL;
 	}
@@ -1270,6 +1277,7 @@ listeners_set_settings(
 
 	ls->set = *set;
 	ls->set.max_line_bytes = max_line_bytes; /* framers are sized for it */
+	fair_set_settings(ls);
 	if (set->idle_timeout_ms > 0 || set->partial_line_timeout_ms > 0)
 		sweep_arm(ls);
 }
@@ -1567,6 +1575,7 @@ listeners_shutdown(struct listeners *ls)
 		free(ls->socks[i]);
 	}
 	ls->nsocks = 0;
+	ls->stopping = true; /* the final reads take no rate limit */
 	udp_shutdown(ls);
 	evtimer_del(ls->ev_accept_retry);
 	event_del(ls->ev_sweep);
@@ -1611,6 +1620,7 @@ listeners_free(struct listeners *ls)
 	if (ls->ev_acks != NULL)
 		event_free(ls->ev_acks);
 	iptable_free(ls->per_ip);
+	fair_free(ls);
 	tls_ctx_free(ls->tls);
 	while (ls->ntzs > 0)
 		tzrule_free(ls->tzs[--ls->ntzs]);

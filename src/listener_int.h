@@ -42,16 +42,23 @@
  *            failed), TIMEOUT (tls-handshake-timeout), SHUTDOWN -> CLOSING.
  * READING    framing what arrives into queued lines (DETECT: the framer
  *            delivers lines it held undecided, framer.h).  PAUSE (queue full)
- *            -> PAUSED; EOF, the input framed -> ACKWAIT (lines not yet
- *            stored), FLUSHING (an "ok N" not yet written) or CLOSING;
- *            ERROR or TIMEOUT (idle-, partial-line-timeout), the input
- *            framed -> CLOSING; SHUTDOWN -> ACKWAIT or CLOSING.  When
- *            framing fills the queue, everyone pauses first and the rest
- *            waits in PAUSED.
- * PAUSED     not reading (queue full); input and a seen EOF or error wait,
- *            so no line that reached us is lost to back-pressure.  RESUME
- *            -> READING, which frames the rest at once; SHUTDOWN ->
- *            ACKWAIT or CLOSING.
+ *            -> PAUSED; after a read, PAUSE with a hold (listener_fair.c:
+ *            c->hold CL_HOLD_FAIR, it holds more than its share of a
+ *            queue above fair-share-percent; CL_HOLD_RATE, its source is
+ *            out of tokens) -> PAUSED; EOF, the input framed -> ACKWAIT
+ *            (lines not yet stored), FLUSHING (an "ok N" not yet written)
+ *            or CLOSING; ERROR or TIMEOUT (idle-, partial-line-timeout),
+ *            the input framed -> CLOSING; SHUTDOWN -> ACKWAIT or CLOSING.
+ *            When framing fills the queue, everyone pauses first and the
+ *            rest waits in PAUSED.
+ * PAUSED     not reading (queue full, or held); input and a seen EOF or
+ *            error wait, so no line that reached us is lost to
+ *            back-pressure.  RESUME (the queue below its resume level:
+ *            the clients that are not held, the smallest users of the
+ *            queue first; or the last hold ended, by ev_fair after
+ *            credits or ev_rate, while the queue is not full) -> READING,
+ *            which frames the rest at once; SHUTDOWN (the final read
+ *            takes no rate limit) -> ACKWAIT or CLOSING.
  * ACKWAIT    ack=commit/spooled: EOF read, waiting until all its lines
  *            are stored.  ACKED (all stored) -> FLUSHING or CLOSING; ERROR
  *            -> CLOSING.
@@ -196,7 +203,23 @@ struct client {
 	const struct session_ops *sess_ops; /* proto=relp...: or NULL */
 	void *sess;                         /* its state; owned */
 	void *sess_conf; /* its listener's (session_ops.listen), or NULL */
+	/* Fair back-pressure and rate limits (listener_fair.c). */
+	unsigned hold;         /* CL_HOLD_*: why it waits in PAUSED */
+	uint64_t src;          /* its queue source token, or 0 */
+	size_t inq;            /* row bytes of its lines the queue holds */
+	uint64_t rate_budget;  /* lines it may frame in this round */
+	uint64_t rate_lines;   /* c->lines when the round began */
+	uint64_t rate_dropped; /* lines dropped in this round */
+	bool fair_round;       /* this round's rows are attributed to it */
+	bool rate_on;          /* this round is rate limited */
+	bool rate_drop;        /* ... and drops its excess */
+	int64_t rate_held_ms;  /* when CL_HOLD_RATE began */
+	struct event *ev_rate; /* the wait for tokens, or NULL */
 };
+
+/* Why a client is in PAUSED besides a full queue (c->hold). */
+#define CL_HOLD_FAIR 0x1u /* it holds more than its share of the queue */
+#define CL_HOLD_RATE 0x2u /* its source is out of tokens */
 
 /* Owned by main; freed by listeners_free(). */
 struct listeners {
@@ -239,6 +262,16 @@ struct listeners {
 	 * or a spool): main's, or NULL (always). */
 	bool (*can_store)(void *arg);
 	void *can_store_arg;
+	/* Fair back-pressure and rate limits (listener_fair.c). */
+	struct fair_slot *slots; /* queue source tokens -> clients */
+	uint32_t nslots, free_slot;
+	uint64_t fair_held;     /* clients held by CL_HOLD_FAIR */
+	size_t fair_from_bytes; /* queue_bytes() from which rows count */
+	struct event *ev_fair;  /* active: look at the held ones again */
+	struct ratelimit *rl;   /* NULL: no rate limit */
+	bool stopping;          /* shutdown: no limit on the final reads */
+	int64_t rate_logged_ms;
+	uint64_t rate_unlogged;
 };
 
 /* A session protocol's listener state, kept by listeners_free(). */
@@ -271,6 +304,76 @@ const char *client_shared_key(const struct client *c);
 /* client_message() for a record a session parsed already (c->rec): len
  * bytes received, its message cut (c->fr.truncated counted). */
 bool client_record(struct client *c, size_t len, bool truncated);
+
+/* listener_fair.c: fair back-pressure and rate limits */
+/* Sets up (listeners_new) and frees (listeners_free) ls's part; -1 on
+ * ENOMEM. */
+int fair_init(struct listeners *ls) __attribute__((warn_unused_result));
+void fair_free(struct listeners *ls);
+/* The slow parts of fair_round_begin(), fair_round_end() and
+ * fair_check() below. */
+void fair_round_start(struct client *c);
+void fair_round_finish(struct client *c);
+bool fair_hold_check(struct client *c);
+/* The framer callback of a rate-limited round (framed TCP). */
+bool client_message_limited(
+    void *arg, const char *msg, size_t len, bool truncated);
+/* client_close(): c leaves the accounting, its holds and timer. */
+void fair_forget(struct client *c);
+/* The queue has room again: resumes the paused clients that are not
+ * held, the smallest users of the queue first. */
+void fair_resume_all(struct listeners *ls);
+/* New settings (SIGHUP): looks at the held clients again. */
+void fair_set_settings(struct listeners *ls);
+
+/*
+ * A round of framing for c (a read): attributes its rows to it (above
+ * half the fair level), takes its rate budget; round_end counts what the
+ * round queued and dropped.  Inline: away from pressure and without a
+ * rate limit, a read costs a comparison.
+ */
+static inline void
+fair_round_begin(struct client *c)
+{
+	c->fair_round = queue_bytes(c->ls->q) >= c->ls->fair_from_bytes;
+	c->rate_on = false;
+	if (c->fair_round || c->ls->rl != NULL)
+		fair_round_start(c);
+}
+
+static inline void
+fair_round_end(struct client *c)
+{
+	if (c->fair_round || c->rate_on)
+		fair_round_finish(c);
+}
+
+/* READING after a round: pauses c (fair share, rate) if it must; true if
+ * it did. */
+static inline bool
+fair_check(struct client *c)
+{
+	if (!c->rate_on && c->inq == 0)
+		return false; /* no tokens to wait for, nothing queued */
+	return fair_hold_check(c);
+}
+
+/* The framer callback of c's round (client_message, or its rate-limited
+ * wrapper).  Once per round, so the unlimited path costs nothing per
+ * line. */
+static inline framer_msg_cb
+fair_msg_cb(const struct client *c)
+{
+	return c->rate_on ? client_message_limited : client_message;
+}
+
+/* False while c's round may frame no more (pause mode, out of tokens);
+ * checked once per chunk of input, so inline. */
+static inline bool
+fair_may_frame(const struct client *c)
+{
+	return !c->rate_on || c->rate_drop || c->rate_budget > 0;
+}
 
 /* listener_relp.c: proto=relp (rsyslog's omrelp) */
 extern const struct session_ops relp_session;

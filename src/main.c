@@ -606,6 +606,11 @@ listener_settings_of(const struct config *cfg, struct listener_settings *set)
 	set->http_body_timeout_ms = cfg->http_body_timeout_ms;
 	set->http_keepalive_timeout_ms = cfg->http_keepalive_timeout_ms;
 	set->http_answer_timeout_ms = cfg->http_answer_timeout_ms;
+	set->fair_share_percent = cfg->fair_share_percent;
+	set->rate_per_sec = (uint32_t)cfg->rate_limit_per_sec;
+	set->rate_burst = (uint32_t)cfg->rate_limit_burst;
+	set->rate_drop = cfg->rate_limit_drop != 0;
+	set->rate_max_sources = (size_t)cfg->rate_limit_sources;
 }
 
 /*

@@ -21,6 +21,18 @@ static const char *const udp_drop_names[METRICS_UDP_NDROPS] = {
 	"empty",
 };
 
+static const char *const pause_names[METRICS_NPAUSES] = {
+	"queue-full",
+	"fair-share",
+	"rate-limit",
+};
+
+const char *
+metrics_pause_name(enum metrics_pause r)
+{
+	return (unsigned)r < METRICS_NPAUSES ? pause_names[r] : "?";
+}
+
 const char *
 metrics_udp_drop_name(enum metrics_udp_drop r)
 {
@@ -435,6 +447,42 @@ render_http(struct buf *out)
 	return rc;
 }
 
+static const char *
+pause_label(int i)
+{
+	return metrics_pause_name((enum metrics_pause)i);
+}
+
+static const char *
+drop_label(int i)
+{
+	(void)i;
+	return "rate-limit";
+}
+
+/* Fair back-pressure and rate limits (listener_fair.c). */
+static int
+render_fair(struct buf *out)
+{
+	return counters(out, "clients_paused_total",
+		   "Times a client connection was paused, by reason.", "reason",
+		   pause_label, metrics.clients_paused, 0, METRICS_NPAUSES) |
+	    counters(out, "lines_dropped_total",
+		"Lines read and dropped on purpose, by reason.", "reason",
+		drop_label, &metrics.rate_dropped, 0, 1) |
+	    put(out,
+		"# HELP logsink_rate_limit_paused_seconds_total Seconds "
+		"connections spent paused by the rate limit (finished "
+		"pauses).\n# TYPE logsink_rate_limit_paused_seconds_total "
+		"counter\nlogsink_rate_limit_paused_seconds_total %.3f\n",
+		(double)metrics.rate_paused_ms / 1000) |
+	    gauge(out, "rate_limit_sources", "Sources in the rate-limit table.",
+		(double)metrics.rate_sources) |
+	    counter(out, "rate_limit_evictions_total",
+		"Sources forgotten to make room (rate-limit-sources).",
+		metrics.rate_evictions);
+}
+
 static int
 render_sqlstates(struct buf *out)
 {
@@ -469,6 +517,7 @@ metrics_render(struct buf *out, const struct metrics_gauges *g)
 	rc = render_counters(out) | render_sqlstates(out) | render_tls(out) |
 	    render_proxy(out) | render_udp(out) | render_relp(out) |
 	    render_forward(out) | render_loop_lag(out) | render_http(out) |
+	    render_fair(out) |
 	    counter(out, "backpressure_seconds_total",
 		"Seconds spent with reading paused.", bp_ms / 1000) |
 	    gauge(out, "connections_open", "Client connections open.",

@@ -71,6 +71,64 @@ queue_set_ack_callbacks(
 }
 
 void
+queue_set_source_callback(struct queue *q, queue_src_cb release, void *arg)
+{
+	q->src_release = release;
+	q->src_arg = arg;
+}
+
+void
+queue_source_begin(struct queue *q, uint64_t src)
+{
+	q->src = src;
+	q->src_mark = q->open != NULL ? q->open->rows.len : 0;
+	q->src_round = 0;
+}
+
+/*
+ * Attributes the open batch's rows since the mark to the round's source.
+ * Called before the open batch leaves (sealed, spilled) and at the end of
+ * a round.  Bytes that could not be recorded (ENOMEM) are not counted:
+ * never attributed, never released.
+ */
+void
+queue_src_flush(struct queue *q)
+{
+	struct batch *b = q->open;
+	size_t n;
+
+	if (q->src == 0 || b == NULL)
+		return;
+	n = b->rows.len - q->src_mark;
+	q->src_mark = b->rows.len;
+	if (n > 0 && batch_add_src(b, q->src, n) == 0)
+		q->src_round += n;
+}
+
+size_t
+queue_source_end(struct queue *q)
+{
+	size_t n;
+
+	queue_src_flush(q);
+	q->src = 0;
+	n = q->src_round;
+	q->src_round = 0;
+	return n;
+}
+
+/* b's rows leave memory: their sources get their bytes back. */
+void
+queue_src_release(struct queue *q, struct batch *b)
+{
+	size_t i;
+
+	for (i = 0; i < b->nsrcs && q->src_release != NULL; i++)
+		q->src_release(q->src_arg, b->srcs[i].src, b->srcs[i].bytes);
+	b->nsrcs = 0;
+}
+
+void
 queue_set_batch_limits(
     struct queue *q, uint32_t batch_lines, size_t batch_bytes)
 {
@@ -98,6 +156,8 @@ queue_seal(struct queue *q)
 {
 	struct batch *b = q->open;
 
+	queue_src_flush(q);
+	q->src_mark = 0; /* the next open batch starts empty */
 	q->last_cap = b->rows.cap;
 	q->open = NULL;
 	if (b->spool_ack_lines > 0 && q->spool != NULL &&
@@ -204,6 +264,7 @@ queue_done(struct queue *q, struct batch *b)
 
 	q->bytes -= b->charged;
 	q->lines -= b->lines;
+	queue_src_release(q, b);
 	for (i = 0; i < b->nacks; i++)
 		q->ack_credit(b->acks[i].ref, b->acks[i].first, b->acks[i].n);
 	b->nacks = 0;
@@ -260,4 +321,10 @@ uint64_t
 queue_lines(const struct queue *q)
 {
 	return q->lines;
+}
+
+size_t
+queue_limit(const struct queue *q)
+{
+	return q->limit;
 }

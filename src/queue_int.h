@@ -31,6 +31,13 @@ struct queue {
 	queue_ack_cb ack_take, ack_credit, ack_drop;
 	queue_cb on_data, on_space;
 	void *cb_arg;
+	/* Per-source accounting (queue_source_begin()): the round's source
+	 * (0: none), the open batch's rows.len already attributed, and the
+	 * bytes attributed in this round. */
+	uint64_t src;
+	size_t src_mark, src_round;
+	queue_src_cb src_release;
+	void *src_arg;
 	/* Spool (optional; queue_spool.c). */
 	struct spool *spool;
 	struct batch *retry; /* replayed batches a writer gave back */
@@ -60,6 +67,8 @@ queue_charge(struct queue *q, struct batch *b)
 
 /* queue.c */
 void queue_seal(struct queue *q);
+void queue_src_flush(struct queue *q);
+void queue_src_release(struct queue *q, struct batch *b);
 struct batch *queue_unlink_head(struct queue *q);
 void queue_maybe_resume(struct queue *q);
 

@@ -112,6 +112,7 @@ queue_spill_batch(struct queue *q, struct batch *b)
 		ack_spill_push(q->sacks, &pos, &b->acks[i]);
 	charge_sacks(q);
 	b->nacks = 0;
+	queue_src_release(q, b);
 	q->bytes -= b->charged;
 	q->lines -= b->lines;
 	metrics.lines_spooled += b->lines;
@@ -132,12 +133,14 @@ queue_spill_while_full(struct queue *q)
 				break;
 			}
 		} else if (q->open != NULL && q->open->lines > 0) {
+			queue_src_flush(q);
 			b = q->open;
 			q->open = NULL;
 			if (!queue_spill_batch(q, b)) {
 				q->open = b;
 				break;
 			}
+			q->src_mark = 0; /* the next open batch starts empty */
 		} else {
 			break;
 		}

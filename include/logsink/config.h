@@ -148,6 +148,11 @@ struct config {
 	int http_body_timeout_ms;
 	int http_keepalive_timeout_ms;
 	int http_answer_timeout_ms;
+	int fair_share_percent; /* 0: only a full queue pauses */
+	int rate_limit_per_sec; /* 0: no rate limit */
+	int rate_limit_burst;   /* 0: rate_limit_per_sec */
+	int rate_limit_drop;    /* rate-limit-mode=drop */
+	int rate_limit_sources;
 };
 
 void config_init(struct config *cfg);

@@ -10,6 +10,13 @@
  * ack_credit and ack_drop as its queue_ack_cb; the listeners tell their
  * clients from the event loop.
  *
+ * Back-pressure is fair (listener_fair.c): above fair_share_percent of the
+ * queue, a connection whose lines hold more than an equal share of it is
+ * paused first, so that one flooding sender does not stop the others;
+ * a full queue still pauses everyone.  An optional token bucket per
+ * source (address or TLS subject) pauses a sender past its rate, or
+ * drops the excess (counted).
+ *
  * proto=udp listeners (listener_udp.c) read syslog datagrams (RFC 5426)
  * with recvmmsg(), one datagram one message.  UDP has no back-pressure:
  * while the queue is full they keep draining their sockets and drop what
@@ -50,6 +57,12 @@ struct listener_settings {
 	int http_body_timeout_ms;
 	int http_keepalive_timeout_ms;
 	int http_answer_timeout_ms;
+	/* Fair back-pressure and rate limits (listener_fair.c). */
+	int fair_share_percent;  /* 0: a full queue pauses everyone, only */
+	uint32_t rate_per_sec;   /* lines a second per source; 0: no limit */
+	uint32_t rate_burst;     /* bucket size; 0: rate_per_sec */
+	bool rate_drop;          /* drop the excess instead of pausing */
+	size_t rate_max_sources; /* sources tracked (start-up value kept) */
 };
 
 struct listeners;

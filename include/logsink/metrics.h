@@ -33,6 +33,14 @@ enum metrics_udp_drop {
 	METRICS_UDP_NDROPS,
 };
 
+/* Why a client connection was paused (listener_fair.c). */
+enum metrics_pause {
+	METRICS_PAUSE_QUEUE_FULL, /* the queue was full: everyone */
+	METRICS_PAUSE_FAIR_SHARE, /* it held more than its share */
+	METRICS_PAUSE_RATE_LIMIT, /* its source ran out of tokens */
+	METRICS_NPAUSES,
+};
+
 struct histogram {
 	uint64_t counts[METRICS_LATENCY_BUCKETS + 1]; /* last: +Inf */
 	double sum;
@@ -85,6 +93,11 @@ struct metrics {
 	uint64_t http_errors[HTTP_NREASONS];
 	uint64_t http_records; /* records the bodies carried */
 	const char *http_endpoints[METRICS_HTTP_ENDPOINTS];
+	uint64_t clients_paused[METRICS_NPAUSES]; /* pauses, per reason */
+	uint64_t rate_dropped;   /* lines over the rate limit, dropped */
+	uint64_t rate_paused_ms; /* finished rate-limit pauses */
+	uint64_t rate_sources;   /* sources in the rate-limit table */
+	uint64_t rate_evictions; /* sources forgotten, the table full */
 	struct histogram batch_lines;
 	struct histogram commit_seconds;
 	struct {
@@ -115,6 +128,8 @@ struct metrics_gauges {
 
 /* "queue_full", "denied", "empty": the reason label. */
 const char *metrics_udp_drop_name(enum metrics_udp_drop r);
+/* "queue-full", "fair-share", "rate-limit": the reason label. */
+const char *metrics_pause_name(enum metrics_pause r);
 void metrics_observe_batch(uint32_t lines, double commit_seconds);
 void metrics_count_sqlstate(const char *sqlstate);
 

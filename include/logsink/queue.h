@@ -77,6 +77,22 @@ int queue_append_acked(struct queue *q, const struct record *rec,
     size_t *replaced, void *ack_ref, uint64_t seq, bool at_spool)
     __attribute__((warn_unused_result));
 
+/*
+ * Per-source accounting, for fair back-pressure (listener.h): the rows
+ * appended between queue_source_begin(q, src) and queue_source_end(q) are
+ * attributed to src (the caller's token, not 0).  When they leave memory
+ * (committed, or written to the spool) the queue calls release(arg, src,
+ * bytes) for them, from inside queue_done() or an append: it must only
+ * count.  The cost is a call pair per round of appends (a read), and
+ * one run per source and batch; nothing per line.
+ */
+typedef void (*queue_src_cb)(void *arg, uint64_t src, size_t bytes);
+void queue_set_source_callback(
+    struct queue *q, queue_src_cb release, void *arg);
+void queue_source_begin(struct queue *q, uint64_t src);
+/* Ends the round: the row bytes attributed to its source. */
+size_t queue_source_end(struct queue *q);
+
 /* Gives the queue a spool (owned by the caller, outliving the queue). */
 void queue_set_spool(struct queue *q, struct spool *sp);
 /*
@@ -120,5 +136,7 @@ int64_t queue_open_since_ms(const struct queue *q);
  * spool's own lines are not counted until read back). */
 size_t queue_bytes(const struct queue *q);
 uint64_t queue_lines(const struct queue *q);
+/* The queue-bytes limit it was made with. */
+size_t queue_limit(const struct queue *q);
 
 #endif

@@ -21,6 +21,9 @@
  * may consume more than it was given, and every record they emit is
  * checked like a parsed line.  And as a Journal Export Format body
  * (body_journal.c), whose records take the same checks.
+ * The bytes also drive
+ * the rate limiter (ratelimit.h): rates, bursts, times and spends from
+ * the input, keys from its bytes; tokens never pass the burst.
  */
 #include <assert.h>
 #include <stdbool.h>
@@ -40,6 +43,7 @@
 #include "logsink/forward.h"
 #include "logsink/body.h"
 #include "logsink/http.h"
+#include "logsink/ratelimit.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -468,6 +472,51 @@ feed_http(const char *data, size_t size, size_t cut)
 	buf_free(&body);
 }
 
+/* n (<= 8) bytes at p as a number, little-endian. */
+static uint64_t
+le_bytes(const uint8_t *p, size_t n)
+{
+	uint64_t v = 0;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		v |= (uint64_t)p[i] << (8 * i);
+	return v;
+}
+
+/*
+ * Token buckets driven by the input (after 8 bytes of rate and burst, 16
+ * bytes a step: key length and up to 3 key bytes, a clock step and its
+ * shift, a spend): extreme rates, bursts, clock jumps and debts must
+ * stay in range (UBSan checks the arithmetic), tokens within the burst.
+ */
+static void
+check_ratelimit(const uint8_t *p, size_t size)
+{
+	const uint8_t *end = p + size;
+	struct ratelimit *rl;
+	uint32_t rate, burst;
+	int64_t now = 0;
+	size_t keylen;
+
+	if (size < 8)
+		return;
+	rl = ratelimit_new(4);
+	assert(rl != NULL);
+	rate = (uint32_t)le_bytes(p, 4);
+	burst = (uint32_t)le_bytes(p + 4, 4);
+	ratelimit_set(rl, rate, burst);
+	for (p += 8; end - p >= 16; p += 16) {
+		keylen = (size_t)(p[0] % 3) + 1;
+		now += (int64_t)(le_bytes(p + 4, 4) >> (p[8] & 31));
+		assert(ratelimit_tokens(rl, p + 1, keylen, now, NULL) <=
+		    (burst > 0 ? burst : 1));
+		assert(ratelimit_wait_ms(rl, p + 1, keylen, now) >= 1);
+		ratelimit_spend(rl, p + 1, keylen, le_bytes(p + 9, 7));
+	}
+	ratelimit_free(rl);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -501,5 +550,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    (const char *)data + 1, size - 1, cut < size - 1 ? cut : size - 1);
 	feed_body(data[0] & 2 ? &body_json : &body_json_lines,
 	    (const char *)data + 1, size - 1, cut < size - 1 ? cut : size - 1);
+	check_ratelimit(data, size);
 	return 0;
 }

@@ -183,6 +183,16 @@ def check_lines_stored(r):
     r.pg.query("delete from public.logs where message like 'stored-%%'")
 
 
+def check_rate_limited(r):
+    """5 lines a second (burst 5): 12 lines in one go are all stored, the
+    sender paused for the rest."""
+    before = r.metric("clients_paused_total", reason="rate-limit")
+    r.send_and_wait("rate-limited-",
+                    ["rate-limited-%d" % i for i in range(12)])
+    assert r.metric("clients_paused_total", reason="rate-limit") > before
+    r.pg.query("delete from public.logs where message like 'rate-limited-%%'")
+
+
 def check_framing_detect(r):
     """A <PRI> sender's first line, undecided (no next "<" yet) and the
     connection left open, is stored once framing-detect-timeout passes."""
@@ -467,6 +477,12 @@ def cases(r):
                                        shown=("60000ms", "120000ms")),
         "http-answer-timeout": Case("90s", "applied", None,
                                     shown=("60000ms", "90000ms")),
+        # fairness itself: test_fairness.py
+        "fair-share-percent": Case("0", "applied", check_lines_stored),
+        "rate-limit-lines-per-sec": Case("5", "applied", check_rate_limited),
+        "rate-limit-burst": Case("3", "applied", check_lines_stored),
+        "rate-limit-mode": Case("drop", "applied", check_lines_stored),
+        "rate-limit-sources": Case("16", "restart", check_lines_stored),
     }
 
 

@@ -597,6 +597,18 @@ test_tls(void **state)
 	    "'1.1'", "1.2 or 1.3", NULL);
 	set_ok(x, "tls-handshake-timeout", "2");
 	assert_int_equal(c->tls_handshake_timeout_ms, 2000);
+	/* rate-limit-mode: a word; the others plain numbers. */
+	assert_int_equal(c->rate_limit_drop, 0);
+	assert_int_equal(c->fair_share_percent, 50);
+	assert_int_equal(c->rate_limit_per_sec, 0);
+	set_ok(x, "rate-limit-mode", "drop");
+	assert_int_equal(c->rate_limit_drop, 1);
+	set_ok(x, "rate-limit-mode", "pause");
+	assert_int_equal(c->rate_limit_drop, 0);
+	assert_err_has(set_err(x, "rate-limit-mode", "block"),
+	    "rate-limit-mode", "'block'", "pause or drop", NULL);
+	assert_err_has(set_err(x, "fair-share-percent", "100"),
+	    "fair-share-percent", NULL);
 	/* optional needs tls-ca. */
 	assert_int_equal(config_finish(c, x->err, sizeof(x->err)), -1);
 	assert_err_has(x->err, "tls-verify-client = optional", "tls-ca", NULL);
@@ -983,6 +995,11 @@ static const struct {
 	{ "http-body-timeout", "20s" },
 	{ "http-keepalive-timeout", "2min" },
 	{ "http-answer-timeout", "90s" },
+	{ "fair-share-percent", "0" },
+	{ "rate-limit-lines-per-sec", "1000" },
+	{ "rate-limit-burst", "5000" },
+	{ "rate-limit-mode", "drop" },
+	{ "rate-limit-sources", "1024" },
 };
 
 #define NOTHER (sizeof(other_values) / sizeof(other_values[0]))
@@ -1084,7 +1101,7 @@ test_reload_classes(void **state)
 		"table", "max-line-bytes", "queue-bytes",
 		"queue-resume-percent", "db-connections", "metrics-listen",
 		"user", "spool-dir", "spool-max-bytes", "spool-segment-bytes",
-		"spool-sync-interval-ms", "udp-rcvbuf" };
+		"spool-sync-interval-ms", "udp-rcvbuf", "rate-limit-sources" };
 	size_t i, j, n = sizeof(restart) / sizeof(restart[0]);
 	bool is_restart;
 

@@ -1,8 +1,9 @@
 /*
  * Unit tests for the queue: the byte limit and its resume watermark, the
  * data/space callbacks, sealing at batch_lines and batch_bytes, FIFO order
- * of queue_take(), queue_return() to the head, and the line/byte counters
- * (which include batches taken but not yet done).
+ * of queue_take(), queue_return() to the head, the line/byte counters
+ * (which include batches taken but not yet done), and the per-source
+ * attribution of rows (given back when a batch is done).
  *
  * Sizes are not hard-coded: one batch's charge is measured on a probe
  * queue, and every expectation is derived from it.
@@ -34,6 +35,8 @@ struct fx {
 	struct batch *taken[MAXTAKEN]; /* taken, not yet done */
 	size_t ntaken;
 	int on_data, on_space;
+	size_t released[3]; /* per source token 1, 2 (0 unused) */
+	int nreleases;
 	struct buf msg; /* message bytes for records */
 	struct buf row; /* one encoded row */
 };
@@ -602,6 +605,67 @@ test_free_with_batches(void **state)
 	queue_free(NULL);
 }
 
+static void
+on_release(void *arg, uint64_t src, size_t bytes)
+{
+	struct fx *x = arg;
+
+	assert_true(src == 1 || src == 2);
+	x->released[src] += bytes;
+	x->nreleases++;
+}
+
+/*
+ * Rows appended in a round are attributed to its source, across a seal
+ * in the middle of the round; lines outside a round to none.  Each
+ * source gets its bytes back once, when the batch holding them is done,
+ * not when it is taken or returned.
+ */
+static void
+test_sources(void **state)
+{
+	struct fx *x = *state;
+	struct batch *b1, *b2;
+	size_t a, b, a2;
+
+	make_queue(x, BIG, 75, 3, BIG);
+	queue_set_source_callback(x->q, on_release, x);
+	queue_source_begin(x->q, 1);
+	push(x, "a1");
+	push(x, "a2");
+	a = queue_source_end(x->q);
+	assert_true(a > 0);
+	push(x, "none"); /* no round: nobody's; seals the batch (3 lines) */
+	queue_source_begin(x->q, 2);
+	push(x, "b1");
+	push(x, "b2");
+	push(x, "b3"); /* seals the second batch */
+	push(x, "b4");
+	b = queue_source_end(x->q);
+	queue_source_begin(x->q, 1);
+	push(x, "a3");
+	a2 = queue_source_end(x->q);
+	assert_int_equal(queue_source_end(x->q), 0); /* no round open */
+	b1 = take(x, false);
+	b2 = take(x, false);
+	assert_non_null(b1);
+	assert_non_null(b2);
+	give_back(x, b1);
+	assert_int_equal(x->nreleases, 0);
+	b1 = take(x, false);
+	done(x, b2);
+	assert_int_equal(x->released[1], 0);
+	assert_int_equal(x->released[2], b * 3 / 4); /* b1, b2, b3 */
+	done(x, b1);
+	assert_int_equal(x->released[1], a);
+	b2 = take(x, true); /* the open one: b4 and a3 */
+	assert_non_null(b2);
+	done(x, b2);
+	assert_int_equal(x->released[1], a + a2);
+	assert_int_equal(x->released[2], b);
+	assert_int_equal(x->nreleases, 4);
+}
+
 int
 main(void)
 {
@@ -631,6 +695,7 @@ main(void)
 		    test_open_since, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_free_with_batches, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sources, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
