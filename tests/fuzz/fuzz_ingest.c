@@ -11,7 +11,9 @@
  * (framing-detect-timeout) and parse BSD timestamps in Europe/Berlin
  * (tz=).  The same bytes are also fed as RELP frames (relp.h) whose
  * syslog DATA goes the same way; the RELP decoder must never consume more
- * than it was given (and at EOF take all or fail).
+ * than it was given (and at EOF take all or fail).  The input is also an
+ * OTLP body, protobuf and JSON (body.h): each record's fields must be one
+ * JSON object and encode as above, and the answer must fit.
  */
 #include <assert.h>
 #include <stdbool.h>
@@ -27,6 +29,7 @@
 #include "logsink/tzrule.h"
 #include "../../src/parser_int.h"
 #include "logsink/relp.h"
+#include "logsink/body.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -51,14 +54,13 @@ check_fields(const struct record *rec)
 	    PARSER_NOMATCH);
 }
 
+static void check_encoding(const struct record *rec);
+
 static bool
 on_msg(void *arg, const char *msg, size_t len, bool truncated)
 {
 	struct record rec = { .received_us = 1763700000000000LL,
 		.peer = "127.0.0.1" };
-	struct record dec;
-	size_t replaced, i, text_len;
-	char peer[64];
 
 	(void)arg;
 	(void)truncated;
@@ -67,28 +69,82 @@ on_msg(void *arg, const char *msg, size_t len, bool truncated)
 		&scratch) == -1)
 		return true;
 	check_fields(&rec);
+	check_encoding(&rec);
+	return true;
+}
+
+/* The record encodes as one text row and one binary row that agree. */
+static void
+check_encoding(const struct record *rec)
+{
+	struct record dec;
+	size_t replaced, i, text_len;
+	char peer[64];
 	/* The text row is one line without NUL. */
 	buf_reset(&row);
-	if (copyenc_row_text(&row, &rec, &replaced) == -1)
-		return true;
+	if (copyenc_row_text(&row, rec, &replaced) == -1)
+		return;
 	assert(row.len > 0 && row.data[row.len - 1] == '\n');
 	for (i = 0; i + 1 < row.len; i++)
 		assert(row.data[i] != '\n' && row.data[i] != '\0');
 	/* The binary row is whole and decodes to the same text row. */
 	text_len = row.len;
-	if (copyenc_row(&row, &rec, &replaced) == -1)
-		return true;
+	if (copyenc_row(&row, rec, &replaced) == -1)
+		return;
 	assert(copyenc_row_size(row.data + text_len, row.len - text_len) ==
 	    row.len - text_len);
 	assert(copyenc_decode(row.data + text_len, row.len - text_len, &dec,
 		   peer, sizeof(peer)) == 0);
 	buf_reset(&row2);
 	if (copyenc_row_text(&row2, &dec, &replaced) == -1)
-		return true;
+		return;
 	assert(replaced == 0);
 	assert(
 	    row2.len == text_len && memcmp(row2.data, row.data, text_len) == 0);
-	return true;
+}
+
+/* body_decoder callback: stops after each record when arg is non-NULL. */
+static bool
+on_body_record(void *arg, struct record *rec)
+{
+	rec->received_us = 1763700000000000LL;
+	rec->peer = "127.0.0.1";
+	assert(rec->severity >= -1 && rec->severity <= 7);
+	check_fields(rec);
+	check_encoding(rec);
+	return arg == NULL;
+}
+
+/*
+ * The input as a whole body for dec (depth 16, records of 4 KiB), fed as
+ * the HTTP glue does: nothing consumed before the end, then everything;
+ * with stop, feeds of nothing resume after each record.
+ */
+static void
+feed_body(
+    const struct body_decoder *dec, const char *data, size_t size, bool stop)
+{
+	static const struct body_limits lim = { 4096, 1 << 20, 16 };
+	char out[512];
+	const char *ct;
+	size_t need = 0, n;
+	void *st = dec->new (&lim);
+	int rounds = 0;
+
+	if (st == NULL)
+		return;
+	assert(dec->feed(st, data, size / 2, false, &need, on_body_record,
+		   stop ? &need : NULL) == 0);
+	assert(need == SIZE_MAX);
+	assert(dec->feed(st, data, size, true, &need, on_body_record,
+		   stop ? &need : NULL) == size);
+	while (stop && rounds++ < 1000)
+		(void)dec->feed(st, "", 0, true, &need, on_body_record, &need);
+	if (dec->error(st) == NULL) {
+		n = dec->answer(st, out, sizeof(out), &ct);
+		assert(n <= sizeof(out) && ct != NULL);
+	}
+	dec->free(st);
 }
 
 /* Feeds data in two pieces, keeping unconsumed bytes as the listener does. */
@@ -236,5 +292,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* The parser on the whole input as one message, too. */
 	on_msg(NULL, (const char *)data, size, false);
 	check_proxy(data + 1, size - 1, cut < size - 1 ? cut : size - 1);
+	feed_body(
+	    &body_otlp_proto, (const char *)data + 1, size - 1, data[0] & 2);
+	feed_body(
+	    &body_otlp_json, (const char *)data + 1, size - 1, data[0] & 2);
 	return 0;
 }
