@@ -113,7 +113,7 @@ TCP and UDP port 514, and a default configuration in /etc/logsinkd.")
 	set(CPACK_DEBIAN_PACKAGE_SECTION admin)
 	set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
 	set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
-	set(CPACK_DEBIAN_PACKAGE_DEPENDS "adduser")
+	set(CPACK_DEBIAN_PACKAGE_DEPENDS "adduser, zlib1g")
 	set(CPACK_DEBIAN_PACKAGE_SUGGESTS "postgresql")
 	set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA
 		${CMAKE_SOURCE_DIR}/packaging/deb/conffiles

@@ -5,8 +5,8 @@
 set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config libevent-dev libssl-dev libpq-dev
-	libbsd-dev libsystemd-dev postgresql postgresql-contrib netcat-openbsd
-	protobuf-c-compiler libprotobuf-c-dev libjson-c-dev)
+	libbsd-dev libsystemd-dev zlib1g-dev postgresql postgresql-contrib
+	netcat-openbsd protobuf-c-compiler libprotobuf-c-dev libjson-c-dev)
 test=no
 if [[ "${1:-}" == "--test" ]]; then
 	test=yes
@@ -23,10 +23,11 @@ if [[ "${1:-}" == "--test" ]]; then
 	pkgs+=(openssl libcmocka-dev python3 python3-pytest python3-psycopg2
 		clang clang-format bsdutils util-linux syslog-ng-core
 		libestr0 libfastjson4 liblognorm5 librelp0 lintian fakeroot dpkg-dev
-		file groff-base strace systemd haproxy tzdata nodejs)
+		file groff-base strace systemd haproxy tzdata nodejs curl)
+	# curl: the HTTP ingest tests (test_http.py) post with it.
 	# test_gelf.py installs the npm package gelf-pro into its temporary
-	# directory; NodeSource's nodejs already brings npm (and conflicts
-	# with Debian's).
+	# directory (test_http.py: winston); NodeSource's nodejs already
+	# brings npm (and conflicts with Debian's).
 	command -v npm >/dev/null || pkgs+=(npm)
 fi
 rsyslog_dir=/opt/logsink-rsyslog

@@ -195,6 +195,38 @@ static const struct cf_key cf_keys[] = {
 	    "1KiB", 232, 65551, CONFIG_APPLY_LISTENERS,
 	    "longest PROXY v2 header (with its TLVs) a proxy= listener takes; "
 	    "v1 lines are at most 107 bytes" },
+	/* proto=http listeners (listener_http.c).  A curl or browser head is
+	 * under 1 KiB; OTel SDKs and systemd-journal-upload send a few
+	 * hundred bytes of fields. */
+	{ "http-max-header-bytes", CF_SIZE, OFF(http_max_header_bytes), "16KiB",
+	    256, 65536, CONFIG_APPLY_LISTENERS,
+	    "proto=http: longest request head (request line and header "
+	    "fields), chunk-size line or trailer section; more: 431" },
+	{ "http-max-headers", CF_INT, OFF(http_max_headers), "100", 1, 10000,
+	    CONFIG_APPLY_LISTENERS,
+	    "proto=http: most header fields in one request; more: 431" },
+	{ "http-max-body-bytes", CF_SIZE, OFF(http_max_body_bytes), "16MiB",
+	    1024, 1LL << 40, CONFIG_APPLY_LISTENERS,
+	    "proto=http: largest request body after decompression (gzip "
+	    "bombs included); more: 413" },
+	{ "http-header-timeout", CF_SECONDS, OFF(http_header_timeout_ms), "10s",
+	    1, 2000000000, CONFIG_APPLY_LISTENERS,
+	    "proto=http: a request head must arrive whole within this time "
+	    "of its first byte; else 408 and close" },
+	{ "http-body-timeout", CF_SECONDS, OFF(http_body_timeout_ms), "30s", 1,
+	    2000000000, CONFIG_APPLY_LISTENERS,
+	    "proto=http: a request body without a new byte for this long "
+	    "(not counting our own back-pressure): 408 and close" },
+	{ "http-keepalive-timeout", CF_SECONDS, OFF(http_keepalive_timeout_ms),
+	    "60s", 1, 2000000000, CONFIG_APPLY_LISTENERS,
+	    "proto=http: close a connection idle this long between "
+	    "requests" },
+	{ "http-answer-timeout", CF_SECONDS, OFF(http_answer_timeout_ms), "60s",
+	    1, 2000000000, CONFIG_APPLY_LISTENERS,
+	    "proto=http: a request not stored this long after its body "
+	    "ended gets 503 with Retry-After and the connection is closed "
+	    "(its records may still be stored: the sender's retry may "
+	    "duplicate them)" },
 };
 
 #define NKEYS (sizeof(cf_keys) / sizeof(cf_keys[0]))
@@ -591,6 +623,19 @@ listen_option(struct listen_spec *spec, const char *opt, size_t n, char *err,
 		else
 			return cf_error(err, errlen,
 			    "listen: tls '%s' is not on or off", v);
+	} else if (strncmp(buf, "path=", 5) == 0) {
+		if (v[0] != '/' || strlen(v) >= sizeof(spec->http_path))
+			return cf_error(err, errlen,
+			    "listen: path '%s' does not start with / or is "
+			    "too long",
+			    v);
+		snprintf(spec->http_path, sizeof(spec->http_path), "%s", v);
+	} else if (strncmp(buf, "tokens=", 7) == 0) {
+		if (v[0] == '\0' || strlen(v) >= sizeof(spec->http_tokens))
+			return cf_error(err, errlen,
+			    "listen: tokens= needs a file name (shorter than "
+			    "1024 bytes)");
+		snprintf(spec->http_tokens, sizeof(spec->http_tokens), "%s", v);
 	} else if (strncmp(buf, "proto=", 6) == 0) {
 		for (i = 0; i < CONFIG_NPROTOS; i++)
 			if (strcmp(v, proto_names[i].name) == 0)
@@ -603,7 +648,8 @@ listen_option(struct listen_spec *spec, const char *opt, size_t n, char *err,
 	} else {
 		return cf_error(err, errlen,
 		    "listen: unknown option '%s' (known: framing=, format=, "
-		    "ack=, allow=, tls=, proxy=, tz=, proto=)",
+		    "ack=, allow=, tls=, proxy=, tz=, proto=, path=, "
+		    "tokens=)",
 		    buf);
 	}
 	return 0;
@@ -669,6 +715,11 @@ config_parse_listen(
 	 * commit, or with ack=spooled once durable in the spool. */
 	if (config_proto_acked(spec->proto) && spec->ack == CONFIG_ACK_NONE)
 		spec->ack = CONFIG_ACK_COMMIT;
+	if (spec->proto != CONFIG_PROTO_HTTP &&
+	    (spec->http_path[0] != '\0' || spec->http_tokens[0] != '\0'))
+		return cf_error(err, errlen,
+		    "listen %s: path= and tokens= apply to proto=http only",
+		    addr);
 	return listen_udp_check(spec, addr, framing_set, err, errlen);
 }
 

@@ -101,6 +101,7 @@ struct listen_sock {
 	bool tls;
 	const struct tzrule *tz;           /* in ls->tzs; NULL: local */
 	const struct session_ops *session; /* proto=relp...: or NULL */
+	void *sess_conf;                   /* session->listen's; in ls->confs */
 	struct cidr allow[CONFIG_MAX_ALLOW];
 	int nallow;
 	struct cidr proxy[CONFIG_MAX_ALLOW]; /* proxy=: PROXY headers */
@@ -1053,6 +1054,7 @@ client_admit(struct client *c, int fd)
 		c->ack_spooled = sock->ack == CONFIG_ACK_SPOOLED;
 	}
 	c->sess_ops = sock->session;
+	c->sess_conf = sock->sess_conf;
 	if ((c->sess_ops != NULL && c->sess_ops->start(c) == -1) ||
 	    (c->bev = client_bev_new(ls, sock, c, fd)) == NULL) {
 		if (c->sess_ops != NULL && c->sess == NULL)
@@ -1330,9 +1332,47 @@ session_of(int proto)
 	switch (proto) {
 	case CONFIG_PROTO_RELP:
 		return &relp_session;
+	case CONFIG_PROTO_HTTP:
+		return &http_session;
 	default:
 		return NULL;
 	}
+}
+
+/* The session protocol's state of listener s (session_ops.listen), kept
+ * on ls->confs until listeners_free(); -1 with err set. */
+static int
+sess_listen(struct listeners *ls, struct listen_sock *s,
+    const struct listen_spec *spec, const char *hostport, char *err,
+    size_t errlen)
+{
+	struct sess_conf *sc;
+	char why[512];
+
+	if (s->session == NULL || s->session->listen == NULL)
+		return 0;
+	if ((sc = calloc(1, sizeof(*sc))) == NULL) {
+		snprintf(err, errlen, "listen %s: out of memory", hostport);
+		return -1;
+	}
+	if (s->session->listen(ls, spec, &sc->conf, why, sizeof(why)) == -1) {
+		snprintf(err, errlen, "listen %s: %s", hostport, why);
+		free(sc);
+		return -1;
+	}
+	sc->ops = s->session;
+	sc->next = ls->confs;
+	ls->confs = sc;
+	s->sess_conf = sc->conf;
+	return 0;
+}
+
+void
+listeners_set_can_store(
+    struct listeners *ls, bool (*can_store)(void *arg), void *arg)
+{
+	ls->can_store = can_store;
+	ls->can_store_arg = arg;
 }
 
 static int
@@ -1362,6 +1402,11 @@ add_sock(struct listeners *ls, int fd, const char *hostport,
 	s->ack = spec->ack;
 	s->tls = spec->tls;
 	s->session = session_of(spec->proto);
+	if (sess_listen(ls, s, spec, hostport, err, errlen) == -1) {
+		close(fd);
+		free(s);
+		return -1;
+	}
 	s->nallow = spec->nallow;
 	memcpy(s->proxy, spec->proxy, sizeof(s->proxy));
 	s->nproxy = spec->nproxy;
@@ -1533,6 +1578,13 @@ listeners_free(struct listeners *ls)
 	tls_ctx_free(ls->tls);
 	while (ls->ntzs > 0)
 		tzrule_free(ls->tzs[--ls->ntzs]);
+	while (ls->confs != NULL) {
+		struct sess_conf *sc = ls->confs;
+
+		ls->confs = sc->next;
+		sc->ops->listen_free(sc->conf);
+		free(sc);
+	}
 	free(ls->tzs);
 	free(ls->socks);
 	free(ls);

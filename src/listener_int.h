@@ -118,6 +118,10 @@ enum cl_event {
  *  finish     before closing: the last answer, once; the reason for the
  *             close log line.
  *  shutdown   SIGTERM: what finish() writes becomes the goodbye.
+ *  listen     optional: the protocol's state of one listener, from its
+ *             listen value (proto=http: path=, tokens=); -1 with err set.
+ *             The clients of its socket find it in c->sess_conf.
+ *  listen_free  frees it (listeners_free(): clients outlive sockets).
  */
 struct client;
 
@@ -131,6 +135,9 @@ struct session_ops {
 	void (*send_acks)(struct client *c);
 	const char *(*finish)(struct client *c, const char *reason);
 	void (*shutdown)(struct client *c);
+	int (*listen)(struct listeners *ls, const struct listen_spec *spec,
+	    void **conf, char *err, size_t errlen);
+	void (*listen_free)(void *conf);
 };
 
 /*
@@ -182,6 +189,7 @@ struct client {
 	size_t proxy_len;
 	const struct session_ops *sess_ops; /* proto=relp...: or NULL */
 	void *sess;                         /* its state; owned */
+	void *sess_conf; /* its listener's (session_ops.listen), or NULL */
 };
 
 /* Owned by main; freed by listeners_free(). */
@@ -216,6 +224,20 @@ struct listeners {
 	struct udp_rx *udp; /* proto=udp listeners (listener_udp.c), or NULL */
 	int64_t relp_err_logged_ms;
 	uint64_t relp_err_unlogged;
+	int64_t http_err_logged_ms;
+	uint64_t http_err_unlogged;
+	struct sess_conf *confs; /* session_ops.listen's, until freed */
+	/* Whether records can be stored at all now (a database connection
+	 * or a spool): main's, or NULL (always). */
+	bool (*can_store)(void *arg);
+	void *can_store_arg;
+};
+
+/* A session protocol's listener state, kept by listeners_free(). */
+struct sess_conf {
+	struct sess_conf *next;
+	const struct session_ops *ops;
+	void *conf;
 };
 
 /* listener.c */
@@ -239,6 +261,9 @@ bool client_message(void *arg, const char *msg, size_t len, bool truncated);
 
 /* listener_relp.c: proto=relp (rsyslog's omrelp) */
 extern const struct session_ops relp_session;
+
+/* listener_http.c: proto=http (HTTP ingest; body.h decoders) */
+extern const struct session_ops http_session;
 
 /* listener_tls.c */
 /* An OpenSSL bufferevent owning fd, accepting; NULL: the caller closes

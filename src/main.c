@@ -108,7 +108,7 @@ usage(FILE *fp)
 	    "  tz=local|UTC|+HH:MM|ZONE   zone of RFC 3164 timestamps, e.g. "
 	    "tz=Europe/Berlin\n"
 	    "                             (local: the daemon's TZ; default)\n"
-	    "  proto=tcp|udp|relp         udp: syslog datagrams (RFC 5426), "
+	    "  proto=tcp|udp|relp|http    udp: syslog datagrams (RFC 5426), "
 	    "one\n"
 	    "                             per message, no ack=/tls=/framing= "
 	    "(--listen\n"
@@ -116,7 +116,17 @@ usage(FILE *fp)
 	    "RELP\n"
 	    "                             (rsyslog omrelp), each message "
 	    "answered\n"
-	    "                             once committed (or ack=spooled)\n");
+	    "                             once committed (or ack=spooled);\n"
+	    "                             http: HTTP ingest, POST /ingest of "
+	    "NDJSON,\n"
+	    "                             JSON or text, answered once "
+	    "committed\n"
+	    "                             (--listen '0.0.0.0:8080 "
+	    "proto=http')\n"
+	    "  path=/PATH                 proto=http: the JSON endpoint's "
+	    "path\n"
+	    "  tokens=FILE                proto=http: bearer tokens, one a "
+	    "line\n");
 }
 
 /* Splits argv into actions and KEY VALUE pairs (checked later). */
@@ -502,6 +512,18 @@ stats_arm(struct daemon *d)
 		log_warnx("event_add: the stats timer: no stats: lines");
 }
 
+/*
+ * Whether records can be stored now: a database connection is up, or a
+ * spool takes them (proto=http answers 503 to new requests otherwise).
+ */
+static bool
+can_store(void *arg)
+{
+	const struct daemon *d = arg;
+
+	return d->spool != NULL || pgpool_connected(d->pool) > 0;
+}
+
 /* The listener part of cfg (start-up and SIGHUP). */
 static void
 listener_settings_of(const struct config *cfg, struct listener_settings *set)
@@ -517,6 +539,13 @@ listener_settings_of(const struct config *cfg, struct listener_settings *set)
 	set->proxy_header_timeout_ms = cfg->proxy_header_timeout_ms;
 	set->proxy_max_header_bytes = cfg->proxy_max_header_bytes;
 	set->udp_rcvbuf_bytes = cfg->udp_rcvbuf_bytes;
+	set->http_max_header_bytes = cfg->http_max_header_bytes;
+	set->http_max_headers = cfg->http_max_headers;
+	set->http_max_body_bytes = cfg->http_max_body_bytes;
+	set->http_header_timeout_ms = cfg->http_header_timeout_ms;
+	set->http_body_timeout_ms = cfg->http_body_timeout_ms;
+	set->http_keepalive_timeout_ms = cfg->http_keepalive_timeout_ms;
+	set->http_answer_timeout_ms = cfg->http_answer_timeout_ms;
 }
 
 /*
@@ -957,6 +986,7 @@ run(struct daemon *d)
 		fatalx("%s", err);
 	if ((d->ls = listeners_new(d->base, d->q, &lset)) == NULL)
 		fatalx("out of memory");
+	listeners_set_can_store(d->ls, can_store, d);
 	if (config_uses_tls(&d->cfg)) {
 		/* Read now, while still root if started so. */
 		if ((tls = load_tls(&d->cfg, err, sizeof(err))) == NULL)

@@ -324,6 +324,43 @@ render_relp(struct buf *out)
 		"reason", relp_label, metrics.relp_errors, 1, RELP_NERRORS);
 }
 
+static const char *
+http_reason_label(int i)
+{
+	return http_reason_name(i);
+}
+
+/* proto=http answers by endpoint and code (the endpoints in use, every
+ * code), refusals by reason (zeros too; 0 is HTTP_ERR_NONE, not an error). */
+static int
+render_http(struct buf *out)
+{
+	int e, i, rc;
+
+	rc = counter(out, "http_records_total",
+		 "Records taken from proto=http request bodies.",
+		 metrics.http_records) |
+	    counters(out, "http_errors_total",
+		"proto=http requests refused or cut short, by reason.",
+		"reason", http_reason_label, metrics.http_errors, 1,
+		HTTP_NREASONS) |
+	    put(out,
+		"# HELP logsink_http_requests_total proto=http requests "
+		"answered, by endpoint and status code.\n"
+		"# TYPE logsink_http_requests_total counter\n");
+	for (e = 0; rc == 0 && e < METRICS_HTTP_ENDPOINTS; e++) {
+		if (metrics.http_endpoints[e] == NULL)
+			continue;
+		for (i = 0; rc == 0 && i < HTTP_NSTATUS; i++)
+			rc = put(out,
+			    "logsink_http_requests_total{endpoint=\"%s\","
+			    "code=\"%d\"} %" PRIu64 "\n",
+			    metrics.http_endpoints[e], http_status_code(i),
+			    metrics.http_requests[e][i]);
+	}
+	return rc;
+}
+
 static int
 render_sqlstates(struct buf *out)
 {
@@ -357,6 +394,7 @@ metrics_render(struct buf *out, const struct metrics_gauges *g)
 		bp_ms += (uint64_t)(g->now_ms - metrics.backpressure_since_ms);
 	rc = render_counters(out) | render_sqlstates(out) | render_tls(out) |
 	    render_proxy(out) | render_udp(out) | render_relp(out) |
+	    render_http(out) |
 	    counter(out, "backpressure_seconds_total",
 		"Seconds spent with reading paused.", bp_ms / 1000) |
 	    gauge(out, "connections_open", "Client connections open.",

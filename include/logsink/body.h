@@ -74,7 +74,8 @@ struct body_decoder {
 	uint64_t (*rejected)(const void *st);
 };
 
-extern const struct body_decoder body_json;
+extern const struct body_decoder body_json;       /* application/json */
+extern const struct body_decoder body_json_lines; /* NDJSON, text lines */
 extern const struct body_decoder body_journal;
 extern const struct body_decoder body_otlp_proto;
 extern const struct body_decoder body_otlp_json;

@@ -64,6 +64,10 @@ struct listen_spec {
 	int nproxy;
 	/* tz=: the zone of BSD timestamps (logsink/tzrule.h); "": local */
 	char tz[64];
+	/* proto=http: path= of the JSON endpoint ("": /ingest) and
+	 * tokens=, a file of bearer tokens ("": no Authorization needed) */
+	char http_path[256];
+	char http_tokens[1024];
 	char *text; /* the value as written, for dump and comparison; owned
 		     * by the config holding the spec (NULL from
 		     * config_parse_listen()) */
@@ -131,7 +135,14 @@ struct config {
 	int tls_max_handshakes;
 	int proxy_header_timeout_ms;
 	size_t proxy_max_header_bytes;
-	size_t udp_rcvbuf_bytes; /* SO_RCVBUF of proto=udp listeners */
+	size_t udp_rcvbuf_bytes;      /* SO_RCVBUF of proto=udp listeners */
+	size_t http_max_header_bytes; /* proto=http listeners */
+	int http_max_headers;
+	size_t http_max_body_bytes;
+	int http_header_timeout_ms;
+	int http_body_timeout_ms;
+	int http_keepalive_timeout_ms;
+	int http_answer_timeout_ms;
 };
 
 void config_init(struct config *cfg);

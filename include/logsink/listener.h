@@ -20,6 +20,7 @@
 #ifndef LOGSINK_LISTENER_H
 #define LOGSINK_LISTENER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -40,6 +41,13 @@ struct listener_settings {
 	int proxy_header_timeout_ms;   /* proxy= listeners */
 	size_t proxy_max_header_bytes; /* v2, TLVs included */
 	size_t udp_rcvbuf_bytes; /* SO_RCVBUF asked for proto=udp sockets */
+	size_t http_max_header_bytes; /* proto=http listeners */
+	int http_max_headers;
+	size_t http_max_body_bytes;
+	int http_header_timeout_ms;
+	int http_body_timeout_ms;
+	int http_keepalive_timeout_ms;
+	int http_answer_timeout_ms;
 };
 
 struct listeners;
@@ -73,6 +81,13 @@ int listeners_add(struct listeners *ls, const struct listen_spec *spec,
 int listeners_add_fd(struct listeners *ls, int fd,
     const struct listen_spec *spec, char *err, size_t errlen)
     __attribute__((warn_unused_result));
+/*
+ * proto=http answers 503 (Retry-After) to new requests while
+ * can_store(arg) is false: no database connection is up and there is no
+ * spool to take the records.  Unset: always true.
+ */
+void listeners_set_can_store(
+    struct listeners *ls, bool (*can_store)(void *arg), void *arg);
 /* The queue has room again: resume reading from clients. */
 void listeners_resume(struct listeners *ls);
 /*

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "logsink/buf.h"
+#include "logsink/http.h"
 #include "logsink/proxy.h"
 #include "logsink/relp.h"
 #include "logsink/tls_types.h"
@@ -18,6 +19,8 @@
 #define METRICS_BATCH_BUCKETS   10
 #define METRICS_LATENCY_BUCKETS 13
 #define METRICS_SQLSTATES       32
+/* proto=http endpoints: 0 is "none" (no route), then the route table's */
+#define METRICS_HTTP_ENDPOINTS  8
 
 /* Why a proto=udp datagram was read and not queued. */
 enum metrics_udp_drop {
@@ -68,6 +71,13 @@ struct metrics {
 	uint64_t udp_dropped[METRICS_UDP_NDROPS]; /* read, not queued */
 	uint64_t udp_kernel_drops; /* the sockets' receive-buffer drops */
 	uint64_t udp_truncated;    /* longer than the datagram buffer */
+	/* proto=http: answers by endpoint and status (http_status_index()),
+	 * refusals by reason (enum http_error, enum http_refusal); the
+	 * endpoint names are set by listener_http.c (NULL: unused) */
+	uint64_t http_requests[METRICS_HTTP_ENDPOINTS][HTTP_NSTATUS];
+	uint64_t http_errors[HTTP_NREASONS];
+	uint64_t http_records; /* records the bodies carried */
+	const char *http_endpoints[METRICS_HTTP_ENDPOINTS];
 	struct histogram batch_lines;
 	struct histogram commit_seconds;
 	struct {

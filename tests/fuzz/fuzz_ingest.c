@@ -11,9 +11,13 @@
  * (framing-detect-timeout) and parse BSD timestamps in Europe/Berlin
  * (tz=).  The same bytes are also fed as RELP frames (relp.h) whose
  * syslog DATA goes the same way; the RELP decoder must never consume more
- * than it was given (and at EOF take all or fail).  The input is also an
- * OTLP body, protobuf and JSON (body.h): each record's fields must be one
- * JSON object and encode as above, and the answer must fit.
+ * than it was given (and at EOF take all or fail).  The bytes are also an
+ * HTTP request stream (http.h) in two pieces, whose bodies go to the JSON
+ * body decoders (body_json.c), and a body fed to them directly: neither
+ * may consume more than it was given, and every record they emit is
+ * checked like a parsed line.  The input is also an OTLP body, protobuf
+ * and JSON (body_otlp.c): each record's fields must be one JSON object and
+ * encode as above, and the answer must fit.
  */
 #include <assert.h>
 #include <stdbool.h>
@@ -30,6 +34,7 @@
 #include "../../src/parser_int.h"
 #include "logsink/relp.h"
 #include "logsink/body.h"
+#include "logsink/http.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -105,7 +110,7 @@ check_encoding(const struct record *rec)
 
 /* body_decoder callback: stops after each record when arg is non-NULL. */
 static bool
-on_body_record(void *arg, struct record *rec)
+on_otlp_record(void *arg, struct record *rec)
 {
 	rec->received_us = 1763700000000000LL;
 	rec->peer = "127.0.0.1";
@@ -121,7 +126,7 @@ on_body_record(void *arg, struct record *rec)
  * with stop, feeds of nothing resume after each record.
  */
 static void
-feed_body(
+feed_otlp(
     const struct body_decoder *dec, const char *data, size_t size, bool stop)
 {
 	static const struct body_limits lim = { 4096, 1 << 20, 16 };
@@ -133,13 +138,13 @@ feed_body(
 
 	if (st == NULL)
 		return;
-	assert(dec->feed(st, data, size / 2, false, &need, on_body_record,
+	assert(dec->feed(st, data, size / 2, false, &need, on_otlp_record,
 		   stop ? &need : NULL) == 0);
 	assert(need == SIZE_MAX);
-	assert(dec->feed(st, data, size, true, &need, on_body_record,
+	assert(dec->feed(st, data, size, true, &need, on_otlp_record,
 		   stop ? &need : NULL) == size);
 	while (stop && rounds++ < 1000)
-		(void)dec->feed(st, "", 0, true, &need, on_body_record, &need);
+		(void)dec->feed(st, "", 0, true, &need, on_otlp_record, &need);
 	if (dec->error(st) == NULL) {
 		n = dec->answer(st, out, sizeof(out), &ct);
 		assert(n <= sizeof(out) && ct != NULL);
@@ -267,6 +272,131 @@ feed_relp(const char *data, size_t size, size_t cut, bool open)
 	buf_free(&pend);
 }
 
+/* A body decoder's record: fields and COPY rows as for a line. */
+static bool
+on_body_rec(void *arg, struct record *rec)
+{
+	size_t replaced, i;
+
+	(void)arg;
+	rec->received_us = 1763700000000000LL;
+	rec->peer = "127.0.0.1";
+	check_fields(rec);
+	buf_reset(&row);
+	if (copyenc_row_text(&row, rec, &replaced) == -1)
+		return true;
+	for (i = 0; i + 1 < row.len; i++)
+		assert(row.data[i] != '\n' && row.data[i] != '\0');
+	return true;
+}
+
+/* Feeds pend to a body decoder until it stops consuming. */
+static void
+body_drain(const struct body_decoder *dec, void *st, struct buf *pend, bool end)
+{
+	size_t used, need;
+
+	do {
+		used = dec->feed(st, pend->data != NULL ? pend->data : "",
+		    pend->len, end, &need, on_body_rec, NULL);
+		assert(used <= pend->len);
+		if (used > 0) {
+			memmove(
+			    pend->data, pend->data + used, pend->len - used);
+			pend->len -= used;
+		}
+	} while (used > 0 && dec->error(st) == NULL);
+	if (end && dec->error(st) == NULL)
+		assert(pend->len == 0);
+}
+
+/* data as a body of dec, in two pieces. */
+static void
+feed_body(
+    const struct body_decoder *dec, const char *data, size_t size, size_t cut)
+{
+	struct body_limits lim = { 256, 4096, 16 };
+	struct buf pend = { 0 };
+	void *st = dec->new (&lim);
+
+	if (st == NULL)
+		return;
+	if (buf_append(&pend, data, cut) == 0) {
+		body_drain(dec, st, &pend, false);
+		if (buf_append(&pend, data + cut, size - cut) == 0)
+			body_drain(dec, st, &pend, true);
+	}
+	dec->free(st);
+	buf_free(&pend);
+}
+
+/* One feed round of the HTTP parser over pend; the bytes consumed. */
+static size_t
+http_round(struct http_parser *p, struct buf *pend, struct buf *body, bool eof)
+{
+	const char *d;
+	size_t n, dlen;
+
+	if (p->state == HTTP_PS_HEAD) {
+		n = http_feed_head(
+		    p, pend->data != NULL ? pend->data : "", pend->len, eof);
+	} else {
+		n = http_feed_body(p, pend->data != NULL ? pend->data : "",
+		    pend->len, eof, &d, &dlen);
+		assert(dlen <= n);
+		if (dlen > 0) {
+			assert(d + dlen == pend->data + n);
+			if (body->len < 65536 &&
+			    buf_append(body, d, dlen) == -1)
+				dlen = 0;
+		}
+	}
+	assert(n <= pend->len);
+	if (n > 0) {
+		memmove(pend->data, pend->data + n, pend->len - n);
+		pend->len -= n;
+	}
+	if (p->state == HTTP_PS_DONE) {
+		feed_body(p->req.content_type[0] == 'a' ? &body_json
+							: &body_json_lines,
+		    body->data, body->len, body->len / 2);
+		buf_reset(body);
+		http_parser_next(p);
+		return n > 0 ? n : 1;
+	}
+	return n;
+}
+
+/* The input as an HTTP request stream in two pieces. */
+static void
+feed_http(const char *data, size_t size, size_t cut)
+{
+	struct http_limits lim = { 512, 16 };
+	struct http_parser p;
+	struct buf pend = { 0 }, body = { 0 };
+	int i;
+
+	http_parser_init(&p, &lim);
+	if (buf_append(&pend, data, cut) == 0) {
+		for (i = 0; i < 100000 && p.state != HTTP_PS_ERROR; i++)
+			if (http_round(&p, &pend, &body, false) == 0)
+				break;
+		if (p.state != HTTP_PS_ERROR &&
+		    buf_append(&pend, data + cut, size - cut) == 0)
+			for (i = 0; i < 100000 && p.state != HTTP_PS_ERROR; i++)
+				if (http_round(&p, &pend, &body, true) == 0)
+					break;
+	}
+	/* At the end: all taken, or an error, or a clean end. */
+	if (p.state == HTTP_PS_ERROR)
+		assert((unsigned)p.err < HTTP_NERRORS &&
+		    http_error_status(p.err) >= 400);
+	else
+		assert(pend.len == 0 && p.state == HTTP_PS_HEAD);
+	buf_free(&pend);
+	buf_free(&body);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -292,9 +422,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* The parser on the whole input as one message, too. */
 	on_msg(NULL, (const char *)data, size, false);
 	check_proxy(data + 1, size - 1, cut < size - 1 ? cut : size - 1);
-	feed_body(
+	feed_http(
+	    (const char *)data + 1, size - 1, cut < size - 1 ? cut : size - 1);
+	feed_body(data[0] & 2 ? &body_json : &body_json_lines,
+	    (const char *)data + 1, size - 1, cut < size - 1 ? cut : size - 1);
+	feed_otlp(
 	    &body_otlp_proto, (const char *)data + 1, size - 1, data[0] & 2);
-	feed_body(
+	feed_otlp(
 	    &body_otlp_json, (const char *)data + 1, size - 1, data[0] & 2);
 	return 0;
 }

@@ -446,6 +446,22 @@ def cases(r):
                                        shown=("1024", "2048")),
         "udp-rcvbuf": Case("1MiB", "restart", check_lines_stored,
                            shown=("4194304", "1048576")),
+        # applied to proto=http listeners: test_http.py
+        # test_reload_applies_http_limits
+        "http-max-header-bytes": Case("32KiB", "applied", None,
+                                      shown=("16384", "32768")),
+        "http-max-headers": Case("50", "applied", None,
+                                 shown=("100", "50")),
+        "http-max-body-bytes": Case("1MiB", "applied", None,
+                                    shown=("16777216", "1048576")),
+        "http-header-timeout": Case("5s", "applied", None,
+                                    shown=("10000ms", "5000ms")),
+        "http-body-timeout": Case("20s", "applied", None,
+                                  shown=("30000ms", "20000ms")),
+        "http-keepalive-timeout": Case("2m", "applied", None,
+                                       shown=("60000ms", "120000ms")),
+        "http-answer-timeout": Case("90s", "applied", None,
+                                    shown=("60000ms", "90000ms")),
     }
 
 

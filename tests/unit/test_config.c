@@ -974,6 +974,13 @@ static const struct {
 	{ "proxy-header-timeout", "3s" },
 	{ "proxy-max-header-bytes", "2KiB" },
 	{ "udp-rcvbuf", "16MiB" },
+	{ "http-max-header-bytes", "32KiB" },
+	{ "http-max-headers", "50" },
+	{ "http-max-body-bytes", "1MiB" },
+	{ "http-header-timeout", "5s" },
+	{ "http-body-timeout", "20s" },
+	{ "http-keepalive-timeout", "2min" },
+	{ "http-answer-timeout", "90s" },
 };
 
 #define NOTHER (sizeof(other_values) / sizeof(other_values[0]))
