@@ -64,6 +64,8 @@ struct http_route {
 };
 
 static const char *const json_types[] = { "application/json", NULL };
+static const char *const otlp_proto_types[] = { "application/x-protobuf",
+	NULL };
 static const char *const lines_types[] = { "application/x-ndjson",
 	"application/jsonlines", "application/jsonl", "application/x-jsonlines",
 	"text/plain", "", NULL };
@@ -71,10 +73,13 @@ static const char *const lines_types[] = { "application/x-ndjson",
 static const struct http_route http_routes[] = {
 	{ "json", "/ingest", json_types, &body_json, true, false },
 	{ "json", "/ingest", lines_types, &body_json_lines, true, false },
+	/* OTLP/HTTP logs: protobuf or JSON by Content-Type (body_otlp.c) */
+	{ "otlp", "/v1/logs", otlp_proto_types, &body_otlp_proto, false,
+	    false },
+	{ "otlp", "/v1/logs", json_types, &body_otlp_json, false, false },
 	/* One line per endpoint and media type, e.g.
 	 * { "journal", "/upload", journal_types, &body_journal, false, true },
-	 * { "otlp", "/v1/logs", otlp_proto_types, &body_otlp_proto, false,
-	 *     false }, */
+	 */
 };
 
 #define HTTP_NROUTES (sizeof(http_routes) / sizeof(http_routes[0]))
