@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # bench/http.sh: logsinkd's HTTP ingest (POST /ingest, NDJSON, plain and
-# gzip, with bench/httpgen) next to the TCP path (bench/loadgen --ack on an
+# gzip; POST /v1/logs, OTLP protobuf and JSON; with bench/httpgen) next to the TCP path (bench/loadgen --ack on an
 # ack=commit listener, JSON lines of the same shape and size) on a private
 # PostgreSQL: records/s, the daemon's CPU per record (utime+stime from
 # /proc/PID/stat) and, paced at half of each path's maximum, the latency

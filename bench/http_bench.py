@@ -1,6 +1,7 @@
 """bench/http.sh's driver: records/s, daemon CPU per record and the
 latency from send to answer of logsinkd's HTTP ingest (POST /ingest,
-NDJSON, optionally gzip) next to the TCP path (loadgen --ack against an
+NDJSON, optionally gzip; POST /v1/logs, OTLP protobuf and JSON bodies
+from bench/otlp/) next to the TCP path (loadgen --ack against an
 ack=commit listener: also answered after commit) on the same rows (JSON
 lines of the same shape and size), on a private PostgreSQL cluster.
 
@@ -95,6 +96,29 @@ class Bench:
                 r.get("p50_ms"), r.get("p99_ms"))
 
 
+    def otlp(self, enc, gzip=False, rate=0, n=None):
+        """POST /v1/logs of bench/otlp/logs-100.{pb,json}: 100 records
+        each, as the OpenTelemetry JS SDK's exporters sent them."""
+        n = n or self.a.records
+        d = self.daemon("127.0.0.1:%d proto=http")
+        body = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                            "otlp", "logs-100." + enc)
+        ctype = "application/" + ("x-protobuf" if enc == "pb" else "json")
+        try:
+            cmd = [self.a.httpgen, "--connect", "127.0.0.1:%d" % d.port,
+                   "--connections", str(self.a.connections), "--records",
+                   str(n), "--records-per-body", "100", "--path",
+                   "/v1/logs", "--content-type", ctype, "--body", body,
+                   "--rate", str(int(rate))]
+            if gzip:
+                cmd.append("--gzip")
+            r, cpu = self.run(d, cmd)
+        finally:
+            d.stop()
+        return (float(r.get("records_per_s", 0)), cpu / n * 1e6,
+                r.get("p50_ms"), r.get("p99_ms"))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--records", type=int, default=200000)
@@ -118,7 +142,10 @@ def main():
         print("%-22s %12s %16s %10s %10s" % (
             "path", "records/s", "cpu_us/record", "p50_ms", "p99_ms"))
         rows = [("tcp ack=commit", b.tcp), ("http ndjson", b.http),
-                ("http ndjson gzip", lambda: b.http(gzip=True))]
+                ("http ndjson gzip", lambda: b.http(gzip=True)),
+                ("otlp protobuf", lambda: b.otlp("pb")),
+                ("otlp protobuf gzip", lambda: b.otlp("pb", gzip=True)),
+                ("otlp json", lambda: b.otlp("json"))]
         maxes = {}
         for name, f in rows:
             rate, cpu, p50, p99 = f()
@@ -126,7 +153,11 @@ def main():
             print("%-22s %12.0f %16.2f %10s %10s" % (name, rate, cpu, p50,
                                                      p99))
         half = a.records // 2
-        for name, f in (("tcp ack=commit", b.tcp), ("http ndjson", b.http)):
+        for name, f in (("tcp ack=commit", b.tcp), ("http ndjson", b.http),
+                        ("otlp protobuf",
+                         lambda rate, n: b.otlp("pb", rate=rate, n=n)),
+                        ("otlp json",
+                         lambda rate, n: b.otlp("json", rate=rate, n=n))):
             r = maxes[name] / 2
             rate, cpu, p50, p99 = f(rate=r, n=half)
             print("%-22s %12.0f %16.2f %10s %10s   (paced at half the max)"
