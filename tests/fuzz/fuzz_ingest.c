@@ -321,6 +321,8 @@ feed_body(
 
 	if (st == NULL)
 		return;
+	if (data == NULL) /* an empty body buffer: no NULL + 0 (UBSan) */
+		data = "";
 	if (buf_append(&pend, data, cut) == 0) {
 		body_drain(dec, st, &pend, false);
 		if (buf_append(&pend, data + cut, size - cut) == 0)
