@@ -51,45 +51,63 @@
 #define OTLP_PARTIAL    OTLP(Collector__Logs__V1__ExportLogsPartialSuccess)
 
 /*
- * The allocator of one body: every block carries its size in front so
- * that frees give the budget back.  16 bytes keep the alignment malloc
- * gives (max_align_t) and stand for malloc's own overhead.
+ * The allocator of one body: an arena.  protobuf-c makes one allocation
+ * per string, array and message, and malloc/free were 55% of decoding
+ * (callgrind, bench/otlp_decode: 35,700 instructions per SDK record);
+ * blocks are cut from chunks (4 KiB, doubling up to 1 MiB; a bigger
+ * block gets its own) and freed all at once with the body.  The chunks
+ * count against mem_budget.
  */
-#define OTLP_HDR 16
+#define OTLP_CHUNK_MIN (4 * 1024)
+#define OTLP_CHUNK_MAX (1024 * 1024)
+#define OTLP_ALIGN     16 /* max_align_t on the platforms we build on */
+
+/* A chunk of the arena; the blocks follow the header. */
+struct otlp_chunk {
+	struct otlp_chunk *next;
+	size_t size, used; /* bytes after the header */
+	_Alignas(OTLP_ALIGN) unsigned char data[];
+};
 
 static void *
-otlp_alloc(void *data, size_t size)
+otlp_alloc(void *arg, size_t size)
 {
-	struct otlp *o = data;
-	unsigned char *p;
+	struct otlp *o = arg;
+	struct otlp_chunk *c = o->chunks;
+	size_t want, n = (size + OTLP_ALIGN - 1) & ~(size_t)(OTLP_ALIGN - 1);
 
-	if (size > o->mem_budget - o->mem_used ||
-	    OTLP_HDR > o->mem_budget - o->mem_used - size) {
-		o->mem_refused = true;
-		return NULL;
+	if (n < size) /* wrapped */
+		return o->mem_refused = true, NULL;
+	if (c == NULL || c->size - c->used < n) {
+		want = o->chunk_next > n ? o->chunk_next : n;
+		if (want > o->mem_budget - o->mem_used ||
+		    (c = malloc(sizeof(*c) + want)) == NULL)
+			return o->mem_refused = true, NULL;
+		o->mem_used += want;
+		c->size = want;
+		c->used = 0;
+		if (o->chunks != NULL && want == n &&
+		    o->chunks->size - o->chunks->used >= OTLP_ALIGN) {
+			/* a big block behind the current chunk */
+			c->next = o->chunks->next;
+			o->chunks->next = c;
+		} else {
+			c->next = o->chunks;
+			o->chunks = c;
+		}
+		if (o->chunk_next < OTLP_CHUNK_MAX)
+			o->chunk_next *= 2;
 	}
-	if ((p = malloc(size + OTLP_HDR)) == NULL) {
-		o->mem_refused = true;
-		return NULL;
-	}
-	memcpy(p, &size, sizeof(size));
-	o->mem_used += size + OTLP_HDR;
-	return p + OTLP_HDR;
+	c->used += n;
+	return c->data + c->used - n;
 }
 
+/* Blocks go with the arena (otlp_free). */
 static void
-otlp_release(void *data, void *ptr)
+otlp_release(void *arg, void *ptr)
 {
-	struct otlp *o = data;
-	unsigned char *p = ptr;
-	size_t size;
-
-	if (p == NULL)
-		return;
-	p -= OTLP_HDR;
-	memcpy(&size, p, sizeof(size));
-	o->mem_used -= size + OTLP_HDR;
-	free(p);
+	(void)arg;
+	(void)ptr;
 }
 
 static void *
@@ -103,6 +121,7 @@ otlp_new(const struct body_limits *lim, bool json)
 	o->lim = *lim;
 	o->pa.alloc = otlp_alloc;
 	o->pa.free = otlp_release;
+	o->chunk_next = OTLP_CHUNK_MIN;
 	o->pa.allocator_data = o;
 	return o;
 }
@@ -126,8 +145,12 @@ otlp_free(void *st)
 
 	if (o == NULL)
 		return;
-	if (o->req != NULL)
-		protobuf_c_message_free_unpacked(&o->req->base, &o->pa);
+	while (o->chunks != NULL) { /* req and all under it */
+		struct otlp_chunk *c = o->chunks;
+
+		o->chunks = c->next;
+		free(c);
+	}
 	buf_free(&o->res_json);
 	buf_free(&o->scope_json);
 	buf_free(&o->sc);
@@ -316,22 +339,29 @@ jw_key(struct jw *w, const char *k)
 	jw_put(w, ":", 1);
 }
 
+/* Decimal digits of v (snprintf was 8,500 instructions per SDK record). */
 static void
 jw_u64(struct jw *w, uint64_t v)
 {
-	char t[24];
-	int n = snprintf(t, sizeof(t), "%" PRIu64, v);
+	char t[20];
+	size_t i = sizeof(t);
 
-	jw_put(w, t, (size_t)n);
+	do {
+		t[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	jw_put(w, t + i, sizeof(t) - i);
 }
 
 static void
 jw_i64(struct jw *w, int64_t v)
 {
-	char t[24];
-	int n = snprintf(t, sizeof(t), "%" PRId64, v);
-
-	jw_put(w, t, (size_t)n);
+	if (v < 0) {
+		jw_put(w, "-", 1);
+		jw_u64(w, (uint64_t)0 - (uint64_t)v); /* INT64_MIN too */
+		return;
+	}
+	jw_u64(w, (uint64_t)v);
 }
 
 /*
@@ -351,6 +381,11 @@ jw_double(struct jw *w, double v)
 	}
 	if (isinf(v)) {
 		jw_lit(w, v > 0 ? "\"Infinity\"" : "\"-Infinity\"");
+		return;
+	}
+	if (v == trunc(v) && fabs(v) < 9007199254740992.0 && /* 2^53 */
+	    !(v == 0 && signbit(v))) {
+		jw_i64(w, (int64_t)v);
 		return;
 	}
 	n = snprintf(t, sizeof(t), "%.15g", v);

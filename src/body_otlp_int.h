@@ -19,6 +19,8 @@
 #include "logsink/body.h"
 #include "logsink/buf.h"
 
+struct otlp_chunk;
+
 /* The generated names, shortened: OTLP(Logs__V1__LogRecord). */
 #define OTLP(name) Opentelemetry__Proto__##name
 #define OTLP_REQ   OTLP(Collector__Logs__V1__ExportLogsServiceRequest)
@@ -46,13 +48,15 @@ struct otlp_reject {
 
 /*
  * One request body.  Owned by the HTTP request (body_decoder.new/free).
- * req and everything under it come from pa, which counts what it hands
- * out against budget.
+ * req and everything under it come from pa, an arena of chunks counted
+ * against mem_budget and freed with the body.
  */
 struct otlp {
 	bool json;
 	struct body_limits lim;
-	ProtobufCAllocator pa;
+	ProtobufCAllocator pa; /* the arena of chunks, below */
+	struct otlp_chunk *chunks;
+	size_t chunk_next; /* the size of the next chunk */
 	size_t mem_used, mem_budget;
 	bool mem_refused; /* pa refused a block: over budget or ENOMEM */
 	OTLP_REQ *req;    /* NULL until the body is decoded */

@@ -388,8 +388,8 @@ conv_kv(struct otlp *o, json_object *j, OTLP_KV *kv, const char **why)
 
 /*
  * A JSON array of KeyValue into a repeated KeyValue field (*dst, *n):
- * the array is attached first and grows by each element, so that freeing
- * the enclosing message frees what was built even after a failure.
+ * the array is attached first and grows by each element, so that the
+ * structure is whole (and walkable) even after a failure.
  */
 static enum conv
 conv_kvs(
@@ -618,7 +618,7 @@ conv_record(struct otlp *o, json_object *j, OTLP_LR *lr, const char **why)
 
 /*
  * "logRecords" into sl: a record that does not convert is refused alone
- * (freed, counted, left out); only memory fails the body.
+ * (counted, left out); only memory fails the body.
  */
 static enum conv
 conv_records(struct otlp *o, json_object *j, OTLP_SL *sl, size_t ri, size_t si)
@@ -646,7 +646,7 @@ conv_records(struct otlp *o, json_object *j, OTLP_SL *sl, size_t ri, size_t si)
 			sl->log_records[sl->n_log_records++] = lr;
 			continue;
 		}
-		protobuf_c_message_free_unpacked(&lr->base, &o->pa);
+		/* lr stays in the arena until the body is freed */
 		if (rc == CONV_NOMEM)
 			return rc;
 		otlp_reject(o, ri, si, i, why);
