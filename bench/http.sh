@@ -14,13 +14,14 @@ usage() {
 	cat <<'USAGE'
 usage: bench/http.sh [--build-dir DIR] [--records N] [--per-body N]
                      [--connections C] [--size B] [--db-connections N]
-                     [--daemon-args "ARGS"]
+                     [--daemon-args "ARGS"] [--only PREFIX]
 
   --build-dir DIR   logsinkd and bench/{loadgen,httpgen} (default build/)
   --records N       records per run (default 200000)
   --per-body N      records per HTTP request (default 100)
   --connections C   connections of both generators (default 4)
   --size B          JSON line size (default 120)
+  --only PREFIX     only the paths whose name starts with PREFIX (e.g. otlp)
 USAGE
 }
 
@@ -28,7 +29,7 @@ while (($#)); do
 	case $1 in
 	--build-dir) BUILD_DIR=$2; shift ;;
 	--records | --per-body | --connections | --size | --db-connections | \
-		--daemon-args)
+		--daemon-args | --only)
 		ARGS+=("$1" "$2"); shift ;;
 	-h | --help) usage; exit 0 ;;
 	*) usage >&2; exit 2 ;;

@@ -128,6 +128,8 @@ def main():
     ap.add_argument("--db-connections", type=int, default=2)
     ap.add_argument("--daemon-args", default="")
     ap.add_argument("--build-dir", required=True)
+    ap.add_argument("--only", default="",
+                    help="only the paths whose name starts with this")
     a = ap.parse_args()
     a.loadgen = os.path.join(a.build_dir, "bench", "loadgen")
     a.httpgen = os.path.join(a.build_dir, "bench", "httpgen")
@@ -147,6 +149,7 @@ def main():
                 ("otlp protobuf gzip", lambda: b.otlp("pb", gzip=True)),
                 ("otlp json", lambda: b.otlp("json"))]
         maxes = {}
+        rows = [r for r in rows if r[0].startswith(a.only)]
         for name, f in rows:
             rate, cpu, p50, p99 = f()
             maxes[name] = rate
@@ -158,6 +161,8 @@ def main():
                          lambda rate, n: b.otlp("pb", rate=rate, n=n)),
                         ("otlp json",
                          lambda rate, n: b.otlp("json", rate=rate, n=n))):
+            if name not in maxes:
+                continue
             r = maxes[name] / 2
             rate, cpu, p50, p99 = f(rate=r, n=half)
             print("%-22s %12.0f %16.2f %10s %10s   (paced at half the max)"
