@@ -31,9 +31,10 @@ struct otlp_chunk;
  * The memory a body may cost while decoded, as a multiple of its length
  * (plus OTLP_MEM_SLACK): protobuf-c's structures for small fields are
  * ~28 times their wire size at worst (a 48-byte AnyValue and its 8-byte
- * pointer for 2 bytes of wire), json-c's tree ~50 times for OTLP/JSON
- * attributes (an object is ~800 bytes: measured in docs/otlp.md).  A body
- * over its budget is refused ("too-complex") instead of growing.
+ * pointer for 2 bytes of wire; the SDK's records: 8.4 times), json-c's
+ * tree ~50 times for OTLP/JSON attributes (an object is ~800 bytes; the
+ * SDK's records: 31 times; bench/otlp_decode, docs/performance.md).  A
+ * body over its budget is refused ("too-complex") instead of growing.
  */
 #define OTLP_MEM_FACTOR_PROTO 32
 #define OTLP_MEM_FACTOR_JSON  64
