@@ -216,7 +216,8 @@ static const struct cf_key cf_keys[] = {
 	{ "http-body-timeout", CF_SECONDS, OFF(http_body_timeout_ms), "30s", 1,
 	    2000000000, CONFIG_APPLY_LISTENERS,
 	    "proto=http: a request body without a new byte for this long "
-	    "(not counting our own back-pressure): 408 and close" },
+	    "(not counting our own back-pressure): 408 and close; also the "
+	    "longest the rest of a refused body is read and dropped" },
 	{ "http-keepalive-timeout", CF_SECONDS, OFF(http_keepalive_timeout_ms),
 	    "60s", 1, 2000000000, CONFIG_APPLY_LISTENERS,
 	    "proto=http: close a connection idle this long between "

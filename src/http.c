@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "logsink/http.h"
 
@@ -734,8 +735,10 @@ http_format_response(char *out, size_t cap, const struct http_answer *a,
     const char *body, size_t blen)
 {
 	int n;
-	char retry[48] = "", type[160] = "";
+	char retry[48] = "", type[160] = "", date[48] = "";
 
+	if (a->date != NULL)
+		snprintf(date, sizeof(date), "Date: %s\r\n", a->date);
 	if (a->retry_after_s > 0)
 		snprintf(retry, sizeof(retry), "Retry-After: %d\r\n",
 		    a->retry_after_s);
@@ -744,8 +747,8 @@ http_format_response(char *out, size_t cap, const struct http_answer *a,
 		    a->content_type != NULL ? a->content_type
 					    : "text/plain; charset=utf-8");
 	n = snprintf(out, cap,
-	    "HTTP/1.1 %d %s\r\nContent-Length: %zu\r\n%s%s%s%s\r\n", a->status,
-	    http_reason(a->status), blen, type, retry,
+	    "HTTP/1.1 %d %s\r\n%sContent-Length: %zu\r\n%s%s%s%s\r\n",
+	    a->status, http_reason(a->status), date, blen, type, retry,
 	    a->fields != NULL ? a->fields : "",
 	    a->close ? "Connection: close\r\n" : "");
 	if (n < 0 || (size_t)n >= cap || cap - (size_t)n < blen)
@@ -753,6 +756,34 @@ http_format_response(char *out, size_t cap, const struct http_answer *a,
 	if (blen > 0)
 		memcpy(out + n, body, blen);
 	return (size_t)n + blen;
+}
+
+void
+http_date(char out[30], int64_t t)
+{
+	static const char *const wd[] = { "Sun", "Mon", "Tue", "Wed", "Thu",
+		"Fri", "Sat" };
+	static const char *const mon[] = { "Jan", "Feb", "Mar", "Apr", "May",
+		"Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
+	time_t tt = (time_t)t;
+	struct tm tm;
+	char buf[96];
+	int n;
+
+	if (gmtime_r(&tt, &tm) == NULL || tm.tm_year > 8099 ||
+	    tm.tm_year < -1899) {
+		tt = 0; /* out of range: the epoch */
+		if (gmtime_r(&tt, &tm) == NULL)
+			memset(&tm, 0, sizeof(tm));
+	}
+	n = snprintf(buf, sizeof(buf), "%s, %02d %s %04d %02d:%02d:%02d GMT",
+	    wd[(unsigned)tm.tm_wday % 7], tm.tm_mday,
+	    mon[(unsigned)tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour,
+	    tm.tm_min, tm.tm_sec);
+	if (n < 0 || n > 29)
+		n = 0;
+	memcpy(out, buf, (size_t)n);
+	out[n] = '\0';
 }
 
 bool

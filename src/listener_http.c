@@ -22,7 +22,7 @@
  * sender resends the whole request).  Answers by endpoint and status:
  * logsink_http_requests_total.
  */
-#include <ctype.h>
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -159,6 +159,7 @@ struct http_conn {
 	struct event *ev; /* the deadlines */
 	int64_t armed_ms;
 	int64_t head_since_ms, progress_ms, idle_since_ms;
+	int64_t linger_until_ms; /* after a refusal, or 0 */
 	bool in_feed;
 	bool shutdown;
 	const char *end_reason;
@@ -168,6 +169,22 @@ static struct http_conn *
 http_of(const struct client *c)
 {
 	return c->sess;
+}
+
+static const char *const hc_state_names[] = { "HEAD", "BODY", "DRAIN",
+	"CLOSED" };
+
+/* The only writer of the session's state; logs "old -> new" at debug. */
+static void
+http_set_state(struct client *c, enum hc_state st)
+{
+	struct http_conn *h = http_of(c);
+
+	assert((unsigned)st <= HC_CLOSED);
+	if (h->st != st)
+		log_debug("%s: http %s -> %s", c->name, hc_state_names[h->st],
+		    hc_state_names[st]);
+	h->st = st;
 }
 
 static const struct http_listen *
@@ -313,14 +330,17 @@ http_push(struct client *c, const struct http_answer *a, const char *body,
 {
 	struct http_conn *h = http_of(c);
 	struct http_pending *pe;
+	struct http_answer ad = *a;
 	size_t cap = blen + 512, n;
-	char *resp;
+	char *resp, date[30];
 
 	if (h->npend == HTTP_MAX_PENDING)
 		fatalx("%s: http: more than %d answers pending", c->name,
 		    HTTP_MAX_PENDING);
+	http_date(date, clock_real_us() / 1000000);
+	ad.date = date;
 	if ((resp = malloc(cap)) == NULL ||
-	    (n = http_format_response(resp, cap, a, body, blen)) == 0) {
+	    (n = http_format_response(resp, cap, &ad, body, blen)) == 0) {
 		free(resp);
 		log_warnx(
 		    "%s: out of memory for an HTTP answer; closing", c->name);
@@ -420,9 +440,27 @@ http_body_free(struct http_conn *h)
 static void
 http_stop_reading(struct client *c)
 {
-	http_of(c)->st = HC_CLOSED;
+	http_set_state(c, HC_CLOSED);
+	http_of(c)->linger_until_ms = 0;
 	c->eof = true;
 	bufferevent_disable(c->bev, EV_READ);
+}
+
+/*
+ * After a refusal: the rest of what the client sends is read and dropped
+ * until it closes, at most http-body-timeout (a lingering close, RFC 9112
+ * section 9.6): closing with its unread body in our socket would reset
+ * the connection, and the client could lose the answer before reading it.
+ */
+static void
+http_linger(struct client *c)
+{
+	struct http_conn *h = http_of(c);
+
+	http_set_state(c, HC_CLOSED);
+	if (c->eof)
+		return;
+	h->linger_until_ms = clock_mono_ms() + c->ls->set.http_body_timeout_ms;
 }
 
 /*
@@ -435,7 +473,7 @@ http_refuse(
     struct client *c, int status, int reason, int retry_s, const char *detail)
 {
 	struct http_conn *h = http_of(c);
-	struct http_answer a = { status, NULL, retry_s, NULL, true };
+	struct http_answer a = { status, NULL, retry_s, NULL, true, NULL };
 	char body[300];
 	int n;
 
@@ -457,7 +495,7 @@ http_refuse(
 	http_push(c, &a, body,
 	    (size_t)n < sizeof(body) ? (size_t)n : sizeof(body) - 1, c->queued);
 	h->end_reason = http_reason_name(reason);
-	http_stop_reading(c);
+	http_linger(c);
 }
 
 /*
@@ -517,7 +555,8 @@ http_complete(struct client *c)
 {
 	struct http_conn *h = http_of(c);
 	const struct body_decoder *dec = h->route->dec;
-	struct http_answer a = { 200, NULL, 0, NULL, !h->p.req.keep_alive };
+	struct http_answer a = { 200, NULL, 0, NULL, !h->p.req.keep_alive,
+		NULL };
 	char body[HTTP_ANSWER_BODY_MAX];
 	size_t blen = 0;
 
@@ -532,7 +571,7 @@ http_complete(struct client *c)
 	http_push(c, &a, body, blen, c->queued);
 	http_body_free(h);
 	http_parser_next(&h->p);
-	h->st = HC_HEAD;
+	http_set_state(c, HC_HEAD);
 	h->endpoint = 0;
 	h->idle_since_ms = clock_mono_ms();
 	if (a.close) {
@@ -755,7 +794,7 @@ http_body_step(struct client *c, const char *buf, size_t len, bool eof)
 			    "the compressed data ends early");
 			return len;
 		}
-		h->st = HC_DRAIN;
+		http_set_state(c, HC_DRAIN);
 		http_pump(c);
 	}
 	return n;
@@ -911,7 +950,7 @@ http_request_start(struct client *c)
 		bufferevent_get_output(c->bev), cont, sizeof(cont) - 1) == -1)
 		log_warnx("%s: out of memory for 100 Continue", c->name);
 	h->progress_ms = clock_mono_ms();
-	h->st = h->p.state == HTTP_PS_DONE ? HC_DRAIN : HC_BODY;
+	http_set_state(c, h->p.state == HTTP_PS_DONE ? HC_DRAIN : HC_BODY);
 	if (h->st == HC_DRAIN)
 		http_pump(c);
 }
@@ -1070,6 +1109,8 @@ http_deadline(const struct client *c, int *what)
 	if (h->st == HC_BODY)
 		EARLIER(h->progress_ms + set->http_body_timeout_ms,
 		    HTTP_REF_BODY_TIMEOUT);
+	if (h->st == HC_CLOSED && h->linger_until_ms != 0)
+		EARLIER(h->linger_until_ms, -2);
 #undef EARLIER
 	return t;
 }
@@ -1083,7 +1124,7 @@ http_arm(struct client *c)
 	int what;
 	struct timeval tv;
 
-	if (c->state == CL_CLOSING || h->st == HC_CLOSED)
+	if (c->state == CL_CLOSING)
 		t = 0;
 	else
 		t = http_deadline(c, &what);
@@ -1108,15 +1149,17 @@ static void
 http_answer_timeout(struct client *c)
 {
 	struct http_conn *h = http_of(c);
-	struct http_answer a = { 503, NULL, HTTP_RETRY_DB_S, NULL, true };
+	struct http_answer a = { 503, NULL, HTTP_RETRY_DB_S, NULL, true, NULL };
 	static const char body[] = "503 Service Unavailable: answer-timeout: "
 				   "not stored within http-answer-timeout; "
 				   "it may still be stored\n";
 	struct evbuffer *out = bufferevent_get_output(c->bev);
-	char resp[512];
+	char resp[512], date[30];
 	size_t n;
 	int endpoint = h->pend[h->phead].endpoint;
 
+	http_date(date, clock_real_us() / 1000000);
+	a.date = date;
 	http_log_refusal(c, HTTP_REF_ANSWER_TIMEOUT, 503, NULL);
 	while (h->npend > 0)
 		http_pop(h);
@@ -1159,10 +1202,12 @@ http_timer_cb(evutil_socket_t fd, short what, void *arg)
 	} else if (why == -1) {
 		h->end_reason = "keepalive-timeout";
 		http_stop_reading(c);
+	} else if (why == -2) {
+		http_stop_reading(c); /* lingered long enough */
 	} else {
 		metrics.connections_timed_out++;
 		http_refuse(c, 408, why, 0, NULL);
-		c->acked = c->queued; /* the request is incomplete */
+		http_stop_reading(c); /* a slow sender: no lingering */
 	}
 	client_dispatch(c, c->state == CL_ACKWAIT ? CLE_ACKED : CLE_EOF);
 }

@@ -195,15 +195,19 @@ struct http_answer {
 	const char *fields;       /* more header lines, each ending in CRLF
 				     ("WWW-Authenticate: Bearer\r\n"), or NULL */
 	bool close;               /* Connection: close */
+	const char *date;         /* an IMF-fixdate for Date:, or NULL */
 };
 
 /*
  * Formats an HTTP/1.1 response with body[0..blen) into out (cap bytes):
- * the status line, Content-Length, the fields of a, the body.  Returns
+ * the status line, Date, Content-Length, the fields of a, the body.  Returns
  * its length, or 0 if it does not fit.
  */
 size_t http_format_response(char *out, size_t cap, const struct http_answer *a,
     const char *body, size_t blen);
+
+/* The IMF-fixdate of t (RFC 9110 section 5.6.7) into out[30]. */
+void http_date(char out[30], int64_t t);
 
 /* Length-independent comparison of a token with a secret of slen bytes. */
 bool http_token_equal(

@@ -378,6 +378,26 @@ def test_https_with_client_certificate(pg, daemon, tls_files):
     assert got[1] == ("tls-2 without a certificate", None)
 
 
+def test_behind_a_proxy_protocol_sender(pg, daemon):
+    """proxy= works as for TCP: the PROXY header names the peer."""
+    d = http_daemon(daemon, pg, opts="proxy=127.0.0.1")
+    body = b'{"message":"proxied-1"}\n'
+    with harness.connect(d.port) as s:
+        s.sendall(b"PROXY TCP4 10.9.8.7 127.0.0.1 4321 80\r\n"
+                  b"POST /ingest HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                  b"application/x-ndjson\r\nContent-Length: %d\r\n"
+                  b"Connection: close\r\n\r\n%s" % (len(body), body))
+        data = b""
+        while True:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    assert data.startswith(b"HTTP/1.1 200 "), data
+    assert pg.query("SELECT host(peer) FROM logs WHERE message = "
+                    "'proxied-1'") == [("10.9.8.7",)]
+
+
 # --------------------------------------------------------------------------
 # winston's transports.Http, installed from npm into the test's directory
 

@@ -200,3 +200,23 @@ def test_many_idle_connections_closed_by_keepalive_timeout(pg, daemon):
                  "--data-binary", "after-idle")
     assert st == 200
     assert count(pg, "after-idle") == 1
+
+
+def test_refused_big_body_is_drained_so_the_answer_arrives(hd):
+    """A sender that does not wait for 100-continue keeps sending a body
+    refused at its head (413): the daemon reads and drops it (lingering
+    close), so the whole body goes out and the answer is read, not lost
+    to a reset."""
+    d = hd
+    size = 4 << 20
+    with harness.connect(d.port) as s:
+        s.sendall(b"POST /ingest HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                  b"text/plain\r\nContent-Length: %d\r\n\r\n" % size)
+        chunk = b"z" * 65536
+        for _ in range(size // len(chunk)):
+            s.sendall(chunk)
+        s.shutdown(socket.SHUT_WR)
+        st, data = read_answer(s)
+    assert st == 413, data
+    assert b"Connection: close" in data
+    good_request_works(d, "after-drained-body")

@@ -338,8 +338,8 @@ test_too_many_headers(void **state)
 static void
 test_response_and_tokens(void **state)
 {
-	char out[512];
-	struct http_answer a = { 503, NULL, 5, "X-A: b\r\n", true };
+	char out[512], date[30];
+	struct http_answer a = { 503, NULL, 5, "X-A: b\r\n", true, NULL };
 	size_t n;
 
 	(void)state;
@@ -349,12 +349,20 @@ test_response_and_tokens(void **state)
 	    "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 5\r\n"
 	    "Content-Type: text/plain; charset=utf-8\r\nRetry-After: 5\r\n"
 	    "X-A: b\r\nConnection: close\r\n\r\nbusy\n");
-	a = (struct http_answer){ 200, NULL, 0, NULL, false };
+	a = (struct http_answer){ 200, NULL, 0, NULL, false, NULL };
 	n = http_format_response(out, sizeof(out), &a, NULL, 0);
 	out[n] = '\0';
 	assert_string_equal(
 	    out, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
 	assert_int_equal(http_format_response(out, 20, &a, NULL, 0), 0);
+	http_date(date, 1764633600); /* 2025-12-02 00:00:00 UTC */
+	assert_string_equal(date, "Tue, 02 Dec 2025 00:00:00 GMT");
+	a.date = date;
+	n = http_format_response(out, sizeof(out), &a, NULL, 0);
+	out[n] = '\0';
+	assert_string_equal(out,
+	    "HTTP/1.1 200 OK\r\nDate: Tue, 02 Dec 2025 00:00:00 GMT\r\n"
+	    "Content-Length: 0\r\n\r\n");
 	assert_true(http_token_equal("abc", 3, "abc", 3));
 	assert_false(http_token_equal("abd", 3, "abc", 3));
 	assert_false(http_token_equal("ab", 2, "abc", 3));
