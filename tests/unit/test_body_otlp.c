@@ -514,8 +514,7 @@ test_bad_bodies(void **state)
 	static const char *const bad[] = { "{", "[]", "null", "{} {}",
 		"{\"resourceLogs\":5}", "{\"resourceLogs\":[5]}",
 		"{\"resourceLogs\":[{\"scopeLogs\":{}}]}",
-		"{\"resourceLogs\":[{\"resource\":{\"attributes\":[{\"key\":1}]"
-		"}}]}",
+		"{\"resourceLogs\":[{\"resource\":{\"attributes\":[1]}}]}",
 		"{\"resourceLogs\":[{\"scopeLogs\":[{\"logRecords\":{}}]}]}",
 		"{\"a\":'x'}", "{\"a\":1,}", "\"x\"" };
 	struct run *r = *state;
