@@ -341,3 +341,42 @@ def test_curl_partial_success_and_refusals(pg, daemon):
     assert post_otlp(d, b"x", "text/plain")[0] == 415
     assert http_metric(d, 200, "otlp") == 3
     assert pg.count() == 4
+
+
+BENCH_PB = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
+                        "..", "bench", "otlp", "logs-100.pb")
+
+
+def test_hostile_otlp_bodies(pg, daemon):
+    """Truncated protobuf, deep nesting, bodies that would decode to far
+    more than their size, a body over http-max-body-bytes and a gzip
+    bomb: each refused with its status and counted, nothing stored, and
+    a good request served after them on the same listener."""
+    d = http_daemon(daemon, pg, "--http-max-body-bytes", "512KiB")
+    with open(BENCH_PB, "rb") as f:
+        sdk = f.read()  # one request of 100 SDK records
+    pb = "application/x-protobuf"
+    for cut in (1, 2, 7, len(sdk) // 3, len(sdk) // 2, len(sdk) - 1):
+        assert post_otlp(d, sdk[:cut], pb)[0] == 400, cut
+    status, body = post_otlp(d, nested_body(100), pb)
+    assert status == 400 and "too-deep" in body
+    deep = ('{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"body":'
+            + '{"arrayValue":{"values":[' * 1000 + "{}"
+            + "]}}" * 1000 + "}]}]}]}")
+    status, body = post_otlp(d, deep.encode(), "application/json")
+    assert status == 400 and "too-deep" in body
+    # 100,000 empty ResourceLogs (2 bytes each) and 100,000 {}.
+    status, body = post_otlp(d, b"\x0a\x00" * 100000, pb)
+    assert status == 400 and "too-complex" in body
+    many = '{"resourceLogs":[' + ",".join(["{}"] * 100000) + "]}"
+    status, body = post_otlp(d, many.encode(), "application/json")
+    assert status == 400 and "too-complex" in body
+    assert http_error(d, "bad-body") == 10
+    # Over http-max-body-bytes: as Content-Length, and as a gzip bomb.
+    assert post_otlp(d, sdk * 40, pb)[0] == 413
+    bomb = gzip.compress(b"\x0a\x00" * (4 << 20))
+    assert post_otlp(d, bomb, pb, ("-H", "Content-Encoding: gzip"))[0] \
+        == 413
+    assert pg.count() == 0
+    assert post_otlp(d, sdk, pb) == (200, "")
+    assert pg.count() == 100
