@@ -323,6 +323,31 @@ http_log_refusal(struct client *c, int reason, int status, const char *detail)
 	ls->http_err_unlogged = 0;
 }
 
+/*
+ * Records the decoder refused inside a good body (body.h rejected(): OTLP
+ * partial success, the reason in the answer): counted, and logged under
+ * the refusals' limit of one line per 10 s.
+ */
+static void
+http_log_partial(struct client *c, uint64_t n)
+{
+	struct listeners *ls = c->ls;
+	int64_t now = clock_mono_ms();
+
+	metrics.http_records_refused += n;
+	ls->http_err_unlogged++;
+	if (ls->http_err_logged_ms != 0 &&
+	    now - ls->http_err_logged_ms < HTTP_ERR_LOG_INTERVAL_MS)
+		return;
+	log_warnx("%s: HTTP request partly refused: %llu record(s) not "
+		  "stored, the others are (%s; the answer says why; %llu "
+		  "refusals since the last such message)",
+	    c->name, (unsigned long long)n, http_of(c)->route->dec->name,
+	    (unsigned long long)ls->http_err_unlogged);
+	ls->http_err_logged_ms = now;
+	ls->http_err_unlogged = 0;
+}
+
 /* Queues the answer of the request that ends at line end. */
 static void
 http_push(struct client *c, const struct http_answer *a, const char *body,
@@ -568,6 +593,8 @@ http_complete(struct client *c)
 	} else if (dec->answer != NULL) {
 		blen = dec->answer(h->dst, body, sizeof(body), &a.content_type);
 	}
+	if (!h->oom && dec->rejected != NULL && dec->rejected(h->dst) > 0)
+		http_log_partial(c, dec->rejected(h->dst));
 	http_push(c, &a, body, blen, c->queued);
 	http_body_free(h);
 	http_parser_next(&h->p);

@@ -313,6 +313,8 @@ def test_curl_partial_success_and_refusals(pg, daemon):
     assert ans["partialSuccess"]["rejectedLogRecords"] == "1"
     assert "logRecords[1]: traceId is not a hex string" in \
         ans["partialSuccess"]["errorMessage"]
+    assert harness.metric(d, "http_records_refused_total") == 1
+    assert "HTTP request partly refused: 1 record(s)" in d.log()
     got = pg.query("SELECT message, app, severity, fields->>'span_id' "
                    "FROM logs ORDER BY message")
     assert got == [("partial-ok-1", "curl-svc", 3, None),
@@ -329,6 +331,7 @@ def test_curl_partial_success_and_refusals(pg, daemon):
     pb = b"\x0a" + bytes([len(rec) + 4]) + b"\x12" + bytes([len(rec) + 2]) \
         + b"\x12" + bytes([len(rec)]) + rec
     assert post_otlp(d, pb, "application/x-protobuf") == (200, "")
+    assert harness.metric(d, "http_records_refused_total") == 1
     assert pg.scalar("SELECT count(*) FROM logs WHERE message IN "
                      "('gz-json', 'pb-1')") == 2
     # A body that does not parse: 400, counted; nothing stored.
