@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # bench/http.sh: logsinkd's HTTP ingest (POST /ingest, NDJSON, plain and
-# gzip, with bench/httpgen) next to the TCP path (bench/loadgen --ack on an
+# gzip; POST /v1/logs, OTLP protobuf and JSON; with bench/httpgen) next to the TCP path (bench/loadgen --ack on an
 # ack=commit listener, JSON lines of the same shape and size) on a private
 # PostgreSQL: records/s, the daemon's CPU per record (utime+stime from
 # /proc/PID/stat) and, paced at half of each path's maximum, the latency
@@ -18,13 +18,14 @@ usage() {
 	cat <<'USAGE'
 usage: bench/http.sh [--build-dir DIR] [--records N] [--per-body N]
                      [--connections C] [--size B] [--db-connections N]
-                     [--daemon-args "ARGS"]
+                     [--daemon-args "ARGS"] [--only PREFIX]
 
   --build-dir DIR   logsinkd and bench/{loadgen,httpgen} (default build/)
   --records N       records per run (default 200000)
   --per-body N      records per HTTP request (default 100)
   --connections C   connections of both generators (default 4)
   --size B          JSON line size (default 120)
+  --only PREFIX     only the paths whose name starts with PREFIX (e.g. otlp)
 USAGE
 }
 
@@ -32,7 +33,7 @@ while (($#)); do
 	case $1 in
 	--build-dir) BUILD_DIR=$2; shift ;;
 	--records | --per-body | --connections | --size | --db-connections | \
-		--daemon-args)
+		--daemon-args | --only)
 		ARGS+=("$1" "$2"); shift ;;
 	-h | --help) usage; exit 0 ;;
 	*) usage >&2; exit 2 ;;

@@ -1,6 +1,7 @@
 """bench/http.sh's driver: records/s, daemon CPU per record and the
 latency from send to answer of logsinkd's HTTP ingest (POST /ingest,
-NDJSON, optionally gzip) next to the TCP path (loadgen --ack against an
+NDJSON, optionally gzip; POST /v1/logs, OTLP protobuf and JSON bodies
+from bench/otlp/) next to the TCP path (loadgen --ack against an
 ack=commit listener: also answered after commit) on the same rows (JSON
 lines of the same shape and size), on a private PostgreSQL cluster;
 and POST /upload of journal entries (bench/journal_body.py) with httpgen
@@ -97,6 +98,29 @@ class Bench:
                 r.get("p50_ms"), r.get("p99_ms"))
 
 
+    def otlp(self, enc, gzip=False, rate=0, n=None):
+        """POST /v1/logs of bench/otlp/logs-100.{pb,json}: 100 records
+        each, as the OpenTelemetry JS SDK's exporters sent them."""
+        n = n or self.a.records
+        d = self.daemon("127.0.0.1:%d proto=http")
+        body = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                            "otlp", "logs-100." + enc)
+        ctype = "application/" + ("x-protobuf" if enc == "pb" else "json")
+        try:
+            cmd = [self.a.httpgen, "--connect", "127.0.0.1:%d" % d.port,
+                   "--connections", str(self.a.connections), "--records",
+                   str(n), "--records-per-body", "100", "--path",
+                   "/v1/logs", "--content-type", ctype, "--body", body,
+                   "--rate", str(int(rate))]
+            if gzip:
+                cmd.append("--gzip")
+            r, cpu = self.run(d, cmd)
+        finally:
+            d.stop()
+        return (float(r.get("records_per_s", 0)), cpu / n * 1e6,
+                r.get("p50_ms"), r.get("p99_ms"))
+
+
 def journal_body(path, n):
     """A body of n journal entries (bench/journal_body.py) at path."""
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -169,6 +193,8 @@ def main():
     ap.add_argument("--db-connections", type=int, default=2)
     ap.add_argument("--daemon-args", default="")
     ap.add_argument("--build-dir", required=True)
+    ap.add_argument("--only", default="",
+                    help="only the paths whose name starts with this")
     a = ap.parse_args()
     a.loadgen = os.path.join(a.build_dir, "bench", "loadgen")
     a.httpgen = os.path.join(a.build_dir, "bench", "httpgen")
@@ -184,12 +210,16 @@ def main():
             "path", "records/s", "cpu_us/record", "p50_ms", "p99_ms"))
         rows = [("tcp ack=commit", b.tcp), ("http ndjson", b.http),
                 ("http ndjson gzip", lambda: b.http(gzip=True)),
-                ("http journal", lambda: journal(b))]
+                ("http journal", lambda: journal(b)),
+                ("otlp protobuf", lambda: b.otlp("pb")),
+                ("otlp protobuf gzip", lambda: b.otlp("pb", gzip=True)),
+                ("otlp json", lambda: b.otlp("json"))]
         if os.access(JOURNAL_UPLOAD, os.X_OK) and \
                 os.access(JOURNAL_REMOTE, os.X_OK):
             # One request: its p50 column is the whole run in ms.
             rows.append(("journal-upload", lambda: journal_upload(b)))
         maxes = {}
+        rows = [r for r in rows if r[0].startswith(a.only)]
         for name, f in rows:
             rate, cpu, p50, p99 = f()
             maxes[name] = rate
@@ -198,7 +228,13 @@ def main():
         half = a.records // 2
         for name, f in (("tcp ack=commit", b.tcp), ("http ndjson", b.http),
                         ("http journal",
-                         lambda rate, n: journal(b, rate, n))):
+                         lambda rate, n: journal(b, rate, n)),
+                        ("otlp protobuf",
+                         lambda rate, n: b.otlp("pb", rate=rate, n=n)),
+                        ("otlp json",
+                         lambda rate, n: b.otlp("json", rate=rate, n=n))):
+            if name not in maxes:
+                continue
             r = maxes[name] / 2
             rate, cpu, p50, p99 = f(rate=r, n=half)
             print("%-22s %12.0f %16.2f %10s %10s   (paced at half the max)"

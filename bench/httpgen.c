@@ -127,7 +127,8 @@ load_bodies(const char *path)
 	all[n] = '\0';
 	fclose(fp);
 	for (p = all; p != NULL; p = sep) {
-		sep = strstr(p, "\n\f\n");
+		/* memmem, not strstr: protobuf bodies hold NUL bytes */
+		sep = memmem(p, (size_t)(all + n - p), "\n\f\n", 3);
 		file_bodies = realloc(
 		    file_bodies, (nfile_bodies + 1) * sizeof(*file_bodies));
 		file_lens =
@@ -136,7 +137,7 @@ load_bodies(const char *path)
 			die("out of memory");
 		file_bodies[nfile_bodies] = p;
 		file_lens[nfile_bodies] =
-		    sep != NULL ? (size_t)(sep - p) + 1 : strlen(p);
+		    sep != NULL ? (size_t)(sep - p) + 1 : (size_t)(all + n - p);
 		nfile_bodies++;
 		if (sep != NULL)
 			sep += 3;

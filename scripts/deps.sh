@@ -6,7 +6,8 @@ set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config libevent-dev libssl-dev libpq-dev
 	libbsd-dev libsystemd-dev libmsgpack-dev zlib1g-dev postgresql
-	postgresql-contrib netcat-openbsd)
+	postgresql-contrib netcat-openbsd protobuf-c-compiler libprotobuf-c-dev
+	libjson-c-dev)
 test=no
 if [[ "${1:-}" == "--test" ]]; then
 	test=yes

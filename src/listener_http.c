@@ -65,6 +65,8 @@ struct http_route {
 };
 
 static const char *const json_types[] = { "application/json", NULL };
+static const char *const otlp_proto_types[] = { "application/x-protobuf",
+	NULL };
 static const char *const lines_types[] = { "application/x-ndjson",
 	"application/jsonlines", "application/jsonl", "application/x-jsonlines",
 	"text/plain", "", NULL };
@@ -74,6 +76,10 @@ static const char *const journal_types[] = { "application/vnd.fdo.journal",
 static const struct http_route http_routes[] = {
 	{ "json", "/ingest", json_types, &body_json, true, false },
 	{ "json", "/ingest", lines_types, &body_json_lines, true, false },
+	/* OTLP/HTTP logs: protobuf or JSON by Content-Type (body_otlp.c) */
+	{ "otlp", "/v1/logs", otlp_proto_types, &body_otlp_proto, false,
+	    false },
+	{ "otlp", "/v1/logs", json_types, &body_otlp_json, false, false },
 	{ "journal", "/upload", journal_types, &body_journal, false, true },
 };
 
@@ -315,6 +321,31 @@ http_log_refusal(struct client *c, int reason, int status, const char *detail)
 	    c->name, status, http_reason_name(reason),
 	    detail != NULL ? " " : "", detail != NULL ? detail : "",
 	    http_of(c)->p.req.method_text, http_of(c)->p.req.path,
+	    (unsigned long long)ls->http_err_unlogged);
+	ls->http_err_logged_ms = now;
+	ls->http_err_unlogged = 0;
+}
+
+/*
+ * Records the decoder refused inside a good body (body.h rejected(): OTLP
+ * partial success, the reason in the answer): counted, and logged under
+ * the refusals' limit of one line per 10 s.
+ */
+static void
+http_log_partial(struct client *c, uint64_t n)
+{
+	struct listeners *ls = c->ls;
+	int64_t now = clock_mono_ms();
+
+	metrics.http_records_refused += n;
+	ls->http_err_unlogged++;
+	if (ls->http_err_logged_ms != 0 &&
+	    now - ls->http_err_logged_ms < HTTP_ERR_LOG_INTERVAL_MS)
+		return;
+	log_warnx("%s: HTTP request partly refused: %llu record(s) not "
+		  "stored, the others are (%s; the answer says why; %llu "
+		  "refusals since the last such message)",
+	    c->name, (unsigned long long)n, http_of(c)->route->dec->name,
 	    (unsigned long long)ls->http_err_unlogged);
 	ls->http_err_logged_ms = now;
 	ls->http_err_unlogged = 0;
@@ -590,6 +621,8 @@ http_complete(struct client *c)
 	} else if (dec->answer != NULL) {
 		blen = dec->answer(h->dst, body, sizeof(body), &a.content_type);
 	}
+	if (!h->oom && dec->rejected != NULL && dec->rejected(h->dst) > 0)
+		http_log_partial(c, dec->rejected(h->dst));
 	http_push(c, &a, body, blen, c->queued);
 	http_body_free(h);
 	http_parser_next(&h->p);

@@ -426,6 +426,10 @@ render_http(struct buf *out)
 	rc = counter(out, "http_records_total",
 		 "Records taken from proto=http request bodies.",
 		 metrics.http_records) |
+	    counter(out, "http_records_refused_total",
+		"Records refused alone inside an accepted body (OTLP partial "
+		"success).",
+		metrics.http_records_refused) |
 	    counters(out, "http_errors_total",
 		"proto=http requests refused or cut short, by reason.",
 		"reason", http_reason_label, metrics.http_errors, 1,

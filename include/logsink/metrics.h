@@ -91,7 +91,9 @@ struct metrics {
 	 * endpoint names are set by listener_http.c (NULL: unused) */
 	uint64_t http_requests[METRICS_HTTP_ENDPOINTS][HTTP_NSTATUS];
 	uint64_t http_errors[HTTP_NREASONS];
-	uint64_t http_records; /* records the bodies carried */
+	uint64_t http_records;         /* records the bodies carried */
+	uint64_t http_records_refused; /* refused alone in a good body
+					  (OTLP partial success) */
 	const char *http_endpoints[METRICS_HTTP_ENDPOINTS];
 	uint64_t clients_paused[METRICS_NPAUSES]; /* pauses, per reason */
 	uint64_t rate_dropped;   /* lines over the rate limit, dropped */

@@ -24,6 +24,9 @@
  * The bytes also drive
  * the rate limiter (ratelimit.h): rates, bursts, times and spends from
  * the input, keys from its bytes; tokens never pass the burst.
+ * The input is also an OTLP body, protobuf and JSON (body_otlp.c): each
+ * record's fields must be one JSON object and encode as above, and the
+ * answer must fit.
  */
 #include <assert.h>
 #include <stdbool.h>
@@ -114,6 +117,49 @@ on_msg(void *arg, const char *msg, size_t len, bool truncated)
 		return true;
 	check_record(&rec);
 	return true;
+}
+
+/* body_decoder callback: stops after each record when arg is non-NULL. */
+static bool
+on_otlp_record(void *arg, struct record *rec)
+{
+	rec->received_us = 1763700000000000LL;
+	rec->peer = "127.0.0.1";
+	assert(rec->severity >= -1 && rec->severity <= 7);
+	check_record(rec);
+	return arg == NULL;
+}
+
+/*
+ * The input as a whole body for dec (depth 16, records of 4 KiB), fed as
+ * the HTTP glue does: nothing consumed before the end, then everything;
+ * with stop, feeds of nothing resume after each record.
+ */
+static void
+feed_otlp(
+    const struct body_decoder *dec, const char *data, size_t size, bool stop)
+{
+	static const struct body_limits lim = { 4096, 1 << 20, 16 };
+	char out[512];
+	const char *ct;
+	size_t need = 0, n;
+	void *st = dec->new (&lim);
+	int rounds = 0;
+
+	if (st == NULL)
+		return;
+	assert(dec->feed(st, data, size / 2, false, &need, on_otlp_record,
+		   stop ? &need : NULL) == 0);
+	assert(need == SIZE_MAX);
+	assert(dec->feed(st, data, size, true, &need, on_otlp_record,
+		   stop ? &need : NULL) == size);
+	while (stop && rounds++ < 1000)
+		(void)dec->feed(st, "", 0, true, &need, on_otlp_record, &need);
+	if (dec->error(st) == NULL) {
+		n = dec->answer(st, out, sizeof(out), &ct);
+		assert(n <= sizeof(out) && ct != NULL);
+	}
+	dec->free(st);
 }
 
 /* body_record_cb of the journal decoder; stops after every other entry. */
@@ -551,5 +597,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	feed_body(data[0] & 2 ? &body_json : &body_json_lines,
 	    (const char *)data + 1, size - 1, cut < size - 1 ? cut : size - 1);
 	check_ratelimit(data, size);
+	feed_otlp(
+	    &body_otlp_proto, (const char *)data + 1, size - 1, data[0] & 2);
+	feed_otlp(
+	    &body_otlp_json, (const char *)data + 1, size - 1, data[0] & 2);
 	return 0;
 }

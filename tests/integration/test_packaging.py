@@ -37,7 +37,7 @@ EXPECTED_FILES = [
 ]
 EXPECTED_DEPENDS = ["adduser", "libc6", "libevent-2.1-7", "libpq5",
                     "libbsd0", "libsystemd0", "libevent-openssl-2.1-7",
-                    "libssl3"]
+                    "libssl3", "libprotobuf-c1", "libjson-c5"]
 
 
 def run(args, **kw):
