@@ -353,11 +353,13 @@ fwd_client_failed(struct client *c)
 	if (ls->forward_err_logged_ms == 0 ||
 	    now - ls->forward_err_logged_ms >= FWD_ERR_LOG_INTERVAL_MS) {
 		log_warnx("%s: Fluent forward protocol error reason=%s (%s) "
-			  "after %llu entries; closing once its %llu queued "
+			  "after %llu entries; closing %s its %llu queued "
 			  "entries are stored (%llu such errors since the "
 			  "last such message)",
 		    c->name, forward_error_name(err), forward_error_text(err),
 		    (unsigned long long)c->queued,
+		    err == FORWARD_ERR_UNANSWERED ? "now, unanswered; still"
+						  : "once",
 		    (unsigned long long)(c->queued - c->acked),
 		    (unsigned long long)ls->forward_err_unlogged);
 		ls->forward_err_logged_ms = now;
@@ -375,6 +377,11 @@ fwd_client_check(struct client *c)
 
 	if (forward_err(s->dec) != FORWARD_OK && !s->failed)
 		fwd_client_failed(c);
+	/* A sender that reads no answers would hold the connection open
+	 * forever waiting to read them (FLUSHING): close it now; what it
+	 * queued is stored all the same. */
+	if (forward_err(s->dec) == FORWARD_ERR_UNANSWERED)
+		c->err = ECONNABORTED;
 	if (s->failed && !c->eof) {
 		c->eof = true;
 		bufferevent_disable(c->bev, EV_READ);

@@ -463,6 +463,9 @@ def test_sender_that_reads_no_acks_is_closed(pg, daemon):
     s = socket.socket()
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     s.connect(("127.0.0.1", d.port))
+    # The daemon stops reading once it gives up on the sender: a send
+    # that blocks must not hang the test.
+    s.settimeout(LONG)
     one = b"".join(pack(["u", [entry(i, "u")], {"chunk": "u%07d" % i}])
                    for i in range(1000))
     sent = 0
@@ -474,11 +477,13 @@ def test_sender_that_reads_no_acks_is_closed(pg, daemon):
                     'logsink_forward_errors_total{reason="unanswered"}'):
                 break
     except OSError:
-        pass  # closed by the daemon
+        pass  # closed by the daemon (or the send timed out)
     s.close()
     wait_for(lambda: harness.metric(d.mport, "forward_errors_total",
                                     reason="unanswered") == 1,
              what="the connection closed for unread answers")
+    wait_for(lambda: harness.metric(d.mport, "connections_open") == 0,
+             what="the unanswered connection closed by the daemon")
 
 
 def test_backpressure_mid_message(pg, daemon):
