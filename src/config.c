@@ -223,6 +223,10 @@ static const struct cf_key cf_keys[] = {
 	    1024, 1LL << 40, CONFIG_APPLY_LISTENERS,
 	    "proto=http: largest request body after decompression (gzip "
 	    "bombs included); more: 413" },
+	{ "http-max-depth", CF_INT, OFF(http_max_depth), "64", 2, 256,
+	    CONFIG_APPLY_LISTENERS,
+	    "proto=http: deepest nesting of a JSON or OTLP body (arrays, "
+	    "objects, protobuf messages); deeper: 400" },
 	{ "http-header-timeout", CF_SECONDS, OFF(http_header_timeout_ms), "10s",
 	    1, 2000000000, CONFIG_APPLY_LISTENERS,
 	    "proto=http: a request head must arrive whole within this time "

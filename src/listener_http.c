@@ -951,7 +951,7 @@ http_body_start(struct client *c)
 {
 	struct http_conn *h = http_of(c);
 	struct body_limits lim = { c->ls->set.max_line_bytes,
-		c->ls->set.http_max_body_bytes, 64 };
+		c->ls->set.http_max_body_bytes, c->ls->set.http_max_depth };
 
 	h->body_total = 0;
 	h->body_off = 0;

@@ -601,6 +601,7 @@ listener_settings_of(const struct config *cfg, struct listener_settings *set)
 	set->http_max_header_bytes = cfg->http_max_header_bytes;
 	set->http_max_headers = cfg->http_max_headers;
 	set->http_max_body_bytes = cfg->http_max_body_bytes;
+	set->http_max_depth = cfg->http_max_depth;
 	set->http_header_timeout_ms = cfg->http_header_timeout_ms;
 	set->http_body_timeout_ms = cfg->http_body_timeout_ms;
 	set->http_keepalive_timeout_ms = cfg->http_keepalive_timeout_ms;

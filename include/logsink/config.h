@@ -144,6 +144,7 @@ struct config {
 	size_t http_max_header_bytes; /* proto=http listeners */
 	int http_max_headers;
 	size_t http_max_body_bytes;
+	int http_max_depth;
 	int http_header_timeout_ms;
 	int http_body_timeout_ms;
 	int http_keepalive_timeout_ms;

@@ -467,6 +467,7 @@ def cases(r):
                                       shown=("16384", "32768")),
         "http-max-headers": Case("50", "applied", None,
                                  shown=("100", "50")),
+        "http-max-depth": Case("16", "applied", None, shown=("64", "16")),
         "http-max-body-bytes": Case("1MiB", "applied", None,
                                     shown=("16777216", "1048576")),
         "http-header-timeout": Case("5s", "applied", None,

@@ -991,6 +991,7 @@ static const struct {
 	{ "http-max-header-bytes", "32KiB" },
 	{ "http-max-headers", "50" },
 	{ "http-max-body-bytes", "1MiB" },
+	{ "http-max-depth", "16" },
 	{ "http-header-timeout", "5s" },
 	{ "http-body-timeout", "20s" },
 	{ "http-keepalive-timeout", "2min" },
