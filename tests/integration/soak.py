@@ -402,14 +402,16 @@ class Soak:
 
     def __init__(self, seed, seconds, rate, workdir, clients_per_listener=2,
                  sample_interval=1.0, csv_path=None, drain_timeout=300,
-                 window=2000):
+                 window=2000, batch_lines=BATCH_LINES):
         self.seed, self.seconds, self.rate = seed, seconds, rate
         self.workdir = workdir
         self.nclients = clients_per_listener
         self.sample_interval, self.csv_path = sample_interval, csv_path
         self.drain_timeout, self.window = drain_timeout, window
+        self.batch_lines = batch_lines
         self.rng = random.Random(seed)
         self.schedule = []  # (t, kind, params, outcome)
+        self.spooled_progress = []  # (t, kind, {tag: (acked, acked)})
         self.samples = []
         self.errors = []
         self.t0 = None
@@ -473,7 +475,7 @@ class Soak:
                 "--metrics-listen", "127.0.0.1:%d" % self.mport,
                 "--spool-dir", os.path.join(self.mnt, "spool"),
                 "--spool-max-bytes", "64MiB", "--spool-segment-bytes", "1MiB",
-                "--queue-bytes", QUEUE_BYTES, "--batch-lines", BATCH_LINES,
+                "--queue-bytes", QUEUE_BYTES, "--batch-lines", self.batch_lines,
                 "--db-connections", DB_CONNECTIONS, "--db-timeout", "5s",
                 "--reconnect-min-ms", 50, "--reconnect-max-ms", 1000,
                 "--shutdown-timeout", "5s", "--stats-interval", "10s"]
@@ -528,7 +530,7 @@ class Soak:
 
     def fault_pg_immediate(self, p):
         self.pg.stop("immediate")
-        time.sleep(p["down_s"])
+        self._hold("pg_immediate", p["down_s"])
         self.pg.start()
 
     def fault_pg_freeze(self, p):
@@ -536,7 +538,7 @@ class Soak:
         with Freezer(self.pg) as fr:
             self.frozen = fr
             n = len(fr.freeze())
-            time.sleep(p["frozen_s"])
+            self._hold("pg_freeze", p["frozen_s"])
         self.frozen = None
         return "%d processes" % n
 
@@ -591,12 +593,28 @@ class Soak:
 
     def fault_network(self, p):
         self.netns.partition()
-        time.sleep(p["partition_s"])
+        self._hold("network", p["partition_s"])
         self.relay.delay = p["latency_ms"] / 1000.0
         self.netns.lossy(p["loss_pct"])
         time.sleep(p["lossy_s"])
         self.netns.heal()
         self.relay.delay = 0.0
+
+    def _hold(self, kind, seconds):
+        """Sleeps through a fault that keeps the database away; records
+        whether each ack=spooled stream was acknowledged meanwhile (README:
+        those acks "keep coming while the database is down", the spool
+        having room), from 1 s in (what was in flight at the start is
+        settled by then) to the end."""
+        lead = min(1.0, seconds / 2)
+        time.sleep(lead)
+        spooled = [c for c in self.clients if c.tag.startswith("s")]
+        before = {c.tag: c.acked for c in spooled}
+        time.sleep(seconds - lead)
+        if seconds - lead >= 1.0:
+            self.spooled_progress.append((
+                round(time.monotonic() - self.t0, 1), kind,
+                {c.tag: (before[c.tag], c.acked) for c in spooled}))
 
     def params(self, kind):
         u = lambda a, b: round(self.rng.uniform(a, b), 1)  # noqa: E731
@@ -818,6 +836,14 @@ class Soak:
                 if s[k]:
                     result["errors"].append("%s: %s = %d" % (c.tag, k, s[k]))
             result["streams"][c.tag] = s
+        for t, kind, acks in self.spooled_progress:
+            stalled = sorted(tag for tag, (a0, a1) in acks.items()
+                             if a1 == a0)
+            if stalled:
+                result["errors"].append(
+                    "ack=spooled acks stalled during %s at t=%.1fs (the "
+                    "spool had room): %s" % (kind, t, ", ".join(
+                        "%s at %d" % (tag, acks[tag][0]) for tag in stalled)))
         rejected = self.query("select count(*) from public.logs_rejected")[0][0]
         result["rejected"] = rejected
         if rejected:
@@ -919,6 +945,9 @@ def main():
     ap.add_argument("--csv", required=True)
     ap.add_argument("--workdir", default=None)
     a = ap.parse_args()
+    # SIGTERM (or SIGINT): unwind, so that teardown removes the namespace,
+    # the tmpfs, PostgreSQL and the daemon.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     workdir = a.workdir or tempfile.mkdtemp(prefix="logsink-soak-",
                                             dir="/var/tmp")
     os.chmod(workdir, 0o755)
