@@ -576,16 +576,17 @@ class Soak:
     def fault_spool_full(self, p):
         self.ballast = os.path.join(self.mnt, "ballast")
         n = 0
-        with open(self.ballast, "wb") as f:
-            chunk = b"\0" * (256 * 1024)
-            try:
-                while True:
-                    f.write(chunk)
-                    f.flush()
-                    n += len(chunk)
-            except OSError as e:
-                if e.errno != errno.ENOSPC:
-                    raise
+        fd = os.open(self.ballast, os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
+                     0o600)
+        chunk = b"\0" * (64 * 1024)
+        try:
+            while True:  # unbuffered: ENOSPC comes here, not at close
+                n += os.write(fd, chunk)
+        except OSError as e:
+            if e.errno != errno.ENOSPC:
+                raise
+        finally:
+            os.close(fd)
         time.sleep(p["full_s"])
         os.unlink(self.ballast)
         self.ballast = None
