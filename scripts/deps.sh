@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # Installs what logsinkd needs from Debian: to build and run it (default),
-# or also to run the whole test suite (--test).  Skips apt-get when every
+# or also to run the whole test suite (--test), or the benchmarks' extras
+# (--bench).  Skips apt-get when every
 # package is already installed; uses sudo when not root.
 set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config libevent-dev libssl-dev libpq-dev
 	libbsd-dev libsystemd-dev postgresql postgresql-contrib netcat-openbsd)
 test=no
+if [[ "${1:-}" == "--bench" ]]; then
+	# bench/soak.sh plots its samples with gnuplot.
+	pkgs+=(gnuplot-nox)
+fi
 if [[ "${1:-}" == "--test" ]]; then
 	test=yes
 	# The real-client tests run syslog-ng and rsyslog.  Debian lets only
@@ -23,6 +28,9 @@ if [[ "${1:-}" == "--test" ]]; then
 		clang clang-format bsdutils util-linux syslog-ng-core
 		libestr0 libfastjson4 liblognorm5 librelp0 lintian fakeroot dpkg-dev
 		file groff-base strace systemd haproxy tzdata nodejs)
+	# test_soak.py: PostgreSQL in a network namespace behind a veth
+	# pair (iproute2), packet loss and partitions with nftables.
+	pkgs+=(iproute2 nftables)
 	# test_gelf.py installs the npm package gelf-pro into its temporary
 	# directory; NodeSource's nodejs already brings npm (and conflicts
 	# with Debian's).
