@@ -475,7 +475,8 @@ class Soak:
                 "--metrics-listen", "127.0.0.1:%d" % self.mport,
                 "--spool-dir", os.path.join(self.mnt, "spool"),
                 "--spool-max-bytes", "64MiB", "--spool-segment-bytes", "1MiB",
-                "--queue-bytes", QUEUE_BYTES, "--batch-lines", self.batch_lines,
+                "--queue-bytes", QUEUE_BYTES,
+                "--batch-lines", self.batch_lines,
                 "--db-connections", DB_CONNECTIONS, "--db-timeout", "5s",
                 "--reconnect-min-ms", 50, "--reconnect-max-ms", 1000,
                 "--shutdown-timeout", "5s", "--stats-interval", "10s"]
@@ -845,7 +846,8 @@ class Soak:
                     "ack=spooled acks stalled during %s at t=%.1fs (the "
                     "spool had room): %s" % (kind, t, ", ".join(
                         "%s at %d" % (tag, acks[tag][0]) for tag in stalled)))
-        rejected = self.query("select count(*) from public.logs_rejected")[0][0]
+        rejected = self.query(
+            "select count(*) from public.logs_rejected")[0][0]
         result["rejected"] = rejected
         if rejected:
             result["errors"].append("%d rows in public.logs_rejected"
