@@ -531,7 +531,7 @@ class Soak:
 
     def fault_pg_immediate(self, p):
         self.pg.stop("immediate")
-        self._hold("pg_immediate", p["down_s"])
+        self._hold("pg_immediate", p["down_s"], p)
         self.pg.start()
 
     def fault_pg_freeze(self, p):
@@ -539,7 +539,7 @@ class Soak:
         with Freezer(self.pg) as fr:
             self.frozen = fr
             n = len(fr.freeze())
-            self._hold("pg_freeze", p["frozen_s"])
+            self._hold("pg_freeze", p["frozen_s"], p)
         self.frozen = None
         return "%d processes" % n
 
@@ -595,19 +595,39 @@ class Soak:
 
     def fault_network(self, p):
         self.netns.partition()
-        self._hold("network", p["partition_s"])
+        self._hold("network", p["partition_s"], p)
         self.relay.delay = p["latency_ms"] / 1000.0
         self.netns.lossy(p["loss_pct"])
         time.sleep(p["lossy_s"])
         self.netns.heal()
         self.relay.delay = 0.0
 
-    def _hold(self, kind, seconds):
+    def _hold(self, kind, seconds, p):
         """Sleeps through a fault that keeps the database away; records
         whether each ack=spooled stream was acknowledged meanwhile (README:
         those acks "keep coming while the database is down", the spool
         having room), from 1 s in (what was in flight at the start is
-        settled by then) to the end."""
+        settled by then) to the end.  With p["and_daemon"] the daemon is
+        SIGTERMed or SIGKILLed halfway and restarted instead (the database
+        away while the collector restarts; no progress check then)."""
+        also = p.get("and_daemon")
+        if also:
+            start = time.monotonic()
+            time.sleep(seconds / 2)
+            log("t=%.1fs   and logsinkd %s" % (start - self.t0 + seconds / 2,
+                                               also))
+            if also == "sigterm":
+                rc = self.d.stop(60)
+                if rc != 0:
+                    self.errors.append("logsinkd exited %s on SIGTERM "
+                                       "during %s" % (rc, kind))
+            else:
+                self.d.kill()
+            self._restart_daemon()
+            rest = seconds - (time.monotonic() - start)
+            if rest > 0:
+                time.sleep(rest)
+            return
         lead = min(1.0, seconds / 2)
         time.sleep(lead)
         spooled = [c for c in self.clients if c.tag.startswith("s")]
@@ -619,6 +639,15 @@ class Soak:
                 {c.tag: (before[c.tag], c.acked) for c in spooled}))
 
     def params(self, kind):
+        """The fault's parameters, drawn from the seeded generator."""
+        p = self._params(kind)
+        if kind in ("pg_immediate", "pg_freeze", "network"):
+            also = self.rng.choice((None, None, "sigterm", "sigkill"))
+            if also:
+                p["and_daemon"] = also
+        return p
+
+    def _params(self, kind):
         u = lambda a, b: round(self.rng.uniform(a, b), 1)  # noqa: E731
         return {
             "pg_immediate": lambda: {"down_s": u(2, 6)},

@@ -23,6 +23,9 @@ shuffled, for LOGSINK_SOAK_SECONDS (at least one round):
   200 ms while the fault is on, because this kernel has no sch_netem
   (tc netem is unavailable and modules cannot be loaded).
 
+In about half of pg_immediate, pg_freeze and network (drawn from the seed)
+logsinkd is also SIGTERMed or SIGKILLed and restarted halfway through.
+
 While the database is away (stopped, frozen, partitioned) with room in
 the spool, every ack=spooled stream must go on being acknowledged.  At the
 end everything is healed and the clients drain; then for every stream: lost_acked = 0 (every acknowledged line stored), lost = 0 (every
