@@ -51,7 +51,7 @@ import os
 import pwd
 import random
 import re
-import selectors
+import select
 import signal
 import socket
 import subprocess
@@ -324,9 +324,8 @@ class Client(threading.Thread):
                     self.generated = queued = g + n
                     credit -= n
             try:
-                ev = selectors.EVENT_READ | (selectors.EVENT_WRITE if out
-                                             else 0)
-                r, w, _ = _select(sock, ev, 0.02)
+                r, w, _ = select.select([sock], [sock] if out else [], [],
+                                        0.02)
                 if w and out:
                     k = sock.send(out)
                     del out[:k]
@@ -364,13 +363,6 @@ class Client(threading.Thread):
         with self.lock:
             out, self.latencies = self.latencies, []
         return out
-
-
-def _select(sock, events, timeout):
-    import select
-    r, w, _ = select.select([sock], [sock] if events & selectors.EVENT_WRITE
-                            else [], [], timeout)
-    return bool(r), bool(w), None
 
 
 # --------------------------------------------------------------------------
