@@ -974,6 +974,7 @@ def main():
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     workdir = a.workdir or tempfile.mkdtemp(prefix="logsink-soak-",
                                             dir="/var/tmp")
+    os.makedirs(workdir, exist_ok=True)
     os.chmod(workdir, 0o755)
     rate = a.rate
     if rate is None:
