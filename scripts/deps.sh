@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what logsinkd needs from Debian: to build and run it (default),
-# or also to run the whole test suite (--test).  Skips apt-get when every
+# or also to run the whole test suite (--test), or the benchmarks' extras
+# (--bench).  Skips apt-get when every
 # package is already installed; uses sudo when not root.
 set -euo pipefail
 
@@ -9,6 +10,10 @@ pkgs=(build-essential cmake pkg-config libevent-dev libssl-dev libpq-dev
 	postgresql-contrib netcat-openbsd protobuf-c-compiler libprotobuf-c-dev
 	libjson-c-dev)
 test=no
+if [[ "${1:-}" == "--bench" ]]; then
+	# bench/soak.sh plots its samples with gnuplot.
+	pkgs+=(gnuplot-nox)
+fi
 if [[ "${1:-}" == "--test" ]]; then
 	test=yes
 	# The real-client tests run syslog-ng and rsyslog.  Debian lets only
@@ -30,6 +35,9 @@ if [[ "${1:-}" == "--test" ]]; then
 	# journal file that systemd-journal-remote writes (neither runs as
 	# a service).
 	pkgs+=(systemd-journal-remote)
+	# test_soak.py: PostgreSQL in a network namespace behind a veth
+	# pair (iproute2), packet loss and partitions with nftables.
+	pkgs+=(iproute2 nftables)
 	# test_gelf.py installs the npm package gelf-pro into its temporary
 	# directory (test_http.py: winston); NodeSource's nodejs already
 	# brings npm (and conflicts with Debian's).

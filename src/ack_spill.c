@@ -4,6 +4,7 @@
  */
 #include <assert.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,10 +14,18 @@
 /* First allocation, in runs; it doubles from there. */
 #define ACK_SPILL_INITIAL 64
 
-/* A run and the record holding it. */
+/* A run and the record holding it.  replayed: an ack=spooled run whose
+ * record was replayed before it was synced; it stays here rather than
+ * going into the replayed batch, and is credited by whichever comes first:
+ * the sync (ack_spill_credit_synced) or the batch's commit (ack_spill_done)
+ * — a writer stuck on a frozen database must not hold back an ack=spooled
+ * acknowledgement.  gone: consumed by ack_spill_attach() or
+ * ack_spill_done(); the gaps are closed there. */
 struct spilled_ack {
 	struct spool_pos pos;
 	struct batch_ack a;
+	bool replayed;
+	bool gone;
 };
 
 /* Owned by the queue; freed by ack_spill_free().  Runs head..n-1 are
@@ -100,28 +109,77 @@ ack_spill_push(struct ack_spill *as, const struct spool_pos *pos,
 	assert(as->n < as->cap);
 	assert(as->n == as->head || pos_cmp(&as->v[as->n - 1].pos, pos) <= 0);
 	as->v[as->n].pos = *pos;
+	as->v[as->n].replayed = as->v[as->n].gone = false;
 	as->v[as->n++].a = *run;
 }
 
+/* Closes the gaps left in head..end - 1: the entries kept there move, in
+ * order, to the end of that range, and head follows. */
+static void
+close_gaps(struct ack_spill *as, size_t end)
+{
+	size_t k = end, j = end;
+
+	while (k-- > as->head)
+		if (!as->v[k].gone)
+			as->v[--j] = as->v[k];
+	as->head = j;
+}
+
+/*
+ * Entries before pos are consumed (dropped: their record was skipped) but
+ * for the replayed ack=spooled runs of earlier replays, skipped; those at
+ * pos are given, or marked replayed.  So everything before the newest
+ * replayed record is a replayed run awaiting its sync or commit, and the
+ * work here stays proportional to what is consumed plus those.
+ */
 void
 ack_spill_attach(struct ack_spill *as, const struct spool_pos *pos,
     ack_spill_give_cb give, void *arg, batch_ack_cb drop)
 {
 	struct spilled_ack *e;
+	size_t i;
 	int c;
 
-	while (as->head < as->n) {
-		e = &as->v[as->head];
+	for (i = as->head; i < as->n; i++) {
+		e = &as->v[i];
+		if (e->replayed)
+			continue;
 		if ((c = pos_cmp(&e->pos, pos)) > 0)
 			break;
+		if (c == 0 && e->a.at_spool) {
+			e->replayed = true;
+			continue;
+		}
 		if (c == 0) {
 			if (give(arg, &e->a) == -1)
 				break; /* kept: dropped with a later record */
 		} else {
 			drop(e->a.ref, e->a.first, e->a.n);
 		}
-		as->head++;
+		e->gone = true;
 	}
+	close_gaps(as, i);
+}
+
+void
+ack_spill_done(
+    struct ack_spill *as, const struct spool_pos *pos, batch_ack_cb credit)
+{
+	struct spilled_ack *e;
+	size_t i;
+
+	/* Only replayed runs come before the newest replayed record. */
+	for (i = as->head; i < as->n; i++) {
+		e = &as->v[i];
+		if (!e->replayed)
+			break;
+		if (pos_cmp(&e->pos, pos) == 0) {
+			credit(e->a.ref, e->a.first, e->a.n);
+			e->gone = true;
+		}
+	}
+	close_gaps(as, i);
 }
 
 void

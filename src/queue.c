@@ -269,7 +269,7 @@ queue_done(struct queue *q, struct batch *b)
 		q->ack_credit(b->acks[i].ref, b->acks[i].first, b->acks[i].n);
 	b->nacks = 0;
 	if (b->from_spool)
-		spool_done(q->spool, &b->spool_pos);
+		queue_spool_done(q, b);
 	batch_free(b, q->ack_drop);
 	queue_maybe_resume(q);
 }

@@ -77,6 +77,7 @@ bool queue_spill_batch(struct queue *q, struct batch *b);
 void queue_spill_while_full(struct queue *q);
 struct batch *queue_spool_take(struct queue *q);
 void queue_spool_return(struct queue *q, struct batch *b);
+void queue_spool_done(struct queue *q, struct batch *b);
 bool queue_spool_ready(const struct queue *q);
 void queue_spool_free(struct queue *q);
 

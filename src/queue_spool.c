@@ -202,6 +202,18 @@ queue_spool_take(struct queue *q)
 	return replay(q);
 }
 
+/* A replayed batch is stored: the ack=spooled runs of its record that no
+ * sync credited yet are credited now, and the record is done. */
+void
+queue_spool_done(struct queue *q, struct batch *b)
+{
+	if (q->sacks != NULL) {
+		ack_spill_done(q->sacks, &b->spool_pos, q->ack_credit);
+		charge_sacks(q);
+	}
+	spool_done(q->spool, &b->spool_pos);
+}
+
 /* A replayed batch failed: it is the next one taken. */
 void
 queue_spool_return(struct queue *q, struct batch *b)

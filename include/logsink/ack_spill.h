@@ -42,13 +42,20 @@ void ack_spill_push(struct ack_spill *as, const struct spool_pos *pos,
     const struct batch_ack *run);
 
 /*
- * The record at pos is replayed: its runs go to give(arg, run), oldest
- * first; the runs of earlier records (skipped as corrupt) go to drop.  If
- * give fails, that run and the later ones stay (they are dropped with
- * the next record, or by ack_spill_free()).
+ * The record at pos is replayed: its ack=commit runs go to give(arg, run),
+ * oldest first; its ack=spooled runs stay, credited by whichever comes
+ * first, ack_spill_credit_synced() or ack_spill_done() (so a replayed batch
+ * stuck in a writer does not hold back their acknowledgement); the runs of
+ * earlier records (skipped as corrupt) go to drop.  If give fails, that run
+ * and the later ones stay (they are dropped with the next record, or by
+ * ack_spill_free()).
  */
 void ack_spill_attach(struct ack_spill *as, const struct spool_pos *pos,
     ack_spill_give_cb give, void *arg, batch_ack_cb drop);
+/* The record at pos, replayed, is stored: its ack=spooled runs not yet
+ * credited by a sync go to credit. */
+void ack_spill_done(
+    struct ack_spill *as, const struct spool_pos *pos, batch_ack_cb credit);
 /* Every record before synced is durable: its ack=spooled runs go to
  * credit; the others (ack=commit) stay until their record is replayed. */
 void ack_spill_credit_synced(

@@ -259,9 +259,15 @@ def pg_bindir():
 
 
 class PgCluster:
-    """A throwaway PostgreSQL cluster in a fresh temporary directory."""
+    """A throwaway PostgreSQL cluster in a fresh temporary directory.
 
-    def __init__(self):
+    netns: run initdb/pg_ctl (so the postmaster) with `ip netns exec
+    NETNS`; host: the address it listens on and conninfo names (with a
+    netns: an address inside it, e.g. the namespace's end of a veth pair).
+    """
+
+    def __init__(self, netns=None, host="127.0.0.1"):
+        self.netns, self.host = netns, host
         self.bindir = pg_bindir()
         self.dir = tempfile.mkdtemp(prefix="logsink-pg-", dir="/tmp")
         self.datadir = os.path.join(self.dir, "data")
@@ -280,6 +286,8 @@ class PgCluster:
         cmd = [os.path.join(self.bindir, prog)] + list(args)
         if self.as_root:
             cmd = ["runuser", "-u", "postgres", "--"] + cmd
+        if self.netns:
+            cmd = ["ip", "netns", "exec", self.netns] + cmd
         return cmd
 
     def _run(self, prog, *args, check=True, timeout=PG_TIMEOUT):
@@ -312,7 +320,7 @@ class PgCluster:
                   "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync")
         with open(os.path.join(self.datadir, "postgresql.conf"), "a") as f:
             f.write("\n# logsink integration tests\n"
-                    "listen_addresses = '127.0.0.1'\n"
+                    "listen_addresses = '%s'\n"
                     "unix_socket_directories = '%s'\n"
                     "fsync = off\n"
                     "synchronous_commit = off\n"
@@ -320,7 +328,7 @@ class PgCluster:
                     "max_connections = 50\n"
                     "shared_buffers = 32MB\n"
                     "logging_collector = off\n"
-                    "log_min_messages = warning\n" % self.dir)
+                    "log_min_messages = warning\n" % (self.host, self.dir))
         self._write_port()
         return self
 
@@ -362,8 +370,8 @@ class PgCluster:
 
     @property
     def conninfo(self):
-        return ("host=127.0.0.1 port=%d dbname=postgres user=postgres"
-                % self.port)
+        return ("host=%s port=%d dbname=postgres user=postgres"
+                % (self.host, self.port))
 
     def query(self, sql, params=None):
         """Runs sql on a new short connection (autocommit).

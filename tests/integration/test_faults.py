@@ -20,9 +20,12 @@ would be counted here as a line lost by the daemon.
 
 import collections
 import os
+import pwd
 import re
+import shutil
 import signal
 import socket
+import tempfile
 import threading
 import time
 
@@ -721,3 +724,69 @@ def test_ack_covers_a_prefix_of_the_lines(fresh_pg, daemon, report):
         "'ok %d' read while %r were not committed"
         % (n, [l for l in first_n if l not in committed]))
     assert d.stop() == 0
+
+
+# --------------------------------------------------------------------------
+# Found by the fault soak (test_soak.py): an ack=spooled batch replayed from
+# the spool before the spool's next sync held its lines' acknowledgement
+# until its commit, so a frozen database stopped ack=spooled acks although
+# the lines were on disk (README: they "keep coming while the database is
+# down, and stop only when the spool is full").
+
+
+@pytest.fixture
+def spool_parent():
+    """A directory the daemon's user (nobody, when the tests run as root)
+    can create its spool in: pytest's tmp_path is private to root."""
+    path = tempfile.mkdtemp(prefix="logsink-faults-")
+    os.chmod(path, 0o755)
+    if os.geteuid() == 0:
+        nobody = pwd.getpwnam("nobody")
+        os.chown(path, nobody.pw_uid, nobody.pw_gid)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_spooled_ack_not_held_by_a_stuck_replay(fresh_pg, daemon,
+                                                spool_parent, report):
+    pg = fresh_pg
+    path = os.path.join(spool_parent, "spool")
+    port = harness.free_port()
+    # batch-lines 10: the batches are sealed (and spooled) as the lines
+    # arrive, so idle writers replay them before the sync; db-timeout
+    # 120 s: the stuck writers keep them for the whole test.
+    d = daemon("--spool-dir", path, "--batch-lines", 10, "--db-timeout",
+               "120s", "--db-connections", 2,
+               "--listen", "127.0.0.1:%d ack=spooled" % port,
+               listen=False, ready_ports=[("127.0.0.1", port)],
+               db=pg.conninfo)
+    wait_for(lambda: len(log_lines(d, "connected to")) >= 2, TIMEOUT,
+             "both database connections up")
+    lines = ["stuck-%03d spooled while frozen" % i for i in range(100)]
+    s = LineStreamer(port, "stuck", ack=True)  # only for its ack reader
+    s.sock = harness.connect(port, timeout=TIMEOUT)
+    s.reader = threading.Thread(target=s._read_acks, daemon=True)
+    s.reader.start()
+    try:
+        with Freezer(pg) as fr:
+            fr.freeze()
+            s.sock.sendall("".join(l + "\n" for l in lines).encode())
+            try:
+                wait_for(lambda: s.last_ack == len(lines), 30,
+                         "ok %d while the database is frozen" % len(lines))
+            except AssertionError as e:
+                raise AssertionError("%s: acks %r" % (e, s.acks)) from None
+            frozen_ack = s.last_ack
+        s.sock.shutdown(socket.SHUT_WR)
+        assert s.ack_eof.wait(TIMEOUT), "no EOF after the last ack"
+        assert s.ack_error is None, s.ack_error
+    finally:
+        s.sock.close()
+    wait_for(lambda: distinct_stored(pg) >= len(lines), TIMEOUT,
+             "every line stored after the thaw")
+    assert d.stop() == 0, d.log()
+    t = Tally(lines, stored_counter(pg))
+    t.check("stuck replay", 2 * 10)
+    report("database frozen with both writers holding replayed ack=spooled "
+           "batches: 'ok %d' while frozen; after the thaw %s"
+           % (frozen_ack, t.summary()))
