@@ -1,7 +1,10 @@
 """pytest fixtures for the logsinkd integration tests (see harness.py)."""
 
 import os
+import pwd
+import shutil
 import sys
+import tempfile
 
 import pytest
 
@@ -140,3 +143,16 @@ def pytest_runtest_makereport(item, call):
                     rep.sections.append((title, text))
             except Exception as e:  # never hide the real failure
                 rep.sections.append(("artifacts", repr(e)))
+
+
+@pytest.fixture
+def spool_parent():
+    """A directory the daemon's user (nobody, when the tests run as root)
+    can create its spool in: pytest's tmp_path is private to root."""
+    path = tempfile.mkdtemp(prefix="logsink-spool-")
+    os.chmod(path, 0o755)
+    if os.geteuid() == 0:
+        nobody = pwd.getpwnam("nobody")
+        os.chown(path, nobody.pw_uid, nobody.pw_gid)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)

@@ -89,15 +89,22 @@ def free_port(host="127.0.0.1"):
         return s.getsockname()[1]
 
 
-def need_tool(path, what, package):
-    """path if it is an executable; else fail in CI (CI=true: every tool
-    is required there), skip elsewhere, naming the Debian package."""
-    if path and os.access(path, os.X_OK):
-        return path
-    msg = "%s not found: install the Debian package %s" % (what, package)
+def need(ok, msg):
+    """Nothing if ok; else fail in CI (CI=true: everything a test needs is
+    required there), skip elsewhere, saying msg."""
+    if ok:
+        return
     if os.environ.get("CI") == "true":
         pytest.fail(msg + " (CI=true: required)", pytrace=False)
     pytest.skip(msg)
+
+
+def need_tool(path, what, package):
+    """path if it is an executable; else need() fails or skips, naming
+    the Debian package."""
+    ok = bool(path) and os.access(path, os.X_OK)
+    need(ok, "%s not found: install the Debian package %s" % (what, package))
+    return path
 
 
 def ipv6_loopback_available():

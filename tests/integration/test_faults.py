@@ -20,12 +20,9 @@ would be counted here as a line lost by the daemon.
 
 import collections
 import os
-import pwd
 import re
-import shutil
 import signal
 import socket
-import tempfile
 import threading
 import time
 
@@ -732,19 +729,6 @@ def test_ack_covers_a_prefix_of_the_lines(fresh_pg, daemon, report):
 # until its commit, so a frozen database stopped ack=spooled acks although
 # the lines were on disk (README: they "keep coming while the database is
 # down, and stop only when the spool is full").
-
-
-@pytest.fixture
-def spool_parent():
-    """A directory the daemon's user (nobody, when the tests run as root)
-    can create its spool in: pytest's tmp_path is private to root."""
-    path = tempfile.mkdtemp(prefix="logsink-faults-")
-    os.chmod(path, 0o755)
-    if os.geteuid() == 0:
-        nobody = pwd.getpwnam("nobody")
-        os.chown(path, nobody.pw_uid, nobody.pw_gid)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def test_spooled_ack_not_held_by_a_stuck_replay(fresh_pg, daemon,

@@ -13,7 +13,6 @@ event_time) and fields, not only a row count.
 
 import datetime
 import json
-import os
 import shutil
 import socket
 import subprocess
@@ -30,12 +29,7 @@ GELF_PRO_VERSION = "1.4.0"
 pytestmark = pytest.mark.usefixtures("empty_table")
 
 
-def need(ok, msg):
-    if ok:
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail(msg + " (CI=true: required)", pytrace=False)
-    pytest.skip(msg)
+need = harness.need
 
 
 @pytest.fixture(scope="module")

@@ -8,10 +8,8 @@ transports.Http).  Rows are checked in SQL.
 import gzip
 import json
 import os
-import pwd
 import shutil
 import subprocess
-import tempfile
 import zlib
 
 import pytest
@@ -24,19 +22,6 @@ TIMEOUT = harness.DEFAULT_TIMEOUT
 LONG = max(TIMEOUT, 180)
 
 pytestmark = pytest.mark.usefixtures("empty_table")
-
-
-@pytest.fixture
-def spool_parent():
-    """A directory the daemon's user (nobody, when the tests run as root)
-    can create its spool in: pytest's tmp_path is private to root."""
-    path = tempfile.mkdtemp(prefix="logsink-http-spool-")
-    os.chmod(path, 0o755)
-    if os.geteuid() == 0:
-        nobody = pwd.getpwnam("nobody")
-        os.chown(path, nobody.pw_uid, nobody.pw_gid)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def http_daemon(daemon, pg, *args, opts="", spool=None, db=True):

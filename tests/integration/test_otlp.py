@@ -43,12 +43,7 @@ OTEL_RESOURCES = "2.12.1"
 pytestmark = pytest.mark.usefixtures("empty_table")
 
 
-def need(ok, msg):
-    if ok:
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail(msg + " (CI=true: required)", pytrace=False)
-    pytest.skip(msg)
+need = harness.need
 
 
 @pytest.fixture(scope="module")

@@ -11,11 +11,8 @@ duplicates (count(*) against count(distinct message)) and reports them.
 """
 
 import os
-import pwd
 import re
-import shutil
 import signal
-import tempfile
 import threading
 
 import pytest
@@ -353,19 +350,6 @@ def test_rsyslog_omrelp_through_db_outage(fresh_pg, daemon, rsyslog,
            "the outage, %d rows, %d duplicates"
            % (n, inflight, rows, rows - distinct))
     assert distinct == n
-
-
-@pytest.fixture
-def spool_parent():
-    """A directory the daemon's user (nobody, when the tests run as root)
-    can create its spool in: pytest's tmp_path is private to root."""
-    path = tempfile.mkdtemp(prefix="logsink-relp-spool-")
-    os.chmod(path, 0o755)
-    if os.geteuid() == 0:
-        nobody = pwd.getpwnam("nobody")
-        os.chown(path, nobody.pw_uid, nobody.pw_gid)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def test_rsyslog_omrelp_through_restart_with_spool(pg, daemon, rsyslog,
