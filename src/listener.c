@@ -54,11 +54,10 @@
  * SO_RCVBUF is left to the kernel's autotuning (a fixed 1 MiB gave no
  * consistent gain); TCP_NODELAY is moot for a receiver.
  */
-#define READ_CHUNK_BYTES       (64 * 1024)
-#define LISTEN_BACKLOG         1024
-#define ACCEPT_RETRY_MS        1000
-#define SWEEP_INTERVAL_MS      1000
-#define REFUSE_LOG_INTERVAL_MS 10000
+#define READ_CHUNK_BYTES   (64 * 1024)
+#define LISTEN_BACKLOG     1024
+#define ACCEPT_RETRY_MS    1000
+#define SWEEP_INTERVAL_MS  1000
 /*
  * A parser scratch buffer bigger than this after a message is released
  * (memcached's rbuf_release): a client that once sent one long JSON line
@@ -66,7 +65,7 @@
  * disconnects, outside queue-bytes.  Ordinary lines need far less; a
  * sender of long lines pays one malloc per such line.
  */
-#define SCRATCH_KEEP_BYTES     (16 * 1024)
+#define SCRATCH_KEEP_BYTES (16 * 1024)
 
 static const char *const cl_state_names[] = { "PROXY", "HANDSHAKE", "READING",
 	"PAUSED", "ACKWAIT", "FLUSHING", "CLOSING" };
@@ -959,20 +958,17 @@ static void
 refuse_log(struct listeners *ls, const struct sockaddr *sa, const char *why)
 {
 	char host[NI_MAXHOST];
-	int64_t now = clock_mono_ms();
+	uint64_t n;
 
 	metrics.connections_refused++;
-	ls->refused_unlogged++;
-	if (now - ls->refuse_logged_ms < REFUSE_LOG_INTERVAL_MS)
+	if (!ratelog_due(&ls->refuse_log, clock_mono_ms(), 1, &n))
 		return;
 	if (getnameinfo(sa, sa_len(sa), host, sizeof(host), NULL, 0,
 		NI_NUMERICHOST) != 0)
 		snprintf(host, sizeof(host), "unknown");
 	log_warnx("refused connection from %s: %s (%llu refused since the "
 		  "last such message)",
-	    host, why, (unsigned long long)ls->refused_unlogged);
-	ls->refused_unlogged = 0;
-	ls->refuse_logged_ms = now;
+	    host, why, (unsigned long long)n);
 }
 
 /* Closes a refused connection at once. */

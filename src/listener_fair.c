@@ -47,8 +47,7 @@
 
 #include "listener_int.h"
 
-#define RATE_LOG_INTERVAL_MS 10000
-#define NO_SLOT              UINT32_MAX
+#define NO_SLOT UINT32_MAX
 
 /* A queue source token's client; owned by the listeners. */
 struct fair_slot {
@@ -312,16 +311,14 @@ fair_round_start(struct client *c)
 	c->rate_dropped = 0;
 }
 
-/* One line for all sources, at most every RATE_LOG_INTERVAL_MS. */
+/* One line for all sources, at most every 10 s. */
 static void
 rate_log_drops(struct client *c)
 {
 	struct listeners *ls = c->ls;
-	int64_t now = clock_mono_ms();
+	uint64_t n;
 
-	ls->rate_unlogged += c->rate_dropped;
-	if (ls->rate_logged_ms != 0 &&
-	    now - ls->rate_logged_ms < RATE_LOG_INTERVAL_MS)
+	if (!ratelog_due(&ls->rate_log, clock_mono_ms(), c->rate_dropped, &n))
 		return;
 	log_warnx("%s: %llu lines over rate-limit-lines-per-sec=%u "
 		  "(rate-limit-burst=%u) from source %s dropped; %llu "
@@ -329,9 +326,7 @@ rate_log_drops(struct client *c)
 	    c->name, (unsigned long long)c->rate_dropped, ls->set.rate_per_sec,
 	    ls->set.rate_burst > 0 ? ls->set.rate_burst : ls->set.rate_per_sec,
 	    c->tls_subject != NULL ? c->tls_subject : c->addr,
-	    (unsigned long long)ls->rate_unlogged);
-	ls->rate_unlogged = 0;
-	ls->rate_logged_ms = now;
+	    (unsigned long long)n);
 }
 
 void

@@ -52,13 +52,12 @@
  * that neither waits nor reads them is closed rather than let it grow
  * this list.
  */
-#define FWD_MAX_PENDING         4096
+#define FWD_MAX_PENDING   4096
 /*
  * The answers written in one go, at most: a client that stops reading
  * holds this much output; the rest is written as it drains (WRITTEN).
  */
-#define FWD_OUT_MAX_BYTES       (64 * 1024)
-#define FWD_ERR_LOG_INTERVAL_MS 10000
+#define FWD_OUT_MAX_BYTES (64 * 1024)
 
 /* A message with a chunk option: answered once line end - 1 is stored. */
 struct fwd_pending {
@@ -342,16 +341,13 @@ fwd_client_feed(
 static void
 fwd_client_failed(struct client *c)
 {
-	struct listeners *ls = c->ls;
 	struct evbuffer *in = bufferevent_get_input(c->bev);
 	enum forward_error err = forward_err(fwd_of(c)->dec);
-	int64_t now = clock_mono_ms();
+	uint64_t n;
 
 	fwd_of(c)->failed = true;
 	metrics.forward_errors[err]++;
-	ls->forward_err_unlogged++;
-	if (ls->forward_err_logged_ms == 0 ||
-	    now - ls->forward_err_logged_ms >= FWD_ERR_LOG_INTERVAL_MS) {
+	if (ratelog_due(&c->ls->forward_err_log, clock_mono_ms(), 1, &n))
 		log_warnx("%s: Fluent forward protocol error reason=%s (%s) "
 			  "after %llu entries; closing %s its %llu queued "
 			  "entries are stored (%llu such errors since the "
@@ -361,10 +357,7 @@ fwd_client_failed(struct client *c)
 		    err == FORWARD_ERR_UNANSWERED ? "now, unanswered; still"
 						  : "once",
 		    (unsigned long long)(c->queued - c->acked),
-		    (unsigned long long)ls->forward_err_unlogged);
-		ls->forward_err_logged_ms = now;
-		ls->forward_err_unlogged = 0;
-	}
+		    (unsigned long long)n);
 	evbuffer_drain(in, evbuffer_get_length(in));
 }
 

@@ -87,21 +87,20 @@ static const struct http_route http_routes[] = {
 _Static_assert(HTTP_NROUTES < METRICS_HTTP_ENDPOINTS, "metrics endpoints");
 
 /* Requests read ahead of their answers, at most (pipelining). */
-#define HTTP_MAX_PENDING         16
+#define HTTP_MAX_PENDING      16
 /* The answers written in one go, at most (as RELP's). */
-#define HTTP_OUT_MAX_BYTES       (64 * 1024)
+#define HTTP_OUT_MAX_BYTES    (64 * 1024)
 /* Plain body bytes kept ahead of a streaming decoder. */
-#define HTTP_BODY_AHEAD_BYTES    (64 * 1024)
+#define HTTP_BODY_AHEAD_BYTES (64 * 1024)
 /* A body buffer bigger than this is released between requests (idle
  * connections hold no big buffers; as listener.c's scratch). */
-#define HTTP_BODY_KEEP_BYTES     (16 * 1024)
-#define HTTP_ANSWER_BODY_MAX     4096
-#define HTTP_ERR_LOG_INTERVAL_MS 10000
+#define HTTP_BODY_KEEP_BYTES  (16 * 1024)
+#define HTTP_ANSWER_BODY_MAX  4096
 /* Retry-After of 429 (the queue drains in seconds) and 503 (a database
  * reconnects within reconnect-max-ms, 30 s by default). */
-#define HTTP_RETRY_QUEUE_S       1
-#define HTTP_RETRY_DB_S          5
-#define HTTP_MAX_TOKENS          1000
+#define HTTP_RETRY_QUEUE_S    1
+#define HTTP_RETRY_DB_S       5
+#define HTTP_MAX_TOKENS       1000
 
 /* The metrics index of route r: that of the first route of its name. */
 static int
@@ -307,13 +306,10 @@ http_listen_new(struct listeners *ls, const struct listen_spec *spec,
 static void
 http_log_refusal(struct client *c, int reason, int status, const char *detail)
 {
-	struct listeners *ls = c->ls;
-	int64_t now = clock_mono_ms();
+	uint64_t n;
 
 	metrics.http_errors[reason]++;
-	ls->http_err_unlogged++;
-	if (ls->http_err_logged_ms != 0 &&
-	    now - ls->http_err_logged_ms < HTTP_ERR_LOG_INTERVAL_MS)
+	if (!ratelog_due(&c->ls->http_err_log, clock_mono_ms(), 1, &n))
 		return;
 	log_warnx("%s: HTTP request refused: %d reason=%s%s%s method=%.15s "
 		  "path=%.200s (%llu such refusals since the last such "
@@ -321,9 +317,7 @@ http_log_refusal(struct client *c, int reason, int status, const char *detail)
 	    c->name, status, http_reason_name(reason),
 	    detail != NULL ? " " : "", detail != NULL ? detail : "",
 	    http_of(c)->p.req.method_text, http_of(c)->p.req.path,
-	    (unsigned long long)ls->http_err_unlogged);
-	ls->http_err_logged_ms = now;
-	ls->http_err_unlogged = 0;
+	    (unsigned long long)n);
 }
 
 /*
@@ -334,21 +328,16 @@ http_log_refusal(struct client *c, int reason, int status, const char *detail)
 static void
 http_log_partial(struct client *c, uint64_t n)
 {
-	struct listeners *ls = c->ls;
-	int64_t now = clock_mono_ms();
+	uint64_t total;
 
 	metrics.http_records_refused += n;
-	ls->http_err_unlogged++;
-	if (ls->http_err_logged_ms != 0 &&
-	    now - ls->http_err_logged_ms < HTTP_ERR_LOG_INTERVAL_MS)
+	if (!ratelog_due(&c->ls->http_err_log, clock_mono_ms(), 1, &total))
 		return;
 	log_warnx("%s: HTTP request partly refused: %llu record(s) not "
 		  "stored, the others are (%s; the answer says why; %llu "
 		  "refusals since the last such message)",
 	    c->name, (unsigned long long)n, http_of(c)->route->dec->name,
-	    (unsigned long long)ls->http_err_unlogged);
-	ls->http_err_logged_ms = now;
-	ls->http_err_unlogged = 0;
+	    (unsigned long long)total);
 }
 
 /* Queues the answer of the request that ends at line end. */

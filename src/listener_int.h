@@ -24,6 +24,7 @@
 #include "logsink/listener.h"
 #include "logsink/metrics.h"
 #include "logsink/parser.h"
+#include "logsink/ratelog.h"
 #include "logsink/record.h"
 #include "logsink/tls.h"
 
@@ -233,8 +234,7 @@ struct listeners {
 	struct event *ev_reap; /* active while ls->reap is not empty */
 	struct event *ev_acks; /* active while acks has completions */
 	struct iptable *per_ip;
-	int64_t refuse_logged_ms;
-	uint64_t refused_unlogged;
+	struct ratelog refuse_log;
 	int handshaking; /* clients in CL_HANDSHAKE */
 	struct client *clients;
 	struct client *reap; /* marked CLOSING, freed by the reaper */
@@ -244,19 +244,14 @@ struct listeners {
 	int64_t paused_since_ms;
 	struct tls_ctx *tls; /* for new TLS connections; owned, may be NULL */
 	int tls_handshake_timeout_ms;
-	int64_t tls_fail_logged_ms;
-	uint64_t tls_fail_unlogged;
-	int64_t proxy_fail_logged_ms;
-	uint64_t proxy_fail_unlogged;
+	struct ratelog tls_fail_log;
+	struct ratelog proxy_fail_log;
 	struct tzrule **tzs; /* the listeners' tz= rules; owned */
 	size_t ntzs;
 	struct udp_rx *udp; /* proto=udp listeners (listener_udp.c), or NULL */
-	int64_t relp_err_logged_ms;
-	uint64_t relp_err_unlogged;
-	int64_t forward_err_logged_ms;
-	uint64_t forward_err_unlogged;
-	int64_t http_err_logged_ms;
-	uint64_t http_err_unlogged;
+	struct ratelog relp_err_log;
+	struct ratelog forward_err_log;
+	struct ratelog http_err_log;
 	struct sess_conf *confs; /* session_ops.listen's, until freed */
 	/* Whether records can be stored at all now (a database connection
 	 * or a spool): main's, or NULL (always). */
@@ -270,8 +265,7 @@ struct listeners {
 	struct event *ev_fair;  /* active: look at the held ones again */
 	struct ratelimit *rl;   /* NULL: no rate limit */
 	bool stopping;          /* shutdown: no limit on the final reads */
-	int64_t rate_logged_ms;
-	uint64_t rate_unlogged;
+	struct ratelog rate_log;
 };
 
 /* A session protocol's listener state, kept by listeners_free(). */

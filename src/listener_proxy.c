@@ -30,8 +30,6 @@
 
 #include "listener_int.h"
 
-#define PROXY_LOG_INTERVAL_MS 10000
-
 static void
 proxy_read_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -87,27 +85,21 @@ client_proxy_free(struct client *c)
 
 /*
  * A header refused (bad, missing, cut off, late): counted by reason,
- * logged at most once per PROXY_LOG_INTERVAL_MS with the count in
+ * logged at most once per 10 s with the count in
  * between, the connection closed.
  */
 static void
 proxy_failed(struct client *c, enum proxy_failure why, const char *text)
 {
-	struct listeners *ls = c->ls;
-	int64_t now = clock_mono_ms();
+	uint64_t n;
 
 	metrics.proxy_failures[why]++;
-	ls->proxy_fail_unlogged++;
-	if (ls->proxy_fail_logged_ms == 0 ||
-	    now - ls->proxy_fail_logged_ms >= PROXY_LOG_INTERVAL_MS) {
+	if (ratelog_due(&c->ls->proxy_fail_log, clock_mono_ms(), 1, &n))
 		log_warnx("%s: bad PROXY header (%s): %s; connection closed "
 			  "(%llu such since the last message, this one "
 			  "included; later ones within 10 s are only counted)",
 		    c->name, proxy_failure_name(why), text,
-		    (unsigned long long)ls->proxy_fail_unlogged);
-		ls->proxy_fail_unlogged = 0;
-		ls->proxy_fail_logged_ms = now;
-	}
+		    (unsigned long long)n);
 	client_close(c, "proxy-header-failed");
 }
 

@@ -56,13 +56,12 @@ relp_of(const struct client *c)
  * frame is refused as oversized.  rsyslog's maxMessageSize counts the
  * message without the RELP header, so matching limits leave room.
  */
-#define RELP_DATA_SLACK          1024
+#define RELP_DATA_SLACK    1024
 /*
  * The answers written in one go, at most: a client that stops reading
  * holds this much output; the rest is written as it drains (WRITTEN).
  */
-#define RELP_OUT_MAX_BYTES       (64 * 1024)
-#define RELP_ERR_LOG_INTERVAL_MS 10000
+#define RELP_OUT_MAX_BYTES (64 * 1024)
 
 static int
 relp_client_new(struct client *c)
@@ -182,16 +181,13 @@ relp_client_feed(
 static void
 relp_client_failed(struct client *c)
 {
-	struct listeners *ls = c->ls;
 	struct evbuffer *in = bufferevent_get_input(c->bev);
 	enum relp_error err = relp_of(c)->dec.err;
-	int64_t now = clock_mono_ms();
+	uint64_t n;
 
 	relp_of(c)->failed = true;
 	metrics.relp_errors[err]++;
-	ls->relp_err_unlogged++;
-	if (ls->relp_err_logged_ms == 0 ||
-	    now - ls->relp_err_logged_ms >= RELP_ERR_LOG_INTERVAL_MS) {
+	if (ratelog_due(&c->ls->relp_err_log, clock_mono_ms(), 1, &n))
 		log_warnx("%s: RELP protocol error reason=%s (%s) after "
 			  "txnr %u; closing once its %llu queued messages "
 			  "are answered (%llu such errors since the last "
@@ -199,10 +195,7 @@ relp_client_failed(struct client *c)
 		    c->name, relp_error_name(err), relp_error_text(err),
 		    (unsigned)relp_of(c)->dec.last_txnr,
 		    (unsigned long long)(c->queued - c->acked),
-		    (unsigned long long)ls->relp_err_unlogged);
-		ls->relp_err_logged_ms = now;
-		ls->relp_err_unlogged = 0;
-	}
+		    (unsigned long long)n);
 	evbuffer_drain(in, evbuffer_get_length(in));
 }
 

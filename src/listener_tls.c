@@ -22,9 +22,8 @@
 
 #include "listener_int.h"
 
-#define TLS_LOG_INTERVAL_MS 10000
-#define TLS_MAX_ERRORS      8
-#define TLS_RECORD_BYTES    16384 /* most plaintext in a TLS record */
+#define TLS_MAX_ERRORS   8
+#define TLS_RECORD_BYTES 16384 /* most plaintext in a TLS record */
 
 /*
  * The client's OpenSSL bufferevent in the accepting state, owning fd from
@@ -86,26 +85,20 @@ client_tls_pending(struct client *c)
 
 /*
  * A TLS handshake failed (or timed out): counted by reason and logged,
- * at most once per TLS_LOG_INTERVAL_MS with the count in between.
+ * at most once per 10 s with the count in between.
  */
 static void
 tls_failed(struct client *c, enum tls_failure why, const char *text)
 {
-	struct listeners *ls = c->ls;
-	int64_t now = clock_mono_ms();
+	uint64_t n;
 
 	metrics.tls_handshake_failures[why]++;
-	ls->tls_fail_unlogged++;
-	if (ls->tls_fail_logged_ms == 0 ||
-	    now - ls->tls_fail_logged_ms >= TLS_LOG_INTERVAL_MS) {
+	if (ratelog_due(&c->ls->tls_fail_log, clock_mono_ms(), 1, &n))
 		log_warnx("%s: TLS handshake failed (%s): %s (%llu such "
 			  "failures since the last message, this one "
 			  "included; later ones within 10 s are only counted)",
 		    c->name, tls_failure_name(why), text,
-		    (unsigned long long)ls->tls_fail_unlogged);
-		ls->tls_fail_unlogged = 0;
-		ls->tls_fail_logged_ms = now;
-	}
+		    (unsigned long long)n);
 	client_close(c, "tls-handshake-failed");
 }
 
