@@ -100,7 +100,6 @@ struct listen_sock {
 	bool tls;
 	const struct tzrule *tz;           /* in ls->tzs; NULL: local */
 	const struct session_ops *session; /* proto=relp...: or NULL */
-	char shared_key[256];              /* proto=forward shared-key= */
 	void *sess_conf;                   /* session->listen's; in ls->confs */
 	struct cidr allow[CONFIG_MAX_ALLOW];
 	int nallow;
@@ -1354,14 +1353,6 @@ listen_tz(struct listeners *ls, const struct listen_spec *spec,
 	return 0;
 }
 
-const char *
-client_shared_key(const struct client *c)
-{
-	return c->sock != NULL && c->sock->shared_key[0] != '\0'
-	    ? c->sock->shared_key
-	    : NULL;
-}
-
 /* The session protocol of a proto= value; NULL for framed lines. */
 static const struct session_ops *
 session_of(int proto)
@@ -1441,7 +1432,6 @@ add_sock(struct listeners *ls, int fd, const char *hostport,
 	s->ack = spec->ack;
 	s->tls = spec->tls;
 	s->session = session_of(spec->proto);
-	memcpy(s->shared_key, spec->shared_key, sizeof(s->shared_key));
 	if (sess_listen(ls, s, spec, hostport, err, errlen) == -1) {
 		close(fd);
 		free(s);

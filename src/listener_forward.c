@@ -246,13 +246,46 @@ fwd_digest(const struct fwd_conn *s, const struct text *salt, const char *host,
 }
 
 /* The listener has a shared key: HELO first. */
+/* shared-key=: the listener's key (session_ops.listen), or none. */
+static int
+fwd_listen(struct listeners *ls, const struct listen_spec *spec, void **conf,
+    char *err, size_t errlen)
+{
+	(void)ls;
+	(void)err;
+	(void)errlen;
+	*conf = NULL;
+	if (spec->shared_key[0] == '\0')
+		return 0;
+	if ((*conf = strdup(spec->shared_key)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+static void
+fwd_listen_free(void *conf)
+{
+	if (conf != NULL)
+		explicit_bzero(conf, strlen(conf));
+	free(conf);
+}
+
+/* Its listener's shared key, or NULL: no handshake. */
+static const char *
+fwd_shared_key(const struct client *c)
+{
+	return c->sess_conf;
+}
+
 static void
 fwd_client_opened(struct client *c)
 {
 	struct fwd_conn *s = fwd_of(c);
 	struct buf b = { 0 };
 
-	if (client_shared_key(c) == NULL)
+	if (fwd_shared_key(c) == NULL)
 		return;
 	s->handshake = true;
 	if (RAND_bytes(s->nonce, sizeof(s->nonce)) != 1 ||
@@ -275,7 +308,7 @@ fwd_handshake(
     struct client *c, const char *buf, size_t len, bool eof, size_t *need)
 {
 	struct fwd_conn *s = fwd_of(c);
-	const char *key = client_shared_key(c);
+	const char *key = fwd_shared_key(c);
 	char want[129], ours[129], host[256];
 	struct forward_ping p;
 	struct buf b = { 0 };
@@ -448,6 +481,8 @@ const struct session_ops forward_session = {
 	.check = fwd_client_check,
 	.send_acks = fwd_client_send_acks,
 	.finish = fwd_client_finish,
+	.listen = fwd_listen,
+	.listen_free = fwd_listen_free,
 	.shutdown = fwd_client_shutdown,
 	.max_input = fwd_client_max_input,
 	.opened = fwd_client_opened,

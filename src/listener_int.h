@@ -293,8 +293,6 @@ void client_close(struct client *c, const char *reason);
 void handle_reading_input(struct client *c);
 /* One message -> one queued record; false: stop (the queue is full). */
 bool client_message(void *arg, const char *msg, size_t len, bool truncated);
-/* Its listener's shared-key= (proto=forward), or NULL. */
-const char *client_shared_key(const struct client *c);
 /* client_message() for a record a session parsed already (c->rec): len
  * bytes received, its message cut (c->fr.truncated counted). */
 bool client_record(struct client *c, size_t len, bool truncated);
