@@ -624,11 +624,23 @@ class Soak:
         time.sleep(lead)
         spooled = [c for c in self.clients if c.tag.startswith("s")]
         before = {c.tag: c.acked for c in spooled}
+        refused = self._refused()
         time.sleep(seconds - lead)
-        if seconds - lead >= 1.0:
+        # Only while the spool takes every write (a full spool stops
+        # them, as documented; at high rates the 16 MiB tmpfs fills).
+        if seconds - lead >= 1.0 and refused is not None and \
+                self._refused() == refused:
             self.spooled_progress.append((
                 round(time.monotonic() - self.t0, 1), kind,
                 {c.tag: (before[c.tag], c.acked) for c in spooled}))
+
+    def _refused(self):
+        """logsink_spool_refused_total, None if /metrics is not there."""
+        status, body = harness.http_get(self.mport, "/metrics", 5)
+        if status != 200:
+            return None
+        return harness.parse_metrics(body).get(
+            "logsink_spool_refused_total")
 
     def params(self, kind):
         """The fault's parameters, drawn from the seeded generator."""
